@@ -1,0 +1,55 @@
+import { readFileSync, writeFileSync } from 'node:fs'
+import { parseArgs } from 'node:util'
+import { inspect } from './inspect.js'
+
+const USAGE = `usage: usagewire inspect FILE [--path P] [--content-type T] [--rewrite OUT]
+
+Reads a captured LLM response body (SSE or JSON), prints its usage record as JSON,
+and with --rewrite writes the bytes a client would receive through usagewire.
+
+  --path P            request path the body answered (default: from the body), e.g. /v1/messages
+  --content-type T    response content type (default: guessed from the body)
+  --rewrite OUT       write the rewritten body to OUT ('-' for stdout; the record then goes to stderr)
+  --status N          HTTP status of the captured response (default 200)
+`
+
+function main(argv: string[]): number {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      path: { type: 'string' },
+      'content-type': { type: 'string' },
+      rewrite: { type: 'string' },
+      status: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  })
+  const [command, file] = positionals
+  if (values.help || command !== 'inspect' || !file) {
+    process.stderr.write(USAGE)
+    return values.help ? 0 : 2
+  }
+  const body = readFileSync(file === '-' ? 0 : file)
+  const { record, output } = inspect(body, {
+    path: values.path,
+    contentType: values['content-type'],
+    httpStatus: values.status ? Number(values.status) : undefined,
+  })
+  const json = `${JSON.stringify(record, null, 2)}\n`
+  if (values.rewrite === '-') {
+    process.stdout.write(output)
+    process.stderr.write(json)
+  } else {
+    if (values.rewrite) writeFileSync(values.rewrite, output)
+    process.stdout.write(json)
+  }
+  return 0
+}
+
+try {
+  process.exitCode = main(process.argv.slice(2))
+} catch (error) {
+  process.stderr.write(`usagewire: ${(error as Error).message}\n${USAGE}`)
+  process.exitCode = 2
+}

@@ -1,0 +1,46 @@
+import { count, isObject, type JsonObject, type Usage, type UsageSources } from '../usage.js'
+
+/**
+ * Anthropic Messages usage ⇄ canonical buckets.
+ * `input_tokens` excludes cache reads and writes (WIRE.md §1.4), so the buckets map one to one.
+ */
+export function fromAnthropicUsage(native: JsonObject, at: string): { usage: Usage; sources: UsageSources } {
+  const usage: Usage = {}
+  const sources: UsageSources = {}
+  const take = (field: keyof Usage, value: unknown, path: string) => {
+    const n = count(value)
+    if (n === undefined) return
+    usage[field] = n
+    sources[field] = `${at}.${path}`
+  }
+  take('input', native.input_tokens, 'input_tokens')
+  take('cacheRead', native.cache_read_input_tokens, 'cache_read_input_tokens')
+  take('cacheWrite', native.cache_creation_input_tokens, 'cache_creation_input_tokens')
+  const split = native.cache_creation
+  if (isObject(split)) {
+    take('cacheWrite5m', split.ephemeral_5m_input_tokens, 'cache_creation.ephemeral_5m_input_tokens')
+    take('cacheWrite1h', split.ephemeral_1h_input_tokens, 'cache_creation.ephemeral_1h_input_tokens')
+  }
+  take('output', native.output_tokens, 'output_tokens')
+  const details = native.output_tokens_details
+  if (isObject(details)) take('reasoning', details.thinking_tokens, 'output_tokens_details.thinking_tokens')
+  return { usage, sources }
+}
+
+/**
+ * Writes the known canonical values into an Anthropic usage object (a copy; key order kept, new keys appended).
+ * Only known values are written: the SDK overwrites on presence, so a written 0 would erase a correct
+ * number (PEERS.md §2 row 31). The `cache_creation` TTL split is left alone: `message_delta` never carries it
+ * and the SDK keeps the `message_start` one (WIRE.md §1.5).
+ */
+export function toAnthropicUsage(native: JsonObject, usage: Usage): JsonObject {
+  const out: JsonObject = { ...native }
+  const put = (key: string, value: number | undefined) => {
+    if (value !== undefined) out[key] = value
+  }
+  put('input_tokens', usage.input)
+  put('cache_creation_input_tokens', usage.cacheWrite)
+  put('cache_read_input_tokens', usage.cacheRead)
+  put('output_tokens', usage.output)
+  return out
+}

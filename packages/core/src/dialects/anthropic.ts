@@ -1,0 +1,57 @@
+import { isObject, type JsonObject } from '../usage.js'
+import { fromAnthropicUsage, toAnthropicUsage } from './anthropic-usage.js'
+import { MemberScanner } from './needle.js'
+import type { DialectContext, DialectHandler, UsageRewrite } from './types.js'
+
+/**
+ * Anthropic Messages (WIRE.md §1). Usage rides on `message_start.message.usage` and on every
+ * `message_delta.usage`; both are cumulative snapshots of the whole message. The rewrite writes the best
+ * values known into each of them, so the last `message_delta` carries the complete totals
+ * (`input_tokens`, `cache_creation_input_tokens`, `cache_read_input_tokens`, `output_tokens`) that every
+ * SDK version accumulates correctly (WIRE.md §1.5), and never writes a value that is not known.
+ */
+export function anthropicMessages(): DialectHandler {
+  const usageKey = new MemberScanner('usage', true)
+  const errorKey = new MemberScanner('error', false)
+
+  function rewrite(native: unknown, at: string, path: string[], ctx: DialectContext): UsageRewrite | undefined {
+    if (!isObject(native)) return undefined
+    const { usage, sources } = fromAnthropicUsage(native, at)
+    ctx.ledger.observe('stream', usage, sources)
+    return { path, before: native, after: toAnthropicUsage(native, ctx.ledger.usage()) }
+  }
+
+  function error(json: JsonObject, ctx: DialectContext): undefined {
+    const detail = isObject(json.error) ? json.error : {}
+    ctx.state.error = String(detail.type ?? detail.message ?? 'error')
+    return undefined
+  }
+
+  return {
+    name: 'anthropic-messages',
+    eventNames: ['message_start', 'message_delta', 'error'].map((name) => Buffer.from(name)),
+    mayCarry: (buf, start, end) => usageKey.test(buf, start, end) || errorKey.test(buf, start, end),
+    onEvent(_name, json, ctx) {
+      switch (json.type) {
+        case 'message_start': {
+          const message = isObject(json.message) ? json.message : {}
+          if (typeof message.model === 'string') ctx.state.model = message.model
+          return rewrite(message.usage, 'message_start.message.usage', ['message', 'usage'], ctx)
+        }
+        case 'message_delta':
+          ctx.state.final = true
+          return rewrite(json.usage, 'message_delta.usage', ['usage'], ctx)
+        case 'error':
+          return error(json, ctx)
+        default:
+          return undefined
+      }
+    },
+    onBody(json, ctx) {
+      if (json.type === 'error') return error(json, ctx)
+      if (typeof json.model === 'string') ctx.state.model = json.model
+      ctx.state.final = isObject(json.usage)
+      return rewrite(json.usage, 'body.usage', ['usage'], ctx)
+    },
+  }
+}

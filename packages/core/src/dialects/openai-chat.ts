@@ -1,0 +1,55 @@
+import { isObject, type JsonObject } from '../usage.js'
+import { MemberScanner } from './needle.js'
+import { CHAT_NAMES, fromOpenAIUsage, toOpenAIUsage } from './openai-usage.js'
+import type { DialectContext, DialectHandler, UsageRewrite } from './types.js'
+
+/**
+ * OpenAI Chat Completions and its compatibles (WIRE.md §5, §8). Data-only SSE: usage is an object on a
+ * `choices: []` chunk, on the finish chunk (DeepSeek, Mistral, OpenRouter; PEERS.md §2 rows 10, 11), on
+ * every chunk cumulatively (vLLM `continuous_usage_stats`, row 42) or under `x_groq.usage`. Every other
+ * chunk says `"usage": null`, which the byte test rejects, so those chunks are never parsed.
+ */
+export function openaiChat(): DialectHandler {
+  const usageKey = new MemberScanner('usage', true)
+  const errorKey = new MemberScanner('error', false)
+
+  function readBlock(json: JsonObject, at: string, ctx: DialectContext): UsageRewrite | undefined {
+    const groq = isObject(json.x_groq) && isObject(json.x_groq.usage)
+    const path = isObject(json.usage) ? ['usage'] : groq ? ['x_groq', 'usage'] : undefined
+    if (!path) return undefined
+    const native = (groq && !isObject(json.usage) ? (json.x_groq as JsonObject).usage : json.usage) as JsonObject
+    const reading = fromOpenAIUsage(native, CHAT_NAMES, at)
+    ctx.ledger.observe('stream', reading.usage, reading.sources)
+    return { path, before: native, after: toOpenAIUsage(native, ctx.ledger.usage(), CHAT_NAMES) }
+  }
+
+  function noteModelAndError(json: JsonObject, ctx: DialectContext): boolean {
+    if (typeof json.model === 'string' && json.model !== '') ctx.state.model = json.model
+    if (json.error === undefined || json.error === null) return false
+    const detail = isObject(json.error) ? json.error : {}
+    ctx.state.error = String(detail.type ?? detail.code ?? detail.message ?? json.error)
+    return true
+  }
+
+  return {
+    name: 'openai-chat',
+    eventNames: [],
+    mayCarry: (buf, start, end) => usageKey.test(buf, start, end) || errorKey.test(buf, start, end),
+    onEvent(_name, json, ctx) {
+      if (noteModelAndError(json, ctx)) return undefined
+      const choices = Array.isArray(json.choices) ? json.choices : []
+      // A usage block is final on a usage-only chunk or a finish chunk; a preview usage chunk before any
+      // content is not the end of the stream (PEERS.md §2 row 37), and continuous usage keeps updating.
+      const finishing = choices.length === 0 || choices.some((c) => isObject(c) && c.finish_reason != null)
+      const rewrite = readBlock(json, 'chunk.usage', ctx)
+      if (rewrite && finishing) ctx.state.final = true
+      return rewrite
+    },
+    onBody(json, ctx) {
+      if (noteModelAndError(json, ctx)) return undefined
+      const rewrite = readBlock(json, 'body.usage', ctx)
+      ctx.state.final = rewrite !== undefined
+      return rewrite
+    },
+  }
+}

@@ -1,0 +1,55 @@
+import { USAGE_FIELDS, type Usage, type UsageField, type UsageSources } from './usage.js'
+
+/**
+ * Who observed a value. The upstream tap (the provider's own answer, before any translation) beats the
+ * response stream, which beats a request-side estimate (DESIGN.md, "The one idea").
+ */
+export type SourceKind = 'estimate' | 'stream' | 'tap'
+
+const RANK: Record<SourceKind, number> = { estimate: 0, stream: 1, tap: 2 }
+
+interface Entry {
+  value: number
+  source: string
+  kind: SourceKind
+}
+
+/**
+ * One per request: observations from every source, resolved into one canonical usage.
+ * Usage blocks are cumulative snapshots, so a later observation of the same kind replaces an earlier one
+ * (set, never add: PEERS.md §2 rows 26, 27, 42). One exception: a 0 that follows a non-zero value of the
+ * same counter is a translator writing "unknown" as 0, so it never erases the value known.
+ */
+export class Ledger {
+  private readonly entries = new Map<UsageField, Entry>()
+
+  observe(kind: SourceKind, usage: Usage, sources: UsageSources): void {
+    for (const field of USAGE_FIELDS) {
+      const value = usage[field]
+      if (value === undefined) continue
+      const known = this.entries.get(field)
+      if (known) {
+        if (RANK[known.kind] > RANK[kind]) continue
+        if (known.kind === kind && value === 0 && known.value > 0) continue
+      }
+      this.entries.set(field, { value, source: sources[field] ?? kind, kind })
+    }
+  }
+
+  get(field: UsageField): number | undefined {
+    return this.entries.get(field)?.value
+  }
+
+  /** The best usage known now; absent fields are not known. */
+  usage(): Usage {
+    const usage: Usage = {}
+    for (const [field, entry] of this.entries) usage[field] = entry.value
+    return usage
+  }
+
+  sources(): UsageSources {
+    const sources: UsageSources = {}
+    for (const [field, entry] of this.entries) sources[field] = entry.source
+    return sources
+  }
+}

@@ -1,0 +1,34 @@
+import { createInterceptor, type UsagewireOptions } from '@usagewire/core'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+
+export type { UsageRecord, UsagewireOptions, RouteRule, Logger, Dialect } from '@usagewire/core'
+
+/** The shape of an Express (4 or 5) middleware, without depending on Express's types. */
+export type UsagewireMiddleware = (
+  req: IncomingMessage & { originalUrl?: string },
+  res: ServerResponse,
+  next: (error?: unknown) => void,
+) => void
+
+/**
+ * Express middleware: every LLM response that passes through it leaves with complete, consistent usage,
+ * and `onUsage` receives one record per request. Mount it before the proxy or handler that streams the
+ * LLM response:
+ *
+ *   app.use('/v1', usagewire({ onUsage: (record) => log.info(record) }))
+ *   app.use('/v1', createProxyMiddleware({ target: 'https://api.anthropic.com/v1' }))
+ */
+export function usagewire(options: UsagewireOptions = {}): UsagewireMiddleware {
+  const intercept = createInterceptor(options)
+  return function usagewireMiddleware(req, res, next) {
+    try {
+      // originalUrl keeps the mount path Express strips from req.url, so routes match the full path.
+      intercept(req, res, req.originalUrl ?? req.url)
+    } catch (error) {
+      options.logger?.warn(`usagewire: could not wrap the response: ${(error as Error).message}`)
+    }
+    next()
+  }
+}
+
+export default usagewire
