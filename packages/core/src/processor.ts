@@ -88,7 +88,10 @@ export function createProcessor(options: ProcessorOptions = {}): Processor {
   let bytesIn = 0
   let bufBase = 0 // stream offset of byte 0 of the buffer the framer is visiting
   let sniffed = false
-  const sse: SseFramer | undefined = framing === 'sse' ? createSseFramer(maxEventBytes) : undefined
+  const sse: SseFramer | undefined =
+    framing === 'sse'
+      ? createSseFramer(maxEventBytes, (start) => fail(`event over maxEventBytes (${maxEventBytes})`, bufBase + start))
+      : undefined
   let body: Buffer[] | undefined = framing === 'json' ? [] : undefined
   let bodyBytes = 0
 

@@ -59,7 +59,8 @@ export function findMember(text: string, path: readonly string[]): [number, numb
     while (i < text.length && text.charCodeAt(i) === 0x22) {
       const keyEnd = skipString(text, i)
       if (keyEnd < 0) return undefined
-      const key = JSON.parse(text.slice(i, keyEnd)) as string
+      const raw = text.slice(i + 1, keyEnd - 1)
+      const key = raw.includes('\\') ? (JSON.parse(text.slice(i, keyEnd)) as string) : raw
       i = skipWs(text, keyEnd)
       if (text.charCodeAt(i) !== 0x3a) return undefined
       const valueStart = skipWs(text, i + 1)

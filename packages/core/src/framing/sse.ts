@@ -52,7 +52,11 @@ export function findEventEnd(buf: Buffer, start: number, crMode: boolean): numbe
   return -1
 }
 
-export function createSseFramer(maxEventBytes: number): SseFramer {
+/**
+ * @param onOverflow told where (an index into the buffer being cut) an event grew past `maxEventBytes`;
+ *   the framer has stopped by then.
+ */
+export function createSseFramer(maxEventBytes: number, onOverflow?: (start: number) => void): SseFramer {
   let carry: Buffer | undefined
   let crMode = false
   // A blank line that ended on a lone CR at the end of a chunk may be the CR of a CRLF: its LF, if it
@@ -98,7 +102,10 @@ export function createSseFramer(maxEventBytes: number): SseFramer {
       }
       if (start < buf.length) {
         if (stopped || buf.length - start > maxEventBytes) {
-          stopped = true
+          if (!stopped) {
+            stopped = true
+            onOverflow?.(start)
+          }
           out.push(flushed === 0 ? buf : buf.subarray(flushed))
           return out
         }

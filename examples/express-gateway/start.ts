@@ -1,0 +1,69 @@
+/**
+ * `pnpm start`: the gateway on 127.0.0.1:$PORT (default 8787) until stopped, one log line per
+ * usage record. Upstream: the embedded mock, or real providers for the routes whose
+ * ANTHROPIC_UPSTREAM / OPENAI_UPSTREAM is set (the client brings its own API key).
+ */
+import type { AddressInfo } from 'node:net'
+import type { UsageRecord } from '@usagewire/core'
+import { scenarios, startMockUpstream } from '../mock-upstream/index.js'
+import { createGateway, upstreamsFromEnv } from './gateway.js'
+
+const HOST = '127.0.0.1'
+const PORT = Number(process.env.PORT ?? 8787)
+
+/** `id route dialect model status in/cr/cw/out/rs corrections ms` */
+function line(r: UsageRecord): string {
+  const u = r.usage
+  // The field's last segment is enough to read a fix: `input_tokens:0→2048`.
+  const fixes = r.corrections.map((c) => `${c.field.split('.').pop()}:${c.from ?? '∅'}→${c.to}`).join(',')
+  return [
+    r.id,
+    `${r.method} ${r.route}`,
+    r.dialect,
+    r.model ?? '-',
+    r.status + (r.final ? '' : '(partial)') + (r.passthrough ? `(${r.passthrough.reason}@${r.passthrough.atByte})` : ''),
+    `${u.input}/${u.cacheRead}/${u.cacheWrite}/${u.output}/${u.reasoning}`,
+    `fixes=${r.corrections.length}${fixes ? `[${fixes}]` : ''}`,
+    `${Math.round(r.timing.totalMs)}ms`,
+  ].join(' ')
+}
+
+async function main() {
+  const mock = await startMockUpstream()
+  const env = upstreamsFromEnv()
+  // The proxy's per-request info lines would drown the record lines; keep its warnings and errors.
+  const log = { info: () => {}, warn: console.warn, error: console.error }
+  const app = createGateway({ upstream: mock.url, ...env, onUsage: (r) => console.log(line(r)), log })
+  const server = app.listen(PORT, HOST)
+  await new Promise<void>((resolve, reject) => server.once('listening', resolve).once('error', reject))
+  const url = `http://${HOST}:${(server.address() as AddressInfo).port}`
+
+  const names = [...new Set(scenarios.map((s) => s.name))].join(', ')
+  console.log(
+    [
+      `usagewire example gateway on ${url}`,
+      `  /v1/messages                        → ${env.anthropicUpstream ?? `embedded mock ${mock.url}`}`,
+      `  /v1/chat/completions, /v1/responses → ${env.openaiUpstream ?? `embedded mock ${mock.url}`}`,
+      '',
+      'Point a client at it:',
+      `  Anthropic SDK / Claude Code:  ANTHROPIC_BASE_URL=${url}   (new Anthropic({ baseURL: '${url}' }))`,
+      `  OpenAI SDK:                   OPENAI_BASE_URL=${url}/v1   (new OpenAI({ baseURL: '${url}/v1' }))`,
+      `  curl -N ${url}/v1/messages -H 'content-type: application/json' -H "x-api-key: $ANTHROPIC_API_KEY" \\`,
+      `    -d '{"model":"anthropic-zero-start","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"hi"}]}'`,
+      `Mock scenarios (pass as "model"): ${names}`,
+      'One line per record: id route dialect model status in/cr/cw/out/rs corrections duration. Ctrl-C stops.',
+    ].join('\n'),
+  )
+
+  const stop = () => {
+    server.closeAllConnections()
+    server.close(() => void mock.close().then(() => process.exit(0)))
+  }
+  process.once('SIGINT', stop)
+  process.once('SIGTERM', stop)
+}
+
+main().catch((err: unknown) => {
+  console.error(err)
+  process.exit(1)
+})

@@ -1,0 +1,107 @@
+/**
+ * Anthropic Messages bodies (WIRE.md §1): the non-streaming `Message`, and the SSE sequence
+ * message_start → content_block_start → ping → content_block_delta… → content_block_stop →
+ * message_delta → message_stop, with event names and payloads as the API sends them.
+ */
+import { idFragment, sseEvent, textDeltas } from './sse.js'
+import type { RequestContext, TrueUsage } from './types.js'
+
+export const ANTHROPIC_MODEL = 'claude-sonnet-4-5-20250929'
+
+/** A usage object as it appears in JSON; fields a translator omits are simply absent. */
+export type AnthropicUsage = Record<string, unknown>
+
+/** The full `Usage` of a non-streaming body or `message_start` (WIRE.md §1.1). */
+export function fullUsage(truth: TrueUsage, outputTokens = truth.output): AnthropicUsage {
+  return {
+    input_tokens: truth.input,
+    cache_creation_input_tokens: truth.cacheWrite,
+    cache_read_input_tokens: truth.cacheRead,
+    cache_creation: {
+      ephemeral_5m_input_tokens: truth.cacheWrite5m ?? truth.cacheWrite,
+      ephemeral_1h_input_tokens: truth.cacheWrite1h ?? 0,
+    },
+    output_tokens: outputTokens,
+    service_tier: 'standard',
+  }
+}
+
+/**
+ * `message_start` usage from the first-party API: complete input and cache counts, and an
+ * output count that is only partial at this point (WIRE.md §1.2: "often 1").
+ */
+export function startUsage(truth: TrueUsage): AnthropicUsage {
+  return fullUsage(truth, 1)
+}
+
+/** First-party `message_delta` usage: cumulative whole-message totals, no TTL split, no tier. */
+export function deltaUsage(truth: TrueUsage): AnthropicUsage {
+  return {
+    input_tokens: truth.input,
+    cache_creation_input_tokens: truth.cacheWrite,
+    cache_read_input_tokens: truth.cacheRead,
+    output_tokens: truth.output,
+  }
+}
+
+export interface AnthropicBody {
+  text: string
+  /** `message.usage` of `message_start` (streaming) or `usage` (non-streaming). */
+  usage: AnthropicUsage
+  /** The `usage` of each `message_delta`, in order; usually one. */
+  deltaUsages?: AnthropicUsage[]
+}
+
+function messageId(ctx: RequestContext): string {
+  return `msg_01${idFragment(ctx.seq, 22)}`
+}
+
+export function anthropicMessage(ctx: RequestContext, body: AnthropicBody): unknown {
+  return {
+    id: messageId(ctx),
+    type: 'message',
+    role: 'assistant',
+    model: ANTHROPIC_MODEL,
+    content: [{ type: 'text', text: body.text }],
+    stop_reason: 'end_turn',
+    stop_sequence: null,
+    usage: body.usage,
+  }
+}
+
+export function anthropicStream(ctx: RequestContext, body: AnthropicBody): string[] {
+  const events: string[] = [
+    sseEvent(
+      {
+        type: 'message_start',
+        message: {
+          id: messageId(ctx),
+          type: 'message',
+          role: 'assistant',
+          model: ANTHROPIC_MODEL,
+          content: [],
+          stop_reason: null,
+          stop_sequence: null,
+          usage: body.usage,
+        },
+      },
+      'message_start',
+    ),
+    sseEvent({ type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } }, 'content_block_start'),
+    // The API really sends this one with a space after the colon.
+    sseEvent('{"type": "ping"}', 'ping'),
+  ]
+  for (const text of textDeltas(body.text)) {
+    events.push(
+      sseEvent({ type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text } }, 'content_block_delta'),
+    )
+  }
+  events.push(sseEvent({ type: 'content_block_stop', index: 0 }, 'content_block_stop'))
+  for (const usage of body.deltaUsages ?? []) {
+    events.push(
+      sseEvent({ type: 'message_delta', delta: { stop_reason: 'end_turn', stop_sequence: null }, usage }, 'message_delta'),
+    )
+  }
+  events.push(sseEvent({ type: 'message_stop' }, 'message_stop'))
+  return events
+}

@@ -1,0 +1,116 @@
+/**
+ * OpenAI Responses bodies (WIRE.md §6): the `response` object, and the named-event SSE stream
+ * response.created → response.in_progress → output items and text deltas → response.completed,
+ * every event with a monotonically increasing `sequence_number`. Usage is `null` until the
+ * terminal event (§6.2).
+ */
+import { idFragment, sseEvent, textDeltas } from './sse.js'
+import type { RequestContext, TrueUsage } from './types.js'
+
+export const RESPONSES_MODEL = 'gpt-5-mini-2025-08-07'
+
+export type ResponsesUsage = Record<string, unknown>
+
+/** OpenAI's own usage: `input_tokens` includes cached tokens, `output_tokens` includes reasoning. */
+export function responsesUsage(truth: TrueUsage): ResponsesUsage {
+  const input = truth.input + truth.cacheRead + truth.cacheWrite
+  return {
+    input_tokens: input,
+    input_tokens_details: { cached_tokens: truth.cacheRead },
+    output_tokens: truth.output,
+    output_tokens_details: { reasoning_tokens: truth.reasoning },
+    total_tokens: input + truth.output,
+  }
+}
+
+export interface ResponsesBody {
+  text: string
+  usage: ResponsesUsage
+  /** Emit a reasoning output item before the message (reasoning models do). */
+  reasoningItem?: boolean
+}
+
+function ids(ctx: RequestContext) {
+  const base = idFragment(ctx.seq, 40).toLowerCase()
+  return { response: `resp_${base}`, reasoning: `rs_${base.slice(0, 32)}r`, message: `msg_${base.slice(0, 32)}m` }
+}
+
+function responseObject(ctx: RequestContext, status: string, output: unknown[], usage: ResponsesUsage | null) {
+  return {
+    id: ids(ctx).response,
+    object: 'response',
+    created_at: ctx.created,
+    status,
+    background: false,
+    error: null,
+    incomplete_details: null,
+    instructions: null,
+    max_output_tokens: null,
+    model: RESPONSES_MODEL,
+    output,
+    parallel_tool_calls: true,
+    previous_response_id: null,
+    reasoning: { effort: 'medium', summary: null },
+    service_tier: 'default',
+    store: true,
+    temperature: 1,
+    text: { format: { type: 'text' }, verbosity: 'medium' },
+    tool_choice: 'auto',
+    tools: [],
+    top_p: 1,
+    truncation: 'disabled',
+    usage,
+    user: null,
+    metadata: {},
+  }
+}
+
+function outputItems(ctx: RequestContext, body: ResponsesBody) {
+  const id = ids(ctx)
+  const part = { type: 'output_text', annotations: [], logprobs: [], text: body.text }
+  const message = { id: id.message, type: 'message', status: 'completed', content: [part], role: 'assistant' }
+  const reasoning = { id: id.reasoning, type: 'reasoning', summary: [] }
+  return { message, reasoning, part, all: body.reasoningItem ? [reasoning, message] : [message] }
+}
+
+export function responsesBody(ctx: RequestContext, body: ResponsesBody): unknown {
+  return responseObject(ctx, 'completed', outputItems(ctx, body).all, body.usage)
+}
+
+export function responsesStream(ctx: RequestContext, body: ResponsesBody): string[] {
+  const items = outputItems(ctx, body)
+  let seq = 0
+  const event = (type: string, fields: Record<string, unknown>) =>
+    sseEvent({ type, sequence_number: seq++, ...fields }, type)
+
+  const events = [
+    event('response.created', { response: responseObject(ctx, 'in_progress', [], null) }),
+    event('response.in_progress', { response: responseObject(ctx, 'in_progress', [], null) }),
+  ]
+  let outputIndex = 0
+  if (body.reasoningItem) {
+    events.push(event('response.output_item.added', { output_index: outputIndex, item: items.reasoning }))
+    events.push(event('response.output_item.done', { output_index: outputIndex, item: items.reasoning }))
+    outputIndex++
+  }
+  const itemId = items.message.id
+  const where = { item_id: itemId, output_index: outputIndex, content_index: 0 }
+  events.push(
+    event('response.output_item.added', {
+      output_index: outputIndex,
+      item: { ...items.message, status: 'in_progress', content: [] },
+    }),
+    event('response.content_part.added', { ...where, part: { ...items.part, text: '' } }),
+  )
+  textDeltas(body.text).forEach((delta, i) => {
+    const obfuscation = ctx.includeObfuscation ? { obfuscation: idFragment(ctx.seq * 1000 + i, 3 + (i % 9)) } : {}
+    events.push(event('response.output_text.delta', { ...where, delta, logprobs: [], ...obfuscation }))
+  })
+  events.push(
+    event('response.output_text.done', { ...where, text: body.text, logprobs: [] }),
+    event('response.content_part.done', { ...where, part: items.part }),
+    event('response.output_item.done', { output_index: outputIndex, item: items.message }),
+    event('response.completed', { response: responseObject(ctx, 'completed', items.all, body.usage) }),
+  )
+  return events
+}

@@ -1,0 +1,188 @@
+/**
+ * The mock upstream's scenarios: for each, the usage it really represents (`truth`, in canonical
+ * disjoint buckets) and the bytes an upstream sends for it. A client picks one with the request's
+ * `model` field (or an `x-mock-scenario` header); an unknown model gets the dialect's `healthy`.
+ *
+ * The non-healthy scenarios reproduce what translating gateways put on the wire; each names the
+ * bug it comes from (PEERS.md §2 rows, seeds in /work/shared/seeds).
+ */
+import { anthropicMessage, anthropicStream, deltaUsage, fullUsage, startUsage, type AnthropicBody } from './anthropic.js'
+import { chatCompletion, chatStream, chatUsage, type ChatBody } from './openai-chat.js'
+import { responsesBody, responsesStream, responsesUsage, type ResponsesBody } from './openai-responses.js'
+import type { MockDialect, RequestContext, TrueUsage } from './types.js'
+
+export interface Scenario {
+  name: string
+  dialect: MockDialect
+  /** One line: what the upstream gets wrong (or right), and where that was seen. */
+  about: string
+  truth: TrueUsage
+  /** SSE events in order, each ending in a blank line. */
+  stream(ctx: RequestContext): string[]
+  /** The non-streaming body. */
+  json(ctx: RequestContext): unknown
+}
+
+const TEXT = 'Token usage belongs on the wire: complete, consistent, and exactly once.'
+
+function anthropic(name: string, about: string, truth: TrueUsage, body: (t: TrueUsage) => Omit<AnthropicBody, 'text'>): Scenario {
+  const full = { text: TEXT, ...body(truth) }
+  return {
+    name,
+    dialect: 'anthropic-messages',
+    about,
+    truth,
+    stream: (ctx) => anthropicStream(ctx, full),
+    // Translators break the stream; their non-streaming path passes the provider's body through
+    // (seed 000: "The non-streaming path does not have this issue").
+    json: (ctx) => anthropicMessage(ctx, { text: TEXT, usage: fullUsage(truth) }),
+  }
+}
+
+function chat(name: string, about: string, truth: TrueUsage, body: (t: TrueUsage) => Omit<ChatBody, 'text'>): Scenario {
+  const full = { text: TEXT, ...body(truth) }
+  return {
+    name,
+    dialect: 'openai-chat',
+    about,
+    truth,
+    stream: (ctx) => chatStream(ctx, full),
+    json: (ctx) => chatCompletion(ctx, full),
+  }
+}
+
+function responses(name: string, about: string, truth: TrueUsage, body: (t: TrueUsage) => Omit<ResponsesBody, 'text'>): Scenario {
+  const full = { text: TEXT, ...body(truth) }
+  return {
+    name,
+    dialect: 'openai-responses',
+    about,
+    truth,
+    stream: (ctx) => responsesStream(ctx, full),
+    json: (ctx) => responsesBody(ctx, full),
+  }
+}
+
+/** The Anthropic-named cache counters a translator copies onto an OpenAI-shaped usage object. */
+function anthropicCacheFields(t: TrueUsage) {
+  return { cache_read_input_tokens: t.cacheRead, cache_creation_input_tokens: t.cacheWrite }
+}
+
+export const scenarios: readonly Scenario[] = [
+  // ── Anthropic Messages ────────────────────────────────────────────────────────────────────
+  anthropic(
+    'healthy',
+    'First-party Anthropic: full usage on message_start (output 1 so far), cumulative totals on message_delta.',
+    { input: 1234, cacheRead: 61711, cacheWrite: 407, cacheWrite5m: 407, cacheWrite1h: 0, output: 291, reasoning: 0 },
+    (t) => ({ usage: startUsage(t), deltaUsages: [deltaUsage(t)] }),
+  ),
+  anthropic(
+    'anthropic-zero-start',
+    'Translating gateway: message_start usage is a template of zeros, totals only on message_delta ' +
+      '(seed 000 Headroom→Bedrock, Portkey/LiteLLM templates; PEERS §2 rows 1, 28, 30). ' +
+      'Clients that read input from message_start (Claude Code) report 0.',
+    // Seed 000's "direct to Bedrock" numbers.
+    { input: 1, cacheRead: 61711, cacheWrite: 407, cacheWrite5m: 407, cacheWrite1h: 0, output: 291, reasoning: 0 },
+    (t) => ({
+      usage: {
+        input_tokens: 0,
+        cache_creation_input_tokens: 0,
+        cache_read_input_tokens: 0,
+        cache_creation: { ephemeral_5m_input_tokens: 0, ephemeral_1h_input_tokens: 0 },
+        output_tokens: 0,
+        service_tier: 'standard',
+      },
+      deltaUsages: [deltaUsage(t)],
+    }),
+  ),
+  anthropic(
+    'anthropic-delta-zeros',
+    'message_start is right, but message_delta writes input and cache as 0 (a translator filling ' +
+      '"unknown" with 0); the SDK overwrites on presence, so the client ends with 0 (PEERS §2 row 31).',
+    { input: 2048, cacheRead: 30433, cacheWrite: 287, cacheWrite5m: 287, cacheWrite1h: 0, output: 512, reasoning: 0 },
+    (t) => ({
+      usage: startUsage(t),
+      deltaUsages: [{ input_tokens: 0, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: t.output }],
+    }),
+  ),
+  anthropic(
+    'anthropic-delta-output-only',
+    'message_start carries input and cache, message_delta only output_tokens (allowed by the API; ' +
+      'PEERS §2 rows 14, 29). @anthropic-ai/sdk 0.50.0–0.50.3 then erase the cache counters (WIRE.md §1.5).',
+    { input: 3, cacheRead: 18250, cacheWrite: 1502, cacheWrite5m: 0, cacheWrite1h: 1502, output: 87, reasoning: 0 },
+    (t) => ({ usage: startUsage(t), deltaUsages: [{ output_tokens: t.output }] }),
+  ),
+
+  // ── OpenAI Chat Completions ───────────────────────────────────────────────────────────────
+  chat(
+    'healthy',
+    'OpenAI: "usage": null on every chunk, one choices:[] usage chunk before [DONE] when ' +
+      'stream_options.include_usage is set; prompt_tokens includes cached_tokens.',
+    { input: 86, cacheRead: 1920, cacheWrite: 0, output: 300, reasoning: 0 },
+    (t) => ({ usage: chatUsage(t) }),
+  ),
+  chat(
+    'chat-anthropic-fields',
+    'Anthropic upstream translated to Chat: cache only in cache_read_input_tokens / ' +
+      'cache_creation_input_tokens, prompt_tokens excludes cache while total_tokens includes it ' +
+      '(PEERS §2 rows 5, 21: LiteLLM #27763, Portkey PR #1754).',
+    { input: 1234, cacheRead: 61711, cacheWrite: 407, output: 291, reasoning: 0 },
+    (t) => ({
+      usage: {
+        prompt_tokens: t.input,
+        completion_tokens: t.output,
+        total_tokens: t.input + t.cacheRead + t.cacheWrite + t.output,
+        ...anthropicCacheFields(t),
+      },
+    }),
+  ),
+  chat(
+    'chat-usage-on-finish-chunk',
+    'Usage rides on the finish chunk (choices:[{index:0,delta:{},finish_reason:"stop"}]), no ' +
+      'choices:[] chunk; readers waiting for choices:[] drop it (PEERS §2 rows 10, 11).',
+    { input: 3136, cacheRead: 6752, cacheWrite: 0, output: 415, reasoning: 0 },
+    (t) => ({ usage: chatUsage(t), usageOn: 'finish-chunk' }),
+  ),
+
+  // ── OpenAI Responses ──────────────────────────────────────────────────────────────────────
+  responses(
+    'healthy',
+    'OpenAI Responses from a reasoning model: usage null until response.completed; ' +
+      'output_tokens includes reasoning_tokens.',
+    { input: 1840, cacheRead: 0, cacheWrite: 0, output: 620, reasoning: 384 },
+    (t) => ({ usage: responsesUsage(t), reasoningItem: true }),
+  ),
+  responses(
+    'responses-cached',
+    'Cache reads in input_tokens_details.cached_tokens (included in input_tokens), which a ' +
+      'Responses→Messages bridge looking for cache_read_input_tokens reads as 0 (seed 002; PEERS §2 row 6).',
+    // OpenAI caches prompt prefixes in 128-token steps past the first 1024.
+    { input: 38, cacheRead: 1280, cacheWrite: 0, output: 96, reasoning: 64 },
+    (t) => ({ usage: responsesUsage(t), reasoningItem: true }),
+  ),
+  responses(
+    'responses-anthropic-fields',
+    'A bridge that serves Responses from an Anthropic upstream: input_tokens is Anthropic\'s ' +
+      '(excludes cache), cache in cache_read_input_tokens / cache_creation_input_tokens, ' +
+      'cached_tokens 0; the mirror image of seed 002.',
+    { input: 512, cacheRead: 24576, cacheWrite: 1024, output: 733, reasoning: 0 },
+    (t) => ({
+      usage: {
+        input_tokens: t.input,
+        input_tokens_details: { cached_tokens: 0 },
+        output_tokens: t.output,
+        output_tokens_details: { reasoning_tokens: 0 },
+        total_tokens: t.input + t.cacheRead + t.cacheWrite + t.output,
+        ...anthropicCacheFields(t),
+      },
+    }),
+  ),
+]
+
+/** The scenario a request selects: by name within its dialect, else that dialect's `healthy`. */
+export function findScenario(dialect: MockDialect, name: string | undefined): Scenario {
+  const ofDialect = scenarios.filter((s) => s.dialect === dialect)
+  const found = ofDialect.find((s) => s.name === name) ?? ofDialect.find((s) => s.name === 'healthy')
+  if (!found) throw new Error(`no healthy scenario for ${dialect}`)
+  return found
+}

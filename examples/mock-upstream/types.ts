@@ -1,0 +1,31 @@
+/** The three wire dialects the mock speaks, named as in a usagewire record. */
+export type MockDialect = 'anthropic-messages' | 'openai-chat' | 'openai-responses'
+
+/**
+ * What a response really cost, in usagewire's canonical disjoint buckets (DESIGN.md,
+ * "Canonical usage"): `input` excludes cache reads and writes; `reasoning` is a subset of `output`.
+ * Kept local (not imported from @usagewire/core) so the mock stays a neutral upstream.
+ */
+export interface TrueUsage {
+  input: number
+  cacheRead: number
+  cacheWrite: number
+  cacheWrite5m?: number
+  cacheWrite1h?: number
+  output: number
+  reasoning: number
+}
+
+/** What a scenario's builders may read from the request. */
+export interface RequestContext {
+  /** Sequence number of the request on this mock, used for deterministic ids. */
+  seq: number
+  /** The `model` field the client sent (also the scenario selector). */
+  requestedModel: string
+  /** OpenAI Chat: `stream_options.include_usage` was true. */
+  includeUsage: boolean
+  /** OpenAI: `stream_options.include_obfuscation` was not false (obfuscation is on by default). */
+  includeObfuscation: boolean
+  /** Unix seconds, fixed per request. */
+  created: number
+}
