@@ -78,7 +78,8 @@ export function createInterceptor(options: UsagewireOptions = {}): Interceptor {
     let sse = false
     let decided = false
     let active = false
-    let ended = false
+    let writerEnded = false // the writer called end()
+    let finished = false // we ended the response
     let passthroughReason: string | undefined
     let reported = false
 
@@ -204,10 +205,30 @@ export function createInterceptor(options: UsagewireOptions = {}): Interceptor {
       return ok
     }
 
+    /**
+     * Nothing has left yet and the decoded body could not be read: send the body exactly as the upstream
+     * encoded it, from its first byte. Returns false when that is no longer possible.
+     */
+    function sendEncoded(reason: string): boolean {
+      if (headSent || !encodedHeld) return false
+      processor!.passthrough(reason)
+      raw = true
+      sendHead()
+      for (const chunk of encodedHeld) call.write.call(res, chunk)
+      encodedHeld = undefined
+      if (writerEnded) {
+        finished = true
+        call.end.call(res, endCallback)
+      }
+      return true
+    }
+
     function finish(callback?: Callback): void {
-      if (ended) return
-      ended = true
+      if (finished) return
       const rest = processor!.end()
+      const failed = processor!.result().passthrough
+      if (decoder && failed && sendEncoded(failed.reason)) return
+      finished = true
       if (headArgs) {
         const length = rest.reduce((n, c) => n + c.length, 0)
         if (decoding) res.removeHeader('content-encoding')
@@ -229,13 +250,21 @@ export function createInterceptor(options: UsagewireOptions = {}): Interceptor {
       // The decoder's own buffer filling up is what `write()` reported; tell the writer when it empties.
       stream.on('drain', () => res.emit('drain'))
       stream.on('error', (error: Error) => {
+        if (finished || raw) return
         logger?.warn(`usagewire: ${decoding} decoding failed on ${route}: ${error.message}`)
-        emit(processor!.passthrough(`content-encoding ${decoding}: ${error.message}`))
-        finish()
+        const reason = `content-encoding ${decoding}: ${error.message}`
+        if (sendEncoded(reason)) return
+        // Decoded bytes already left: end with what was decoded; the upstream's body was broken anyway.
+        emit(processor!.passthrough(reason))
+        finish(endCallback)
       })
       stream.on('end', () => finish(endCallback))
     }
     let endCallback: Callback | undefined
+    // Encoded input kept until the first decoded byte leaves, so a body that fails to decode can still
+    // go out exactly as it came.
+    let encodedHeld: Buffer[] | undefined = []
+    let raw = false
 
     res.writeHead = function writeHead(this: ServerResponse, ...args: unknown[]) {
       const reason = adoptHeadArgs(res, args)
@@ -257,11 +286,15 @@ export function createInterceptor(options: UsagewireOptions = {}): Interceptor {
 
     res.write = function write(this: ServerResponse, chunk: Chunk, encoding?: unknown, callback?: unknown) {
       decide()
-      if (!active || ended) return call.write.call(res, chunk, encoding, callback)
+      if (!active || finished || raw) return call.write.call(res, chunk, encoding, callback)
       const cb = (typeof encoding === 'function' ? encoding : callback) as Callback | undefined
       headDue()
       const data = toBuffer(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : undefined)
-      if (decoder) return decoder.write(data, cb)
+      if (decoder) {
+        if (encodedHeld && !headSent) encodedHeld.push(data)
+        else encodedHeld = undefined
+        return decoder.write(data, cb)
+      }
       const ok = emit(processor!.push(data))
       if (cb) process.nextTick(cb)
       return ok && !res.writableNeedDrain
@@ -269,13 +302,15 @@ export function createInterceptor(options: UsagewireOptions = {}): Interceptor {
 
     res.end = function end(this: ServerResponse, chunk?: unknown, encoding?: unknown, callback?: unknown) {
       decide()
-      if (!active || ended) return call.end.call(res, chunk, encoding, callback)
+      if (!active || finished || writerEnded || raw) return call.end.call(res, chunk, encoding, callback)
       if (typeof chunk === 'function') [chunk, callback] = [undefined, chunk]
       if (typeof encoding === 'function') [encoding, callback] = [undefined, encoding]
       headDue()
       const data = chunk == null ? undefined : toBuffer(chunk as Chunk, encoding as BufferEncoding | undefined)
       if (decoder) {
         endCallback = callback as Callback | undefined
+        if (data && encodedHeld && !headSent) encodedHeld.push(data)
+        writerEnded = true
         decoder.end(data)
         return res
       }

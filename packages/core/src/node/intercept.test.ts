@@ -1,0 +1,110 @@
+import { createServer, request, type IncomingMessage, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { gzipSync } from 'node:zlib'
+import { afterEach, describe, expect, it } from 'vitest'
+import type { UsageRecord } from '../record.js'
+import { createInterceptor } from './intercept.js'
+
+type Handler = (req: IncomingMessage, res: ServerResponse) => void
+
+const servers: Array<{ close(): void }> = []
+afterEach(() => servers.splice(0).forEach((s) => s.close()))
+
+/** A server whose handler writes the response itself, with the interceptor wrapped around it. */
+async function serve(handler: Handler) {
+  const records: UsageRecord[] = []
+  const intercept = createInterceptor({ onUsage: (r) => records.push(r) })
+  const server = createServer((req, res) => {
+    intercept(req, res)
+    handler(req, res)
+  })
+  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done))
+  servers.push(server)
+  const { port } = server.address() as AddressInfo
+  return { port, records }
+}
+
+/** The raw response: headers and undecoded body bytes. */
+function fetchRaw(port: number, path: string) {
+  return new Promise<{ headers: IncomingMessage['headers']; body: Buffer }>((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, method: 'POST' }, (res) => {
+      const chunks: Buffer[] = []
+      res.on('data', (c: Buffer) => chunks.push(c))
+      res.on('end', () => resolve({ headers: res.headers, body: Buffer.concat(chunks) }))
+    })
+    req.on('error', reject)
+    req.end()
+  })
+}
+
+const waitFor = async <T>(get: () => T | undefined): Promise<T> => {
+  for (let i = 0; i < 200; i++) {
+    const value = get()
+    if (value !== undefined) return value
+    await new Promise((r) => setTimeout(r, 10))
+  }
+  throw new Error('timed out')
+}
+
+const chatBody = JSON.stringify({
+  id: 'c1',
+  object: 'chat.completion',
+  model: 'gpt-4o',
+  choices: [{ index: 0, message: { role: 'assistant', content: 'hé' }, finish_reason: 'stop' }],
+  usage: { prompt_tokens: 200, completion_tokens: 10, total_tokens: 1010, cache_read_input_tokens: 800 },
+})
+
+describe('the Node response interceptor', () => {
+  it('sets Content-Length to the rewritten body and drops the stale ETag', async () => {
+    const { port, records } = await serve((_req, res) => {
+      res.setHeader('content-type', 'application/json')
+      res.setHeader('content-length', Buffer.byteLength(chatBody))
+      res.setHeader('etag', '"abc"')
+      res.end(chatBody)
+    })
+    const { headers, body } = await fetchRaw(port, '/v1/chat/completions')
+    expect(Number(headers['content-length'])).toBe(body.length)
+    expect(body.length).toBeGreaterThan(Buffer.byteLength(chatBody))
+    expect(headers.etag).toBeUndefined()
+    expect(JSON.parse(body.toString()).usage).toMatchObject({ prompt_tokens: 1000, total_tokens: 1010, prompt_tokens_details: { cached_tokens: 800 } })
+    const record = await waitFor(() => records[0])
+    expect(record.usage).toMatchObject({ input: 200, cacheRead: 800, output: 10 })
+  })
+
+  it('a body that fails to decode leaves exactly as the upstream encoded it, and the record says why', async () => {
+    const broken = Buffer.concat([gzipSync(chatBody).subarray(0, 20), Buffer.from('not gzip at all')])
+    const { port, records } = await serve((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip', 'content-length': broken.length })
+      res.write(broken.subarray(0, 10))
+      res.end(broken.subarray(10))
+    })
+    const { headers, body } = await fetchRaw(port, '/v1/chat/completions')
+    expect(headers['content-encoding']).toBe('gzip')
+    expect(body.equals(broken)).toBe(true)
+    const record = await waitFor(() => records[0])
+    expect(record.status).toBe('passthrough')
+    // zlib may report the corrupt tail as an error or end early on it; either way the body is unreadable
+    expect(record.passthrough?.reason).toMatch(/content-encoding gzip|malformed JSON body/)
+  })
+
+  it('leaves a response on another path completely alone', async () => {
+    const { port, records } = await serve((_req, res) => {
+      res.setHeader('content-type', 'application/json')
+      res.end(chatBody)
+    })
+    const { body } = await fetchRaw(port, '/health')
+    expect(body.toString()).toBe(chatBody)
+    await new Promise((r) => setTimeout(r, 20))
+    expect(records).toHaveLength(0)
+  })
+
+  it('writeHead headers given as an object or a flat array are read like setHeader ones', async () => {
+    const { port } = await serve((_req, res) => {
+      res.writeHead(200, ['Content-Type', 'application/json', 'Content-Length', String(Buffer.byteLength(chatBody))])
+      res.end(chatBody)
+    })
+    const { headers, body } = await fetchRaw(port, '/v1/chat/completions')
+    expect(Number(headers['content-length'])).toBe(body.length)
+    expect(JSON.parse(body.toString()).usage.prompt_tokens).toBe(1000)
+  })
+})
