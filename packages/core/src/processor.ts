@@ -119,7 +119,7 @@ export function createProcessor(options: ProcessorOptions = {}): Processor {
   function visitEvent(buf: Buffer, start: number, end: number): Uint8Array | undefined {
     const index = state.events++
     if (end - start > maxEventBytes) {
-      fail(`event over maxEventBytes (${end - start} > ${maxEventBytes})`, bufBase + start)
+      fail(`event over maxEventBytes (${maxEventBytes})`, bufBase + start)
       return undefined
     }
     if (handler && sniffed) {
@@ -207,7 +207,9 @@ export function createProcessor(options: ProcessorOptions = {}): Processor {
     end() {
       if (sse) {
         bufBase = bytesIn - (sse.pending()?.length ?? 0)
-        return sse.end(visit)
+        const rest = sse.end(visit)
+        if (!passthrough) handler?.onEnd?.(ctx)
+        return rest
       }
       if (!body) return []
       const held = body

@@ -12,6 +12,7 @@ import type { DialectContext, DialectHandler, UsageRewrite } from './types.js'
 export function openaiChat(): DialectHandler {
   const usageKey = new MemberScanner('usage', true)
   const errorKey = new MemberScanner('error', false)
+  let usageSeen = false
 
   function readBlock(json: JsonObject, at: string, ctx: DialectContext): UsageRewrite | undefined {
     const groq = isObject(json.x_groq) && isObject(json.x_groq.usage)
@@ -37,13 +38,19 @@ export function openaiChat(): DialectHandler {
     mayCarry: (buf, start, end) => usageKey.test(buf, start, end) || errorKey.test(buf, start, end),
     onEvent(_name, json, ctx) {
       if (noteModelAndError(json, ctx)) return undefined
-      const choices = Array.isArray(json.choices) ? json.choices : []
-      // A usage block is final on a usage-only chunk or a finish chunk; a preview usage chunk before any
-      // content is not the end of the stream (PEERS.md §2 row 37), and continuous usage keeps updating.
-      const finishing = choices.length === 0 || choices.some((c) => isObject(c) && c.finish_reason != null)
       const rewrite = readBlock(json, 'chunk.usage', ctx)
-      if (rewrite && finishing) ctx.state.final = true
+      if (rewrite) {
+        usageSeen = true
+        // Usage on the finish chunk is final (DeepSeek, Mistral). A usage chunk is not the end of the
+        // stream by itself: a preview chunk may come first (PEERS.md §2 row 37) and continuous usage keeps
+        // updating (row 42), so otherwise the last one is final once the stream ends whole (onEnd).
+        const choices = Array.isArray(json.choices) ? json.choices : []
+        if (choices.some((c) => isObject(c) && c.finish_reason != null)) ctx.state.final = true
+      }
       return rewrite
+    },
+    onEnd(ctx) {
+      if (usageSeen) ctx.state.final = true
     },
     onBody(json, ctx) {
       if (noteModelAndError(json, ctx)) return undefined

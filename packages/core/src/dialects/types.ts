@@ -40,6 +40,8 @@ export interface DialectHandler {
   mayCarry(buf: Buffer, start: number, end: number): boolean
   /** Reads one parsed event; returns the rewrite to apply, if any. */
   onEvent(name: string | undefined, json: JsonObject, ctx: DialectContext): UsageRewrite | undefined
+  /** The stream ended normally (not cut by a client abort). */
+  onEnd?(ctx: DialectContext): void
   /** Reads a whole (non-streaming) JSON body; returns the rewrite to apply, if any. */
   onBody(json: JsonObject, ctx: DialectContext): UsageRewrite | undefined
 }
