@@ -33,3 +33,19 @@ describe('the ledger', () => {
     expect(ledger.sources()).toEqual({ input: 'tap', output: 'stream', reasoning: 'estimate' })
   })
 })
+
+describe('the cache-write TTL split', () => {
+  it('is kept while it adds up to the cache write', () => {
+    const ledger = new Ledger()
+    ledger.observe('stream', { cacheWrite: 3068, cacheWrite5m: 3068, cacheWrite1h: 0 }, {})
+    expect(ledger.usage()).toEqual({ cacheWrite: 3068, cacheWrite5m: 3068, cacheWrite1h: 0 })
+  })
+
+  it('is dropped once a later total makes it stale (WIRE §1.3: start 3068, delta 3337)', () => {
+    const ledger = new Ledger()
+    ledger.observe('stream', { cacheWrite: 3068, cacheWrite5m: 3068, cacheWrite1h: 0 }, { cacheWrite5m: 'start' })
+    ledger.observe('stream', { cacheWrite: 3337 }, {})
+    expect(ledger.usage()).toEqual({ cacheWrite: 3337 })
+    expect(ledger.sources().cacheWrite5m).toBeUndefined()
+  })
+})

@@ -81,7 +81,7 @@ export function createProcessor(options: ProcessorOptions = {}): Processor {
   let dialect: Dialect | undefined = options.dialect ?? (options.path ? dialectForPath(options.path) : undefined)
   let handler: DialectHandler | undefined = dialect ? createDialect(dialect) : undefined
   const ledger = new Ledger()
-  const state: ResponseState = { model: null, final: false, error: undefined, events: 0 }
+  const state: ResponseState = { model: null, final: false, error: undefined, done: false, events: 0 }
   const ctx = { ledger, state }
   const corrections: Correction[] = []
   let passthrough: ProcessorResult['passthrough']
@@ -129,7 +129,11 @@ export function createProcessor(options: ProcessorOptions = {}): Processor {
       if (named === NO_EVENT_LINE && !handler.mayCarry(buf, start, end)) return undefined
     }
     const event = parseEvent(buf, index === 0 && hasBom(buf, start) ? start + 3 : start, end)
-    if (!event || event.data === '[DONE]') return undefined
+    if (!event) return undefined
+    if (event.data === '[DONE]') {
+      state.done = true
+      return undefined
+    }
     let json: unknown
     try {
       json = JSON.parse(event.data)

@@ -9,10 +9,21 @@ import type { DialectContext, DialectHandler, UsageRewrite } from './types.js'
  * every chunk cumulatively (vLLM `continuous_usage_stats`, row 42) or under `x_groq.usage`. Every other
  * chunk says `"usage": null`, which the byte test rejects, so those chunks are never parsed.
  */
+const DATA = Buffer.from('data:')
+const DONE = Buffer.from('[DONE]')
+
+/** The `data: [DONE]` sentinel (the space is optional), on bytes. */
+function isDone(buf: Buffer, start: number, end: number): boolean {
+  if (end - start < 11 || buf.compare(DATA, 0, 5, start, start + 5) !== 0) return false
+  const at = buf[start + 5] === 0x20 ? start + 6 : start + 5
+  return at + 6 <= end && buf.compare(DONE, 0, 6, at, at + 6) === 0
+}
+
 export function openaiChat(): DialectHandler {
   const usageKey = new MemberScanner('usage', true)
   const errorKey = new MemberScanner('error', false)
   let usageSeen = false
+  let lastUsageEvent = 0
 
   function readBlock(json: JsonObject, at: string, ctx: DialectContext): UsageRewrite | undefined {
     const groq = isObject(json.x_groq) && isObject(json.x_groq.usage)
@@ -35,22 +46,25 @@ export function openaiChat(): DialectHandler {
   return {
     name: 'openai-chat',
     eventNames: [],
-    mayCarry: (buf, start, end) => usageKey.test(buf, start, end) || errorKey.test(buf, start, end),
+    mayCarry: (buf, start, end) =>
+      usageKey.test(buf, start, end) || errorKey.test(buf, start, end) || isDone(buf, start, end),
     onEvent(_name, json, ctx) {
       if (noteModelAndError(json, ctx)) return undefined
       const rewrite = readBlock(json, 'chunk.usage', ctx)
       if (rewrite) {
         usageSeen = true
+        lastUsageEvent = ctx.state.events
         // Usage on the finish chunk is final (DeepSeek, Mistral). A usage chunk is not the end of the
         // stream by itself: a preview chunk may come first (PEERS.md §2 row 37) and continuous usage keeps
-        // updating (row 42), so otherwise the last one is final once the stream ends whole (onEnd).
+        // updating (row 42), so otherwise the last one is final once `[DONE]` closed the stream whole, or
+        // when nothing followed it (an upstream that sends no `[DONE]`, row 52).
         const choices = Array.isArray(json.choices) ? json.choices : []
         if (choices.some((c) => isObject(c) && c.finish_reason != null)) ctx.state.final = true
       }
       return rewrite
     },
     onEnd(ctx) {
-      if (usageSeen) ctx.state.final = true
+      if (usageSeen && (ctx.state.done || lastUsageEvent === ctx.state.events)) ctx.state.final = true
     },
     onBody(json, ctx) {
       if (noteModelAndError(json, ctx)) return undefined

@@ -9,6 +9,8 @@ export interface ResponseState {
   final: boolean
   /** The upstream reported an error in the body or stream. */
   error: string | undefined
+  /** The stream's `data: [DONE]` sentinel arrived (OpenAI Chat ends a whole stream with it). */
+  done: boolean
   /** Number of events seen so far (for labels such as `chunk#12`). */
   events: number
 }
