@@ -1,6 +1,6 @@
 import { isObject, type JsonObject } from '../usage.js'
 import { fromAnthropicUsage, toAnthropicUsage } from './anthropic-usage.js'
-import { MemberScanner } from './needle.js'
+import { MemberScanner, OBJECT } from './needle.js'
 import type { DialectContext, DialectHandler, UsageRewrite } from './types.js'
 
 /**
@@ -11,8 +11,8 @@ import type { DialectContext, DialectHandler, UsageRewrite } from './types.js'
  * SDK version accumulates correctly (WIRE.md §1.5), and never writes a value that is not known.
  */
 export function anthropicMessages(): DialectHandler {
-  const usageKey = new MemberScanner('usage', true)
-  const errorKey = new MemberScanner('error', false)
+  const usageKey = new MemberScanner('usage', OBJECT)
+  const errorKey = new MemberScanner('error')
 
   function rewrite(native: unknown, at: string, path: string[], ctx: DialectContext): UsageRewrite | undefined {
     if (!isObject(native)) return undefined
@@ -39,7 +39,9 @@ export function anthropicMessages(): DialectHandler {
           return rewrite(message.usage, 'message_start.message.usage', ['message', 'usage'], ctx)
         }
         case 'message_delta':
-          ctx.state.final = true
+          // Several deltas may come (server tools); the one with a stop reason ends the message, so a
+          // stream cut before it has partial usage only (PEERS.md §2 rows 27, 43).
+          if (isObject(json.delta) && json.delta.stop_reason != null) ctx.state.final = true
           return rewrite(json.usage, 'message_delta.usage', ['usage'], ctx)
         case 'error':
           return error(json, ctx)

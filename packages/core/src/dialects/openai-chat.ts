@@ -1,5 +1,5 @@
 import { isObject, type JsonObject } from '../usage.js'
-import { MemberScanner } from './needle.js'
+import { MemberScanner, OBJECT, STRING } from './needle.js'
 import { CHAT_NAMES, fromOpenAIUsage, toOpenAIUsage } from './openai-usage.js'
 import type { DialectContext, DialectHandler, UsageRewrite } from './types.js'
 
@@ -20,10 +20,11 @@ function isDone(buf: Buffer, start: number, end: number): boolean {
 }
 
 export function openaiChat(): DialectHandler {
-  const usageKey = new MemberScanner('usage', true)
-  const errorKey = new MemberScanner('error', false)
+  const usageKey = new MemberScanner('usage', OBJECT)
+  const errorKey = new MemberScanner('error')
+  const finishKey = new MemberScanner('finish_reason', STRING)
   let usageSeen = false
-  let lastUsageEvent = 0
+  let finishSeen = false
 
   function readBlock(json: JsonObject, at: string, ctx: DialectContext): UsageRewrite | undefined {
     const groq = isObject(json.x_groq) && isObject(json.x_groq.usage)
@@ -47,24 +48,26 @@ export function openaiChat(): DialectHandler {
     name: 'openai-chat',
     eventNames: [],
     mayCarry: (buf, start, end) =>
-      usageKey.test(buf, start, end) || errorKey.test(buf, start, end) || isDone(buf, start, end),
+      usageKey.test(buf, start, end) ||
+      errorKey.test(buf, start, end) ||
+      finishKey.test(buf, start, end) ||
+      isDone(buf, start, end),
     onEvent(_name, json, ctx) {
       if (noteModelAndError(json, ctx)) return undefined
+      const choices = Array.isArray(json.choices) ? json.choices : []
+      if (choices.some((c) => isObject(c) && c.finish_reason != null)) finishSeen = true
       const rewrite = readBlock(json, 'chunk.usage', ctx)
+      // A usage block is final on or after the finish chunk (OpenAI's `choices: []` chunk, DeepSeek's and
+      // Mistral's finish chunk, PEERS.md §2 rows 10, 11). Before it, a usage block is a preview (row 37)
+      // or a continuous-usage snapshot (vLLM, row 42): final only if `[DONE]` closes the stream whole.
       if (rewrite) {
         usageSeen = true
-        lastUsageEvent = ctx.state.events
-        // Usage on the finish chunk is final (DeepSeek, Mistral). A usage chunk is not the end of the
-        // stream by itself: a preview chunk may come first (PEERS.md §2 row 37) and continuous usage keeps
-        // updating (row 42), so otherwise the last one is final once `[DONE]` closed the stream whole, or
-        // when nothing followed it (an upstream that sends no `[DONE]`, row 52).
-        const choices = Array.isArray(json.choices) ? json.choices : []
-        if (choices.some((c) => isObject(c) && c.finish_reason != null)) ctx.state.final = true
+        if (finishSeen) ctx.state.final = true
       }
       return rewrite
     },
     onEnd(ctx) {
-      if (usageSeen && (ctx.state.done || lastUsageEvent === ctx.state.events)) ctx.state.final = true
+      if (usageSeen && ctx.state.done) ctx.state.final = true
     },
     onBody(json, ctx) {
       if (noteModelAndError(json, ctx)) return undefined

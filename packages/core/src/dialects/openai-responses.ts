@@ -1,5 +1,5 @@
 import { isObject, type JsonObject } from '../usage.js'
-import { MemberScanner } from './needle.js'
+import { MemberScanner, OBJECT } from './needle.js'
 import { fromOpenAIUsage, RESPONSES_NAMES, toOpenAIUsage } from './openai-usage.js'
 import type { DialectContext, DialectHandler, UsageRewrite } from './types.js'
 
@@ -13,8 +13,8 @@ const TERMINAL = new Set(['response.completed', 'response.incomplete', 'response
  * is never touched.
  */
 export function openaiResponses(): DialectHandler {
-  const usageKey = new MemberScanner('usage', true)
-  const errorKey = new MemberScanner('error', true)
+  const usageKey = new MemberScanner('usage', OBJECT)
+  const errorKey = new MemberScanner('error', OBJECT)
 
   function readUsage(response: JsonObject, at: string, path: string[], ctx: DialectContext): UsageRewrite | undefined {
     if (typeof response.model === 'string') ctx.state.model = response.model
