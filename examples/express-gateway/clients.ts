@@ -26,21 +26,32 @@ export async function send(req: ClientRequest): Promise<unknown> {
     case 'anthropic': {
       const client = new Anthropic({ apiKey: 'x', baseURL: req.baseURL, maxRetries: 0 })
       const message = await client.messages
-        .stream({ model: req.model, max_tokens: 256, messages: [{ role: 'user', content: PROMPT }] }, { headers: req.headers })
+        .stream(
+          { model: req.model, max_tokens: 256, messages: [{ role: 'user', content: PROMPT }] },
+          { headers: req.headers },
+        )
         .finalMessage()
       return message.usage
     }
     case 'anthropic-0.50.1': {
       const client = new Anthropic050({ apiKey: 'x', baseURL: req.baseURL, maxRetries: 0 })
       const message = await client.messages
-        .stream({ model: req.model, max_tokens: 256, messages: [{ role: 'user', content: PROMPT }] }, { headers: req.headers })
+        .stream(
+          { model: req.model, max_tokens: 256, messages: [{ role: 'user', content: PROMPT }] },
+          { headers: req.headers },
+        )
         .finalMessage()
       return message.usage
     }
     case 'openai-chat': {
       const client = new OpenAI({ apiKey: 'x', baseURL: `${req.baseURL}/v1`, maxRetries: 0 })
       const stream = await client.chat.completions.create(
-        { model: req.model, messages: [{ role: 'user', content: PROMPT }], stream: true, stream_options: { include_usage: true } },
+        {
+          model: req.model,
+          messages: [{ role: 'user', content: PROMPT }],
+          stream: true,
+          stream_options: { include_usage: true },
+        },
         { headers: req.headers },
       )
       // Like most applications: keep the last usage seen on any chunk.
@@ -50,7 +61,10 @@ export async function send(req: ClientRequest): Promise<unknown> {
     }
     case 'openai-responses': {
       const client = new OpenAI({ apiKey: 'x', baseURL: `${req.baseURL}/v1`, maxRetries: 0 })
-      const stream = await client.responses.create({ model: req.model, input: PROMPT, stream: true }, { headers: req.headers })
+      const stream = await client.responses.create(
+        { model: req.model, input: PROMPT, stream: true },
+        { headers: req.headers },
+      )
       let usage: unknown = null
       for await (const event of stream) if (event.type === 'response.completed') usage = event.response.usage
       return usage

@@ -64,7 +64,7 @@ async function main(): Promise<number> {
   const lines: string[] = [
     `usagewire demo: SDK → gateway ${gatewayUrl} (express + usagewire + http-proxy-middleware) → mock ${mock.url}`,
     LEGEND,
-    'record = usagewire record in/cr/cw/out/rs; ✓/✗ = equals the scenario\'s true usage (client: read by the dialect\'s documented rules)',
+    "record = usagewire record in/cr/cw/out/rs; ✓/✗ = equals the scenario's true usage (client: read by the dialect's documented rules)",
     '',
     `${'scenario'.padEnd(29)}${'upstream sent'.padEnd(70)}`,
     `${''.padEnd(29)}${'→ client received (SDK)'.padEnd(70)}record`,

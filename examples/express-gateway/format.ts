@@ -67,13 +67,15 @@ export function upstreamUsage(dialect: MockDialect, body: Buffer): string {
   }
   if (dialect === 'openai-chat') {
     const withUsage = events.filter((e) => isJson(e.data.usage))
-    return withUsage
-      .map((e) => {
-        const choices = e.data.choices
-        const where = Array.isArray(choices) && choices.length === 0 ? 'choices:[]' : 'finish chunk'
-        return `${where}{${compact(e.data.usage)}}`
-      })
-      .join(' ') || 'no usage chunk'
+    return (
+      withUsage
+        .map((e) => {
+          const choices = e.data.choices
+          const where = Array.isArray(choices) && choices.length === 0 ? 'choices:[]' : 'finish chunk'
+          return `${where}{${compact(e.data.usage)}}`
+        })
+        .join(' ') || 'no usage chunk'
+    )
   }
   const done = events.find((e) => e.event === 'response.completed')
   return done ? `completed{${compact(get(done.data, 'response.usage'))}}` : 'no response.completed'
@@ -123,7 +125,9 @@ export function canonicalFromClient(dialect: MockDialect, usage: unknown): TrueU
     cacheRead,
     cacheWrite,
     output: num(chat ? u.completion_tokens : u.output_tokens),
-    reasoning: num(get(u, chat ? 'completion_tokens_details.reasoning_tokens' : 'output_tokens_details.reasoning_tokens')),
+    reasoning: num(
+      get(u, chat ? 'completion_tokens_details.reasoning_tokens' : 'output_tokens_details.reasoning_tokens'),
+    ),
   }
 }
 

@@ -21,7 +21,9 @@ function line(r: UsageRecord): string {
     `${r.method} ${r.route}`,
     r.dialect,
     r.model ?? '-',
-    r.status + (r.final ? '' : '(partial)') + (r.passthrough ? `(${r.passthrough.reason}@${r.passthrough.atByte})` : ''),
+    r.status +
+      (r.final ? '' : '(partial)') +
+      (r.passthrough ? `(${r.passthrough.reason}@${r.passthrough.atByte})` : ''),
     `${u.input}/${u.cacheRead}/${u.cacheWrite}/${u.output}/${u.reasoning}`,
     `fixes=${r.corrections.length}${fixes ? `[${fixes}]` : ''}`,
     `${Math.round(r.timing.totalMs)}ms`,

@@ -87,7 +87,10 @@ export function anthropicStream(ctx: RequestContext, body: AnthropicBody): strin
       },
       'message_start',
     ),
-    sseEvent({ type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } }, 'content_block_start'),
+    sseEvent(
+      { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } },
+      'content_block_start',
+    ),
     // The API really sends this one with a space after the colon.
     sseEvent('{"type": "ping"}', 'ping'),
   ]
@@ -99,7 +102,10 @@ export function anthropicStream(ctx: RequestContext, body: AnthropicBody): strin
   events.push(sseEvent({ type: 'content_block_stop', index: 0 }, 'content_block_stop'))
   for (const usage of body.deltaUsages ?? []) {
     events.push(
-      sseEvent({ type: 'message_delta', delta: { stop_reason: 'end_turn', stop_sequence: null }, usage }, 'message_delta'),
+      sseEvent(
+        { type: 'message_delta', delta: { stop_reason: 'end_turn', stop_sequence: null }, usage },
+        'message_delta',
+      ),
     )
   }
   events.push(sseEvent({ type: 'message_stop' }, 'message_stop'))

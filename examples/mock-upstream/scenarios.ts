@@ -6,7 +6,14 @@
  * The non-healthy scenarios reproduce what translating gateways put on the wire; each names the
  * bug it comes from (PEERS.md §2 rows, seeds in /work/shared/seeds).
  */
-import { anthropicMessage, anthropicStream, deltaUsage, fullUsage, startUsage, type AnthropicBody } from './anthropic.js'
+import {
+  anthropicMessage,
+  anthropicStream,
+  deltaUsage,
+  fullUsage,
+  startUsage,
+  type AnthropicBody,
+} from './anthropic.js'
 import { chatCompletion, chatStream, chatUsage, type ChatBody } from './openai-chat.js'
 import { responsesBody, responsesStream, responsesUsage, type ResponsesBody } from './openai-responses.js'
 import type { MockDialect, RequestContext, TrueUsage } from './types.js'
@@ -25,7 +32,12 @@ export interface Scenario {
 
 const TEXT = 'Token usage belongs on the wire: complete, consistent, and exactly once.'
 
-function anthropic(name: string, about: string, truth: TrueUsage, body: (t: TrueUsage) => Omit<AnthropicBody, 'text'>): Scenario {
+function anthropic(
+  name: string,
+  about: string,
+  truth: TrueUsage,
+  body: (t: TrueUsage) => Omit<AnthropicBody, 'text'>,
+): Scenario {
   const full = { text: TEXT, ...body(truth) }
   return {
     name,
@@ -51,7 +63,12 @@ function chat(name: string, about: string, truth: TrueUsage, body: (t: TrueUsage
   }
 }
 
-function responses(name: string, about: string, truth: TrueUsage, body: (t: TrueUsage) => Omit<ResponsesBody, 'text'>): Scenario {
+function responses(
+  name: string,
+  about: string,
+  truth: TrueUsage,
+  body: (t: TrueUsage) => Omit<ResponsesBody, 'text'>,
+): Scenario {
   const full = { text: TEXT, ...body(truth) }
   return {
     name,
@@ -102,7 +119,9 @@ export const scenarios: readonly Scenario[] = [
     { input: 2048, cacheRead: 30433, cacheWrite: 287, cacheWrite5m: 287, cacheWrite1h: 0, output: 512, reasoning: 0 },
     (t) => ({
       usage: startUsage(t),
-      deltaUsages: [{ input_tokens: 0, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: t.output }],
+      deltaUsages: [
+        { input_tokens: 0, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: t.output },
+      ],
     }),
   ),
   anthropic(
@@ -162,7 +181,7 @@ export const scenarios: readonly Scenario[] = [
   ),
   responses(
     'responses-anthropic-fields',
-    'A bridge that serves Responses from an Anthropic upstream: input_tokens is Anthropic\'s ' +
+    "A bridge that serves Responses from an Anthropic upstream: input_tokens is Anthropic's " +
       '(excludes cache), cache in cache_read_input_tokens / cache_creation_input_tokens, ' +
       'cached_tokens 0; the mirror image of seed 002.',
     { input: 512, cacheRead: 24576, cacheWrite: 1024, output: 733, reasoning: 0 },

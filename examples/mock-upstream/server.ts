@@ -73,7 +73,8 @@ async function handle(req: http.IncomingMessage, res: http.ServerResponse, seq: 
   const path = (req.url ?? '/').split('?')[0] ?? '/'
   const dialect = ROUTES[path]
   if (!dialect) return sendJson(res, 404, { error: { type: 'not_found_error', message: `no route ${path}` } })
-  if (req.method !== 'POST') return sendJson(res, 405, { error: { type: 'invalid_request_error', message: 'POST only' } })
+  if (req.method !== 'POST')
+    return sendJson(res, 405, { error: { type: 'invalid_request_error', message: 'POST only' } })
 
   let requestBody: Record<string, unknown>
   try {
@@ -107,7 +108,16 @@ async function handle(req: http.IncomingMessage, res: http.ServerResponse, seq: 
 
   const sent = await write(res, pieces, gzip, streaming ? (opts.eventDelayMs ?? 0) : 0)
   if (sent) {
-    opts.onResponse?.({ path, dialect, scenario, streaming, gzip, requestHeaders: req.headers, requestBody, body: Buffer.from(pieces.join('')) })
+    opts.onResponse?.({
+      path,
+      dialect,
+      scenario,
+      streaming,
+      gzip,
+      requestHeaders: req.headers,
+      requestBody,
+      body: Buffer.from(pieces.join('')),
+    })
   }
 }
 

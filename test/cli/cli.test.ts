@@ -37,18 +37,28 @@ describe('usagewire inspect', () => {
       status: 'complete',
       usage: { input: 2048, cacheRead: 30433, cacheWrite: 287, output: 512 },
     })
-    expect(record.corrections).toContainEqual({ where: 'message_delta', field: 'usage.input_tokens', from: 0, to: 2048 })
+    expect(record.corrections).toContainEqual({
+      where: 'message_delta',
+      field: 'usage.input_tokens',
+      from: 0,
+      to: 2048,
+    })
   })
 
   it('writes the bytes a client would receive with --rewrite', async () => {
     const out = join(dir, 'fixed.sse')
     await usagewire('inspect', file, '--rewrite', out)
     const fixed = readFileSync(out, 'utf8')
-    expect(fixed).toContain('"usage":{"input_tokens":2048,"cache_creation_input_tokens":287,"cache_read_input_tokens":30433,"output_tokens":512}')
+    expect(fixed).toContain(
+      '"usage":{"input_tokens":2048,"cache_creation_input_tokens":287,"cache_read_input_tokens":30433,"output_tokens":512}',
+    )
     expect(fixed.split('\n\n')[0]).toBe(capture.split('\n\n')[0])
   })
 
   it('says how to use it, with exit code 2, when the arguments are wrong', async () => {
-    await expect(usagewire('nonsense')).rejects.toMatchObject({ code: 2, stderr: expect.stringContaining('usage: usagewire inspect') })
+    await expect(usagewire('nonsense')).rejects.toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining('usage: usagewire inspect'),
+    })
   })
 })

@@ -51,7 +51,12 @@ function loadFixtures(): Fixture[] {
       const name = f.slice(0, -'.expect.json'.length)
       const file = ['sse', 'json'].map((ext) => `${name}.${ext}`).find((b) => existsSync(DIR + b))
       if (!file) throw new Error(`fixture ${name}: no ${name}.sse or ${name}.json next to its expect.json`)
-      return { name, file, body: readFileSync(DIR + file), expect: JSON.parse(readFileSync(DIR + f, 'utf8')) as Expectation }
+      return {
+        name,
+        file,
+        body: readFileSync(DIR + file),
+        expect: JSON.parse(readFileSync(DIR + f, 'utf8')) as Expectation,
+      }
     })
 }
 
@@ -84,18 +89,22 @@ function invariants(record: UsageRecord): string[] {
   const problems: string[] = []
   const u = record.usage
   for (const [field, value] of Object.entries(u)) {
-    if (!Number.isInteger(value) || (value as number) < 0) problems.push(`invariant: usage.${field} = ${value} is not a count`)
+    if (!Number.isInteger(value) || (value as number) < 0)
+      problems.push(`invariant: usage.${field} = ${value} is not a count`)
   }
   if (u.cacheWrite5m !== undefined || u.cacheWrite1h !== undefined) {
     const split = (u.cacheWrite5m ?? 0) + (u.cacheWrite1h ?? 0)
-    if (split !== u.cacheWrite) problems.push(`invariant: cacheWrite5m + cacheWrite1h = ${split} != cacheWrite ${u.cacheWrite}`)
+    if (split !== u.cacheWrite)
+      problems.push(`invariant: cacheWrite5m + cacheWrite1h = ${split} != cacheWrite ${u.cacheWrite}`)
   }
   if (u.reasoning > u.output) problems.push(`invariant: reasoning ${u.reasoning} > output ${u.output}`)
   for (const [field, source] of Object.entries(record.sources)) {
     const value = (u as unknown as Record<string, number | undefined>)[field]
-    if (source === 'unknown' && value !== undefined && value !== 0) problems.push(`invariant: usage.${field} = ${value} but its source is unknown`)
+    if (source === 'unknown' && value !== undefined && value !== 0)
+      problems.push(`invariant: usage.${field} = ${value} but its source is unknown`)
   }
-  for (const c of record.corrections) if (c.from === c.to) problems.push(`invariant: correction ${c.where} ${c.field} changes nothing`)
+  for (const c of record.corrections)
+    if (c.from === c.to) problems.push(`invariant: correction ${c.where} ${c.field} changes nothing`)
   return problems
 }
 
@@ -111,7 +120,10 @@ describe('conformance corpus', () => {
     const orphans = bodies.filter((b) => !fixtures.some((fx) => fx.file === b))
     expect(orphans, 'bodies without an expect.json').toEqual([])
     const covered = new Set(fixtures.flatMap((fx) => fx.expect.row))
-    expect(REQUIRED_ROWS.filter((r) => !covered.has(r)), 'required rows without a fixture').toEqual([])
+    expect(
+      REQUIRED_ROWS.filter((r) => !covered.has(r)),
+      'required rows without a fixture',
+    ).toEqual([])
   })
 
   it('COVERAGE.md names every fixture', () => {

@@ -190,28 +190,37 @@ export function getPath(value: Json | undefined, path: string): Json | undefined
  */
 export function matchPartial(actual: unknown, expected: Json, path: string): string[] {
   if (typeof expected === 'string' && expected.startsWith('~')) {
-    return typeof actual === 'string' && new RegExp(expected.slice(1)).test(actual) ? [] : [`${path}: expected /${expected.slice(1)}/, got ${JSON.stringify(actual)}`]
+    return typeof actual === 'string' && new RegExp(expected.slice(1)).test(actual)
+      ? []
+      : [`${path}: expected /${expected.slice(1)}/, got ${JSON.stringify(actual)}`]
   }
-  if (expected === null) return actual === null || actual === undefined ? [] : [`${path}: expected null, got ${JSON.stringify(actual)}`]
+  if (expected === null)
+    return actual === null || actual === undefined ? [] : [`${path}: expected null, got ${JSON.stringify(actual)}`]
   if (Array.isArray(expected)) {
     if (!Array.isArray(actual)) return [`${path}: expected an array, got ${JSON.stringify(actual)}`]
     if (expected.length === 0) return actual.length === 0 ? [] : [`${path}: expected [], got ${JSON.stringify(actual)}`]
     return expected.flatMap((want, n) =>
-      actual.some((got) => matchPartial(got, want, path).length === 0) ? [] : [`${path}: no element matches [${n}] ${JSON.stringify(want)}; got ${JSON.stringify(actual)}`],
+      actual.some((got) => matchPartial(got, want, path).length === 0)
+        ? []
+        : [`${path}: no element matches [${n}] ${JSON.stringify(want)}; got ${JSON.stringify(actual)}`],
     )
   }
   if (isObject(expected)) {
     if (!isObject(actual)) return [`${path}: expected an object, got ${JSON.stringify(actual)}`]
     return Object.entries(expected).flatMap(([key, want]) => matchPartial(actual[key], want, `${path}.${key}`))
   }
-  return Object.is(actual, expected) ? [] : [`${path}: expected ${JSON.stringify(expected)}, got ${JSON.stringify(actual)}`]
+  return Object.is(actual, expected)
+    ? []
+    : [`${path}: expected ${JSON.stringify(expected)}, got ${JSON.stringify(actual)}`]
 }
 
 function checkFields(usage: JsonObject | null, fields: Record<string, Json>, label: string): string[] {
   if (usage === null) return [`${label}: no usage-carrying event in the output`]
   return Object.entries(fields).flatMap(([path, want]) => {
     const got = getPath(usage, path)
-    return Object.is(got, want) ? [] : [`${label}.${path}: expected ${JSON.stringify(want)}, got ${JSON.stringify(got)}`]
+    return Object.is(got, want)
+      ? []
+      : [`${label}.${path}: expected ${JSON.stringify(want)}, got ${JSON.stringify(got)}`]
   })
 }
 
@@ -227,11 +236,15 @@ function consistency(usage: JsonObject | null, path: string): string[] {
   const details = chat ? 'prompt_tokens_details' : 'input_tokens_details'
   const cached = num(getPath(usage, `${details}.cached_tokens`)) ?? 0
   const written = num(getPath(usage, `${details}.cache_write_tokens`)) ?? 0
-  const reasoning = num(getPath(usage, `${chat ? 'completion_tokens_details' : 'output_tokens_details'}.reasoning_tokens`)) ?? 0
+  const reasoning =
+    num(getPath(usage, `${chat ? 'completion_tokens_details' : 'output_tokens_details'}.reasoning_tokens`)) ?? 0
   const total = num(usage.total_tokens)
-  if (prompt === undefined || output === undefined) return [`consistent: prompt/output count missing in ${JSON.stringify(usage)}`]
-  if (total !== undefined && total !== prompt + output) problems.push(`consistent: total_tokens ${total} != ${prompt} + ${output}`)
-  if (prompt < cached + written) problems.push(`consistent: prompt ${prompt} < cached ${cached} + cache_write ${written}`)
+  if (prompt === undefined || output === undefined)
+    return [`consistent: prompt/output count missing in ${JSON.stringify(usage)}`]
+  if (total !== undefined && total !== prompt + output)
+    problems.push(`consistent: total_tokens ${total} != ${prompt} + ${output}`)
+  if (prompt < cached + written)
+    problems.push(`consistent: prompt ${prompt} < cached ${cached} + cache_write ${written}`)
   if (reasoning > output) problems.push(`consistent: reasoning ${reasoning} > output ${output}`)
   return problems
 }
@@ -255,16 +268,20 @@ export function checkWire({ input, output, path, contentType, aborted, checks }:
   const usageEvents = outEvents.filter((e) => e.usage !== null)
   const last = usageEvents[usageEvents.length - 1]
 
-  if (checks.outputEqualsInput && !output.equals(input)) problems.push(`outputEqualsInput: output differs (${output.length} vs ${input.length} bytes)`)
-  if (checks.outputIsPrefixOfInput && !input.subarray(0, output.length).equals(output)) problems.push('outputIsPrefixOfInput: output is not a prefix of the input')
+  if (checks.outputEqualsInput && !output.equals(input))
+    problems.push(`outputEqualsInput: output differs (${output.length} vs ${input.length} bytes)`)
+  if (checks.outputIsPrefixOfInput && !input.subarray(0, output.length).equals(output))
+    problems.push('outputIsPrefixOfInput: output is not a prefix of the input')
   if ((checks.onlyUsageChanged ?? !aborted) && blankUsage(inText) !== blankUsage(outText)) {
     problems.push('onlyUsageChanged: bytes outside usage objects differ')
   }
   if (checks.unchangedEvents) {
-    if (inEvents.length !== outEvents.length) problems.push(`unchangedEvents: ${outEvents.length} events out, ${inEvents.length} in`)
+    if (inEvents.length !== outEvents.length)
+      problems.push(`unchangedEvents: ${outEvents.length} events out, ${inEvents.length} in`)
     inEvents.forEach((e, n) => {
       const o = outEvents[n]
-      if (e.usage === null && o?.raw !== e.raw) problems.push(`unchangedEvents: event #${n} (${e.name ?? 'data'}) changed`)
+      if (e.usage === null && o?.raw !== e.raw)
+        problems.push(`unchangedEvents: event #${n} (${e.name ?? 'data'}) changed`)
     })
   }
   if (checks.usageEventCount !== undefined && usageEvents.length !== checks.usageEventCount) {

@@ -36,7 +36,12 @@ describe('Anthropic Messages stream through the Express gateway', () => {
       headers: SSE_HEADERS,
       chunks: anthropicStream({
         start: { input_tokens: 0, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: 1 },
-        delta: { input_tokens: 1234, cache_creation_input_tokens: 300, cache_read_input_tokens: 5000, output_tokens: 42 },
+        delta: {
+          input_tokens: 1234,
+          cache_creation_input_tokens: 300,
+          cache_read_input_tokens: 5000,
+          output_tokens: 42,
+        },
       }),
     })
 
@@ -112,7 +117,13 @@ describe('Anthropic Messages stream through the Express gateway', () => {
       rig.upstream.reply = () => ({ headers: SSE_HEADERS, chunks: stream() })
       const message = await current(rig.gateway.url).messages.stream(request).finalMessage()
       expect(message.usage).toMatchObject({ ...TRUE_USAGE, output_tokens: 42 })
-      expect((await rig.gateway.record()).usage).toEqual({ input: 1200, cacheRead: 5000, cacheWrite: 300, output: 42, reasoning: 0 })
+      expect((await rig.gateway.record()).usage).toEqual({
+        input: 1200,
+        cacheRead: 5000,
+        cacheWrite: 300,
+        output: 42,
+        reasoning: 0,
+      })
     })
   })
 
@@ -158,7 +169,12 @@ describe('Anthropic record details', () => {
           cache_creation: { ephemeral_5m_input_tokens: 0, ephemeral_1h_input_tokens: 0 },
           output_tokens: 1,
         },
-        delta: { input_tokens: 1234, cache_creation_input_tokens: 300, cache_read_input_tokens: 5000, output_tokens: 42 },
+        delta: {
+          input_tokens: 1234,
+          cache_creation_input_tokens: 300,
+          cache_read_input_tokens: 5000,
+          output_tokens: 42,
+        },
       }),
     })
     await current(rig.gateway.url).messages.stream(request).finalMessage()

@@ -22,7 +22,11 @@ import {
 
 const rig = useRig()
 
-const anthropicRequest = { model: ANTHROPIC_MODEL, max_tokens: 64, messages: [{ role: 'user' as const, content: 'hi' }] }
+const anthropicRequest = {
+  model: ANTHROPIC_MODEL,
+  max_tokens: 64,
+  messages: [{ role: 'user' as const, content: 'hi' }],
+}
 const chatRequest = { model: CHAT_MODEL, messages: [{ role: 'user' as const, content: 'hi' }] }
 const post = (body: unknown) => ({
   method: 'POST',
@@ -45,22 +49,46 @@ describe('non-streaming LLM bodies', () => {
     expect(raw.body.equals(Buffer.from(upstreamBody))).toBe(false) // it was rewritten
     expect(raw.headers.etag).toBeUndefined() // the tag named the upstream's body, not this one
     const json = JSON.parse(raw.body.toString('utf8'))
-    expect(json.usage).toMatchObject({ prompt_tokens: 5200, completion_tokens: 50, total_tokens: 5250, prompt_tokens_details: { cached_tokens: 5000 } })
+    expect(json.usage).toMatchObject({
+      prompt_tokens: 5200,
+      completion_tokens: 50,
+      total_tokens: 5250,
+      prompt_tokens_details: { cached_tokens: 5000 },
+    })
     expect(json.choices[0].message.content).toBe('Héllo ✓')
 
-    const completion = await new OpenAI({ apiKey: 'x', baseURL: `${rig.gateway.url}/v1`, maxRetries: 0 }).chat.completions.create(chatRequest)
-    expect(completion.usage).toMatchObject({ prompt_tokens: 5200, total_tokens: 5250, prompt_tokens_details: { cached_tokens: 5000 } })
+    const completion = await new OpenAI({
+      apiKey: 'x',
+      baseURL: `${rig.gateway.url}/v1`,
+      maxRetries: 0,
+    }).chat.completions.create(chatRequest)
+    expect(completion.usage).toMatchObject({
+      prompt_tokens: 5200,
+      total_tokens: 5250,
+      prompt_tokens_details: { cached_tokens: 5000 },
+    })
     expect(completion.choices[0]?.message.content).toBe('Héllo ✓')
 
     const record = await rig.gateway.record()
-    expect(record).toMatchObject({ status: 'complete', dialect: 'openai-chat', model: CHAT_MODEL, streaming: false, final: true })
+    expect(record).toMatchObject({
+      status: 'complete',
+      dialect: 'openai-chat',
+      model: CHAT_MODEL,
+      streaming: false,
+      final: true,
+    })
     expect(record.usage).toEqual({ input: 200, cacheRead: 5000, cacheWrite: 0, output: 50, reasoning: 0 })
     expect(record.corrections.length).toBeGreaterThan(0)
     expect(record.corrections.every((c) => c.where === 'body')).toBe(true)
   })
 
   it('an Anthropic body with nothing to fix leaves byte-for-byte with its Content-Length, and the SDK parses it', async () => {
-    const usage = { input_tokens: 1200, cache_creation_input_tokens: 300, cache_read_input_tokens: 5000, output_tokens: 42 }
+    const usage = {
+      input_tokens: 1200,
+      cache_creation_input_tokens: 300,
+      cache_read_input_tokens: 5000,
+      output_tokens: 42,
+    }
     // Odd spacing on purpose: any re-serialization would show.
     const upstreamBody = JSON.stringify(anthropicMessage(usage), null, 1)
     rig.upstream.reply = () => ({ headers: { ...JSON_HEADERS, etag: '"v1"' }, body: upstreamBody })
@@ -71,11 +99,19 @@ describe('non-streaming LLM bodies', () => {
     expect(raw.headers['content-length']).toBe(String(Buffer.byteLength(upstreamBody)))
     expect(raw.headers.etag).toBe('"v1"')
 
-    const message = await new Anthropic({ apiKey: 'x', baseURL: rig.gateway.url, maxRetries: 0 }).messages.create(anthropicRequest)
+    const message = await new Anthropic({ apiKey: 'x', baseURL: rig.gateway.url, maxRetries: 0 }).messages.create(
+      anthropicRequest,
+    )
     expect(message.usage).toMatchObject(usage)
 
     const record = await rig.gateway.record()
-    expect(record).toMatchObject({ status: 'complete', dialect: 'anthropic-messages', model: ANTHROPIC_MODEL, streaming: false, final: true })
+    expect(record).toMatchObject({
+      status: 'complete',
+      dialect: 'anthropic-messages',
+      model: ANTHROPIC_MODEL,
+      streaming: false,
+      final: true,
+    })
     expect(record.usage).toEqual({ input: 1200, cacheRead: 5000, cacheWrite: 300, output: 42, reasoning: 0 })
     expect(record.corrections).toEqual([])
   })
@@ -91,7 +127,11 @@ describe('bodies whose length the upstream stated differently', () => {
     const raw = await rawRequest(`${rig.gateway.url}/v1/chat/completions`, post(chatRequest))
     expect(raw.headers['content-length'] ?? String(raw.body.length)).toBe(String(raw.body.length))
     const json = JSON.parse(raw.body.toString('utf8'))
-    expect(json.usage).toMatchObject({ prompt_tokens: 5200, total_tokens: 5250, prompt_tokens_details: { cached_tokens: 5000 } })
+    expect(json.usage).toMatchObject({
+      prompt_tokens: 5200,
+      total_tokens: 5250,
+      prompt_tokens_details: { cached_tokens: 5000 },
+    })
     expect((await rig.gateway.record()).usage.cacheRead).toBe(5000)
   })
 
@@ -107,7 +147,10 @@ describe('bodies whose length the upstream stated differently', () => {
     expect(raw.headers['content-length'] ?? String(raw.body.length)).toBe(String(raw.body.length))
     const events = parseSse(raw.body.toString('utf8'))
     expect(events.at(-1)?.name).toBe('message_stop') // nothing cut off
-    expect(JSON.parse(events.find((e) => e.name === 'message_delta')!.data).usage).toMatchObject({ input_tokens: 1200, cache_read_input_tokens: 5000 })
+    expect(JSON.parse(events.find((e) => e.name === 'message_delta')!.data).usage).toMatchObject({
+      input_tokens: 1200,
+      cache_read_input_tokens: 5000,
+    })
     expect((await rig.gateway.record()).corrections).toHaveLength(2)
   })
 })
@@ -120,9 +163,13 @@ describe('what usagewire must leave alone', () => {
     const binaryOnLlmRoute = randomBytes(64 * 1024)
     rig.upstream.reply = (req) => {
       if (req.url === '/health') return { headers: JSON_HEADERS, body: health }
-      if (req.url === '/v1/files') return { status: 201, headers: { 'content-type': 'application/octet-stream' }, body: download }
+      if (req.url === '/v1/files')
+        return { status: 201, headers: { 'content-type': 'application/octet-stream' }, body: download }
       if (req.url === '/v1/messages') {
-        return { headers: { 'content-type': 'application/octet-stream' }, chunks: [binaryOnLlmRoute.subarray(0, 1000), binaryOnLlmRoute.subarray(1000)] }
+        return {
+          headers: { 'content-type': 'application/octet-stream' },
+          chunks: [binaryOnLlmRoute.subarray(0, 1000), binaryOnLlmRoute.subarray(1000)],
+        }
       }
       return { status: 404, body: 'not found' }
     }
@@ -197,8 +244,14 @@ describe('what usagewire must leave alone', () => {
   })
 
   it('an in-stream error event (overloaded_error) passes byte-for-byte; the SDK throws it and the record says upstream_error', async () => {
-    const start = anthropicStream({ start: { input_tokens: 1200, output_tokens: 1 }, delta: { output_tokens: 2 } }).slice(0, 3)
-    const chunks = [...start, 'event: error\ndata: {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}\n\n']
+    const start = anthropicStream({
+      start: { input_tokens: 1200, output_tokens: 1 },
+      delta: { output_tokens: 2 },
+    }).slice(0, 3)
+    const chunks = [
+      ...start,
+      'event: error\ndata: {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}\n\n',
+    ]
     rig.upstream.reply = () => ({ headers: SSE_HEADERS, chunks })
 
     const raw = await rawRequest(`${rig.gateway.url}/v1/messages`, post({ ...anthropicRequest, stream: true }))

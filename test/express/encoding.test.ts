@@ -21,7 +21,11 @@ import {
 
 const rig = useRig()
 
-const anthropicRequest = { model: ANTHROPIC_MODEL, max_tokens: 64, messages: [{ role: 'user' as const, content: 'hi' }] }
+const anthropicRequest = {
+  model: ANTHROPIC_MODEL,
+  max_tokens: 64,
+  messages: [{ role: 'user' as const, content: 'hi' }],
+}
 const chatRequest = { model: CHAT_MODEL, messages: [{ role: 'user' as const, content: 'hi' }] }
 
 /** message_delta writes 0 over true message_start values: fixed only if usagewire read the decoded stream. */
@@ -30,7 +34,12 @@ const zeroingStream = () =>
     start: { input_tokens: 1200, cache_creation_input_tokens: 300, cache_read_input_tokens: 5000, output_tokens: 1 },
     delta: { input_tokens: 0, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: 42 },
   })
-const TRUE_USAGE = { input_tokens: 1200, cache_creation_input_tokens: 300, cache_read_input_tokens: 5000, output_tokens: 42 }
+const TRUE_USAGE = {
+  input_tokens: 1200,
+  cache_creation_input_tokens: 300,
+  cache_read_input_tokens: 5000,
+  output_tokens: 42,
+}
 const TRUE_RECORD = { input: 1200, cacheRead: 5000, cacheWrite: 300, output: 42, reasoning: 0 }
 
 describe.each(['gzip', 'br'] as const)('%s-encoded upstream', (encoding) => {
@@ -65,8 +74,8 @@ describe.each(['gzip', 'br'] as const)('%s-encoded upstream', (encoding) => {
     expect(record.corrections).toHaveLength(3)
 
     // The Anthropic SDK
-    const message = await new Anthropic({ apiKey: 'x', baseURL: rig.gateway.url, maxRetries: 0 })
-      .messages.stream(anthropicRequest)
+    const message = await new Anthropic({ apiKey: 'x', baseURL: rig.gateway.url, maxRetries: 0 }).messages
+      .stream(anthropicRequest)
       .finalMessage()
     expect(message.usage).toMatchObject(TRUE_USAGE)
     expect(message.content.map((b) => (b.type === 'text' ? b.text : ''))).toEqual(['Hello, wörld ✓'])
@@ -92,7 +101,12 @@ describe.each(['gzip', 'br'] as const)('%s-encoded upstream', (encoding) => {
       headers: JSON_HEADERS,
       encoding,
       body: JSON.stringify(
-        chatCompletion({ prompt_tokens: 200, completion_tokens: 50, total_tokens: 5250, cache_read_input_tokens: 5000 }),
+        chatCompletion({
+          prompt_tokens: 200,
+          completion_tokens: 50,
+          total_tokens: 5250,
+          cache_read_input_tokens: 5000,
+        }),
       ),
     })
 
@@ -104,10 +118,22 @@ describe.each(['gzip', 'br'] as const)('%s-encoded upstream', (encoding) => {
     expect(raw.status).toBe(200)
     expect(raw.headers['content-length']).toBe(String(raw.body.length))
     const json = JSON.parse(decodeBody(raw).toString('utf8'))
-    expect(json.usage).toMatchObject({ prompt_tokens: 5200, total_tokens: 5250, prompt_tokens_details: { cached_tokens: 5000 } })
+    expect(json.usage).toMatchObject({
+      prompt_tokens: 5200,
+      total_tokens: 5250,
+      prompt_tokens_details: { cached_tokens: 5000 },
+    })
 
-    const completion = await new OpenAI({ apiKey: 'x', baseURL: `${rig.gateway.url}/v1`, maxRetries: 0 }).chat.completions.create(chatRequest)
-    expect(completion.usage).toMatchObject({ prompt_tokens: 5200, total_tokens: 5250, prompt_tokens_details: { cached_tokens: 5000 } })
+    const completion = await new OpenAI({
+      apiKey: 'x',
+      baseURL: `${rig.gateway.url}/v1`,
+      maxRetries: 0,
+    }).chat.completions.create(chatRequest)
+    expect(completion.usage).toMatchObject({
+      prompt_tokens: 5200,
+      total_tokens: 5250,
+      prompt_tokens_details: { cached_tokens: 5000 },
+    })
     expect(completion.choices[0]?.message.content).toBe('Héllo ✓')
 
     const record = await rig.gateway.record()

@@ -8,7 +8,15 @@ import type { AddressInfo } from 'node:net'
 import { createProxyMiddleware } from 'http-proxy-middleware'
 import { usagewire, type UsageRecord } from '@usagewire/express'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { anthropicStream, chatCompletion, JSON_HEADERS, SSE_HEADERS, startUpstream, waitFor, type Upstream } from './helpers.js'
+import {
+  anthropicStream,
+  chatCompletion,
+  JSON_HEADERS,
+  SSE_HEADERS,
+  startUpstream,
+  waitFor,
+  type Upstream,
+} from './helpers.js'
 
 describe('Express 4 gateway', () => {
   let upstream: Upstream
@@ -44,17 +52,27 @@ describe('Express 4 gateway', () => {
       .finalMessage()
     expect(message.usage).toMatchObject({ input_tokens: 900, cache_read_input_tokens: 4000, output_tokens: 33 })
     const record = await waitFor(() => records[0], 'record')
-    expect(record).toMatchObject({ route: '/v1/messages', status: 'complete', usage: { input: 900, cacheRead: 4000, output: 33 } })
+    expect(record).toMatchObject({
+      route: '/v1/messages',
+      status: 'complete',
+      usage: { input: 900, cacheRead: 4000, output: 33 },
+    })
   })
 
   it('rewrites a JSON body sent with res.end and a Content-Length', async () => {
     upstream.reply = () => ({
       headers: JSON_HEADERS,
-      body: JSON.stringify(chatCompletion({ prompt_tokens: 100, completion_tokens: 5, total_tokens: 905, cache_read_input_tokens: 800 })),
+      body: JSON.stringify(
+        chatCompletion({ prompt_tokens: 100, completion_tokens: 5, total_tokens: 905, cache_read_input_tokens: 800 }),
+      ),
     })
     const res = await fetch(`${url}/v1/chat/completions`, { method: 'POST', body: '{}' })
     const text = await res.text()
     expect(Number(res.headers.get('content-length'))).toBe(Buffer.byteLength(text))
-    expect(JSON.parse(text).usage).toMatchObject({ prompt_tokens: 900, total_tokens: 905, prompt_tokens_details: { cached_tokens: 800 } })
+    expect(JSON.parse(text).usage).toMatchObject({
+      prompt_tokens: 900,
+      total_tokens: 905,
+      prompt_tokens_details: { cached_tokens: 800 },
+    })
   })
 })

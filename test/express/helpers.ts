@@ -101,7 +101,12 @@ export interface AnthropicStreamSpec {
 export const ANTHROPIC_MODEL = 'claude-sonnet-4-6'
 
 /** The events of one Anthropic Messages stream, each as its own string (so each can be its own write). */
-export function anthropicStream({ model = ANTHROPIC_MODEL, start, delta, texts = ['Hello', ', wörld ✓'] }: AnthropicStreamSpec): string[] {
+export function anthropicStream({
+  model = ANTHROPIC_MODEL,
+  start,
+  delta,
+  texts = ['Hello', ', wörld ✓'],
+}: AnthropicStreamSpec): string[] {
   return [
     sseEvent('message_start', {
       type: 'message_start',
@@ -116,7 +121,11 @@ export function anthropicStream({ model = ANTHROPIC_MODEL, start, delta, texts =
         usage: start,
       },
     }),
-    sseEvent('content_block_start', { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } }),
+    sseEvent('content_block_start', {
+      type: 'content_block_start',
+      index: 0,
+      content_block: { type: 'text', text: '' },
+    }),
     sseEvent('ping', { type: 'ping' }),
     ...texts.map((text) =>
       sseEvent('content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text } }),
@@ -132,7 +141,11 @@ export function anthropicStream({ model = ANTHROPIC_MODEL, start, delta, texts =
 }
 
 /** A non-streaming Anthropic Messages body. */
-export function anthropicMessage(usage: Record<string, unknown>, text = 'Héllo ✓', model = ANTHROPIC_MODEL): Record<string, unknown> {
+export function anthropicMessage(
+  usage: Record<string, unknown>,
+  text = 'Héllo ✓',
+  model = ANTHROPIC_MODEL,
+): Record<string, unknown> {
   return {
     id: 'msg_01XFDUDYJgAACzvnptvVoYEL',
     type: 'message',
@@ -149,10 +162,21 @@ export const CHAT_MODEL = 'gpt-4o-2024-08-06'
 
 /** An OpenAI chat stream ending with a usage-only chunk (`choices: []`) and `[DONE]`. */
 export function chatStream(usage: Record<string, unknown>, texts = ['Hel', 'lo ✓'], model = CHAT_MODEL): string[] {
-  const base = { id: 'chatcmpl-B9MHDbslfkBeAs8l4bebGdFOJ6PeG', object: 'chat.completion.chunk', created: 1741570283, model }
+  const base = {
+    id: 'chatcmpl-B9MHDbslfkBeAs8l4bebGdFOJ6PeG',
+    object: 'chat.completion.chunk',
+    created: 1741570283,
+    model,
+  }
   return [
-    sseData({ ...base, choices: [{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null }], usage: null }),
-    ...texts.map((content) => sseData({ ...base, choices: [{ index: 0, delta: { content }, finish_reason: null }], usage: null })),
+    sseData({
+      ...base,
+      choices: [{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null }],
+      usage: null,
+    }),
+    ...texts.map((content) =>
+      sseData({ ...base, choices: [{ index: 0, delta: { content }, finish_reason: null }], usage: null }),
+    ),
     sseData({ ...base, choices: [{ index: 0, delta: {}, finish_reason: 'stop' }], usage: null }),
     sseData({ ...base, choices: [], usage }),
     sseData('[DONE]'),
@@ -160,13 +184,19 @@ export function chatStream(usage: Record<string, unknown>, texts = ['Hel', 'lo �
 }
 
 /** A non-streaming chat completion body. */
-export function chatCompletion(usage: Record<string, unknown>, content = 'Héllo ✓', model = CHAT_MODEL): Record<string, unknown> {
+export function chatCompletion(
+  usage: Record<string, unknown>,
+  content = 'Héllo ✓',
+  model = CHAT_MODEL,
+): Record<string, unknown> {
   return {
     id: 'chatcmpl-B9MHDbslfkBeAs8l4bebGdFOJ6PeG',
     object: 'chat.completion',
     created: 1741570283,
     model,
-    choices: [{ index: 0, message: { role: 'assistant', content, refusal: null }, logprobs: null, finish_reason: 'stop' }],
+    choices: [
+      { index: 0, message: { role: 'assistant', content, refusal: null }, logprobs: null, finish_reason: 'stop' },
+    ],
     usage,
   }
 }
@@ -185,7 +215,13 @@ export function responsesStream(usage: Record<string, unknown>, text = 'Hello �
     usage: null,
     ...extra,
   })
-  const item = { id: 'msg_67ccd2bf17f0819081ff3bb2cf6508e6', type: 'message', status: 'in_progress', role: 'assistant', content: [] }
+  const item = {
+    id: 'msg_67ccd2bf17f0819081ff3bb2cf6508e6',
+    type: 'message',
+    status: 'in_progress',
+    role: 'assistant',
+    content: [],
+  }
   const part = { type: 'output_text', text: '', annotations: [] }
   let seq = 0
   const ev = (type: string, data: Record<string, unknown>) => sseEvent(type, { type, sequence_number: seq++, ...data })
@@ -279,7 +315,12 @@ export async function startUpstream(): Promise<Upstream> {
   const server = http.createServer(async (req, res) => {
     const parts: Buffer[] = []
     for await (const part of req) parts.push(part as Buffer)
-    const request: UpstreamRequest = { method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers, body: Buffer.concat(parts) }
+    const request: UpstreamRequest = {
+      method: req.method ?? 'GET',
+      url: req.url ?? '/',
+      headers: req.headers,
+      body: Buffer.concat(parts),
+    }
     upstream.requests.push(request)
     const progress: ReplyProgress = { sent: 0, holding: false, ended: false, closedEarly: false }
     upstream.progress = progress
@@ -384,7 +425,11 @@ export interface RawResponse {
 
 export function rawRequest(
   url: string,
-  { method = 'GET', headers = {}, body }: { method?: string; headers?: OutgoingHttpHeaders; body?: string | Buffer } = {},
+  {
+    method = 'GET',
+    headers = {},
+    body,
+  }: { method?: string; headers?: OutgoingHttpHeaders; body?: string | Buffer } = {},
 ): Promise<RawResponse> {
   return new Promise((resolve, reject) => {
     const req = http.request(url, { method, headers, agent: false }, (res: IncomingMessage) => {

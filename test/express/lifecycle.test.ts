@@ -26,13 +26,31 @@ import {
   within,
 } from './helpers.js'
 
-const anthropicRequest = { model: ANTHROPIC_MODEL, max_tokens: 64, messages: [{ role: 'user' as const, content: 'hi' }] }
+const anthropicRequest = {
+  model: ANTHROPIC_MODEL,
+  max_tokens: 64,
+  messages: [{ role: 'user' as const, content: 'hi' }],
+}
 const streamBody = JSON.stringify({ ...anthropicRequest, stream: true })
-const START_USAGE = { input_tokens: 1200, cache_creation_input_tokens: 300, cache_read_input_tokens: 5000, output_tokens: 1 }
-const FULL_DELTA = { input_tokens: 1200, cache_creation_input_tokens: 300, cache_read_input_tokens: 5000, output_tokens: 42 }
+const START_USAGE = {
+  input_tokens: 1200,
+  cache_creation_input_tokens: 300,
+  cache_read_input_tokens: 5000,
+  output_tokens: 1,
+}
+const FULL_DELTA = {
+  input_tokens: 1200,
+  cache_creation_input_tokens: 300,
+  cache_read_input_tokens: 5000,
+  output_tokens: 42,
+}
 
 /** Reads from `reader` until `done(text)` holds; returns the text read so far. */
-async function readUntil(reader: ReadableStreamDefaultReader<Uint8Array>, done: (text: string) => boolean, sofar = ''): Promise<string> {
+async function readUntil(
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+  done: (text: string) => boolean,
+  sofar = '',
+): Promise<string> {
   const decoder = new TextDecoder()
   let text = sofar
   while (!done(text)) {
@@ -68,44 +86,72 @@ describe('streaming lifecycle', () => {
   const rig = useRig()
 
   it.each([
-    ['Anthropic SSE', undefined, '/v1/messages', () => anthropicStream({ start: START_USAGE, delta: { output_tokens: 42 } })],
-    ['Anthropic SSE, gzip', 'gzip' as const, '/v1/messages', () => anthropicStream({ start: START_USAGE, delta: { output_tokens: 42 } })],
-    ['chat SSE', undefined, '/v1/chat/completions', () => chatStream({ prompt_tokens: 10, completion_tokens: 2, total_tokens: 12 })],
-  ])('%s passes event by event: the client reads the first event while the upstream still holds the rest', async (_, encoding, path, events) => {
-    const release = gate()
-    const chunks = events()
-    rig.upstream.reply = () => ({ headers: SSE_HEADERS, encoding, chunks, holdBefore: 1, hold: release.promise })
+    [
+      'Anthropic SSE',
+      undefined,
+      '/v1/messages',
+      () => anthropicStream({ start: START_USAGE, delta: { output_tokens: 42 } }),
+    ],
+    [
+      'Anthropic SSE, gzip',
+      'gzip' as const,
+      '/v1/messages',
+      () => anthropicStream({ start: START_USAGE, delta: { output_tokens: 42 } }),
+    ],
+    [
+      'chat SSE',
+      undefined,
+      '/v1/chat/completions',
+      () => chatStream({ prompt_tokens: 10, completion_tokens: 2, total_tokens: 12 }),
+    ],
+  ])(
+    '%s passes event by event: the client reads the first event while the upstream still holds the rest',
+    async (_, encoding, path, events) => {
+      const release = gate()
+      const chunks = events()
+      rig.upstream.reply = () => ({ headers: SSE_HEADERS, encoding, chunks, holdBefore: 1, hold: release.promise })
 
-    let reader!: ReadableStreamDefaultReader<Uint8Array>
-    const firstEvent = async () => {
-      const res = await fetch(`${rig.gateway.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: streamBody })
-      reader = res.body!.getReader()
-      return readUntil(reader, (t) => t.includes('\n\n'))
-    }
-    // A gateway that buffers (head or body) never delivers this while the upstream waits: fail with a
-    // message instead of hanging until the test timeout.
-    const first = await within(
-      firstEvent(),
-      5_000,
-      'the first event did not reach the client while the upstream held the rest of the stream (buffered?)',
-    )
-    expect(release.opened).toBe(false)
-    expect(rig.upstream.progress).toMatchObject({ sent: 1, holding: true, ended: false })
-    expect(first).toBe(chunks[0]) // and, having no usage to fix, it left byte-for-byte
+      let reader!: ReadableStreamDefaultReader<Uint8Array>
+      const firstEvent = async () => {
+        const res = await fetch(`${rig.gateway.url}${path}`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: streamBody,
+        })
+        reader = res.body!.getReader()
+        return readUntil(reader, (t) => t.includes('\n\n'))
+      }
+      // A gateway that buffers (head or body) never delivers this while the upstream waits: fail with a
+      // message instead of hanging until the test timeout.
+      const first = await within(
+        firstEvent(),
+        5_000,
+        'the first event did not reach the client while the upstream held the rest of the stream (buffered?)',
+      )
+      expect(release.opened).toBe(false)
+      expect(rig.upstream.progress).toMatchObject({ sent: 1, holding: true, ended: false })
+      expect(first).toBe(chunks[0]) // and, having no usage to fix, it left byte-for-byte
 
-    release.open()
-    const all = await readAll(reader, first)
-    expect(parseSse(all)).toHaveLength(chunks.length)
-    const record = await rig.gateway.record()
-    expect(record.status).toBe('complete')
-    expect(record.final).toBe(true)
-  })
+      release.open()
+      const all = await readAll(reader, first)
+      expect(parseSse(all)).toHaveLength(chunks.length)
+      const record = await rig.gateway.record()
+      expect(record.status).toBe('complete')
+      expect(record.final).toBe(true)
+    },
+  )
 
   it('client aborts mid-stream (fetch AbortController): a record with status aborted and the usage known so far', async () => {
     const never = gate()
     const chunks = anthropicStream({ start: START_USAGE, delta: FULL_DELTA, texts: ['one', 'two', 'three'] })
     const deltaAt = chunks.findIndex((c) => c.startsWith('event: message_delta'))
-    rig.upstream.reply = () => ({ headers: SSE_HEADERS, chunks, holdBefore: deltaAt, hold: never.promise, keepOpen: true })
+    rig.upstream.reply = () => ({
+      headers: SSE_HEADERS,
+      chunks,
+      holdBefore: deltaAt,
+      hold: never.promise,
+      keepOpen: true,
+    })
 
     const controller = new AbortController()
     const res = await fetch(`${rig.gateway.url}/v1/messages`, {
@@ -139,9 +185,17 @@ describe('streaming lifecycle', () => {
     const never = gate()
     const chunks = anthropicStream({ start: START_USAGE, delta: FULL_DELTA, texts: ['one', 'two', 'three'] })
     const deltaAt = chunks.findIndex((c) => c.startsWith('event: message_delta'))
-    rig.upstream.reply = () => ({ headers: SSE_HEADERS, chunks, holdBefore: deltaAt, hold: never.promise, keepOpen: true })
+    rig.upstream.reply = () => ({
+      headers: SSE_HEADERS,
+      chunks,
+      holdBefore: deltaAt,
+      hold: never.promise,
+      keepOpen: true,
+    })
 
-    const stream = new Anthropic({ apiKey: 'x', baseURL: rig.gateway.url, maxRetries: 0 }).messages.stream(anthropicRequest)
+    const stream = new Anthropic({ apiKey: 'x', baseURL: rig.gateway.url, maxRetries: 0 }).messages.stream(
+      anthropicRequest,
+    )
     let texts = 0
     stream.on('text', () => {
       if (++texts === 2) stream.abort()
@@ -170,7 +224,10 @@ describe('onUsage', () => {
     try {
       upstream.reply = () => ({
         headers: SSE_HEADERS,
-        chunks: anthropicStream({ start: START_USAGE, delta: { input_tokens: 0, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: 42 } }),
+        chunks: anthropicStream({
+          start: START_USAGE,
+          delta: { input_tokens: 0, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: 42 },
+        }),
       })
       const client = new Anthropic({ apiKey: 'x', baseURL: gateway.url, maxRetries: 0 })
       for (let i = 1; i <= 2; i++) {

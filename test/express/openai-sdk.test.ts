@@ -10,9 +10,14 @@ const rig = useRig()
 const client = (baseURL: string) => new OpenAI({ apiKey: 'x', baseURL: `${baseURL}/v1`, maxRetries: 0 })
 
 describe('OpenAI Chat Completions stream through the Express gateway', () => {
-  it('a translator\'s inconsistent usage chunk (cache only in cache_read_input_tokens, prompt_tokens without it) reaches the SDK self-consistent (PEERS.md §2 rows 5, 21)', async () => {
+  it("a translator's inconsistent usage chunk (cache only in cache_read_input_tokens, prompt_tokens without it) reaches the SDK self-consistent (PEERS.md §2 rows 5, 21)", async () => {
     // What Portkey-style Anthropic→OpenAI translation emits: prompt_tokens excludes the cache, total includes it.
-    const upstreamUsage = { prompt_tokens: 200, completion_tokens: 50, total_tokens: 5250, cache_read_input_tokens: 5000 }
+    const upstreamUsage = {
+      prompt_tokens: 200,
+      completion_tokens: 50,
+      total_tokens: 5250,
+      cache_read_input_tokens: 5000,
+    }
     rig.upstream.reply = () => ({ headers: SSE_HEADERS, chunks: chatStream(upstreamUsage) })
 
     const stream = await client(rig.gateway.url).chat.completions.create({
@@ -42,7 +47,13 @@ describe('OpenAI Chat Completions stream through the Express gateway', () => {
     expect(rig.upstream.requests[0]!.url).toBe('/v1/chat/completions')
 
     const record = await rig.gateway.record()
-    expect(record).toMatchObject({ status: 'complete', dialect: 'openai-chat', model: CHAT_MODEL, final: true, streaming: true })
+    expect(record).toMatchObject({
+      status: 'complete',
+      dialect: 'openai-chat',
+      model: CHAT_MODEL,
+      final: true,
+      streaming: true,
+    })
     expect(record.usage).toEqual({ input: 200, cacheRead: 5000, cacheWrite: 0, output: 50, reasoning: 0 })
     expect(record.sources.cacheRead).toBe('chunk.usage.cache_read_input_tokens')
     expect(record.corrections).toEqual(
@@ -57,7 +68,12 @@ describe('OpenAI Chat Completions stream through the Express gateway', () => {
 describe('OpenAI Responses stream through the Express gateway', () => {
   it('response.completed with input_tokens_details.cached_tokens: the record splits the cache out, and the client sees reasoning_tokens present (PEERS.md §2 rows 6, 36)', async () => {
     // The upstream omits output_tokens_details: strict clients (Codex) abort without reasoning_tokens.
-    const upstreamUsage = { input_tokens: 1000, input_tokens_details: { cached_tokens: 800 }, output_tokens: 120, total_tokens: 1120 }
+    const upstreamUsage = {
+      input_tokens: 1000,
+      input_tokens_details: { cached_tokens: 800 },
+      output_tokens: 120,
+      total_tokens: 1120,
+    }
     rig.upstream.reply = () => ({ headers: SSE_HEADERS, chunks: responsesStream(upstreamUsage) })
 
     const stream = await client(rig.gateway.url).responses.create({ model: RESPONSES_MODEL, input: 'hi', stream: true })
@@ -83,7 +99,12 @@ describe('OpenAI Responses stream through the Express gateway', () => {
     expect(rig.upstream.requests[0]!.url).toBe('/v1/responses')
 
     const record = await rig.gateway.record()
-    expect(record).toMatchObject({ status: 'complete', dialect: 'openai-responses', model: RESPONSES_MODEL, final: true })
+    expect(record).toMatchObject({
+      status: 'complete',
+      dialect: 'openai-responses',
+      model: RESPONSES_MODEL,
+      final: true,
+    })
     expect(record.usage.cacheRead).toBe(800)
     expect(record.usage.input).toBe(1000 - 800)
     expect(record.usage.output).toBe(120)

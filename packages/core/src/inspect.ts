@@ -21,7 +21,11 @@ export interface InspectResult {
 }
 
 function guessContentType(body: Buffer): string {
-  const head = body.subarray(0, 64).toString('utf8').replace(/^\ufeff/, '').trimStart()
+  const head = body
+    .subarray(0, 64)
+    .toString('utf8')
+    .replace(/^\ufeff/, '')
+    .trimStart()
   return /^(event|data|id|retry)?:/.test(head) || head.startsWith('event:') || head.startsWith('data:')
     ? 'text/event-stream'
     : 'application/json'

@@ -4,29 +4,109 @@ import { inspect } from './inspect.js'
 import { createProcessor } from './processor.js'
 
 const sse = (events: Array<[string | undefined, unknown]>) =>
-  events.map(([name, data]) => `${name ? `event: ${name}\n` : ''}data: ${typeof data === 'string' ? data : JSON.stringify(data)}\n\n`).join('')
+  events
+    .map(
+      ([name, data]) =>
+        `${name ? `event: ${name}\n` : ''}data: ${typeof data === 'string' ? data : JSON.stringify(data)}\n\n`,
+    )
+    .join('')
 
 const anthropicStream = sse([
-  ['message_start', { type: 'message_start', message: { id: 'msg_1', type: 'message', role: 'assistant', model: 'claude-sonnet-4-5', content: [], usage: { input_tokens: 0, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: 1 } } }],
+  [
+    'message_start',
+    {
+      type: 'message_start',
+      message: {
+        id: 'msg_1',
+        type: 'message',
+        role: 'assistant',
+        model: 'claude-sonnet-4-5',
+        content: [],
+        usage: { input_tokens: 0, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: 1 },
+      },
+    },
+  ],
   ['ping', { type: 'ping' }],
   ['content_block_start', { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } }],
-  ['content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: 'usage: "ok" – é 🌍' } }],
+  [
+    'content_block_delta',
+    { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: 'usage: "ok" – é 🌍' } },
+  ],
   ['content_block_stop', { type: 'content_block_stop', index: 0 }],
-  ['message_delta', { type: 'message_delta', delta: { stop_reason: 'end_turn' }, usage: { input_tokens: 1234, cache_read_input_tokens: 61711, output_tokens: 57 } }],
+  [
+    'message_delta',
+    {
+      type: 'message_delta',
+      delta: { stop_reason: 'end_turn' },
+      usage: { input_tokens: 1234, cache_read_input_tokens: 61711, output_tokens: 57 },
+    },
+  ],
   ['message_stop', { type: 'message_stop' }],
 ])
 
 const chatStream = sse([
-  [undefined, { id: 'c1', object: 'chat.completion.chunk', model: 'gpt-4o', choices: [{ index: 0, delta: { content: 'Hi' }, finish_reason: null }], usage: null }],
-  [undefined, { id: 'c1', object: 'chat.completion.chunk', model: 'gpt-4o', choices: [{ index: 0, delta: {}, finish_reason: 'stop' }], usage: null }],
-  [undefined, { id: 'c1', object: 'chat.completion.chunk', model: 'gpt-4o', choices: [], usage: { prompt_tokens: 200, completion_tokens: 30, total_tokens: 1030, cache_read_input_tokens: 800 } }],
+  [
+    undefined,
+    {
+      id: 'c1',
+      object: 'chat.completion.chunk',
+      model: 'gpt-4o',
+      choices: [{ index: 0, delta: { content: 'Hi' }, finish_reason: null }],
+      usage: null,
+    },
+  ],
+  [
+    undefined,
+    {
+      id: 'c1',
+      object: 'chat.completion.chunk',
+      model: 'gpt-4o',
+      choices: [{ index: 0, delta: {}, finish_reason: 'stop' }],
+      usage: null,
+    },
+  ],
+  [
+    undefined,
+    {
+      id: 'c1',
+      object: 'chat.completion.chunk',
+      model: 'gpt-4o',
+      choices: [],
+      usage: { prompt_tokens: 200, completion_tokens: 30, total_tokens: 1030, cache_read_input_tokens: 800 },
+    },
+  ],
   [undefined, '[DONE]'],
 ])
 
 const responsesStream = sse([
-  ['response.created', { type: 'response.created', sequence_number: 0, response: { id: 'r1', object: 'response', model: 'gpt-5', status: 'in_progress', usage: null } }],
+  [
+    'response.created',
+    {
+      type: 'response.created',
+      sequence_number: 0,
+      response: { id: 'r1', object: 'response', model: 'gpt-5', status: 'in_progress', usage: null },
+    },
+  ],
   ['response.output_text.delta', { type: 'response.output_text.delta', sequence_number: 1, delta: 'Hi' }],
-  ['response.completed', { type: 'response.completed', sequence_number: 2, response: { id: 'r1', object: 'response', model: 'gpt-5', status: 'completed', usage: { input_tokens: 1234, input_tokens_details: { cached_tokens: 1024 }, output_tokens: 20, total_tokens: 1254 } } }],
+  [
+    'response.completed',
+    {
+      type: 'response.completed',
+      sequence_number: 2,
+      response: {
+        id: 'r1',
+        object: 'response',
+        model: 'gpt-5',
+        status: 'completed',
+        usage: {
+          input_tokens: 1234,
+          input_tokens_details: { cached_tokens: 1024 },
+          output_tokens: 20,
+          total_tokens: 1254,
+        },
+      },
+    },
+  ],
 ])
 
 const cases = [
@@ -85,10 +165,18 @@ describe('the push processor', () => {
   })
 
   it('rewrites only the usage object inside an event, keeping the rest of its bytes', () => {
-    const body = 'event: message_delta\ndata: {"type":"message_delta","delta":{"stop_reason":"end_turn","note":"caf\\u00e9"},"usage":{"input_tokens":0,"output_tokens":5.0}}\n\n'
-    const start = sse([['message_start', { type: 'message_start', message: { model: 'm', usage: { input_tokens: 9, output_tokens: 1 } } }]])
+    const body =
+      'event: message_delta\ndata: {"type":"message_delta","delta":{"stop_reason":"end_turn","note":"caf\\u00e9"},"usage":{"input_tokens":0,"output_tokens":5.0}}\n\n'
+    const start = sse([
+      [
+        'message_start',
+        { type: 'message_start', message: { model: 'm', usage: { input_tokens: 9, output_tokens: 1 } } },
+      ],
+    ])
     const out = inspect(start + body, { path: '/v1/messages' }).output.toString()
-    expect(out).toContain('"delta":{"stop_reason":"end_turn","note":"caf\\u00e9"},"usage":{"input_tokens":9,"output_tokens":5}}')
+    expect(out).toContain(
+      '"delta":{"stop_reason":"end_turn","note":"caf\\u00e9"},"usage":{"input_tokens":9,"output_tokens":5}}',
+    )
   })
 
   describe('fails open', () => {
@@ -117,8 +205,18 @@ describe('the push processor', () => {
     })
 
     it('a JSON body over the bound is forwarded whole and untouched', () => {
-      const body = JSON.stringify({ type: 'message', model: 'm', content: [{ type: 'text', text: 'x'.repeat(500) }], usage: { input_tokens: 1, output_tokens: 2 } })
-      const { record, output } = inspect(body, { path: '/v1/messages', contentType: 'application/json', maxEventBytes: 100, chunks: [64] })
+      const body = JSON.stringify({
+        type: 'message',
+        model: 'm',
+        content: [{ type: 'text', text: 'x'.repeat(500) }],
+        usage: { input_tokens: 1, output_tokens: 2 },
+      })
+      const { record, output } = inspect(body, {
+        path: '/v1/messages',
+        contentType: 'application/json',
+        maxEventBytes: 100,
+        chunks: [64],
+      })
       expect(output.toString()).toBe(body)
       expect(record.passthrough?.reason).toMatch(/body over maxEventBytes/)
     })

@@ -1,6 +1,21 @@
-import { createDialect, dialectForPath, sniffBody, sniffEvent, type DialectHandler, type ResponseState, type UsageRewrite } from './dialects/index.js'
+import {
+  createDialect,
+  dialectForPath,
+  sniffBody,
+  sniffEvent,
+  type DialectHandler,
+  type ResponseState,
+  type UsageRewrite,
+} from './dialects/index.js'
 import { spliceMember } from './framing/json-splice.js'
-import { createSseFramer, matchEventName, NO_EVENT_LINE, parseEvent, replaceData, type SseFramer } from './framing/sse.js'
+import {
+  createSseFramer,
+  matchEventName,
+  NO_EVENT_LINE,
+  parseEvent,
+  replaceData,
+  type SseFramer,
+} from './framing/sse.js'
 import { Ledger } from './ledger.js'
 import type { Correction, Dialect } from './record.js'
 import { isObject, type JsonObject, type Usage, type UsageSources } from './usage.js'
@@ -64,7 +79,8 @@ function diff(before: JsonObject, after: JsonObject, where: string, prefix: stri
   for (const [key, value] of Object.entries(after)) {
     const was = before[key]
     if (typeof value === 'number') {
-      if (was !== value) out.push({ where, field: `${prefix}.${key}`, from: typeof was === 'number' ? was : null, to: value })
+      if (was !== value)
+        out.push({ where, field: `${prefix}.${key}`, from: typeof was === 'number' ? was : null, to: value })
     } else if (isObject(value)) {
       diff(isObject(was) ? was : {}, value, where, `${prefix}.${key}`, out)
     }

@@ -5,23 +5,44 @@ const read = (native: Record<string, unknown>) => fromOpenAIUsage(native, CHAT_N
 
 describe('OpenAI-shaped usage ⇄ canonical buckets', () => {
   it('prompt_tokens includes cached tokens (OpenAI prompt-caching guide example)', () => {
-    const { usage } = read({ prompt_tokens: 2006, completion_tokens: 300, total_tokens: 2306, prompt_tokens_details: { cached_tokens: 1920 } })
+    const { usage } = read({
+      prompt_tokens: 2006,
+      completion_tokens: 300,
+      total_tokens: 2306,
+      prompt_tokens_details: { cached_tokens: 1920 },
+    })
     expect(usage).toEqual({ input: 86, cacheRead: 1920, output: 300 })
   })
 
   it('reads cache from Anthropic-named extension fields when the details say nothing (PEERS row 5)', () => {
-    const { usage, sources } = read({ prompt_tokens: 1000, completion_tokens: 10, total_tokens: 1010, cache_read_input_tokens: 800 })
+    const { usage, sources } = read({
+      prompt_tokens: 1000,
+      completion_tokens: 10,
+      total_tokens: 1010,
+      cache_read_input_tokens: 800,
+    })
     expect(usage).toMatchObject({ input: 200, cacheRead: 800 })
     expect(sources.cacheRead).toBe('chunk.usage.cache_read_input_tokens')
   })
 
   it('a non-zero twin beats a 0 in cached_tokens (translator wrote the real count in one place only)', () => {
-    const { usage } = read({ prompt_tokens: 1000, completion_tokens: 10, prompt_tokens_details: { cached_tokens: 0 }, cache_read_input_tokens: 800 })
+    const { usage } = read({
+      prompt_tokens: 1000,
+      completion_tokens: 10,
+      prompt_tokens_details: { cached_tokens: 0 },
+      cache_read_input_tokens: 800,
+    })
     expect(usage.cacheRead).toBe(800)
   })
 
   it('prompt that excludes the cache while total includes it: resolved by the total (PEERS row 21)', () => {
-    const { usage, promptIncludesCache } = read({ prompt_tokens: 12, completion_tokens: 30, total_tokens: 12 + 30 + 61711 + 407, cache_read_input_tokens: 61711, cache_creation_input_tokens: 407 })
+    const { usage, promptIncludesCache } = read({
+      prompt_tokens: 12,
+      completion_tokens: 30,
+      total_tokens: 12 + 30 + 61711 + 407,
+      cache_read_input_tokens: 61711,
+      cache_creation_input_tokens: 407,
+    })
     expect(promptIncludesCache).toBe(false)
     expect(usage).toMatchObject({ input: 12, cacheRead: 61711, cacheWrite: 407, output: 30 })
   })
@@ -32,23 +53,44 @@ describe('OpenAI-shaped usage ⇄ canonical buckets', () => {
   })
 
   it('reasoning is part of completion, never added on top (PEERS row 58)', () => {
-    const { usage } = read({ prompt_tokens: 10, completion_tokens: 100, total_tokens: 110, completion_tokens_details: { reasoning_tokens: 60 } })
+    const { usage } = read({
+      prompt_tokens: 10,
+      completion_tokens: 100,
+      total_tokens: 110,
+      completion_tokens_details: { reasoning_tokens: 60 },
+    })
     expect(usage).toMatchObject({ output: 100, reasoning: 60 })
   })
 
   it('completion that leaves reasoning out is recognised by the total (xAI fixture 12 + 1 + 290 = 303)', () => {
-    const { usage, completionIncludesReasoning } = read({ prompt_tokens: 12, completion_tokens: 1, total_tokens: 303, completion_tokens_details: { reasoning_tokens: 290 } })
+    const { usage, completionIncludesReasoning } = read({
+      prompt_tokens: 12,
+      completion_tokens: 1,
+      total_tokens: 303,
+      completion_tokens_details: { reasoning_tokens: 290 },
+    })
     expect(completionIncludesReasoning).toBe(false)
     expect(usage).toMatchObject({ input: 12, output: 291, reasoning: 290 })
   })
 
   it('DeepSeek hit/miss fields', () => {
-    const { usage } = read({ prompt_tokens: 339, completion_tokens: 5, prompt_cache_hit_tokens: 320, prompt_cache_miss_tokens: 19 })
+    const { usage } = read({
+      prompt_tokens: 339,
+      completion_tokens: 5,
+      prompt_cache_hit_tokens: 320,
+      prompt_cache_miss_tokens: 19,
+    })
     expect(usage).toMatchObject({ input: 19, cacheRead: 320 })
   })
 
   it('writes a self-consistent block: prompt includes cache, total = prompt + completion, twins agree', () => {
-    const native = { prompt_tokens: 12, completion_tokens: 30, total_tokens: 62160, cache_read_input_tokens: 61711, cache_creation_input_tokens: 407 }
+    const native = {
+      prompt_tokens: 12,
+      completion_tokens: 30,
+      total_tokens: 62160,
+      cache_read_input_tokens: 61711,
+      cache_creation_input_tokens: 407,
+    }
     const out = toOpenAIUsage(native, read(native).usage, CHAT_NAMES)
     expect(out).toEqual({
       prompt_tokens: 62130,
@@ -78,7 +120,11 @@ describe('OpenAI-shaped usage ⇄ canonical buckets', () => {
   })
 
   it('Responses: a bridge that names the cache read the Anthropic way (seed 002)', () => {
-    const { usage } = fromOpenAIUsage({ input_tokens: 1234, output_tokens: 20, cache_read_input_tokens: 1024 }, RESPONSES_NAMES, 'u')
+    const { usage } = fromOpenAIUsage(
+      { input_tokens: 1234, output_tokens: 20, cache_read_input_tokens: 1024 },
+      RESPONSES_NAMES,
+      'u',
+    )
     expect(usage).toMatchObject({ input: 210, cacheRead: 1024 })
   })
 })

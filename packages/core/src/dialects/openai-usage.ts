@@ -170,11 +170,13 @@ export function toOpenAIUsage(
   if (Object.keys(completionDetails).length > 0 || isObject(native[names.completionDetails])) {
     out[names.completionDetails] = completionDetails
   }
-  if ('cache_read_input_tokens' in native && usage.cacheRead !== undefined) out.cache_read_input_tokens = usage.cacheRead
+  if ('cache_read_input_tokens' in native && usage.cacheRead !== undefined)
+    out.cache_read_input_tokens = usage.cacheRead
   if ('cache_creation_input_tokens' in native && usage.cacheWrite !== undefined) {
     out.cache_creation_input_tokens = usage.cacheWrite
   }
-  if ('prompt_cache_hit_tokens' in native && usage.cacheRead !== undefined) out.prompt_cache_hit_tokens = usage.cacheRead
+  if ('prompt_cache_hit_tokens' in native && usage.cacheRead !== undefined)
+    out.prompt_cache_hit_tokens = usage.cacheRead
   if ('prompt_cache_miss_tokens' in native && usage.input !== undefined) {
     out.prompt_cache_miss_tokens = usage.input + (usage.cacheWrite ?? 0)
   }

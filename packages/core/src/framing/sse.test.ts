@@ -22,7 +22,7 @@ function frame(text: string | Buffer, sizes: number[] = [Number.MAX_SAFE_INTEGER
   return { events, output: Buffer.concat(out) }
 }
 
-describe('SSE framing keeps each event\'s raw bytes', () => {
+describe("SSE framing keeps each event's raw bytes", () => {
   it('cuts LF events at the blank line, terminator included', () => {
     const { events } = frame('event: a\ndata: 1\n\nevent: b\ndata: 2\n\n')
     expect(events.map(String)).toEqual(['event: a\ndata: 1\n\n', 'event: b\ndata: 2\n\n'])
@@ -96,7 +96,9 @@ describe('reading the fields of one event', () => {
   it('replaces only the data value, keeping line ends and other lines', () => {
     const buf = Buffer.from('event: x\r\ndata:{"a":1}\r\nid: 3\r\n\r\n')
     const event = parseEvent(buf, 0, buf.length)!
-    expect(replaceData(buf, 0, buf.length, event, '{"a":2}').toString()).toBe('event: x\r\ndata:{"a":2}\r\nid: 3\r\n\r\n')
+    expect(replaceData(buf, 0, buf.length, event, '{"a":2}').toString()).toBe(
+      'event: x\r\ndata:{"a":2}\r\nid: 3\r\n\r\n',
+    )
   })
 
   it('matches event names on bytes, whole names only', () => {
@@ -112,7 +114,16 @@ describe('reading the fields of one event', () => {
 
 describe('framing agrees with eventsource-parser on any stream and any chunking', () => {
   const line = fc.oneof(
-    fc.constantFrom('event: message_delta', 'event: ping', 'event:x', ': comment', 'id: 1', 'retry: 10', 'data', 'data:'),
+    fc.constantFrom(
+      'event: message_delta',
+      'event: ping',
+      'event:x',
+      ': comment',
+      'id: 1',
+      'retry: 10',
+      'data',
+      'data:',
+    ),
     fc.string({ maxLength: 12 }).map((s) => `data: ${s.replace(/[\r\n]/g, '')}`),
     fc.constantFrom('data: {"usage":{"output_tokens":5}}', 'data: é🌍', 'data:  two spaces'),
   )

@@ -66,7 +66,11 @@ describe('the Node response interceptor', () => {
     expect(Number(headers['content-length'])).toBe(body.length)
     expect(body.length).toBeGreaterThan(Buffer.byteLength(chatBody))
     expect(headers.etag).toBeUndefined()
-    expect(JSON.parse(body.toString()).usage).toMatchObject({ prompt_tokens: 1000, total_tokens: 1010, prompt_tokens_details: { cached_tokens: 800 } })
+    expect(JSON.parse(body.toString()).usage).toMatchObject({
+      prompt_tokens: 1000,
+      total_tokens: 1010,
+      prompt_tokens_details: { cached_tokens: 800 },
+    })
     const record = await waitFor(() => records[0])
     expect(record.usage).toMatchObject({ input: 200, cacheRead: 800, output: 10 })
   })
@@ -74,7 +78,11 @@ describe('the Node response interceptor', () => {
   it('a body that fails to decode leaves exactly as the upstream encoded it, and the record says why', async () => {
     const broken = Buffer.concat([gzipSync(chatBody).subarray(0, 20), Buffer.from('not gzip at all')])
     const { port, records } = await serve((_req, res) => {
-      res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip', 'content-length': broken.length })
+      res.writeHead(200, {
+        'content-type': 'application/json',
+        'content-encoding': 'gzip',
+        'content-length': broken.length,
+      })
       res.write(broken.subarray(0, 10))
       res.end(broken.subarray(10))
     })
@@ -106,5 +114,29 @@ describe('the Node response interceptor', () => {
     const { headers, body } = await fetchRaw(port, '/v1/chat/completions')
     expect(Number(headers['content-length'])).toBe(body.length)
     expect(JSON.parse(body.toString()).usage.prompt_tokens).toBe(1000)
+  })
+})
+
+describe('options', () => {
+  it('are checked once, when the middleware is created', () => {
+    expect(() => createInterceptor({ maxEventBytes: -1 })).toThrow(/maxEventBytes/)
+    expect(() => createInterceptor({ routes: [{ path: 42 as unknown as string }] })).toThrow(/path/)
+    expect(() => createInterceptor({ routes: [{ path: '/x', dialect: 'gemini' as never }] })).toThrow(/unknown dialect/)
+    expect(() => createInterceptor({ routes: [{ path: /\/llm$/, dialect: 'openai-chat' }] })).not.toThrow()
+  })
+
+  it('the logger hears why a response was left untouched', async () => {
+    const warnings: string[] = []
+    const intercept = createInterceptor({ logger: { warn: (m) => warnings.push(m) } })
+    const server = createServer((req, res) => {
+      intercept(req, res)
+      res.setHeader('content-type', 'text/event-stream')
+      res.end('event: message_start\ndata: {not json\n\n')
+    })
+    await new Promise<void>((done) => server.listen(0, '127.0.0.1', done))
+    servers.push(server)
+    await fetchRaw((server.address() as AddressInfo).port, '/v1/messages')
+    await waitFor(() => warnings[0])
+    expect(warnings[0]).toMatch(/\/v1\/messages left untouched from byte 0: malformed JSON in message_start event/)
   })
 })

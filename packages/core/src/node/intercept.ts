@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http'
 import { performance } from 'node:perf_hooks'
 import type { Transform } from 'node:stream'
+import { DIALECTS } from '../dialects/index.js'
 import { createProcessor, type Processor } from '../processor.js'
 import { buildRecord, type UsageRecord } from '../record.js'
 import { matchRoute, routeOf, type RouteRule, type UsagewireOptions } from '../routes.js'
@@ -49,7 +50,30 @@ function adoptHeadArgs(res: ServerResponse, args: unknown[]): string | undefined
   return reason
 }
 
+/** Options are checked once, when the middleware is created: a mistake there is the developer's to see. */
+function validate(options: UsagewireOptions): void {
+  const { onUsage, routes, maxEventBytes, logger } = options
+  if (onUsage !== undefined && typeof onUsage !== 'function')
+    throw new TypeError('usagewire: onUsage must be a function')
+  if (maxEventBytes !== undefined && !(Number.isInteger(maxEventBytes) && maxEventBytes > 0)) {
+    throw new TypeError('usagewire: maxEventBytes must be a positive integer')
+  }
+  if (logger !== undefined && typeof logger?.warn !== 'function')
+    throw new TypeError('usagewire: logger must have warn()')
+  if (routes === undefined) return
+  if (!Array.isArray(routes)) throw new TypeError('usagewire: routes must be an array of { path, dialect? }')
+  for (const rule of routes) {
+    if (typeof rule?.path !== 'string' && !(rule?.path instanceof RegExp)) {
+      throw new TypeError('usagewire: each route needs a path (a string suffix or a RegExp)')
+    }
+    if (rule.dialect !== undefined && !DIALECTS.includes(rule.dialect)) {
+      throw new TypeError(`usagewire: unknown dialect "${String(rule.dialect)}" (one of ${DIALECTS.join(', ')})`)
+    }
+  }
+}
+
 export function createInterceptor(options: UsagewireOptions = {}): Interceptor {
+  validate(options)
   const rules: readonly RouteRule[] | undefined = options.routes
   const logger = options.logger
 
@@ -116,18 +140,26 @@ export function createInterceptor(options: UsagewireOptions = {}): Interceptor {
         error: undefined,
         passthrough: passthroughReason ? { reason: passthroughReason, atByte: 0 } : undefined,
       }
-      const id = header(res, 'request-id') || header(res, 'x-request-id') || String(req.headers['x-request-id'] ?? '') || randomUUID()
-      deliver(
-        buildRecord(result, {
-          id,
-          route,
-          method: req.method ?? 'GET',
-          httpStatus: res.statusCode,
-          aborted,
-          firstByteMs,
-          totalMs: Math.round((performance.now() - started) * 100) / 100,
-        }),
-      )
+      const id =
+        header(res, 'request-id') ||
+        header(res, 'x-request-id') ||
+        String(req.headers['x-request-id'] ?? '') ||
+        randomUUID()
+      const record = buildRecord(result, {
+        id,
+        route,
+        method: req.method ?? 'GET',
+        httpStatus: res.statusCode,
+        aborted,
+        firstByteMs,
+        totalMs: Math.round((performance.now() - started) * 100) / 100,
+      })
+      if (record.passthrough && logger) {
+        logger.warn(
+          `usagewire: ${route} left untouched from byte ${record.passthrough.atByte}: ${record.passthrough.reason}`,
+        )
+      }
+      deliver(record)
     }
     res.once('finish', () => report(false))
     res.once('close', () => report(!res.writableFinished))
