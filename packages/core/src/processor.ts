@@ -3,19 +3,13 @@ import {
   dialectForPath,
   sniffBody,
   sniffEvent,
+  type DialectContext,
   type DialectHandler,
   type ResponseState,
   type UsageRewrite,
 } from './dialects/index.js'
 import { spliceMember } from './framing/json-splice.js'
-import {
-  createSseFramer,
-  matchEventName,
-  NO_EVENT_LINE,
-  parseEvent,
-  replaceData,
-  type SseFramer,
-} from './framing/sse.js'
+import { matchEventName, NO_EVENT_LINE, parseEvent, replaceData, SseFramer, type EventVisitor } from './framing/sse.js'
 import { Ledger } from './ledger.js'
 import type { Correction, Dialect } from './record.js'
 import { isObject, type JsonObject, type Usage, type UsageSources } from './usage.js'
@@ -91,59 +85,89 @@ function hasBom(buf: Buffer, at: number): boolean {
   return buf[at] === 0xef && buf[at + 1] === 0xbb && buf[at + 2] === 0xbf
 }
 
-export function createProcessor(options: ProcessorOptions = {}): Processor {
-  const maxEventBytes = options.maxEventBytes ?? DEFAULT_MAX_EVENT_BYTES
-  const framing = framingFor(options.contentType)
-  let dialect: Dialect | undefined = options.dialect ?? (options.path ? dialectForPath(options.path) : undefined)
-  let handler: DialectHandler | undefined = dialect ? createDialect(dialect) : undefined
-  const ledger = new Ledger()
-  const state: ResponseState = { model: null, final: false, error: undefined, done: false, events: 0 }
-  const ctx = { ledger, state }
-  const corrections: Correction[] = []
-  let passthrough: ProcessorResult['passthrough']
-  let bytesIn = 0
-  let bufBase = 0 // stream offset of byte 0 of the buffer the framer is visiting
-  let sniffed = false
-  const sse: SseFramer | undefined =
-    framing === 'sse'
-      ? createSseFramer(maxEventBytes, (start) => fail(`event over maxEventBytes (${maxEventBytes})`, bufBase + start))
-      : undefined
-  let body: Buffer[] | undefined = framing === 'json' ? [] : undefined
-  let bodyBytes = 0
+/** The push processor for one response. A class, not closures: it is created per LLM response. */
+class UsageProcessor implements Processor {
+  readonly ledger = new Ledger()
+  private readonly state: ResponseState = { model: null, final: false, error: undefined, done: false, events: 0 }
+  private readonly ctx: DialectContext
+  private readonly maxEventBytes: number
+  private readonly framing: Framing | undefined
+  private dialect: Dialect | undefined
+  private handler: DialectHandler | undefined
+  private readonly corrections: Correction[] = []
+  private failure: ProcessorResult['passthrough']
+  private bytesIn = 0
+  private sniffed = false
+  private readonly sse: SseFramer | undefined
+  private body: Buffer[] | undefined
+  private bodyBytes = 0
+  private readonly visit: EventVisitor
+
+  constructor(options: ProcessorOptions) {
+    this.ctx = { ledger: this.ledger, state: this.state }
+    this.maxEventBytes = options.maxEventBytes ?? DEFAULT_MAX_EVENT_BYTES
+    this.framing = framingFor(options.contentType)
+    this.dialect = options.dialect ?? (options.path ? dialectForPath(options.path) : undefined)
+    this.handler = this.dialect ? createDialect(this.dialect) : undefined
+    this.visit = this.visitEvent.bind(this)
+    if (this.framing === 'sse') {
+      this.sse = new SseFramer(this.maxEventBytes, (at) =>
+        this.fail(`event over maxEventBytes (${this.maxEventBytes})`, at),
+      )
+    } else if (this.framing === 'json') {
+      this.body = []
+    } else {
+      this.fail(`content-type "${options.contentType ?? ''}" is not a body usagewire reads`, 0)
+    }
+  }
 
   /** Fail open: from here on every byte passes untouched. Returns the bytes that were being held. */
-  function fail(reason: string, atByte: number): Buffer[] {
-    passthrough ??= { reason, atByte }
-    const held = sse ? sse.stop() : (body ?? [])
-    body = undefined
+  private fail(reason: string, atByte: number): Buffer[] {
+    this.failure ??= { reason, atByte }
+    const held = this.sse ? this.sse.stop() : (this.body ?? [])
+    this.body = undefined
     return held
   }
-  if (!framing) fail(`content-type "${options.contentType ?? ''}" is not a body usagewire reads`, 0)
 
   /** Applies a dialect's rewrite to a JSON text; returns the new text, or undefined when nothing changes. */
-  function apply(text: string, rewrite: UsageRewrite | undefined, where: string): string | undefined {
+  private apply(text: string, rewrite: UsageRewrite | undefined, where: string): string | undefined {
     if (!rewrite) return undefined
     const changes: Correction[] = []
     diff(rewrite.before, rewrite.after, where, 'usage', changes)
     if (changes.length === 0) return undefined
     const spliced = spliceMember(text, rewrite.path, rewrite.after)
     if (spliced === undefined) return undefined
-    corrections.push(...changes)
+    this.corrections.push(...changes)
     return spliced
   }
 
-  function visitEvent(buf: Buffer, start: number, end: number): Uint8Array | undefined {
-    const index = state.events++
-    if (end - start > maxEventBytes) {
-      fail(`event over maxEventBytes (${maxEventBytes})`, bufBase + start)
-      return undefined
-    }
-    if (handler && sniffed) {
+  private visitEvent(buf: Buffer, start: number, end: number, at: number): Uint8Array | undefined {
+    const handler = this.handler
+    if (handler && this.sniffed && end - start <= this.maxEventBytes) {
       // The hot path: decide from bytes alone whether this event may carry usage or an error.
       const named = matchEventName(buf, start, end, handler.eventNames)
-      if (named === -1) return undefined
-      if (named === NO_EVENT_LINE && !handler.mayCarry(buf, start, end)) return undefined
+      if (named === -1 || (named === NO_EVENT_LINE && !handler.mayCarry(buf, start, end))) {
+        this.state.events++
+        return undefined
+      }
     }
+    try {
+      return this.readEvent(buf, start, end, at)
+    } catch (error) {
+      this.fail(`internal error: ${(error as Error).message}`, at)
+      return undefined
+    }
+  }
+
+  /** Parses an event that may carry usage, and rewrites it when its usage is not the best known. */
+  private readEvent(buf: Buffer, start: number, end: number, at: number): Uint8Array | undefined {
+    const state = this.state
+    const index = state.events++
+    if (end - start > this.maxEventBytes) {
+      this.fail(`event over maxEventBytes (${this.maxEventBytes})`, at)
+      return undefined
+    }
+    let handler = this.handler
     const event = parseEvent(buf, index === 0 && hasBom(buf, start) ? start + 3 : start, end)
     if (!event) return undefined
     if (event.data === '[DONE]') {
@@ -154,38 +178,35 @@ export function createProcessor(options: ProcessorOptions = {}): Processor {
     try {
       json = JSON.parse(event.data)
     } catch {
-      fail(`malformed JSON in ${event.name ?? 'a data'} event`, bufBase + start)
+      this.fail(`malformed JSON in ${event.name ?? 'a data'} event`, at)
       return undefined
     }
-    if (!sniffed) {
-      sniffed = true
+    if (!this.sniffed) {
+      this.sniffed = true
       // The first event settles the dialect: the path may be silent, or may not say what the body is.
-      const seen = sniffEvent(event.name, json)
-      if (seen && seen !== dialect) {
-        dialect = seen
-        handler = createDialect(seen)
-      }
+      handler = this.adopt(sniffEvent(event.name, json))
       if (!handler) {
-        fail('unknown dialect: the first event is none usagewire reads', bufBase + start)
+        this.fail('unknown dialect: the first event is none usagewire reads', at)
         return undefined
       }
     }
     if (!isObject(json) || !handler) return undefined
-    const where = event.name ?? (dialect === 'openai-chat' ? `chunk#${index}` : String(json.type ?? `event#${index}`))
-    const data = apply(event.data, handler.onEvent(event.name, json, ctx), where)
+    const where =
+      event.name ?? (this.dialect === 'openai-chat' ? `chunk#${index}` : String(json.type ?? `event#${index}`))
+    const data = this.apply(event.data, handler.onEvent(event.name, json, this.ctx), where)
     return data === undefined ? undefined : replaceData(buf, start, end, event, data)
   }
 
-  function visit(buf: Buffer, start: number, end: number): Uint8Array | undefined {
-    try {
-      return visitEvent(buf, start, end)
-    } catch (error) {
-      fail(`internal error: ${(error as Error).message}`, bufBase + start)
-      return undefined
+  /** Switches to the dialect the body shows, when it differs from the one the path suggested. */
+  private adopt(seen: Dialect | undefined): DialectHandler | undefined {
+    if (seen && seen !== this.dialect) {
+      this.dialect = seen
+      this.handler = createDialect(seen)
     }
+    return this.handler
   }
 
-  function finishBody(chunks: Buffer[]): Uint8Array[] {
+  private finishBody(chunks: Buffer[]): Uint8Array[] {
     const raw = Buffer.concat(chunks)
     let text = raw.toString('utf8')
     const bom = text.charCodeAt(0) === 0xfeff ? '\ufeff' : ''
@@ -194,68 +215,66 @@ export function createProcessor(options: ProcessorOptions = {}): Processor {
     try {
       json = JSON.parse(text)
     } catch {
-      fail('malformed JSON body', 0)
+      this.fail('malformed JSON body', 0)
       return [raw]
     }
     if (!isObject(json)) return [raw]
-    const seen = sniffBody(json)
-    if (seen && seen !== dialect) {
-      dialect = seen
-      handler = createDialect(seen)
-    }
+    const handler = this.adopt(sniffBody(json))
     if (!handler) {
-      fail('unknown dialect: the body is none usagewire reads', 0)
+      this.fail('unknown dialect: the body is none usagewire reads', 0)
       return [raw]
     }
-    const rewritten = apply(text, handler.onBody(json, ctx), 'body')
+    const rewritten = this.apply(text, handler.onBody(json, this.ctx), 'body')
     return [rewritten === undefined ? raw : Buffer.from(bom + rewritten, 'utf8')]
   }
 
-  return {
-    ledger,
-    push(input) {
-      const chunk = toBuffer(input)
-      bufBase = bytesIn - (sse?.pending()?.length ?? 0)
-      bytesIn += chunk.length
-      if (sse) return sse.push(chunk, visit)
-      if (!body) return [chunk]
-      body.push(chunk)
-      bodyBytes += chunk.length
-      if (bodyBytes <= maxEventBytes) return []
-      return fail(`body over maxEventBytes (${maxEventBytes})`, 0)
-    },
-    end() {
-      if (sse) {
-        bufBase = bytesIn - (sse.pending()?.length ?? 0)
-        const rest = sse.end(visit)
-        if (!passthrough) handler?.onEnd?.(ctx)
-        return rest
-      }
-      if (!body) return []
-      const held = body
-      body = undefined
-      try {
-        return finishBody(held)
-      } catch (error) {
-        fail(`internal error: ${(error as Error).message}`, 0)
-        return held
-      }
-    },
-    passthrough(reason) {
-      return fail(reason, bytesIn)
-    },
-    result() {
-      return {
-        dialect: dialect ?? 'unknown',
-        model: state.model,
-        streaming: framing === 'sse',
-        usage: ledger.usage(),
-        sources: ledger.sources(),
-        final: state.final,
-        corrections: [...corrections],
-        error: state.error,
-        passthrough,
-      }
-    },
+  push(input: Uint8Array): Uint8Array[] {
+    const chunk = toBuffer(input)
+    this.bytesIn += chunk.length
+    if (this.sse) return this.sse.push(chunk, this.visit)
+    if (!this.body) return [chunk]
+    this.body.push(chunk)
+    this.bodyBytes += chunk.length
+    if (this.bodyBytes <= this.maxEventBytes) return []
+    return this.fail(`body over maxEventBytes (${this.maxEventBytes})`, 0)
   }
+
+  end(): Uint8Array[] {
+    if (this.sse) {
+      const rest = this.sse.end(this.visit)
+      if (!this.failure) this.handler?.onEnd?.(this.ctx)
+      return rest
+    }
+    const held = this.body
+    if (!held) return []
+    this.body = undefined
+    try {
+      return this.finishBody(held)
+    } catch (error) {
+      this.fail(`internal error: ${(error as Error).message}`, 0)
+      return held
+    }
+  }
+
+  passthrough(reason: string): Uint8Array[] {
+    return this.fail(reason, this.bytesIn)
+  }
+
+  result(): ProcessorResult {
+    return {
+      dialect: this.dialect ?? 'unknown',
+      model: this.state.model,
+      streaming: this.framing === 'sse',
+      usage: this.ledger.usage(),
+      sources: this.ledger.sources(),
+      final: this.state.final,
+      corrections: [...this.corrections],
+      error: this.state.error,
+      passthrough: this.failure,
+    }
+  }
+}
+
+export function createProcessor(options: ProcessorOptions = {}): Processor {
+  return new UsageProcessor(options)
 }

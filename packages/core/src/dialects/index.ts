@@ -1,17 +1,17 @@
 import type { Dialect } from '../record.js'
 import { matchRoute, routeOf } from '../routes.js'
 import { isObject, type JsonObject } from '../usage.js'
-import { anthropicMessages } from './anthropic.js'
-import { openaiChat } from './openai-chat.js'
-import { openaiResponses } from './openai-responses.js'
+import { AnthropicMessages } from './anthropic.js'
+import { OpenAIChat } from './openai-chat.js'
+import { OpenAIResponses } from './openai-responses.js'
 import type { DialectHandler } from './types.js'
 
 export type { DialectHandler, DialectContext, ResponseState, UsageRewrite } from './types.js'
 
 const FACTORIES: Record<Dialect, () => DialectHandler> = {
-  'anthropic-messages': anthropicMessages,
-  'openai-chat': openaiChat,
-  'openai-responses': openaiResponses,
+  'anthropic-messages': () => new AnthropicMessages(),
+  'openai-chat': () => new OpenAIChat(),
+  'openai-responses': () => new OpenAIResponses(),
 }
 
 export const DIALECTS = Object.keys(FACTORIES) as Dialect[]

@@ -1,9 +1,15 @@
+import type { Dialect } from '../record.js'
 import { isObject, type JsonObject } from '../usage.js'
-import { MemberScanner, OBJECT } from './needle.js'
+import { member, MemberScanner, OBJECT } from './needle.js'
 import { fromOpenAIUsage, RESPONSES_NAMES, toOpenAIUsage } from './openai-usage.js'
 import type { DialectContext, DialectHandler, UsageRewrite } from './types.js'
 
 const TERMINAL = new Set(['response.completed', 'response.incomplete', 'response.failed'])
+const EVENT_NAMES = ['response.created', ...TERMINAL, 'error'].map((name) => Buffer.from(name))
+const USAGE = member('usage', OBJECT)
+const ERROR = member('error', OBJECT)
+const EVENT_PATH = ['response', 'usage'] as const
+const BODY_PATH = ['usage'] as const
 
 /**
  * OpenAI Responses (WIRE.md §6). Usage sits in `response.usage` of the terminal event:
@@ -12,52 +18,58 @@ const TERMINAL = new Set(['response.completed', 'response.incomplete', 'response
  * the schema requires them and strict clients (Codex) abort without them (row 36). `sequence_number`
  * is never touched.
  */
-export function openaiResponses(): DialectHandler {
-  const usageKey = new MemberScanner('usage', OBJECT)
-  const errorKey = new MemberScanner('error', OBJECT)
+export class OpenAIResponses implements DialectHandler {
+  readonly name: Dialect = 'openai-responses'
+  readonly eventNames = EVENT_NAMES
+  // Only for events without an `event:` line.
+  private readonly usageKey = new MemberScanner(USAGE)
+  private readonly errorKey = new MemberScanner(ERROR)
 
-  function readUsage(response: JsonObject, at: string, path: string[], ctx: DialectContext): UsageRewrite | undefined {
-    if (typeof response.model === 'string') ctx.state.model = response.model
-    if (response.status === 'failed') {
-      const detail = isObject(response.error) ? response.error : {}
-      ctx.state.error = String(detail.code ?? detail.message ?? 'failed')
+  mayCarry(buf: Buffer, start: number, end: number): boolean {
+    return this.usageKey.test(buf, start, end) || this.errorKey.test(buf, start, end)
+  }
+
+  onEvent(_name: string | undefined, json: JsonObject, ctx: DialectContext): UsageRewrite | undefined {
+    const type = String(json.type)
+    if (type === 'error') {
+      // Two shapes exist: top-level code/message (SDK type) and a nested `error` object (recorded streams).
+      const detail = isObject(json.error) ? json.error : json
+      ctx.state.error = String(detail.code ?? detail.type ?? detail.message ?? 'error')
+      return undefined
     }
-    const native = response.usage
-    if (!isObject(native)) return undefined
-    ctx.state.final = true
-    const reading = fromOpenAIUsage(native, RESPONSES_NAMES, at)
-    ctx.ledger.observe('stream', reading.usage, reading.sources)
-    const after = toOpenAIUsage(native, ctx.ledger.usage(), RESPONSES_NAMES, { requireDetails: true })
-    return { path, before: native, after }
+    if (!isObject(json.response)) return undefined
+    if (!TERMINAL.has(type)) {
+      if (typeof json.response.model === 'string') ctx.state.model = json.response.model
+      return undefined
+    }
+    return readUsage(json.response, `${type}.response.usage`, EVENT_PATH, ctx)
   }
 
-  return {
-    name: 'openai-responses',
-    eventNames: ['response.created', 'response.completed', 'response.incomplete', 'response.failed', 'error'].map(
-      (name) => Buffer.from(name),
-    ),
-    mayCarry: (buf, start, end) => usageKey.test(buf, start, end) || errorKey.test(buf, start, end),
-    onEvent(_name, json, ctx) {
-      const type = String(json.type)
-      if (type === 'error') {
-        // Two shapes exist: top-level code/message (SDK type) and a nested `error` object (recorded streams).
-        const detail = isObject(json.error) ? json.error : json
-        ctx.state.error = String(detail.code ?? detail.type ?? detail.message ?? 'error')
-        return undefined
-      }
-      if (!isObject(json.response)) return undefined
-      if (!TERMINAL.has(type)) {
-        if (typeof json.response.model === 'string') ctx.state.model = json.response.model
-        return undefined
-      }
-      return readUsage(json.response, `${type}.response.usage`, ['response', 'usage'], ctx)
-    },
-    onBody(json, ctx) {
-      if (isObject(json.error) && json.object !== 'response') {
-        ctx.state.error = String(json.error.code ?? json.error.type ?? json.error.message ?? 'error')
-        return undefined
-      }
-      return readUsage(json, 'body.usage', ['usage'], ctx)
-    },
+  onBody(json: JsonObject, ctx: DialectContext): UsageRewrite | undefined {
+    if (isObject(json.error) && json.object !== 'response') {
+      ctx.state.error = String(json.error.code ?? json.error.type ?? json.error.message ?? 'error')
+      return undefined
+    }
+    return readUsage(json, 'body.usage', BODY_PATH, ctx)
   }
+}
+
+function readUsage(
+  response: JsonObject,
+  at: string,
+  path: readonly string[],
+  ctx: DialectContext,
+): UsageRewrite | undefined {
+  if (typeof response.model === 'string') ctx.state.model = response.model
+  if (response.status === 'failed') {
+    const detail = isObject(response.error) ? response.error : {}
+    ctx.state.error = String(detail.code ?? detail.message ?? 'failed')
+  }
+  const native = response.usage
+  if (!isObject(native)) return undefined
+  ctx.state.final = true
+  const reading = fromOpenAIUsage(native, RESPONSES_NAMES, at)
+  ctx.ledger.observe('stream', reading.usage, reading.sources)
+  const after = toOpenAIUsage(native, ctx.ledger.usage(), RESPONSES_NAMES, { requireDetails: true })
+  return { path, before: native, after }
 }

@@ -1,12 +1,12 @@
 import fc from 'fast-check'
 import { createParser, type EventSourceMessage } from 'eventsource-parser'
 import { describe, expect, it } from 'vitest'
-import { createSseFramer, findEventEnd, matchEventName, NO_EVENT_LINE, parseEvent, replaceData } from './sse.js'
+import { SseFramer, findEventEnd, matchEventName, NO_EVENT_LINE, parseEvent, replaceData } from './sse.js'
 
 /** Cuts `text` with the framer fed in `sizes` chunks; returns each event's raw text and the output bytes. */
 function frame(text: string | Buffer, sizes: number[] = [Number.MAX_SAFE_INTEGER]) {
   const bytes = Buffer.isBuffer(text) ? text : Buffer.from(text)
-  const framer = createSseFramer(1 << 20)
+  const framer = new SseFramer(1 << 20)
   const events: Buffer[] = []
   const visit = (buf: Buffer, start: number, end: number) => {
     events.push(Buffer.from(buf.subarray(start, end)))
@@ -40,7 +40,7 @@ describe("SSE framing keeps each event's raw bytes", () => {
   })
 
   it('hands back a chunk of whole events as the same Buffer', () => {
-    const framer = createSseFramer(1 << 20)
+    const framer = new SseFramer(1 << 20)
     const chunk = Buffer.from('event: ping\ndata: {}\n\nevent: ping\ndata: {}\n\n')
     const out = framer.push(chunk, () => undefined)
     expect(out).toHaveLength(1)
@@ -48,7 +48,7 @@ describe("SSE framing keeps each event's raw bytes", () => {
   })
 
   it('holds back a partial event and sends it whole with the chunk that completes it', () => {
-    const framer = createSseFramer(1 << 20)
+    const framer = new SseFramer(1 << 20)
     expect(framer.push(Buffer.from('data: 1\n\ndata: '), () => undefined).map(String)).toEqual(['data: 1\n\n'])
     expect(framer.pending()?.toString()).toBe('data: ')
     expect(framer.push(Buffer.from('2\n\n'), () => undefined).map(String)).toEqual(['data: 2\n\n'])
@@ -59,7 +59,7 @@ describe("SSE framing keeps each event's raw bytes", () => {
   })
 
   it('an event over the size bound switches to passthrough and loses no byte', () => {
-    const framer = createSseFramer(8)
+    const framer = new SseFramer(8)
     const out = framer.push(Buffer.from('data: 0123456789'), () => undefined)
     expect(framer.stopped).toBe(true)
     expect(Buffer.concat(out).toString()).toBe('data: 0123456789')

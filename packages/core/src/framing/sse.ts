@@ -10,32 +10,36 @@
 
 const LF = 0x0a
 const CR = 0x0d
-const LFLF = Buffer.from('\n\n')
 
-/** A callback that sees one complete event, `buf[start, end)`, and returns its replacement bytes, if any. */
-export type EventVisitor = (buf: Buffer, start: number, end: number) => Uint8Array | undefined
+/**
+ * A callback that sees one complete event, `buf[start, end)` (`at`: where it starts in the whole stream),
+ * and returns its replacement bytes, if any.
+ */
+export type EventVisitor = (buf: Buffer, start: number, end: number, at: number) => Uint8Array | undefined
 
-export interface SseFramer {
-  /** Cuts `chunk` into events; returns the bytes to send now (untouched chunks come back as the same Buffer). */
-  push(chunk: Buffer, visit: EventVisitor): Buffer[]
-  /** The stream ended: a last event without its blank line is still an event (PEERS.md §2 row 52). */
-  end(visit: EventVisitor): Buffer[]
-  /** Bytes held back because they are the start of an event not yet complete. */
-  pending(): Buffer | undefined
-  /** From now on hand back every byte as it comes (fail open); returns the bytes it was holding. */
-  stop(): Buffer[]
-  /** Set once the framer stopped: by `stop()`, or because an event grew past `maxEventBytes`. */
-  readonly stopped: boolean
+/**
+ * Index just past the blank line that ends the event starting at `start` in a stream without CR, or -1.
+ * `indexOf` of a byte is a memchr: faster than a two-byte needle or a JS loop on events of any size.
+ */
+function lfEventEnd(buf: Buffer, start: number): number {
+  if (buf[start] === LF) return start + 1 // a leading empty line
+  return nextLFLF(buf, start)
 }
 
-/** Index just past the blank line that ends the event starting at `start`, or -1 if it is not complete. */
-export function findEventEnd(buf: Buffer, start: number, crMode: boolean): number {
-  if (!crMode) {
-    // Common case, no CR anywhere in the stream: a blank line is exactly "\n\n" (or "\n" at the very start).
-    if (buf[start] === LF) return start + 1
-    const at = buf.indexOf(LFLF, start)
-    return at === -1 ? -1 : at + 2
+/** Index just past the next "\n\n" at or after `from`, or -1. */
+function nextLFLF(buf: Buffer, from: number): number {
+  let i = buf.indexOf(LF, from)
+  while (i !== -1) {
+    const next = buf[i + 1]
+    if (next === LF) return i + 2
+    if (next === undefined) return -1
+    i = buf.indexOf(LF, i + 2)
   }
+  return -1
+}
+
+/** The same for streams with CR or CRLF line ends: each line end is CR, LF or CRLF. */
+function crEventEnd(buf: Buffer, start: number): number {
   let lineStart = start
   for (let i = start; i < buf.length; i++) {
     const b = buf[i]
@@ -52,77 +56,134 @@ export function findEventEnd(buf: Buffer, start: number, crMode: boolean): numbe
   return -1
 }
 
+/** Index just past the blank line that ends the event starting at `start`, or -1 if it is not complete. */
+export function findEventEnd(buf: Buffer, start: number, crMode: boolean): number {
+  return crMode ? crEventEnd(buf, start) : lfEventEnd(buf, start)
+}
+
+const toBuffer = (bytes: Uint8Array): Buffer =>
+  Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+
 /**
- * @param onOverflow told where (an index into the buffer being cut) an event grew past `maxEventBytes`;
- *   the framer has stopped by then.
+ * Cuts a byte stream into SSE events. Complete events are handed to a visitor; untouched ones leave as
+ * they came (a chunk of whole events comes back as the same Buffer). The start of an event not yet
+ * complete is held back: no client can act on half an event, so this costs no latency.
  */
-export function createSseFramer(maxEventBytes: number, onOverflow?: (start: number) => void): SseFramer {
-  let carry: Buffer | undefined
-  let crMode = false
+export class SseFramer {
+  private carry: Buffer | undefined
+  private crMode = false
   // A blank line that ended on a lone CR at the end of a chunk may be the CR of a CRLF: its LF, if it
   // comes, belongs to that terminator and is forwarded as it is.
-  let skipLeadingLF = false
+  private skipLeadingLF = false
+  private seen = 0 // stream bytes pushed so far
+  /** Set once the framer stopped: by `stop()`, or because an event grew past `maxEventBytes`. */
+  stopped = false
 
-  let stopped = false
-  const framer: SseFramer = {
-    get stopped() {
-      return stopped
-    },
-    stop() {
-      stopped = true
-      const held = carry ? [carry] : []
-      carry = undefined
-      return held
-    },
-    pending: () => carry,
-    push(chunk, visit) {
-      if (stopped) return [chunk]
-      if (!crMode && chunk.indexOf(CR) !== -1) crMode = true
+  /**
+   * @param onOverflow told where in the stream an event grew past `maxEventBytes`; the framer has
+   *   stopped by then and hands back every byte as it comes.
+   */
+  constructor(
+    private readonly maxEventBytes: number,
+    private readonly onOverflow?: (at: number) => void,
+  ) {}
+
+  /** Bytes held back because they are the start of an event not yet complete. */
+  pending(): Buffer | undefined {
+    return this.carry
+  }
+
+  /** From now on hand back every byte as it comes (fail open); returns the bytes it was holding. */
+  stop(): Buffer[] {
+    this.stopped = true
+    const held = this.carry ? [this.carry] : []
+    this.carry = undefined
+    return held
+  }
+
+  /** Cuts `chunk` into events; returns the bytes to send now. */
+  push(chunk: Buffer, visit: EventVisitor): Buffer[] {
+    const base = this.seen
+    this.seen += chunk.length
+    if (this.stopped) return [chunk]
+    if (!this.crMode && chunk.indexOf(CR) !== -1) this.crMode = true
+    const carry = this.carry
+    if (this.crMode || this.skipLeadingLF) {
+      this.carry = undefined
       const buf = carry ? Buffer.concat([carry, chunk]) : chunk
-      carry = undefined
-      const out: Buffer[] = []
       let start = 0
-      if (skipLeadingLF) {
-        skipLeadingLF = false
+      if (this.skipLeadingLF) {
+        this.skipLeadingLF = false
         if (buf[0] === LF) start = 1
       }
-      let flushed = 0 // bytes before this index are already in `out`
-      while (start < buf.length) {
-        const end = findEventEnd(buf, start, crMode)
-        if (end === -1) break
-        const replacement = visit(buf, start, end)
-        if (stopped) break
-        if (replacement) {
-          if (start > flushed) out.push(buf.subarray(flushed, start))
-          out.push(Buffer.isBuffer(replacement) ? replacement : Buffer.from(replacement))
-          flushed = end
-        }
-        start = end
-        if (end === buf.length && buf[end - 1] === CR) skipLeadingLF = true
+      return this.cut(buf, start, 0, base - (carry?.length ?? 0), visit, [])
+    }
+    if (!carry) {
+      // The common case, one whole event per chunk: no loop, no slicing.
+      const end = lfEventEnd(chunk, 0)
+      if (end === chunk.length) {
+        const replacement = visit(chunk, 0, end, base)
+        return [replacement && !this.stopped ? toBuffer(replacement) : chunk]
       }
-      if (start < buf.length) {
-        if (stopped || buf.length - start > maxEventBytes) {
-          if (!stopped) {
-            stopped = true
-            onOverflow?.(start)
-          }
-          out.push(flushed === 0 ? buf : buf.subarray(flushed))
-          return out
-        }
-        carry = Buffer.from(buf.subarray(start))
-      }
-      if (flushed === 0 && start === buf.length) out.push(buf)
-      else if (start > flushed) out.push(buf.subarray(flushed, start))
+      return this.cut(chunk, 0, 0, base, visit, [])
+    }
+    // Complete the held event with the head of this chunk, copying only that event, not the chunk.
+    const end = carry[carry.length - 1] === LF && chunk[0] === LF ? 1 : nextLFLF(chunk, 0)
+    if (end === -1) {
+      this.carry = undefined
+      return this.cut(Buffer.concat([carry, chunk]), 0, 0, base - carry.length, visit, [])
+    }
+    this.carry = undefined
+    const event = Buffer.concat([carry, chunk.subarray(0, end)])
+    const out = this.cut(event, 0, 0, base - carry.length, visit, [])
+    if (this.stopped) {
+      if (end < chunk.length) out.push(chunk.subarray(end))
       return out
-    },
-    end(visit) {
-      const rest = carry
-      carry = undefined
-      if (!rest || stopped) return rest ? [rest] : []
-      return [Buffer.from(visit(rest, 0, rest.length) ?? rest)]
-    },
+    }
+    return end < chunk.length ? this.cut(chunk, end, end, base, visit, out) : out
   }
-  return framer
+
+  /**
+   * Visits the complete events of `buf` from `start`; the bytes before `flushed` were already handed out
+   * and `base` is the stream offset of `buf[0]`.
+   */
+  private cut(buf: Buffer, start: number, flushed: number, base: number, visit: EventVisitor, out: Buffer[]): Buffer[] {
+    while (start < buf.length) {
+      const end = this.crMode ? crEventEnd(buf, start) : lfEventEnd(buf, start)
+      if (end === -1) break
+      const replacement = visit(buf, start, end, base + start)
+      if (this.stopped) break
+      if (replacement) {
+        if (start > flushed) out.push(buf.subarray(flushed, start))
+        out.push(toBuffer(replacement))
+        flushed = end
+      }
+      start = end
+      if (this.crMode && end === buf.length && buf[end - 1] === CR) this.skipLeadingLF = true
+    }
+    if (start < buf.length) {
+      if (this.stopped || buf.length - start > this.maxEventBytes) {
+        if (!this.stopped) {
+          this.stopped = true
+          this.onOverflow?.(base + start)
+        }
+        out.push(flushed === 0 ? buf : buf.subarray(flushed))
+        return out
+      }
+      this.carry = Buffer.from(buf.subarray(start))
+    }
+    if (flushed === 0 && start === buf.length) out.push(buf)
+    else if (start > flushed) out.push(buf.subarray(flushed, start))
+    return out
+  }
+
+  /** The stream ended: a last event without its blank line is still an event (PEERS.md §2 row 52). */
+  end(visit: EventVisitor): Buffer[] {
+    const rest = this.carry
+    this.carry = undefined
+    if (!rest || this.stopped) return rest ? [rest] : []
+    return [toBuffer(visit(rest, 0, rest.length, this.seen - rest.length) ?? rest)]
+  }
 }
 
 /** The fields of one event that usagewire reads, with where its `data:` value sits in the buffer. */
@@ -191,27 +252,34 @@ export function replaceData(buf: Buffer, start: number, end: number, event: SseE
   ])
 }
 
-const EVENT_FIELD = Buffer.from('event:')
-
 /** The event's first line is not an `event:` field. */
 export const NO_EVENT_LINE = -2
 
 /**
  * Which of `names` the event's first line `event: <name>` carries (its index), -1 for another name, or
- * NO_EVENT_LINE. A byte compare: events that cannot carry usage are never decoded, let alone JSON-parsed.
+ * NO_EVENT_LINE. Plain byte reads: events that cannot carry usage are never decoded, let alone parsed,
+ * and a call into Buffer's native methods per event would cost more than the compare.
  */
 export function matchEventName(buf: Buffer, start: number, end: number, names: readonly Buffer[]): number {
-  if (end - start < 7 || buf[start] !== 0x65 /* e */ || buf.compare(EVENT_FIELD, 0, 6, start, start + 6) !== 0) {
+  if (
+    end - start < 7 ||
+    buf[start] !== 0x65 /* e */ ||
+    buf[start + 1] !== 0x76 /* v */ ||
+    buf[start + 2] !== 0x65 /* e */ ||
+    buf[start + 3] !== 0x6e /* n */ ||
+    buf[start + 4] !== 0x74 /* t */ ||
+    buf[start + 5] !== 0x3a /* : */
+  ) {
     return NO_EVENT_LINE
   }
-  let at = start + 6
-  if (buf[at] === 0x20) at++
+  const at = buf[start + 6] === 0x20 ? start + 7 : start + 6
   for (let n = 0; n < names.length; n++) {
     const name = names[n]!
     const stop = at + name.length
     if (stop >= end) continue
-    const after = buf[stop]
-    if ((after === LF || after === CR) && buf.compare(name, 0, name.length, at, stop) === 0) return n
+    let i = 0
+    while (i < name.length && buf[at + i] === name[i]) i++
+    if (i === name.length && (buf[stop] === LF || buf[stop] === CR)) return n
   }
   return -1
 }

@@ -1,0 +1,204 @@
+/**
+ * The processes of the end-to-end benchmark, each forked by gateway.bench.ts with
+ * `node --import tsx --expose-gc bench/child.ts <role>`:
+ *
+ *   upstream             a node:http server streaming Anthropic SSE as fast as it can, in three modes
+ *                        chosen by the `x-bench-mode` request header:
+ *                          full  (default) 200 events of ~131 bytes, written as 8 back-to-back chunks;
+ *                          hold  message_start, content_block_start, ping and 5 deltas, then nothing
+ *                                until the client goes away (an open stream mid-generation);
+ *                          flood content_block_delta events without end, honouring res.write()'s
+ *                                backpressure, until FLOOD_CAP bytes or the client goes away.
+ *   gateway bare|usagewire <upstream url>
+ *                        express 5 + http-proxy-middleware 3 to the upstream (keep-alive agent); with `usagewire`,
+ *                        `app.use(usagewire({ onUsage }))` before the proxy.
+ *
+ * Both answer IPC questions from the parent ({ id, cmd }) with { id, reply }.
+ */
+import http from 'node:http'
+import type { AddressInfo } from 'node:net'
+import type { Socket } from 'node:net'
+import express from 'express'
+import { createProxyMiddleware } from 'http-proxy-middleware'
+import { usagewire } from '@usagewire/express'
+import { anthropicBenchStream, E2E_DELTAS, E2E_WRITES, eventGroups, FLOOD_CAP, HOLD_EVENTS, SSE } from './streams.js'
+
+type Ask = { id: number; cmd: string }
+
+function serve(handler: (cmd: string) => unknown | Promise<unknown>): void {
+  process.on('message', (msg: Ask) => {
+    if (msg.cmd === 'exit') process.exit(0)
+    void Promise.resolve(handler(msg.cmd)).then((reply) => process.send!({ id: msg.id, reply }))
+  })
+}
+
+function memory(collect: boolean) {
+  if (collect) for (let i = 0; i < 3; i++) (globalThis as { gc?: () => void }).gc?.()
+  return process.memoryUsage()
+}
+
+async function upstream(): Promise<void> {
+  const stream = anthropicBenchStream(E2E_DELTAS, 0)
+  const full = eventGroups(stream, E2E_WRITES)
+  const hold = Buffer.concat(stream.events.slice(0, HOLD_EVENTS))
+  const floodHead = Buffer.concat(stream.events.slice(0, 3))
+  const deltas = stream.events.filter((e) => e.includes('content_block_delta'))
+  const floodBlock = Buffer.concat(Array.from({ length: 500 }, (_, i) => deltas[i % deltas.length]!))
+  let holds = 0
+  let flood = { sent: 0, waits: 0, waiting: false, open: 0 }
+
+  const server = http.createServer((req, res) => {
+    req.resume()
+    req.on('end', () => {
+      const mode = req.headers['x-bench-mode']
+      res.writeHead(200, { 'content-type': SSE, 'cache-control': 'no-cache', 'request-id': 'req_bench' })
+      if (mode === 'hold') {
+        holds++
+        res.on('close', () => holds--)
+        res.write(hold)
+        return
+      }
+      if (mode === 'flood') {
+        flood = { sent: 0, waits: 0, waiting: false, open: 1 }
+        const state = flood
+        res.on('close', () => (state.open = 0))
+        res.write(floodHead)
+        const pump = () => {
+          state.waiting = false
+          while (!res.destroyed && state.sent < FLOOD_CAP) {
+            state.sent += floodBlock.length
+            if (!res.write(floodBlock)) {
+              state.waits++
+              state.waiting = true
+              res.once('drain', pump)
+              return
+            }
+          }
+          if (!res.destroyed) res.end()
+        }
+        pump()
+        return
+      }
+      for (const chunk of full) res.write(chunk)
+      res.end()
+    })
+  })
+  server.keepAliveTimeout = 60_000
+  server.maxConnections = 10_000
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  serve((cmd) => {
+    if (cmd === 'holds') return holds
+    if (cmd === 'cpu') return process.cpuUsage()
+    if (cmd === 'flood') return { ...flood }
+    if (cmd === 'connections') return new Promise((resolve) => server.getConnections((_e, n) => resolve(n)))
+    return null
+  })
+  process.send!({ ready: (server.address() as AddressInfo).port, streamBytes: stream.bytes, holdBytes: hold.length })
+}
+
+interface Tracked {
+  res: http.ServerResponse
+  proxyRes?: http.IncomingMessage
+  writes: number
+  falses: number
+  /** write() said true while the response needed a drain: the writer was told to keep going. */
+  liedTrue: number
+  bytesIn: number
+}
+
+async function gateway(mode: string, target: string): Promise<void> {
+  let records = 0
+  const statuses: Record<string, number> = {}
+  const tracked = new Map<http.ServerResponse, Tracked>()
+  const app = express()
+  app.disable('x-powered-by')
+  app.disable('etag')
+
+  // Slow-client probe, only on flood requests: which responses are open, and (installed after usagewire
+  // wrapped res.write) what the proxy's write() calls were told.
+  app.use((req, res, next) => {
+    if (req.headers['x-bench-mode'] === 'flood') {
+      const t: Tracked = { res, writes: 0, falses: 0, liedTrue: 0, bytesIn: 0 }
+      tracked.set(res, t)
+      res.on('close', () => tracked.delete(res))
+    }
+    next()
+  })
+  if (mode === 'usagewire') {
+    app.use(
+      usagewire({
+        onUsage: (r) => {
+          records++
+          statuses[r.status] = (statuses[r.status] ?? 0) + 1
+        },
+      }),
+    )
+  }
+  app.use((_req, res, next) => {
+    const t = tracked.get(res)
+    if (t) {
+      const write = res.write as (...args: unknown[]) => boolean
+      res.write = function spiedWrite(this: http.ServerResponse, ...args: unknown[]) {
+        const ok = write.apply(this, args)
+        t.writes++
+        if (!ok) t.falses++
+        else if (res.writableNeedDrain) t.liedTrue++
+        return ok
+      } as http.ServerResponse['write']
+    }
+    next()
+  })
+  // A keep-alive agent to the upstream, as a production gateway has: without one, http-proxy sends
+  // `connection: close` and every request pays a TCP connect (and leaves a TIME_WAIT socket behind).
+  const agent = new http.Agent({ keepAlive: true, maxSockets: Infinity, maxFreeSockets: 256 })
+  app.use(
+    createProxyMiddleware({
+      target,
+      changeOrigin: true,
+      agent,
+      on: {
+        proxyRes: (proxyRes, _req, res) => {
+          const t = tracked.get(res as http.ServerResponse)
+          if (t) {
+            t.proxyRes = proxyRes
+            proxyRes.on('data', (c: Buffer) => (t.bytesIn += c.length))
+          }
+        },
+      },
+    }),
+  )
+  const server = http.createServer(app)
+  server.keepAliveTimeout = 60_000
+  server.maxConnections = 10_000
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const sockets = new Set<Socket>()
+  server.on('connection', (s) => {
+    sockets.add(s)
+    s.on('close', () => sockets.delete(s))
+  })
+
+  serve((cmd) => {
+    if (cmd === 'heap') return { ...memory(true), sockets: sockets.size }
+    if (cmd === 'cpu') return process.cpuUsage()
+    if (cmd === 'stats') return { records, statuses }
+    if (cmd === 'sample') {
+      const list = [...tracked.values()].map((t) => ({
+        resWritableLength: t.res.writableLength,
+        socketWritableLength: t.res.socket?.writableLength ?? 0,
+        proxyResReadableLength: t.proxyRes?.readableLength ?? 0,
+        writes: t.writes,
+        falses: t.falses,
+        liedTrue: t.liedTrue,
+        bytesIn: t.bytesIn,
+      }))
+      return { responses: list, memory: memory(false) }
+    }
+    return null
+  })
+  process.send!({ ready: (server.address() as AddressInfo).port })
+}
+
+const [role, arg1, arg2] = process.argv.slice(2)
+if (role === 'upstream') await upstream()
+else if (role === 'gateway') await gateway(arg1 ?? 'bare', arg2 ?? '')
+else throw new Error(`bench/child.ts: unknown role ${role}`)
