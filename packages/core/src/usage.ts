@@ -51,3 +51,17 @@ export type JsonObject = Record<string, unknown>
 export function isObject(value: unknown): value is JsonObject {
   return typeof value === 'object' && value !== null && !Array.isArray(value)
 }
+
+const labels = new Map<string, Map<string, string>>()
+
+/**
+ * `${at}.${path}`, made once and shared: sources name a handful of fields, and building the same strings
+ * for every response would cost heap per open stream.
+ */
+export function label(at: string, path: string): string {
+  let byPath = labels.get(at)
+  if (!byPath) labels.set(at, (byPath = new Map()))
+  let text = byPath.get(path)
+  if (text === undefined) byPath.set(path, (text = `${at}.${path}`))
+  return text
+}

@@ -1,4 +1,4 @@
-import { count, isObject, type JsonObject, type Usage, type UsageSources } from '../usage.js'
+import { count, isObject, label, type JsonObject, type Usage, type UsageSources } from '../usage.js'
 
 /**
  * Anthropic Messages usage ⇄ canonical buckets.
@@ -11,7 +11,7 @@ export function fromAnthropicUsage(native: JsonObject, at: string): { usage: Usa
     const n = count(value)
     if (n === undefined) return
     usage[field] = n
-    sources[field] = `${at}.${path}`
+    sources[field] = label(at, path)
   }
   take('input', native.input_tokens, 'input_tokens')
   take('cacheRead', native.cache_read_input_tokens, 'cache_read_input_tokens')

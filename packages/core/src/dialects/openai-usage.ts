@@ -1,4 +1,4 @@
-import { count, isObject, type JsonObject, type Usage, type UsageSources } from '../usage.js'
+import { count, isObject, label, type JsonObject, type Usage, type UsageSources } from '../usage.js'
 
 /** Field names of an OpenAI-shaped usage object: Chat Completions and Responses differ only in names. */
 export interface OpenAIUsageNames {
@@ -64,16 +64,16 @@ export function fromOpenAIUsage(native: JsonObject, names: OpenAIUsageNames, at:
   const completionDetails = isObject(native[names.completionDetails])
     ? (native[names.completionDetails] as JsonObject)
     : {}
-  const pd = `${at}.${names.promptDetails}`
+  const pd = label(at, names.promptDetails)
   const cacheRead = pick([
-    [promptDetails.cached_tokens, `${pd}.cached_tokens`],
-    [native.cache_read_input_tokens, `${at}.cache_read_input_tokens`],
-    [native.prompt_cache_hit_tokens, `${at}.prompt_cache_hit_tokens`],
+    [promptDetails.cached_tokens, label(pd, 'cached_tokens')],
+    [native.cache_read_input_tokens, label(at, 'cache_read_input_tokens')],
+    [native.prompt_cache_hit_tokens, label(at, 'prompt_cache_hit_tokens')],
   ])
   const cacheWrite = pick([
-    [promptDetails.cache_write_tokens, `${pd}.cache_write_tokens`],
-    [promptDetails.cache_creation_tokens, `${pd}.cache_creation_tokens`],
-    [native.cache_creation_input_tokens, `${at}.cache_creation_input_tokens`],
+    [promptDetails.cache_write_tokens, label(pd, 'cache_write_tokens')],
+    [promptDetails.cache_creation_tokens, label(pd, 'cache_creation_tokens')],
+    [native.cache_creation_input_tokens, label(at, 'cache_creation_input_tokens')],
   ])
   const prompt = count(native[names.prompt])
   const completion = count(native[names.completion])
@@ -93,7 +93,7 @@ export function fromOpenAIUsage(native: JsonObject, names: OpenAIUsageNames, at:
   }
   if (prompt !== undefined) {
     usage.input = promptIncludesCache ? prompt - cache : prompt
-    sources.input = `${at}.${names.prompt}`
+    sources.input = label(at, names.prompt)
   }
 
   let completionIncludesReasoning = true
@@ -109,11 +109,11 @@ export function fromOpenAIUsage(native: JsonObject, names: OpenAIUsageNames, at:
       completionIncludesReasoning = false
     }
     usage.output = completionIncludesReasoning ? completion : completion + (reasoning ?? 0)
-    sources.output = `${at}.${names.completion}`
+    sources.output = label(at, names.completion)
   }
   if (reasoning !== undefined) {
     usage.reasoning = reasoning
-    sources.reasoning = `${at}.${names.completionDetails}.reasoning_tokens`
+    sources.reasoning = label(label(at, names.completionDetails), 'reasoning_tokens')
   }
   return { usage, sources, promptIncludesCache, completionIncludesReasoning }
 }

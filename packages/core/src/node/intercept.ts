@@ -3,14 +3,14 @@ import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:
 import { performance } from 'node:perf_hooks'
 import type { Transform } from 'node:stream'
 import { DIALECTS } from '../dialects/index.js'
-import { createProcessor, type Processor } from '../processor.js'
-import { buildRecord, type UsageRecord } from '../record.js'
+import { createProcessor, type Processor, type ProcessorResult } from '../processor.js'
+import { buildRecord } from '../record.js'
 import { matchRoute, routeOf, type RouteRule, type UsagewireOptions } from '../routes.js'
 import { createDecoder } from './decode.js'
 
 type Chunk = string | Uint8Array
 type Callback = (error?: Error | null) => void
-type WriteHead = ServerResponse['writeHead']
+type Loose<R> = (...args: unknown[]) => R
 
 /** What the adapters share: decide per request whether a response is an LLM response, and rewrite it. */
 export interface Interceptor {
@@ -24,6 +24,8 @@ export interface Interceptor {
 
 const toBuffer = (chunk: Chunk, encoding?: BufferEncoding): Buffer =>
   typeof chunk === 'string' ? Buffer.from(chunk, encoding) : Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk)
+
+const since = (start: number): number => Math.round((performance.now() - start) * 100) / 100
 
 function header(res: ServerResponse, name: string): string {
   const value = res.getHeader(name)
@@ -75,282 +77,305 @@ function validate(options: UsagewireOptions): void {
 export function createInterceptor(options: UsagewireOptions = {}): Interceptor {
   validate(options)
   const rules: readonly RouteRule[] | undefined = options.routes
-  const logger = options.logger
-
-  function deliver(record: UsageRecord): void {
-    if (!options.onUsage) return
-    try {
-      options.onUsage(record)
-    } catch (error) {
-      logger?.warn(`usagewire: onUsage threw: ${(error as Error).message}`)
-    }
-  }
-
   return function intercept(req, res, url = req.url ?? '/') {
     const route = routeOf(url)
     const rule = matchRoute(route, rules)
     if (!rule) return false
-
-    const started = performance.now()
-    let firstByteMs: number | null = null
-    let processor: Processor | undefined
-    let decoder: Transform | undefined
-    let decoding = '' // the content-encoding being decoded
-    let holdHead = false // JSON bodies and decoded bodies: the head waits for the (new) length and encoding
-    let headArgs: [number, string | undefined] | undefined
-    let headSent = false
-    let sse = false
-    let decided = false
-    let active = false
-    let writerEnded = false // the writer called end()
-    let finished = false // we ended the response
-    let passthroughReason: string | undefined
-    let reported = false
-
-    const original = {
-      writeHead: res.writeHead,
-      write: res.write,
-      end: res.end,
-      flushHeaders: res.flushHeaders,
-    }
-    // Loosely typed views of the originals for the calls made with argument lists of our own.
-    const call = {
-      writeHead: original.writeHead as (...args: unknown[]) => ServerResponse,
-      write: original.write as (...args: unknown[]) => boolean,
-      end: original.end as (...args: unknown[]) => ServerResponse,
-    }
-    const restore = () => {
-      res.writeHead = original.writeHead
-      res.write = original.write
-      res.end = original.end
-      res.flushHeaders = original.flushHeaders
-    }
-
-    function report(aborted: boolean): void {
-      if (reported) return
-      reported = true
-      const result = processor?.result() ?? {
-        dialect: rule!.dialect ?? 'unknown',
-        model: null,
-        streaming: header(res, 'content-type').startsWith('text/event-stream'),
-        usage: {},
-        sources: {},
-        final: false,
-        corrections: [],
-        error: undefined,
-        passthrough: passthroughReason ? { reason: passthroughReason, atByte: 0 } : undefined,
-      }
-      const id =
-        header(res, 'request-id') ||
-        header(res, 'x-request-id') ||
-        String(req.headers['x-request-id'] ?? '') ||
-        randomUUID()
-      const record = buildRecord(result, {
-        id,
-        route,
-        method: req.method ?? 'GET',
-        httpStatus: res.statusCode,
-        aborted,
-        firstByteMs,
-        totalMs: Math.round((performance.now() - started) * 100) / 100,
-      })
-      if (record.passthrough && logger) {
-        logger.warn(
-          `usagewire: ${route} left untouched from byte ${record.passthrough.atByte}: ${record.passthrough.reason}`,
-        )
-      }
-      deliver(record)
-    }
-    res.once('finish', () => report(false))
-    res.once('close', () => report(!res.writableFinished))
-
-    function decide(): void {
-      if (decided) return
-      decided = true
-      const status = res.statusCode
-      const contentType = header(res, 'content-type')
-      const encoding = header(res, 'content-encoding').trim().toLowerCase()
-      const noBody = req.method === 'HEAD' || status === 204 || status === 304
-      if (noBody || status >= 400) {
-        if (noBody) reported = true // nothing was generated, nothing to record
-        return restore()
-      }
-      sse = contentType.toLowerCase().startsWith('text/event-stream')
-      if (!sse && !/json/i.test(contentType)) {
-        passthroughReason = `content-type "${contentType}" is not a body usagewire reads`
-        return restore()
-      }
-      if (encoding && encoding !== 'identity') {
-        decoder = createDecoder(encoding)
-        if (!decoder) {
-          passthroughReason = `content-encoding "${encoding}" is not one usagewire decodes`
-          return restore()
-        }
-        decoding = encoding
-      }
-      active = true
-      processor = createProcessor({
-        dialect: rule!.dialect,
-        path: route,
-        contentType,
-        maxEventBytes: options.maxEventBytes,
-      })
-      holdHead = !sse || decoder !== undefined
-      if (sse) res.removeHeader('content-length')
-      if (decoder) wireDecoder(decoder)
-    }
-
-    /** The head is due: written now, or held until the body's length and encoding are settled. */
-    function headDue(): void {
-      if (headSent) return
-      headArgs ??= [res.statusCode, undefined]
-      if (!holdHead) sendHead()
-    }
-
-    function sendHead(): void {
-      if (!headArgs || headSent) return
-      const [status, reason] = headArgs
-      headArgs = undefined
-      headSent = true
-      if (reason === undefined) call.writeHead.call(res, status)
-      else call.writeHead.call(res, status, reason)
-    }
-
-    /** Writes processor output to the client; returns what the socket said. */
-    function emit(chunks: Uint8Array[]): boolean {
-      let ok = true
-      for (const chunk of chunks) {
-        if (chunk.length === 0) continue
-        if (headArgs) {
-          // The body is leaving as it came (passthrough) or as the decoder produced it.
-          if (decoding) res.removeHeader('content-encoding')
-          if (decoding || res.hasHeader('transfer-encoding')) res.removeHeader('content-length')
-          sendHead()
-        }
-        firstByteMs ??= Math.round((performance.now() - started) * 100) / 100
-        ok = call.write.call(res, chunk) && ok
-      }
-      if (sse && chunks.length > 0 && typeof (res as { flush?: () => void }).flush === 'function') {
-        // `compression()` buffers in its zlib window until flushed: SSE must leave per event (PEERS.md §2 row 50).
-        ;(res as unknown as { flush: () => void }).flush()
-      }
-      return ok
-    }
-
-    /**
-     * Nothing has left yet and the decoded body could not be read: send the body exactly as the upstream
-     * encoded it, from its first byte. Returns false when that is no longer possible.
-     */
-    function sendEncoded(reason: string): boolean {
-      if (headSent || !encodedHeld) return false
-      processor!.passthrough(reason)
-      raw = true
-      sendHead()
-      for (const chunk of encodedHeld) call.write.call(res, chunk)
-      encodedHeld = undefined
-      if (writerEnded) {
-        finished = true
-        call.end.call(res, endCallback)
-      }
-      return true
-    }
-
-    function finish(callback?: Callback): void {
-      if (finished) return
-      const rest = processor!.end()
-      const failed = processor!.result().passthrough
-      if (decoder && failed && sendEncoded(failed.reason)) return
-      finished = true
-      if (headArgs) {
-        const length = rest.reduce((n, c) => n + c.length, 0)
-        if (decoding) res.removeHeader('content-encoding')
-        if (!res.hasHeader('transfer-encoding')) res.setHeader('content-length', length)
-        if (processor!.result().corrections.length > 0) res.removeHeader('etag') // the body is not the one it tagged
-        sendHead()
-      }
-      emit(rest)
-      call.end.call(res, callback)
-    }
-
-    function wireDecoder(stream: Transform): void {
-      stream.on('data', (data: Buffer) => {
-        if (emit(processor!.push(data)) === false) {
-          stream.pause()
-          res.once('drain', () => stream.resume())
-        }
-      })
-      // The decoder's own buffer filling up is what `write()` reported; tell the writer when it empties.
-      stream.on('drain', () => res.emit('drain'))
-      stream.on('error', (error: Error) => {
-        if (finished || raw) return
-        logger?.warn(`usagewire: ${decoding} decoding failed on ${route}: ${error.message}`)
-        const reason = `content-encoding ${decoding}: ${error.message}`
-        if (sendEncoded(reason)) return
-        // Decoded bytes already left: end with what was decoded; the upstream's body was broken anyway.
-        emit(processor!.passthrough(reason))
-        finish(endCallback)
-      })
-      stream.on('end', () => finish(endCallback))
-    }
-    let endCallback: Callback | undefined
-    // Encoded input kept until the first decoded byte leaves, so a body that fails to decode can still
-    // go out exactly as it came.
-    let encodedHeld: Buffer[] | undefined = []
-    let raw = false
-
-    res.writeHead = function writeHead(this: ServerResponse, ...args: unknown[]) {
-      const reason = adoptHeadArgs(res, args)
-      decide()
-      if (!active) return call.writeHead.call(res, res.statusCode, ...(reason ? [reason] : []))
-      if (!headSent) headArgs = [res.statusCode, reason]
-      headDue()
-      return res
-    } as WriteHead
-
-    res.flushHeaders = function flushHeaders() {
-      decide()
-      if (!active) return original.flushHeaders.call(res)
-      if (!holdHead) {
-        headDue()
-        original.flushHeaders.call(res)
-      }
-    }
-
-    res.write = function write(this: ServerResponse, chunk: Chunk, encoding?: unknown, callback?: unknown) {
-      decide()
-      if (!active || finished || raw) return call.write.call(res, chunk, encoding, callback)
-      const cb = (typeof encoding === 'function' ? encoding : callback) as Callback | undefined
-      headDue()
-      const data = toBuffer(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : undefined)
-      if (decoder) {
-        if (encodedHeld && !headSent) encodedHeld.push(data)
-        else encodedHeld = undefined
-        return decoder.write(data, cb)
-      }
-      const ok = emit(processor!.push(data))
-      if (cb) process.nextTick(cb)
-      return ok && !res.writableNeedDrain
-    } as ServerResponse['write']
-
-    res.end = function end(this: ServerResponse, chunk?: unknown, encoding?: unknown, callback?: unknown) {
-      decide()
-      if (!active || finished || writerEnded || raw) return call.end.call(res, chunk, encoding, callback)
-      if (typeof chunk === 'function') [chunk, callback] = [undefined, chunk]
-      if (typeof encoding === 'function') [encoding, callback] = [undefined, encoding]
-      headDue()
-      const data = chunk == null ? undefined : toBuffer(chunk as Chunk, encoding as BufferEncoding | undefined)
-      if (decoder) {
-        endCallback = callback as Callback | undefined
-        if (data && encodedHeld && !headSent) encodedHeld.push(data)
-        writerEnded = true
-        decoder.end(data)
-        return res
-      }
-      if (data) emit(processor!.push(data))
-      finish(callback as Callback | undefined)
-      return res
-    } as ServerResponse['end']
-
+    new Interception(req, res, route, rule, options)
     return true
+  }
+}
+
+/**
+ * One intercepted response. Like `compression()`, it decides at the first write, from the headers,
+ * whether the response is one to rewrite; when it is not, it puts the original methods back and gets
+ * out of the way. A class, not a bundle of closures: one is made per LLM request.
+ */
+class Interception {
+  private readonly started = performance.now()
+  private firstByteMs: number | null = null
+  private processor: Processor | undefined
+  private decoder: Transform | undefined
+  private decoding = '' // the content-encoding being decoded
+  private holdHead = false // JSON and decoded bodies: the head waits for the new length and encoding
+  private headArgs: [number, string | undefined] | undefined
+  private headSent = false
+  private sse = false
+  private decided = false
+  private active = false
+  private writerEnded = false // the writer called end()
+  private finished = false // we ended the response
+  private raw = false // from now on the body leaves exactly as the upstream encoded it
+  private endCallback: Callback | undefined
+  // Encoded input kept until the first decoded byte leaves, so a body that fails to decode can still
+  // go out exactly as it came.
+  private encodedHeld: Buffer[] | undefined = []
+  private passthroughReason: string | undefined
+  private reported = false
+  private readonly writeHead: Loose<ServerResponse>
+  private readonly write: Loose<boolean>
+  private readonly end: Loose<ServerResponse>
+  private readonly flushHeaders: () => void
+
+  constructor(
+    private readonly req: IncomingMessage,
+    private readonly res: ServerResponse,
+    private readonly route: string,
+    private readonly rule: RouteRule,
+    private readonly options: UsagewireOptions,
+  ) {
+    this.writeHead = res.writeHead as Loose<ServerResponse>
+    this.write = res.write as Loose<boolean>
+    this.end = res.end as Loose<ServerResponse>
+    this.flushHeaders = res.flushHeaders
+    res.writeHead = ((...args: unknown[]) => this.onWriteHead(args)) as ServerResponse['writeHead']
+    res.flushHeaders = () => this.onFlushHeaders()
+    res.write = ((chunk: Chunk, encoding?: unknown, callback?: unknown) =>
+      this.onWrite(chunk, encoding, callback)) as ServerResponse['write']
+    res.end = ((chunk?: unknown, encoding?: unknown, callback?: unknown) =>
+      this.onEnd(chunk, encoding, callback)) as ServerResponse['end']
+    res.once('finish', () => this.report(false))
+    res.once('close', () => this.report(!res.writableFinished))
+  }
+
+  private restore(): void {
+    const res = this.res
+    res.writeHead = this.writeHead as ServerResponse['writeHead']
+    res.write = this.write as ServerResponse['write']
+    res.end = this.end as ServerResponse['end']
+    res.flushHeaders = this.flushHeaders
+  }
+
+  private decide(): void {
+    if (this.decided) return
+    this.decided = true
+    const { req, res } = this
+    const status = res.statusCode
+    const contentType = header(res, 'content-type')
+    const encoding = header(res, 'content-encoding').trim().toLowerCase()
+    const noBody = req.method === 'HEAD' || status === 204 || status === 304
+    if (noBody || status >= 400) {
+      if (noBody) this.reported = true // nothing was generated, nothing to record
+      return this.restore()
+    }
+    this.sse = contentType.toLowerCase().startsWith('text/event-stream')
+    if (!this.sse && !/json/i.test(contentType)) {
+      this.passthroughReason = `content-type "${contentType}" is not a body usagewire reads`
+      return this.restore()
+    }
+    if (encoding && encoding !== 'identity') {
+      this.decoder = createDecoder(encoding)
+      if (!this.decoder) {
+        this.passthroughReason = `content-encoding "${encoding}" is not one usagewire decodes`
+        return this.restore()
+      }
+      this.decoding = encoding
+    }
+    this.active = true
+    this.processor = createProcessor({
+      dialect: this.rule.dialect,
+      path: this.route,
+      contentType,
+      maxEventBytes: this.options.maxEventBytes,
+    })
+    this.holdHead = !this.sse || this.decoder !== undefined
+    if (this.sse) res.removeHeader('content-length')
+    if (this.decoder) this.wireDecoder(this.decoder)
+  }
+
+  /** The head is due: written now, or held until the body's length and encoding are settled. */
+  private headDue(): void {
+    if (this.headSent) return
+    this.headArgs ??= [this.res.statusCode, undefined]
+    if (!this.holdHead) this.sendHead()
+  }
+
+  private sendHead(): void {
+    if (!this.headArgs || this.headSent) return
+    const [status, reason] = this.headArgs
+    this.headArgs = undefined
+    this.headSent = true
+    if (reason === undefined) this.writeHead.call(this.res, status)
+    else this.writeHead.call(this.res, status, reason)
+  }
+
+  /** Writes processor output to the client; returns what the socket said. */
+  private emit(chunks: Uint8Array[]): boolean {
+    const res = this.res
+    let ok = true
+    for (const chunk of chunks) {
+      if (chunk.length === 0) continue
+      if (this.headArgs) {
+        // The body is leaving as it came (passthrough) or as the decoder produced it.
+        if (this.decoding) res.removeHeader('content-encoding')
+        if (this.decoding || res.hasHeader('transfer-encoding')) res.removeHeader('content-length')
+        this.sendHead()
+      }
+      this.firstByteMs ??= since(this.started)
+      ok = this.write.call(res, chunk) && ok
+    }
+    const flush = (res as { flush?: () => void }).flush
+    // `compression()` buffers in its zlib window until flushed: SSE must leave per event (PEERS.md §2 row 50).
+    if (this.sse && chunks.length > 0 && typeof flush === 'function') flush.call(res)
+    return ok
+  }
+
+  /**
+   * Nothing has left yet and the decoded body could not be read: send the body exactly as the upstream
+   * encoded it, from its first byte. Returns false when that is no longer possible.
+   */
+  private sendEncoded(reason: string): boolean {
+    if (this.headSent || !this.encodedHeld) return false
+    this.processor!.passthrough(reason)
+    this.raw = true
+    this.sendHead()
+    for (const chunk of this.encodedHeld) this.write.call(this.res, chunk)
+    this.encodedHeld = undefined
+    if (this.writerEnded) {
+      this.finished = true
+      this.end.call(this.res, this.endCallback)
+    }
+    return true
+  }
+
+  private finish(callback?: Callback): void {
+    if (this.finished) return
+    const res = this.res
+    const processor = this.processor!
+    const rest = processor.end()
+    const failed = processor.result().passthrough
+    if (this.decoder && failed && this.sendEncoded(failed.reason)) return
+    this.finished = true
+    if (this.headArgs) {
+      const length = rest.reduce((n, c) => n + c.length, 0)
+      if (this.decoding) res.removeHeader('content-encoding')
+      if (!res.hasHeader('transfer-encoding')) res.setHeader('content-length', length)
+      if (processor.result().corrections.length > 0) res.removeHeader('etag') // the body is not the one it tagged
+      this.sendHead()
+    }
+    this.emit(rest)
+    this.end.call(res, callback)
+  }
+
+  private wireDecoder(stream: Transform): void {
+    const res = this.res
+    stream.on('data', (data: Buffer) => {
+      if (!this.emit(this.processor!.push(data))) {
+        stream.pause()
+        res.once('drain', () => stream.resume())
+      }
+    })
+    // The decoder's own buffer filling up is what `write()` reported; tell the writer when it empties.
+    stream.on('drain', () => res.emit('drain'))
+    stream.on('error', (error: Error) => {
+      if (this.finished || this.raw) return
+      this.options.logger?.warn(`usagewire: ${this.decoding} decoding failed on ${this.route}: ${error.message}`)
+      const reason = `content-encoding ${this.decoding}: ${error.message}`
+      if (this.sendEncoded(reason)) return
+      // Decoded bytes already left: end with what was decoded; the upstream's body was broken anyway.
+      this.emit(this.processor!.passthrough(reason))
+      this.finish(this.endCallback)
+    })
+    stream.on('end', () => this.finish(this.endCallback))
+  }
+
+  private onWriteHead(args: unknown[]): ServerResponse {
+    const res = this.res
+    const reason = adoptHeadArgs(res, args)
+    this.decide()
+    if (!this.active) return this.writeHead.call(res, res.statusCode, ...(reason ? [reason] : []))
+    if (!this.headSent) this.headArgs = [res.statusCode, reason]
+    this.headDue()
+    return res
+  }
+
+  private onFlushHeaders(): void {
+    this.decide()
+    if (!this.active) return this.flushHeaders.call(this.res)
+    if (!this.holdHead) {
+      this.headDue()
+      this.flushHeaders.call(this.res)
+    }
+  }
+
+  private onWrite(chunk: Chunk, encoding: unknown, callback: unknown): boolean {
+    this.decide()
+    const res = this.res
+    if (!this.active || this.finished || this.raw) return this.write.call(res, chunk, encoding, callback)
+    const cb = (typeof encoding === 'function' ? encoding : callback) as Callback | undefined
+    this.headDue()
+    const data = toBuffer(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : undefined)
+    if (this.decoder) {
+      if (this.encodedHeld && !this.headSent) this.encodedHeld.push(data)
+      else this.encodedHeld = undefined
+      return this.decoder.write(data, cb)
+    }
+    const ok = this.emit(this.processor!.push(data))
+    if (cb) process.nextTick(cb)
+    return ok && !res.writableNeedDrain
+  }
+
+  private onEnd(chunk: unknown, encoding: unknown, callback: unknown): ServerResponse {
+    this.decide()
+    const res = this.res
+    if (!this.active || this.finished || this.writerEnded || this.raw) {
+      return this.end.call(res, chunk, encoding, callback)
+    }
+    if (typeof chunk === 'function') [chunk, callback] = [undefined, chunk]
+    if (typeof encoding === 'function') [encoding, callback] = [undefined, encoding]
+    this.headDue()
+    const data = chunk == null ? undefined : toBuffer(chunk as Chunk, encoding as BufferEncoding | undefined)
+    if (this.decoder) {
+      this.endCallback = callback as Callback | undefined
+      if (data && this.encodedHeld && !this.headSent) this.encodedHeld.push(data)
+      this.writerEnded = true
+      this.decoder.end(data)
+      return res
+    }
+    if (data) this.emit(this.processor!.push(data))
+    this.finish(callback as Callback | undefined)
+    return res
+  }
+
+  private report(aborted: boolean): void {
+    if (this.reported) return
+    this.reported = true
+    const { req, res, options } = this
+    const result: ProcessorResult = this.processor?.result() ?? {
+      dialect: this.rule.dialect ?? 'unknown',
+      model: null,
+      streaming: this.sse,
+      usage: {},
+      sources: {},
+      final: false,
+      corrections: [],
+      error: undefined,
+      passthrough: this.passthroughReason ? { reason: this.passthroughReason, atByte: 0 } : undefined,
+    }
+    const id =
+      header(res, 'request-id') ||
+      header(res, 'x-request-id') ||
+      String(req.headers['x-request-id'] ?? '') ||
+      randomUUID()
+    const record = buildRecord(result, {
+      id,
+      route: this.route,
+      method: req.method ?? 'GET',
+      httpStatus: res.statusCode,
+      aborted,
+      firstByteMs: this.firstByteMs,
+      totalMs: since(this.started),
+    })
+    if (record.passthrough) {
+      options.logger?.warn(
+        `usagewire: ${this.route} left untouched from byte ${record.passthrough.atByte}: ${record.passthrough.reason}`,
+      )
+    }
+    if (!options.onUsage) return
+    try {
+      options.onUsage(record)
+    } catch (error) {
+      options.logger?.warn(`usagewire: onUsage threw: ${(error as Error).message}`)
+    }
   }
 }
