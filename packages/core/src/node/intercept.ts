@@ -203,6 +203,9 @@ class Interception {
   private emit(chunks: Uint8Array[]): boolean {
     const res = this.res
     let ok = true
+    // Several pieces of one input chunk (a held event completed, the untouched rest) leave in one write.
+    const cork = chunks.length > 1
+    if (cork) res.cork()
     for (const chunk of chunks) {
       if (chunk.length === 0) continue
       if (this.headArgs) {
@@ -214,6 +217,7 @@ class Interception {
       this.firstByteMs ??= since(this.started)
       ok = this.write.call(res, chunk) && ok
     }
+    if (cork) res.uncork()
     const flush = (res as { flush?: () => void }).flush
     // `compression()` buffers in its zlib window until flushed: SSE must leave per event (PEERS.md §2 row 50).
     if (this.sse && chunks.length > 0 && typeof flush === 'function') flush.call(res)
