@@ -43,25 +43,28 @@ export class Ledger {
   /** The best usage known now; absent fields are not known. */
   usage(): Usage {
     const usage: Usage = {}
-    for (const [field, entry] of this.current()) usage[field] = entry.value
+    const stale = this.staleSplit()
+    for (const [field, entry] of this.entries) if (!stale || !isSplit(field)) usage[field] = entry.value
     return usage
   }
 
   sources(): UsageSources {
     const sources: UsageSources = {}
-    for (const [field, entry] of this.current()) sources[field] = entry.source
+    const stale = this.staleSplit()
+    for (const [field, entry] of this.entries) if (!stale || !isSplit(field)) sources[field] = entry.source
     return sources
   }
 
   /**
-   * The entries, without a cache-write TTL split that no longer adds up to the cache write: Anthropic
-   * sends the split only on `message_start`, and a later `message_delta` may raise the total
-   * (WIRE.md §1.3), so the split is stale and would price part of the write at nothing.
+   * A cache-write TTL split that no longer adds up to the cache write is left out: Anthropic sends the
+   * split only on `message_start`, and a later `message_delta` may raise the total (WIRE.md §1.3), so the
+   * split is stale and would price part of the write at nothing.
    */
-  private current(): Array<[UsageField, Entry]> {
+  private staleSplit(): boolean {
     const total = this.entries.get('cacheWrite')?.value
-    const split = (this.entries.get('cacheWrite5m')?.value ?? 0) + (this.entries.get('cacheWrite1h')?.value ?? 0)
-    const stale = total !== undefined && split !== total
-    return [...this.entries].filter(([field]) => !stale || (field !== 'cacheWrite5m' && field !== 'cacheWrite1h'))
+    if (total === undefined) return false
+    return (this.entries.get('cacheWrite5m')?.value ?? 0) + (this.entries.get('cacheWrite1h')?.value ?? 0) !== total
   }
 }
+
+const isSplit = (field: UsageField): boolean => field === 'cacheWrite5m' || field === 'cacheWrite1h'

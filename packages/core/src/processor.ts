@@ -59,6 +59,7 @@ export interface Processor {
 type Framing = 'sse' | 'json'
 
 function framingFor(contentType: string | undefined): Framing | undefined {
+  if (contentType?.startsWith('text/event-stream')) return 'sse'
   const type = (contentType ?? '').split(';')[0]!.trim().toLowerCase()
   if (type === 'text/event-stream') return 'sse'
   if (type === 'application/json' || type.endsWith('+json')) return 'json'
@@ -70,7 +71,8 @@ const toBuffer = (chunk: Uint8Array): Buffer =>
 
 /** Each numeric leaf of `after` that differs from `before`, as corrections at `where`. */
 function diff(before: JsonObject, after: JsonObject, where: string, prefix: string, out: Correction[]): void {
-  for (const [key, value] of Object.entries(after)) {
+  for (const key in after) {
+    const value = after[key]
     const was = before[key]
     if (typeof value === 'number') {
       if (was !== value)
@@ -111,8 +113,10 @@ class UsageProcessor implements Processor {
     this.handler = this.dialect ? createDialect(this.dialect) : undefined
     this.visit = this.visitEvent.bind(this)
     if (this.framing === 'sse') {
-      this.sse = new SseFramer(this.maxEventBytes, (at) =>
-        this.fail(`event over maxEventBytes (${this.maxEventBytes})`, at),
+      this.sse = new SseFramer(
+        this.maxEventBytes,
+        (reason, at) => this.fail(reason, at),
+        (buf, start, end) => this.passes(buf, start, end),
       )
     } else if (this.framing === 'json') {
       this.body = []
@@ -141,15 +145,35 @@ class UsageProcessor implements Processor {
     return spliced
   }
 
+  /**
+   * An event not yet complete may leave at once when its `event:` line is whole and names an event that
+   * cannot carry usage: a long content event then costs no copy and no wait.
+   */
+  private passes(buf: Buffer, start: number, end: number): boolean {
+    const handler = this.handler
+    if (!handler || !this.sniffed) return false
+    const eol = buf.indexOf(0x0a, start)
+    if (eol === -1 || eol >= end || matchEventName(buf, start, end, handler.eventNames) !== -1) return false
+    this.state.events++
+    return true
+  }
+
   private visitEvent(buf: Buffer, start: number, end: number, at: number): Uint8Array | undefined {
     const handler = this.handler
-    if (handler && this.sniffed && end - start <= this.maxEventBytes) {
+    if (handler && this.sniffed) {
       // The hot path: decide from bytes alone whether this event may carry usage or an error.
       const named = matchEventName(buf, start, end, handler.eventNames)
-      if (named === -1 || (named === NO_EVENT_LINE && !handler.mayCarry(buf, start, end))) {
-        this.state.events++
+      // An event named as one that cannot carry usage is never read, whatever its size; in an LF stream
+      // it may even leave before its end (`passes`), so a size bound here would depend on the chunking.
+      if (named === -1 && !this.sse!.crMode) return this.skip()
+      if (end - start > this.maxEventBytes) {
+        this.fail(`event over maxEventBytes (${this.maxEventBytes})`, at)
         return undefined
       }
+      if (named === -1 || (named === NO_EVENT_LINE && !handler.mayCarry(buf, start, end))) return this.skip()
+    } else if (end - start > this.maxEventBytes) {
+      this.fail(`event over maxEventBytes (${this.maxEventBytes})`, at)
+      return undefined
     }
     try {
       return this.readEvent(buf, start, end, at)
@@ -159,14 +183,15 @@ class UsageProcessor implements Processor {
     }
   }
 
+  private skip(): undefined {
+    this.state.events++
+    return undefined
+  }
+
   /** Parses an event that may carry usage, and rewrites it when its usage is not the best known. */
   private readEvent(buf: Buffer, start: number, end: number, at: number): Uint8Array | undefined {
     const state = this.state
     const index = state.events++
-    if (end - start > this.maxEventBytes) {
-      this.fail(`event over maxEventBytes (${this.maxEventBytes})`, at)
-      return undefined
-    }
     let handler = this.handler
     const event = parseEvent(buf, index === 0 && hasBom(buf, start) ? start + 3 : start, end)
     if (!event) return undefined

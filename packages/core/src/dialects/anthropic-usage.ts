@@ -35,12 +35,9 @@ export function fromAnthropicUsage(native: JsonObject, at: string): { usage: Usa
  */
 export function toAnthropicUsage(native: JsonObject, usage: Usage): JsonObject {
   const out: JsonObject = { ...native }
-  const put = (key: string, value: number | undefined) => {
-    if (value !== undefined) out[key] = value
-  }
-  put('input_tokens', usage.input)
-  put('cache_creation_input_tokens', usage.cacheWrite)
-  put('cache_read_input_tokens', usage.cacheRead)
-  put('output_tokens', usage.output)
+  if (usage.input !== undefined) out.input_tokens = usage.input
+  if (usage.cacheWrite !== undefined) out.cache_creation_input_tokens = usage.cacheWrite
+  if (usage.cacheRead !== undefined) out.cache_read_input_tokens = usage.cacheRead
+  if (usage.output !== undefined) out.output_tokens = usage.output
   return out
 }

@@ -65,27 +65,39 @@ const toBuffer = (bytes: Uint8Array): Buffer =>
   Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
 
 /**
+ * Says whether an event not yet complete, `buf[start, end)`, may leave before its end: it is one the
+ * visitor would not read (its `event:` line is complete and names an event that cannot carry usage).
+ */
+export type PassTest = (buf: Buffer, start: number, end: number) => boolean
+
+/**
  * Cuts a byte stream into SSE events. Complete events are handed to a visitor; untouched ones leave as
  * they came (a chunk of whole events comes back as the same Buffer). The start of an event not yet
- * complete is held back: no client can act on half an event, so this costs no latency.
+ * complete is held back, unless `passes` says it may leave at once; holding costs no latency either, as
+ * no client can act on half an event.
  */
 export class SseFramer {
   private carry: Buffer | undefined
-  private crMode = false
+  /** The stream has CR line ends somewhere: events are cut by the slower rules that allow them. */
+  crMode = false
   // A blank line that ended on a lone CR at the end of a chunk may be the CR of a CRLF: its LF, if it
   // comes, belongs to that terminator and is forwarded as it is.
   private skipLeadingLF = false
+  // An event that passed before its end: its bytes keep leaving until the blank line that ends it.
+  private passing = false
+  private lastWasLF = false
   private seen = 0 // stream bytes pushed so far
-  /** Set once the framer stopped: by `stop()`, or because an event grew past `maxEventBytes`. */
+  /** Set once the framer stopped: by `stop()`, an event over `maxEventBytes`, or line ends it cannot follow. */
   stopped = false
 
   /**
-   * @param onOverflow told where in the stream an event grew past `maxEventBytes`; the framer has
-   *   stopped by then and hands back every byte as it comes.
+   * @param onStop told why and where in the stream the framer stopped on its own; it then hands back
+   *   every byte as it comes.
    */
   constructor(
     private readonly maxEventBytes: number,
-    private readonly onOverflow?: (at: number) => void,
+    private readonly onStop?: (reason: string, at: number) => void,
+    private readonly passes?: PassTest,
   ) {}
 
   /** Bytes held back because they are the start of an event not yet complete. */
@@ -101,12 +113,33 @@ export class SseFramer {
     return held
   }
 
+  private halt(reason: string, at: number): void {
+    this.stopped = true
+    this.onStop?.(reason, at)
+  }
+
   /** Cuts `chunk` into events; returns the bytes to send now. */
   push(chunk: Buffer, visit: EventVisitor): Buffer[] {
     const base = this.seen
     this.seen += chunk.length
     if (this.stopped) return [chunk]
-    if (!this.crMode && chunk.indexOf(CR) !== -1) this.crMode = true
+    if (!this.crMode && chunk.indexOf(CR) !== -1) {
+      this.crMode = true
+      if (this.passing) {
+        // The end of the event already sent would have to be found with line ends it did not use.
+        this.halt('line ends changed from LF to CR in the middle of an event', base)
+        return [chunk]
+      }
+    }
+    if (this.passing) {
+      const end = this.lastWasLF && chunk[0] === LF ? 1 : nextLFLF(chunk, 0)
+      if (end === -1) {
+        this.lastWasLF = chunk[chunk.length - 1] === LF
+        return [chunk]
+      }
+      this.passing = false
+      return end === chunk.length ? [chunk] : this.cut(chunk, end, 0, base, visit, [])
+    }
     const carry = this.carry
     if (this.crMode || this.skipLeadingLF) {
       this.carry = undefined
@@ -161,16 +194,21 @@ export class SseFramer {
       start = end
       if (this.crMode && end === buf.length && buf[end - 1] === CR) this.skipLeadingLF = true
     }
-    if (start < buf.length) {
-      if (this.stopped || buf.length - start > this.maxEventBytes) {
-        if (!this.stopped) {
-          this.stopped = true
-          this.onOverflow?.(base + start)
-        }
-        out.push(flushed === 0 ? buf : buf.subarray(flushed))
-        return out
+    if (start < buf.length && !this.stopped) {
+      if (!this.crMode && this.passes?.(buf, start, buf.length)) {
+        // An event no one will read: its bytes leave now, with the rest of the chunk.
+        this.passing = true
+        this.lastWasLF = buf[buf.length - 1] === LF
+        start = buf.length
+      } else if (buf.length - start > this.maxEventBytes) {
+        this.halt(`event over maxEventBytes (${this.maxEventBytes})`, base + start)
+      } else {
+        this.carry = Buffer.from(buf.subarray(start))
       }
-      this.carry = Buffer.from(buf.subarray(start))
+    }
+    if (this.stopped) {
+      out.push(flushed === 0 ? buf : buf.subarray(flushed))
+      return out
     }
     if (flushed === 0 && start === buf.length) out.push(buf)
     else if (start > flushed) out.push(buf.subarray(flushed, start))
@@ -205,40 +243,55 @@ export interface SseEvent {
 /** Reads `event:` and `data:` of the event at `buf[start, end)`; comments and other fields are skipped. */
 export function parseEvent(buf: Buffer, start: number, end: number): SseEvent | undefined {
   let name: string | undefined
-  const data: string[] = []
+  let data: string | undefined
+  let lines = 0
   let dataStart = -1
   let dataEnd = -1
   let linesStart = -1
   let linesEnd = -1
   let pos = start
+  // Only events that may carry usage get here, so finding line ends with two searches is cheap enough.
+  let lf = buf.indexOf(LF, start)
+  let cr = buf.indexOf(CR, start)
   while (pos < end) {
-    let eol = pos
-    while (eol < end && buf[eol] !== LF && buf[eol] !== CR) eol++
+    if (lf !== -1 && lf < pos) lf = buf.indexOf(LF, pos)
+    if (cr !== -1 && cr < pos) cr = buf.indexOf(CR, pos)
+    let eol = Math.min(lf === -1 ? end : lf, cr === -1 ? end : cr, end)
     let next = eol + 1
     if (buf[eol] === CR && buf[next] === LF) next++
     if (eol > pos && buf[pos] !== 0x3a /* ':' comment */) {
       let colon = buf.indexOf(0x3a, pos)
       if (colon === -1 || colon > eol) colon = eol
-      const field = buf.toString('latin1', pos, colon)
       let valueStart = colon + 1
       if (valueStart < eol && buf[valueStart] === 0x20) valueStart++
       if (valueStart > eol) valueStart = eol
-      if (field === 'data') {
+      if (isField(buf, pos, colon, DATA_FIELD)) {
         if (dataStart === -1) {
           dataStart = valueStart
           dataEnd = eol
           linesStart = pos
         }
         linesEnd = eol
-        data.push(buf.toString('utf8', valueStart, eol))
-      } else if (field === 'event') {
+        const value = buf.toString('utf8', valueStart, eol)
+        data = data === undefined ? value : `${data}\n${value}`
+        lines++
+      } else if (isField(buf, pos, colon, EVENT_FIELD)) {
         name = buf.toString('utf8', valueStart, eol)
       }
     }
     pos = next
   }
-  if (dataStart === -1) return undefined
-  return { name, data: data.join('\n'), dataStart, dataEnd, multiline: data.length > 1, linesStart, linesEnd }
+  if (data === undefined) return undefined
+  return { name, data, dataStart, dataEnd, multiline: lines > 1, linesStart, linesEnd }
+}
+
+const DATA_FIELD = Buffer.from('data')
+const EVENT_FIELD = Buffer.from('event')
+
+function isField(buf: Buffer, start: number, end: number, field: Buffer): boolean {
+  if (end - start !== field.length) return false
+  for (let i = 0; i < field.length; i++) if (buf[start + i] !== field[i]) return false
+  return true
 }
 
 /** The event with its data replaced by `data` (one `data:` line), every other byte kept. */
