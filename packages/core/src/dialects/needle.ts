@@ -1,54 +1,52 @@
 /**
- * A byte pattern for a JSON member: `"key"`, optionally only where its value starts with a given byte
- * (`{` for an object, `"` for a string: so `"usage": null` does not count). Inside a JSON string a quote
- * is always escaped, so `"key"` only ever matches a key or a whole value.
+ * A byte pattern for a JSON member: `"key"`, or `"key":` followed by the first byte of its value (`{` for
+ * an object, `"` for a string, so `"usage": null` does not count), with or without the space some
+ * serializers put after the colon. Inside a JSON string a quote is always escaped, so `"key"` only ever
+ * matches a key or a whole value.
  */
 export interface Member {
-  needle: Buffer
-  valueStart: number | undefined
+  needles: readonly Buffer[]
 }
 
-export const OBJECT = 0x7b // {
-export const STRING = 0x22 // "
+export const OBJECT = '{'
+export const STRING = '"'
 
 /** Made once per module: the patterns are shared by every response. */
-export function member(key: string, valueStart?: number): Member {
-  return { needle: Buffer.from(`"${key}"`), valueStart }
+export function member(key: string, valueStart?: string): Member {
+  const quoted = JSON.stringify(key)
+  const needles = valueStart === undefined ? [quoted] : [`${quoted}:${valueStart}`, `${quoted}: ${valueStart}`]
+  return { needles: needles.map((needle) => Buffer.from(needle)) }
 }
 
 /**
- * Tests events for a member, walking its occurrences once per buffer however many events the buffer
- * holds (the last search is cached), so a chunk of events without it costs one search.
+ * Tests events for a member. Each pattern is searched once per buffer however many events the buffer
+ * holds (the last search is cached), so a chunk of events without it costs one search per pattern,
+ * not one per event.
  */
 export class MemberScanner {
   private buf: Buffer | undefined
-  private from = 0
-  private found = -1
+  private readonly from: number[]
+  private readonly found: number[]
 
-  constructor(private readonly member: Member) {}
-
-  private next(buf: Buffer, from: number): number {
-    if (buf !== this.buf || from < this.from || (this.found !== -1 && this.found < from)) {
-      this.buf = buf
-      this.from = from
-      this.found = buf.indexOf(this.member.needle, from)
-    }
-    return this.found
+  constructor(private readonly member: Member) {
+    this.from = member.needles.map(() => 0)
+    this.found = member.needles.map(() => -1)
   }
 
   test(buf: Buffer, start: number, end: number): boolean {
-    const { needle, valueStart } = this.member
-    let at = this.next(buf, start)
-    while (at !== -1 && at < end) {
-      if (valueStart === undefined) return true
-      let i = at + needle.length
-      while (i < end && (buf[i] === 0x20 || buf[i] === 0x09)) i++
-      if (buf[i] === 0x3a /* : */) {
-        i++
-        while (i < end && (buf[i] === 0x20 || buf[i] === 0x09)) i++
-        if (buf[i] === valueStart) return true
+    const { needles } = this.member
+    if (buf !== this.buf) {
+      this.buf = buf
+      this.from.fill(Number.MAX_SAFE_INTEGER)
+    }
+    for (let n = 0; n < needles.length; n++) {
+      let found = this.found[n]!
+      if (start < this.from[n]! || (found !== -1 && found < start)) {
+        found = buf.indexOf(needles[n]!, start)
+        this.found[n] = found
+        this.from[n] = start
       }
-      at = this.next(buf, at + 1)
+      if (found !== -1 && found < end) return true
     }
     return false
   }

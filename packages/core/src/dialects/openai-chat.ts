@@ -7,14 +7,17 @@ import type { DialectContext, DialectHandler, UsageRewrite } from './types.js'
 const USAGE = member('usage', OBJECT)
 const ERROR = member('error')
 const FINISH = member('finish_reason', STRING)
-const DATA = Buffer.from('data:')
-const DONE = Buffer.from('[DONE]')
+const DONE = Buffer.from('data: [DONE]')
 
 /** The `data: [DONE]` sentinel (the space is optional), on bytes. */
 function isDone(buf: Buffer, start: number, end: number): boolean {
-  if (end - start < 11 || buf.compare(DATA, 0, 5, start, start + 5) !== 0) return false
-  const at = buf[start + 5] === 0x20 ? start + 6 : start + 5
-  return at + 6 <= end && buf.compare(DONE, 0, 6, at, at + 6) === 0
+  if (buf[start] !== 0x64 /* d */ || buf[start + 5] === undefined) return false
+  let at = start
+  for (let i = 0; i < DONE.length; i++, at++) {
+    if (i === 5 && buf[at] !== 0x20) i++ // no space after the colon
+    if (buf[at] !== DONE[i] || at >= end) return false
+  }
+  return true
 }
 
 /**
