@@ -1,7 +1,7 @@
 import type { Dialect } from '../record.js'
 import { isObject, type JsonObject } from '../usage.js'
 import { fromAnthropicUsage, toAnthropicUsage } from './anthropic-usage.js'
-import { member, MemberScanner, OBJECT } from './needle.js'
+import { member, NamedEvents, OBJECT } from './needle.js'
 import type { DialectContext, DialectHandler, UsageRewrite } from './types.js'
 
 const EVENT_NAMES = ['message_start', 'message_delta', 'error'].map((name) => Buffer.from(name))
@@ -17,15 +17,11 @@ const DELTA_PATH = ['usage'] as const
  * (`input_tokens`, `cache_creation_input_tokens`, `cache_read_input_tokens`, `output_tokens`) that every
  * SDK version accumulates correctly (WIRE.md §1.5), and never writes a value that is not known.
  */
-export class AnthropicMessages implements DialectHandler {
+export class AnthropicMessages extends NamedEvents implements DialectHandler {
   readonly name: Dialect = 'anthropic-messages'
   readonly eventNames = EVENT_NAMES
-  // Only for events without an `event:` line, which some translators send.
-  private readonly usageKey = new MemberScanner(USAGE)
-  private readonly errorKey = new MemberScanner(ERROR)
-
-  mayCarry(buf: Buffer, start: number, end: number): boolean {
-    return this.usageKey.test(buf, start, end) || this.errorKey.test(buf, start, end)
+  constructor() {
+    super(USAGE, ERROR)
   }
 
   onEvent(_name: string | undefined, json: JsonObject, ctx: DialectContext): UsageRewrite | undefined {

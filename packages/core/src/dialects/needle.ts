@@ -51,3 +51,21 @@ export class MemberScanner {
     return false
   }
 }
+
+/**
+ * For dialects whose events are named (`event: message_delta`), where the name alone says whether an
+ * event may carry usage; the byte patterns serve the events some translators send without a name.
+ */
+export abstract class NamedEvents {
+  private readonly usageKey: MemberScanner
+  private readonly errorKey: MemberScanner
+
+  constructor(usage: Member, error: Member) {
+    this.usageKey = new MemberScanner(usage)
+    this.errorKey = new MemberScanner(error)
+  }
+
+  mayCarry(buf: Buffer, start: number, end: number): boolean {
+    return this.usageKey.test(buf, start, end) || this.errorKey.test(buf, start, end)
+  }
+}

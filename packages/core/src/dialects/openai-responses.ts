@@ -1,6 +1,6 @@
 import type { Dialect } from '../record.js'
 import { isObject, type JsonObject } from '../usage.js'
-import { member, MemberScanner, OBJECT } from './needle.js'
+import { member, NamedEvents, OBJECT } from './needle.js'
 import { fromOpenAIUsage, RESPONSES_NAMES, toOpenAIUsage } from './openai-usage.js'
 import type { DialectContext, DialectHandler, UsageRewrite } from './types.js'
 
@@ -18,15 +18,11 @@ const BODY_PATH = ['usage'] as const
  * the schema requires them and strict clients (Codex) abort without them (row 36). `sequence_number`
  * is never touched.
  */
-export class OpenAIResponses implements DialectHandler {
+export class OpenAIResponses extends NamedEvents implements DialectHandler {
   readonly name: Dialect = 'openai-responses'
   readonly eventNames = EVENT_NAMES
-  // Only for events without an `event:` line.
-  private readonly usageKey = new MemberScanner(USAGE)
-  private readonly errorKey = new MemberScanner(ERROR)
-
-  mayCarry(buf: Buffer, start: number, end: number): boolean {
-    return this.usageKey.test(buf, start, end) || this.errorKey.test(buf, start, end)
+  constructor() {
+    super(USAGE, ERROR)
   }
 
   onEvent(_name: string | undefined, json: JsonObject, ctx: DialectContext): UsageRewrite | undefined {
