@@ -16,7 +16,7 @@ export interface UsagewireOptions {
   /** Called once per LLM request with its usage record. Errors thrown here are logged, never raised. */
   onUsage?: (record: import('./record.js').UsageRecord) => void
   /**
-   * Which request paths are LLM endpoints. Default: paths ending in `/messages` (Anthropic Messages),
+   * Which request paths are LLM endpoints. Default: paths ending in `/v1/messages` (Anthropic Messages),
    * `/chat/completions` (OpenAI Chat) and `/responses` (OpenAI Responses); every other response is left
    * alone at no cost. A string matches a path suffix; a RegExp is tested against the path.
    */
@@ -27,7 +27,7 @@ export interface UsagewireOptions {
 }
 
 export const DEFAULT_ROUTES: readonly RouteRule[] = [
-  { path: '/messages', dialect: 'anthropic-messages' },
+  { path: '/v1/messages', dialect: 'anthropic-messages' },
   { path: '/chat/completions', dialect: 'openai-chat' },
   { path: '/responses', dialect: 'openai-responses' },
 ]
