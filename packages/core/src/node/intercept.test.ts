@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net'
 import { gzipSync } from 'node:zlib'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { UsageRecord } from '../record.js'
+import type { RouteRule } from '../routes.js'
 import { createInterceptor } from './intercept.js'
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void
@@ -138,5 +139,45 @@ describe('options', () => {
     await fetchRaw((server.address() as AddressInfo).port, '/v1/messages')
     await waitFor(() => warnings[0])
     expect(warnings[0]).toMatch(/\/v1\/messages left untouched from byte 0: malformed JSON in message_start event/)
+  })
+})
+
+describe('routes', () => {
+  const delta = [
+    'event: message_start\ndata: {"type":"message_start","message":{"model":"m","usage":{"input_tokens":40,"output_tokens":1}}}\n\n',
+    'event: message_delta\ndata: {"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":7}}\n\n',
+  ]
+
+  async function through(routes: RouteRule[], path: string) {
+    const records: UsageRecord[] = []
+    const intercept = createInterceptor({ routes, onUsage: (r) => records.push(r) })
+    const server = createServer((req, res) => {
+      intercept(req, res)
+      res.setHeader('content-type', 'text/event-stream')
+      for (const event of delta) res.write(event)
+      res.end()
+    })
+    await new Promise<void>((done) => server.listen(0, '127.0.0.1', done))
+    servers.push(server)
+    const { body } = await fetchRaw((server.address() as AddressInfo).port, path)
+    await new Promise((r) => setTimeout(r, 20))
+    return { body: body.toString(), records }
+  }
+
+  it('a custom path with its dialect is rewritten and recorded', async () => {
+    const { body, records } = await through([{ path: /^\/llm\/claude$/, dialect: 'anthropic-messages' }], '/llm/claude')
+    expect(body).toContain('"usage":{"output_tokens":7,"input_tokens":40}')
+    expect(records[0]).toMatchObject({ route: '/llm/claude', dialect: 'anthropic-messages', usage: { input: 40, output: 7 } })
+  })
+
+  it('a custom path without a dialect reads it from the first event', async () => {
+    const { records } = await through([{ path: '/llm' }], '/gateway/llm')
+    expect(records[0]).toMatchObject({ dialect: 'anthropic-messages', usage: { input: 40, output: 7 } })
+  })
+
+  it('with routes given, the default paths are no longer intercepted', async () => {
+    const { body, records } = await through([{ path: '/llm' }], '/v1/messages')
+    expect(body).toBe(delta.join(''))
+    expect(records).toHaveLength(0)
   })
 })
