@@ -2,7 +2,6 @@
  * The official Anthropic SDK (current, and 0.50.1 whose `message_delta` handling differs: WIRE.md §1.5)
  * streaming through Express + usagewire + http-proxy-middleware from a local mock upstream.
  */
-import Anthropic from '@anthropic-ai/sdk'
 import Anthropic050 from 'sdk050'
 import express from 'express'
 import http from 'node:http'
@@ -10,7 +9,7 @@ import type { AddressInfo } from 'node:net'
 import { createProxyMiddleware } from 'http-proxy-middleware'
 import { usagewire, type UsageRecord } from '@usagewire/express'
 import { describe, expect, it } from 'vitest'
-import { ANTHROPIC_MODEL, anthropicStream, SSE_HEADERS, useRig, waitFor } from './helpers.js'
+import { ANTHROPIC_MODEL, anthropicStream, SSE_HEADERS, useRig, waitFor, anthropicClient } from './helpers.js'
 
 const rig = useRig()
 
@@ -20,7 +19,7 @@ const request = {
   messages: [{ role: 'user' as const, content: 'hi' }],
 }
 
-const current = (baseURL: string) => new Anthropic({ apiKey: 'x', baseURL, maxRetries: 0 })
+const current = anthropicClient
 const sdk050 = (baseURL: string) => new Anthropic050({ apiKey: 'x', baseURL, maxRetries: 0 })
 
 /** The real usage: input excludes the cache (WIRE.md §1.4). */

@@ -4,7 +4,6 @@
  */
 import { randomBytes } from 'node:crypto'
 import Anthropic from '@anthropic-ai/sdk'
-import OpenAI from 'openai'
 import { describe, expect, it } from 'vitest'
 import {
   ANTHROPIC_MODEL,
@@ -18,6 +17,8 @@ import {
   sha256,
   SSE_HEADERS,
   useRig,
+  anthropicClient,
+  openaiClient,
 } from './helpers.js'
 
 const rig = useRig()
@@ -57,11 +58,7 @@ describe('non-streaming LLM bodies', () => {
     })
     expect(json.choices[0].message.content).toBe('Héllo ✓')
 
-    const completion = await new OpenAI({
-      apiKey: 'x',
-      baseURL: `${rig.gateway.url}/v1`,
-      maxRetries: 0,
-    }).chat.completions.create(chatRequest)
+    const completion = await openaiClient(rig.gateway.url).chat.completions.create(chatRequest)
     expect(completion.usage).toMatchObject({
       prompt_tokens: 5200,
       total_tokens: 5250,
@@ -99,9 +96,7 @@ describe('non-streaming LLM bodies', () => {
     expect(raw.headers['content-length']).toBe(String(Buffer.byteLength(upstreamBody)))
     expect(raw.headers.etag).toBe('"v1"')
 
-    const message = await new Anthropic({ apiKey: 'x', baseURL: rig.gateway.url, maxRetries: 0 }).messages.create(
-      anthropicRequest,
-    )
+    const message = await anthropicClient(rig.gateway.url).messages.create(anthropicRequest)
     expect(message.usage).toMatchObject(usage)
 
     const record = await rig.gateway.record()
@@ -233,7 +228,7 @@ describe('what usagewire must leave alone', () => {
     expect(record.corrections).toEqual([])
 
     // The SDK sees the provider's error as it was sent.
-    const client = new Anthropic({ apiKey: 'x', baseURL: rig.gateway.url, maxRetries: 0 })
+    const client = anthropicClient(rig.gateway.url)
     const error = await client.messages.create(anthropicRequest).then(
       () => undefined,
       (e: unknown) => e,
@@ -261,7 +256,7 @@ describe('what usagewire must leave alone', () => {
     expect(record).toMatchObject({ status: 'upstream_error', httpStatus: 200, error: 'overloaded_error', final: false })
     expect(record.usage.input).toBe(1200)
 
-    const client = new Anthropic({ apiKey: 'x', baseURL: rig.gateway.url, maxRetries: 0 })
+    const client = anthropicClient(rig.gateway.url)
     await expect(client.messages.stream(anthropicRequest).finalMessage()).rejects.toThrow(/Overloaded/)
   })
 })

@@ -3,8 +3,6 @@
  * usage is read and fixed inside gzip/br bodies, and whatever the gateway sends decodes per the
  * Content-Encoding it declares.
  */
-import Anthropic from '@anthropic-ai/sdk'
-import OpenAI from 'openai'
 import { describe, expect, it } from 'vitest'
 import {
   ANTHROPIC_MODEL,
@@ -17,6 +15,8 @@ import {
   rawRequest,
   SSE_HEADERS,
   useRig,
+  anthropicClient,
+  openaiClient,
 } from './helpers.js'
 
 const rig = useRig()
@@ -74,9 +74,7 @@ describe.each(['gzip', 'br'] as const)('%s-encoded upstream', (encoding) => {
     expect(record.corrections).toHaveLength(3)
 
     // The Anthropic SDK
-    const message = await new Anthropic({ apiKey: 'x', baseURL: rig.gateway.url, maxRetries: 0 }).messages
-      .stream(anthropicRequest)
-      .finalMessage()
+    const message = await anthropicClient(rig.gateway.url).messages.stream(anthropicRequest).finalMessage()
     expect(message.usage).toMatchObject(TRUE_USAGE)
     expect(message.content.map((b) => (b.type === 'text' ? b.text : ''))).toEqual(['Hello, wörld ✓'])
     expect((await rig.gateway.record(2)).usage).toEqual(TRUE_RECORD)
@@ -124,11 +122,7 @@ describe.each(['gzip', 'br'] as const)('%s-encoded upstream', (encoding) => {
       prompt_tokens_details: { cached_tokens: 5000 },
     })
 
-    const completion = await new OpenAI({
-      apiKey: 'x',
-      baseURL: `${rig.gateway.url}/v1`,
-      maxRetries: 0,
-    }).chat.completions.create(chatRequest)
+    const completion = await openaiClient(rig.gateway.url).chat.completions.create(chatRequest)
     expect(completion.usage).toMatchObject({
       prompt_tokens: 5200,
       total_tokens: 5250,

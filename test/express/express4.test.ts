@@ -1,7 +1,6 @@
 /**
  * Express 4 (the peer range is ^4.17 || ^5): the same one line in an Express 4 gateway.
  */
-import Anthropic from '@anthropic-ai/sdk'
 import express4 from 'express4'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -16,6 +15,7 @@ import {
   startUpstream,
   waitFor,
   type Upstream,
+  anthropicClient,
 } from './helpers.js'
 
 describe('Express 4 gateway', () => {
@@ -46,7 +46,7 @@ describe('Express 4 gateway', () => {
         delta: { input_tokens: 0, output_tokens: 33 },
       }),
     })
-    const client = new Anthropic({ apiKey: 'x', baseURL: url, maxRetries: 0 })
+    const client = anthropicClient(url)
     const message = await client.messages
       .stream({ model: 'claude-sonnet-4-6', max_tokens: 64, messages: [{ role: 'user', content: 'hi' }] })
       .finalMessage()

@@ -1,3 +1,5 @@
+import Anthropic from '@anthropic-ai/sdk'
+import OpenAI from 'openai'
 /**
  * Shared rig for the Express integration tests: a local mock upstream that replies with bytes a test
  * chooses (SSE or JSON, optionally gzip/br, optionally held part-way), and a gateway that is exactly what
@@ -455,6 +457,11 @@ export function decodeBody(res: RawResponse): Buffer {
 
 // ---------------------------------------------------------------------------------------------------------
 // Per-test rig
+
+/** The official SDK clients as the tests use them: a dummy key, no retries. */
+export const anthropicClient = (baseURL: string) => new Anthropic({ apiKey: 'x', baseURL, maxRetries: 0 })
+export const openaiClient = (gatewayUrl: string) =>
+  new OpenAI({ apiKey: 'x', baseURL: `${gatewayUrl}/v1`, maxRetries: 0 })
 
 export const SSE_HEADERS = { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache' } as const
 export const JSON_HEADERS = { 'content-type': 'application/json' } as const

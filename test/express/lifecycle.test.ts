@@ -6,7 +6,6 @@
 import { createRequire } from 'node:module'
 import http from 'node:http'
 import zlib from 'node:zlib'
-import Anthropic from '@anthropic-ai/sdk'
 import express from 'express'
 import { createProxyMiddleware } from 'http-proxy-middleware'
 import { usagewire, type UsageRecord } from '@usagewire/express'
@@ -24,6 +23,7 @@ import {
   useRig,
   waitFor,
   within,
+  anthropicClient,
 } from './helpers.js'
 
 const anthropicRequest = {
@@ -193,9 +193,7 @@ describe('streaming lifecycle', () => {
       keepOpen: true,
     })
 
-    const stream = new Anthropic({ apiKey: 'x', baseURL: rig.gateway.url, maxRetries: 0 }).messages.stream(
-      anthropicRequest,
-    )
+    const stream = anthropicClient(rig.gateway.url).messages.stream(anthropicRequest)
     let texts = 0
     stream.on('text', () => {
       if (++texts === 2) stream.abort()
@@ -229,7 +227,7 @@ describe('onUsage', () => {
           delta: { input_tokens: 0, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: 42 },
         }),
       })
-      const client = new Anthropic({ apiKey: 'x', baseURL: gateway.url, maxRetries: 0 })
+      const client = anthropicClient(gateway.url)
       for (let i = 1; i <= 2; i++) {
         const message = await client.messages.stream(anthropicRequest).finalMessage()
         expect(message.usage).toMatchObject(FULL_DELTA)

@@ -2,12 +2,19 @@
  * The official openai SDK (Chat Completions and Responses, streaming) through Express + usagewire +
  * http-proxy-middleware from a local mock upstream that plays a translating gateway.
  */
-import OpenAI from 'openai'
 import { describe, expect, it } from 'vitest'
-import { CHAT_MODEL, chatStream, RESPONSES_MODEL, responsesStream, SSE_HEADERS, useRig } from './helpers.js'
+import {
+  CHAT_MODEL,
+  chatStream,
+  RESPONSES_MODEL,
+  responsesStream,
+  SSE_HEADERS,
+  useRig,
+  openaiClient,
+} from './helpers.js'
 
 const rig = useRig()
-const client = (baseURL: string) => new OpenAI({ apiKey: 'x', baseURL: `${baseURL}/v1`, maxRetries: 0 })
+const client = openaiClient
 
 describe('OpenAI Chat Completions stream through the Express gateway', () => {
   it("a translator's inconsistent usage chunk (cache only in cache_read_input_tokens, prompt_tokens without it) reaches the SDK self-consistent (PEERS.md §2 rows 5, 21)", async () => {
