@@ -9,15 +9,19 @@ import type { AddressInfo } from 'node:net'
 import { createProxyMiddleware } from 'http-proxy-middleware'
 import { usagewire, type UsageRecord } from '@usagewire/express'
 import { describe, expect, it } from 'vitest'
-import { ANTHROPIC_MODEL, anthropicStream, SSE_HEADERS, useRig, waitFor, anthropicClient } from './helpers.js'
+import {
+  ANTHROPIC_MODEL,
+  anthropicClient,
+  anthropicRequest,
+  anthropicStream,
+  SSE_HEADERS,
+  useRig,
+  waitFor,
+} from './helpers.js'
 
 const rig = useRig()
 
-const request = {
-  model: ANTHROPIC_MODEL,
-  max_tokens: 64,
-  messages: [{ role: 'user' as const, content: 'hi' }],
-}
+const request = anthropicRequest
 
 const current = anthropicClient
 const sdk050 = (baseURL: string) => new Anthropic050({ apiKey: 'x', baseURL, maxRetries: 0 })

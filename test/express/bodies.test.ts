@@ -19,16 +19,12 @@ import {
   useRig,
   anthropicClient,
   openaiClient,
+  anthropicRequest,
+  chatRequest,
 } from './helpers.js'
 
 const rig = useRig()
 
-const anthropicRequest = {
-  model: ANTHROPIC_MODEL,
-  max_tokens: 64,
-  messages: [{ role: 'user' as const, content: 'hi' }],
-}
-const chatRequest = { model: CHAT_MODEL, messages: [{ role: 'user' as const, content: 'hi' }] }
 const post = (body: unknown) => ({
   method: 'POST',
   headers: { 'content-type': 'application/json', 'accept-encoding': 'identity' },

@@ -17,16 +17,11 @@ import {
   useRig,
   anthropicClient,
   openaiClient,
+  anthropicRequest,
+  chatRequest,
 } from './helpers.js'
 
 const rig = useRig()
-
-const anthropicRequest = {
-  model: ANTHROPIC_MODEL,
-  max_tokens: 64,
-  messages: [{ role: 'user' as const, content: 'hi' }],
-}
-const chatRequest = { model: CHAT_MODEL, messages: [{ role: 'user' as const, content: 'hi' }] }
 
 /** message_delta writes 0 over true message_start values: fixed only if usagewire read the decoded stream. */
 const zeroingStream = () =>

@@ -463,6 +463,14 @@ export const anthropicClient = (baseURL: string) => new Anthropic({ apiKey: 'x',
 export const openaiClient = (gatewayUrl: string) =>
   new OpenAI({ apiKey: 'x', baseURL: `${gatewayUrl}/v1`, maxRetries: 0 })
 
+/** The requests the tests send: the mock upstreams answer whatever is asked. */
+export const anthropicRequest = {
+  model: ANTHROPIC_MODEL,
+  max_tokens: 64,
+  messages: [{ role: 'user' as const, content: 'hi' }],
+}
+export const chatRequest = { model: CHAT_MODEL, messages: [{ role: 'user' as const, content: 'hi' }] }
+
 export const SSE_HEADERS = { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache' } as const
 export const JSON_HEADERS = { 'content-type': 'application/json' } as const
 

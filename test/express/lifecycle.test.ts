@@ -24,13 +24,9 @@ import {
   waitFor,
   within,
   anthropicClient,
+  anthropicRequest,
 } from './helpers.js'
 
-const anthropicRequest = {
-  model: ANTHROPIC_MODEL,
-  max_tokens: 64,
-  messages: [{ role: 'user' as const, content: 'hi' }],
-}
 const streamBody = JSON.stringify({ ...anthropicRequest, stream: true })
 const START_USAGE = {
   input_tokens: 1200,
