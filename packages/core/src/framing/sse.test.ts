@@ -152,3 +152,45 @@ describe('framing agrees with eventsource-parser on any stream and any chunking'
     )
   })
 })
+
+describe('events that may leave before their end', () => {
+  it('a partial event the visitor would not read leaves at once, and framing resumes after its end', () => {
+    const seen: string[] = []
+    const framer = new SseFramer(
+      16,
+      undefined,
+      (buf, start) => buf.toString('latin1', start, start + 11) === 'event: ping',
+    )
+    const visit = (buf: Buffer, start: number, end: number) => {
+      seen.push(buf.toString('utf8', start, end))
+      return undefined
+    }
+    const first = Buffer.from('event: ping\ndata: {"long":"')
+    expect(framer.push(first, visit)).toEqual([first]) // the same Buffer, nothing held
+    expect(framer.pending()).toBeUndefined()
+    const middle = Buffer.from('x'.repeat(100)) // past maxEventBytes, yet nothing stops: it is never held
+    expect(framer.push(middle, visit)).toEqual([middle])
+    const last = Buffer.from('"}\n')
+    expect(framer.push(last, visit)).toEqual([last])
+    const next = Buffer.from('\nevent: a\ndata: 1\n\n')
+    expect(Buffer.concat(framer.push(next, visit)).toString()).toBe(next.toString())
+    expect(framer.stopped).toBe(false)
+    // The blank line split across chunks ended the passing event; the next one was visited whole.
+    expect(seen).toEqual(['event: a\ndata: 1\n\n'])
+  })
+
+  it('line ends turning to CR inside an event already sent stop the framer, losing no byte', () => {
+    const stops: string[] = []
+    const framer = new SseFramer(
+      1 << 20,
+      (reason) => stops.push(reason),
+      () => true,
+    )
+    const out = [
+      ...framer.push(Buffer.from('event: ping\ndata: x'), () => undefined),
+      ...framer.push(Buffer.from('\r\r'), () => undefined),
+    ]
+    expect(Buffer.concat(out).toString()).toBe('event: ping\ndata: x\r\r')
+    expect(stops[0]).toMatch(/line ends changed/)
+  })
+})

@@ -5,7 +5,7 @@
  * and usagewire must forward untouched events byte-for-byte and splice a rewritten usage block into the
  * one line that carries it. So events are cut here on blank-line boundaries in the byte stream (LF, CRLF
  * and CR line ends), and the field rules of the SSE spec are applied only to the events that may carry
- * usage (test/sse-oracle.test.ts checks this reading against eventsource-parser).
+ * usage (sse.test.ts checks this reading against eventsource-parser on any stream and chunking).
  */
 
 const LF = 0x0a
