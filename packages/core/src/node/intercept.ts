@@ -81,6 +81,7 @@ export function createInterceptor(options: UsagewireOptions = {}): Interceptor {
     const route = routeOf(url)
     const rule = matchRoute(route, rules)
     if (!rule) return false
+    // The interception lives on through the methods it installs on `res` and its listeners.
     new Interception(req, res, route, rule, options)
     return true
   }
