@@ -3,9 +3,9 @@
  * delivery (PEERS.md §2 row 49), client disconnects (row 43), a throwing onUsage, and `compression()`
  * in front (row 50).
  */
-import { createRequire } from 'node:module'
 import http from 'node:http'
 import zlib from 'node:zlib'
+import compression from 'compression'
 import express from 'express'
 import { createProxyMiddleware } from 'http-proxy-middleware'
 import { usagewire, type UsageRecord } from '@usagewire/express'
@@ -240,69 +240,83 @@ describe('onUsage', () => {
 })
 
 // PEERS.md §2 row 50: Express `compression()` buffers SSE in its zlib window unless flushed per event.
-// Needs the `compression` package (and `@types/compression`), not yet a dev dependency: until it is, this
-// is a todo; once installed the test runs as written.
-const hasCompression = (() => {
+it('behind compression(), SSE still leaves event by event (usagewire flushes per event)', async () => {
+  const upstream = await startUpstream()
+  const app = express()
+  app.use(compression())
+  app.use(usagewire({}))
+  app.use(createProxyMiddleware({ target: upstream.url }))
+  const server = http.createServer(app)
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as { port: number }
+  const release = gate()
   try {
-    createRequire(import.meta.url).resolve('compression')
-    return true
-  } catch {
-    return false
+    upstream.reply = () => ({
+      headers: SSE_HEADERS,
+      chunks: anthropicStream({ start: START_USAGE, delta: { output_tokens: 42 } }),
+      holdBefore: 1,
+      hold: release.promise,
+    })
+    const decoded = await within(
+      new Promise<string>((resolve, reject) => {
+        const req = http.request(
+          { host: '127.0.0.1', port, path: '/v1/messages', method: 'POST', headers: { 'accept-encoding': 'gzip' } },
+          (res) => {
+            expect(res.headers['content-encoding']).toBe('gzip')
+            let text = ''
+            const gunzip = zlib.createGunzip({ flush: zlib.constants.Z_SYNC_FLUSH })
+            res.pipe(gunzip)
+            gunzip.on('data', (d: Buffer) => {
+              text += d.toString('utf8')
+              if (text.includes('\n\n')) resolve(text)
+            })
+            gunzip.on('error', reject)
+          },
+        )
+        req.on('error', reject)
+        req.end(streamBody)
+      }),
+      5_000,
+      'compression() held the first event while the upstream held the rest of the stream',
+    )
+    expect(parseSse(decoded)[0]!.name).toBe('message_start')
+    expect(upstream.progress.holding).toBe(true)
+  } finally {
+    release.open()
+    server.closeAllConnections()
+    await new Promise<void>((resolve) => server.close(() => resolve()))
+    await upstream.close()
   }
-})()
+})
 
-const compressionTitle = 'behind compression(), SSE still leaves event by event (usagewire flushes per event)'
-if (!hasCompression) {
-  it.todo(`${compressionTitle} — add devDependencies compression + @types/compression`)
-} else {
-  it(compressionTitle, async () => {
-    const specifier = 'compression'
-    const compression = ((await import(specifier)) as { default: () => express.RequestHandler }).default
-    const upstream = await startUpstream()
-    const app = express()
-    app.use(compression())
-    app.use(usagewire({}))
-    app.use(createProxyMiddleware({ target: upstream.url }))
-    const server = http.createServer(app)
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-    const { port } = server.address() as { port: number }
-    const release = gate()
-    try {
-      upstream.reply = () => ({
-        headers: SSE_HEADERS,
-        chunks: anthropicStream({ start: START_USAGE, delta: { output_tokens: 42 } }),
-        holdBefore: 1,
-        hold: release.promise,
-      })
-      const decoded = await within(
-        new Promise<string>((resolve, reject) => {
-          const req = http.request(
-            { host: '127.0.0.1', port, path: '/v1/messages', method: 'POST', headers: { 'accept-encoding': 'gzip' } },
-            (res) => {
-              expect(res.headers['content-encoding']).toBe('gzip')
-              let text = ''
-              const gunzip = zlib.createGunzip({ flush: zlib.constants.Z_SYNC_FLUSH })
-              res.pipe(gunzip)
-              gunzip.on('data', (d: Buffer) => {
-                text += d.toString('utf8')
-                if (text.includes('\n\n')) resolve(text)
-              })
-              gunzip.on('error', reject)
-            },
-          )
-          req.on('error', reject)
-          req.end(streamBody)
-        }),
-        5_000,
-        'compression() held the first event while the upstream held the rest of the stream',
-      )
-      expect(parseSse(decoded)[0]!.name).toBe('message_start')
-      expect(upstream.progress.holding).toBe(true)
-    } finally {
-      release.open()
-      server.closeAllConnections()
-      await new Promise<void>((resolve) => server.close(() => resolve()))
-      await upstream.close()
-    }
-  })
-}
+it('with compression() mounted after usagewire, the client still gets a decodable body with fixed usage', async () => {
+  const upstream = await startUpstream()
+  const records: UsageRecord[] = []
+  const app = express()
+  app.use(usagewire({ onUsage: (r) => records.push(r) }))
+  app.use(compression())
+  app.use(createProxyMiddleware({ target: upstream.url }))
+  const server = http.createServer(app)
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as { port: number }
+  try {
+    upstream.reply = () => ({
+      headers: SSE_HEADERS,
+      chunks: anthropicStream({ start: START_USAGE, delta: { output_tokens: 42 } }),
+    })
+    const res = await fetch(`http://127.0.0.1:${port}/v1/messages`, {
+      method: 'POST',
+      headers: { 'accept-encoding': 'gzip' },
+      body: streamBody,
+    })
+    const events = parseSse(await res.text())
+    const delta = JSON.parse(events.find((e) => e.name === 'message_delta')!.data)
+    expect(delta.usage).toMatchObject({ input_tokens: 1200, cache_read_input_tokens: 5000, output_tokens: 42 })
+    const record = await waitFor(() => records[0], 'record')
+    expect(record.usage).toMatchObject({ input: 1200, cacheRead: 5000, cacheWrite: 300, output: 42 })
+  } finally {
+    server.closeAllConnections()
+    await new Promise<void>((resolve) => server.close(() => resolve()))
+    await upstream.close()
+  }
+})
