@@ -160,20 +160,19 @@ class UsageProcessor implements Processor {
 
   private visitEvent(buf: Buffer, start: number, end: number, at: number): Uint8Array | undefined {
     const handler = this.handler
-    if (handler && this.sniffed) {
-      // The hot path: decide from bytes alone whether this event may carry usage or an error.
-      const named = matchEventName(buf, start, end, handler.eventNames)
-      // An event named as one that cannot carry usage is never read, whatever its size; in an LF stream
-      // it may even leave before its end (`passes`), so a size bound here would depend on the chunking.
-      if (named === -1 && !this.sse!.crMode) return this.skip()
-      if (end - start > this.maxEventBytes) {
-        this.fail(`event over maxEventBytes (${this.maxEventBytes})`, at)
-        return undefined
-      }
-      if (named === -1 || (named === NO_EVENT_LINE && !handler.mayCarry(buf, start, end))) return this.skip()
-    } else if (end - start > this.maxEventBytes) {
+    // The hot path: once the dialect is settled, decide from bytes alone whether the event may carry
+    // usage or an error.
+    const judged = handler !== undefined && this.sniffed
+    const named = judged ? matchEventName(buf, start, end, handler.eventNames) : NO_EVENT_LINE
+    // An event named as one that cannot carry usage is never read, whatever its size; in an LF stream
+    // it may even leave before its end (`passes`), so a size bound here would depend on the chunking.
+    if (named === -1 && !this.sse!.crMode) return this.skip()
+    if (end - start > this.maxEventBytes) {
       this.fail(`event over maxEventBytes (${this.maxEventBytes})`, at)
       return undefined
+    }
+    if (judged && (named === -1 || (named === NO_EVENT_LINE && !handler.mayCarry(buf, start, end)))) {
+      return this.skip()
     }
     try {
       return this.readEvent(buf, start, end, at)
