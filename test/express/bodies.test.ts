@@ -219,7 +219,7 @@ describe('what usagewire must leave alone', () => {
       httpStatus: 429,
       dialect: 'anthropic-messages',
     })
-    expect(record.error).toBeDefined()
+    expect(record.error).toBe('rate_limit_error') // the upstream's error type, read from its body
     expect(record.usage).toEqual({ input: 0, cacheRead: 0, cacheWrite: 0, output: 0, reasoning: 0 })
     expect(record.corrections).toEqual([])
 

@@ -154,11 +154,12 @@ class Interception {
     const status = res.statusCode
     const contentType = header(res, 'content-type')
     const encoding = header(res, 'content-encoding').trim().toLowerCase()
-    const noBody = req.method === 'HEAD' || status === 204 || status === 304
-    if (noBody || status >= 400) {
-      if (noBody) this.reported = true // nothing was generated, nothing to record
+    if (req.method === 'HEAD' || status === 204 || status === 304) {
+      this.reported = true // nothing was generated, nothing to record
       return this.restore()
     }
+    // An error body is read too (it carries no usage, so it leaves as it came): the record then names
+    // the upstream's error type, not just its status.
     this.sse = contentType.toLowerCase().startsWith('text/event-stream')
     if (!this.sse && !/json/i.test(contentType)) {
       this.passthroughReason = `content-type "${contentType}" is not a body usagewire reads`
