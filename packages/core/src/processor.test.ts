@@ -246,3 +246,19 @@ describe('observations from outside the body', () => {
     expect(processor.result().sources.input).toBe('tap')
   })
 })
+
+describe('streams whose events carry no `event:` line', () => {
+  it.each([
+    { name: 'anthropic', path: '/v1/messages', body: anthropicStream },
+    { name: 'responses', path: '/v1/responses', body: responsesStream },
+  ])('$name: read and rewritten by their JSON type alone', ({ path, body }) => {
+    const dataOnly = body.replace(/^event: [^\n]*\n/gm, '')
+    const named = inspect(body, { path })
+    const unnamed = inspect(dataOnly, { path })
+    expect(unnamed.record.usage).toEqual(named.record.usage)
+    expect(unnamed.record.corrections.map((c) => [c.field, c.from, c.to])).toEqual(
+      named.record.corrections.map((c) => [c.field, c.from, c.to]),
+    )
+    expect(unnamed.output.toString()).toBe(named.output.toString().replace(/^event: [^\n]*\n/gm, ''))
+  })
+})
