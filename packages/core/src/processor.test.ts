@@ -238,11 +238,23 @@ describe('the push processor', () => {
 describe('observations from outside the body', () => {
   it('fill message_start when the true values are known before it leaves (the upstream tap)', () => {
     const processor = createProcessor({ path: '/v1/messages', contentType: 'text/event-stream' })
-    processor.ledger.observe('tap', { input: 1, cacheRead: 61711, cacheWrite: 407 }, { input: 'tap', cacheRead: 'tap', cacheWrite: 'tap' })
-    const start = 'event: message_start\ndata: {"type":"message_start","message":{"model":"m","usage":{"input_tokens":0,"cache_read_input_tokens":0,"output_tokens":0}}}\n\n'
+    processor.ledger.observe(
+      'tap',
+      { input: 1, cacheRead: 61711, cacheWrite: 407 },
+      { input: 'tap', cacheRead: 'tap', cacheWrite: 'tap' },
+    )
+    const start =
+      'event: message_start\ndata: {"type":"message_start","message":{"model":"m","usage":{"input_tokens":0,"cache_read_input_tokens":0,"output_tokens":0}}}\n\n'
     const out = Buffer.concat(processor.push(Buffer.from(start))).toString()
-    expect(out).toContain('"usage":{"input_tokens":1,"cache_read_input_tokens":61711,"output_tokens":0,"cache_creation_input_tokens":407}')
-    expect(processor.result().corrections).toContainEqual({ where: 'message_start', field: 'usage.input_tokens', from: 0, to: 1 })
+    expect(out).toContain(
+      '"usage":{"input_tokens":1,"cache_read_input_tokens":61711,"output_tokens":0,"cache_creation_input_tokens":407}',
+    )
+    expect(processor.result().corrections).toContainEqual({
+      where: 'message_start',
+      field: 'usage.input_tokens',
+      from: 0,
+      to: 1,
+    })
     expect(processor.result().sources.input).toBe('tap')
   })
 })

@@ -167,7 +167,11 @@ describe('routes', () => {
   it('a custom path with its dialect is rewritten and recorded', async () => {
     const { body, records } = await through([{ path: /^\/llm\/claude$/, dialect: 'anthropic-messages' }], '/llm/claude')
     expect(body).toContain('"usage":{"output_tokens":7,"input_tokens":40}')
-    expect(records[0]).toMatchObject({ route: '/llm/claude', dialect: 'anthropic-messages', usage: { input: 40, output: 7 } })
+    expect(records[0]).toMatchObject({
+      route: '/llm/claude',
+      dialect: 'anthropic-messages',
+      usage: { input: 40, output: 7 },
+    })
   })
 
   it('a custom path without a dialect reads it from the first event', async () => {
