@@ -21,28 +21,23 @@ export interface ClientRequest {
 
 const PROMPT = 'Say something about token usage.'
 
+/** Both SDK versions stream the same way; they differ in how they accumulate `message_delta` usage. */
+async function anthropicUsage(client: Anthropic | Anthropic050, req: ClientRequest): Promise<unknown> {
+  const message = await (client as Anthropic).messages
+    .stream(
+      { model: req.model, max_tokens: 256, messages: [{ role: 'user', content: PROMPT }] },
+      { headers: req.headers },
+    )
+    .finalMessage()
+  return message.usage
+}
+
 export async function send(req: ClientRequest): Promise<unknown> {
   switch (req.kind) {
-    case 'anthropic': {
-      const client = new Anthropic({ apiKey: 'x', baseURL: req.baseURL, maxRetries: 0 })
-      const message = await client.messages
-        .stream(
-          { model: req.model, max_tokens: 256, messages: [{ role: 'user', content: PROMPT }] },
-          { headers: req.headers },
-        )
-        .finalMessage()
-      return message.usage
-    }
-    case 'anthropic-0.50.1': {
-      const client = new Anthropic050({ apiKey: 'x', baseURL: req.baseURL, maxRetries: 0 })
-      const message = await client.messages
-        .stream(
-          { model: req.model, max_tokens: 256, messages: [{ role: 'user', content: PROMPT }] },
-          { headers: req.headers },
-        )
-        .finalMessage()
-      return message.usage
-    }
+    case 'anthropic':
+      return anthropicUsage(new Anthropic({ apiKey: 'x', baseURL: req.baseURL, maxRetries: 0 }), req)
+    case 'anthropic-0.50.1':
+      return anthropicUsage(new Anthropic050({ apiKey: 'x', baseURL: req.baseURL, maxRetries: 0 }), req)
     case 'openai-chat': {
       const client = new OpenAI({ apiKey: 'x', baseURL: `${req.baseURL}/v1`, maxRetries: 0 })
       const stream = await client.chat.completions.create(

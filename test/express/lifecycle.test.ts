@@ -137,17 +137,20 @@ describe('streaming lifecycle', () => {
     },
   )
 
-  it('client aborts mid-stream (fetch AbortController): a record with status aborted and the usage known so far', async () => {
-    const never = gate()
+  /** The upstream sends message_start and three deltas, then holds the rest (the client goes away). */
+  const replyHeldBeforeDelta = () => {
     const chunks = anthropicStream({ start: START_USAGE, delta: FULL_DELTA, texts: ['one', 'two', 'three'] })
-    const deltaAt = chunks.findIndex((c) => c.startsWith('event: message_delta'))
     rig.upstream.reply = () => ({
       headers: SSE_HEADERS,
       chunks,
-      holdBefore: deltaAt,
-      hold: never.promise,
+      holdBefore: chunks.findIndex((c) => c.startsWith('event: message_delta')),
+      hold: gate().promise,
       keepOpen: true,
     })
+  }
+
+  it('client aborts mid-stream (fetch AbortController): a record with status aborted and the usage known so far', async () => {
+    replyHeldBeforeDelta()
 
     const controller = new AbortController()
     const res = await fetch(`${rig.gateway.url}/v1/messages`, {
@@ -178,16 +181,7 @@ describe('streaming lifecycle', () => {
   })
 
   it('client aborts mid-stream (Anthropic SDK stream.abort()): a record with status aborted', async () => {
-    const never = gate()
-    const chunks = anthropicStream({ start: START_USAGE, delta: FULL_DELTA, texts: ['one', 'two', 'three'] })
-    const deltaAt = chunks.findIndex((c) => c.startsWith('event: message_delta'))
-    rig.upstream.reply = () => ({
-      headers: SSE_HEADERS,
-      chunks,
-      holdBefore: deltaAt,
-      hold: never.promise,
-      keepOpen: true,
-    })
+    replyHeldBeforeDelta()
 
     const stream = anthropicClient(rig.gateway.url).messages.stream(anthropicRequest)
     let texts = 0
