@@ -1,10 +1,12 @@
 /**
- * `pnpm bench`: measures the performance budget of DESIGN.md and prints one table, every target as a
- * ratio measured in this run, with PASS/MISS. Measurements only: nothing here fails a build.
+ * `pnpm bench`: measures the performance budget (docs/architecture.md#performance-budget) and prints one
+ * table, every target as a ratio measured in this run, with PASS/MISS. Measurements only: nothing here
+ * fails a build.
  *
  *   pnpm bench                    everything (~45 s after the build)
  *   pnpm bench -- --only=proc     processor benchmarks only (1–3)
  *   pnpm bench -- --only=e2e      end-to-end benchmarks only (4–6)
+ *   pnpm bench -- --only=framer   framer benchmarks only (7)
  *
  * The benchmarks measure the built packages (packages/<name>/dist, what users install), not the sources:
  * under the root tsconfig, tsx maps `@usagewire/*` to packages/<name>/src and compiles them with esbuild's
@@ -33,6 +35,7 @@ if (process.env.TSX_TSCONFIG_PATH !== BENCH_TSCONFIG) {
 
 const { gatewayBench } = await import('./gateway.bench.js')
 const { processorBench } = await import('./processor.bench.js')
+const { framerBench } = await import('./framer.bench.js')
 const { printTable } = await import('./table.js')
 
 const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7)
@@ -47,11 +50,15 @@ if (!core.includes('/dist/') || !express.includes('/dist/'))
   log('WARNING: not the built packages; run `pnpm run build` first')
 
 const rows: Row[] = []
-if (only !== 'e2e') {
+if (only === undefined || only === 'proc') {
   log('processor (in this process)')
   rows.push(...(await processorBench(log)))
 }
-if (only !== 'proc') {
+if (only === undefined || only === 'framer') {
+  log('framer: one large event in any chunking (in this process)')
+  rows.push(...(await framerBench(log)))
+}
+if (only === undefined || only === 'e2e') {
   log('end to end (child processes: upstream, bare gateway, usagewire gateway; the load client in this process)')
   rows.push(...(await gatewayBench(log, { seconds: 2, rounds: 3, heapStreams: 500 })))
 }

@@ -1,0 +1,196 @@
+/**
+ * Framer benchmarks (row 7), in this process: the cost per byte of one 4 MiB event, cut into 64-byte,
+ * 1 KiB and 64 KiB chunks, in LF and CRLF streams, through the public `createProcessor` push/end API.
+ * Framing costs the same per byte whatever the chunking and line ends (docs/architecture.md#framers,
+ * docs/architecture.md#performance-budget): the target is max/min ≤ 2× of the cost per byte across the
+ * three chunkings.
+ *
+ *  - Anthropic: a `content_block_delta` event (named, cannot carry usage: it leaves as it comes).
+ *  - Chat: an unnamed OpenAI-chat-style data event, over maxEventBytes (1 MiB by default): it leaves as it
+ *    comes and its payload is read on the way (docs/architecture.md#oversized-events).
+ *
+ * Each stream also has its usual small events before and after, so the dialect is settled and the usage
+ * events are read as in any response.
+ */
+import { createProcessor } from '@usagewire/core'
+import { anthropicBenchStream, chatBenchStream, textPieces, type BenchStream } from './streams.js'
+import { fmt, median, type Row } from './table.js'
+
+const EVENT_BYTES = 4 * 1024 * 1024
+const CHUNKINGS = [
+  ['64 B', 64],
+  ['1 KiB', 1024],
+  ['64 KiB', 64 * 1024],
+] as const
+
+export interface FramerBenchOptions {
+  /** Passed to createProcessor; default: the processor's own (1 MiB). */
+  maxEventBytes?: number
+  /** A case still running after this many seconds stops, and its figure is a lower bound. Default 20. */
+  deadlineSeconds?: number
+}
+
+interface Payload {
+  label: string
+  path: string
+  body: Buffer
+}
+
+/** Text of about `bytes` bytes, made of the same words the other benchmarks use. */
+function bigText(bytes: number): string {
+  const pieces: string[] = []
+  let size = 0
+  for (let seed = 1; size < bytes; seed++) {
+    for (const piece of textPieces(4096, seed)) {
+      pieces.push(piece)
+      size += piece.length
+      if (size >= bytes) break
+    }
+  }
+  return pieces.join('')
+}
+
+/** `stream` with event `index` grown to about 4 MiB by the text member `member`, in `eol` line ends. */
+function payload(label: string, stream: BenchStream, index: number, member: string, eol: string): Payload {
+  const events = stream.events.map((e) => e.toString('utf8'))
+  const small = events[index]!
+  const pattern = new RegExp(`"${member}":"[^"]*"`)
+  if (!pattern.test(small)) throw new Error(`${label}: no ${member} member in event ${index}`)
+  events[index] = small.replace(pattern, () => `"${member}":${JSON.stringify(bigText(EVENT_BYTES - small.length))}`)
+  const body = Buffer.from(events.join('').replace(/\n/g, eol), 'utf8')
+  return { label, path: stream.path, body }
+}
+
+function cut(body: Buffer, size: number): Buffer[] {
+  const out: Buffer[] = []
+  for (let at = 0; at < body.length; at += size) out.push(Buffer.from(body.subarray(at, at + size)))
+  return out
+}
+
+interface Pass {
+  ns: number
+  cpuUs: number
+  bytes: number // bytes pushed (all of the body, unless the deadline came first)
+  out: number
+  passthrough: string | undefined
+}
+
+function pass(p: Payload, chunks: Buffer[], maxEventBytes: number | undefined, deadline: number): Pass {
+  const processor = createProcessor({
+    path: p.path,
+    contentType: 'text/event-stream',
+    ...(maxEventBytes !== undefined && { maxEventBytes }),
+  })
+  let out = 0
+  let bytes = 0
+  const cpu = process.cpuUsage()
+  const t = process.hrtime.bigint()
+  let i = 0
+  for (; i < chunks.length; i++) {
+    const chunk = chunks[i]!
+    const bufs = processor.push(chunk)
+    for (let j = 0; j < bufs.length; j++) out += bufs[j]!.length
+    bytes += chunk.length
+    if ((i & 1023) === 1023 && Date.now() > deadline) break
+  }
+  if (i === chunks.length) for (const b of processor.end()) out += b.length
+  const ns = Number(process.hrtime.bigint() - t)
+  const used = process.cpuUsage(cpu)
+  return { ns, cpuUs: used.user + used.system, bytes, out, passthrough: processor.result().passthrough?.reason }
+}
+
+interface Measure {
+  nsPerByte: number
+  cpuSecondsPerGB: number
+  /** The deadline came first: the figure is a lower bound, from this many bytes of the body. */
+  partial: number | undefined
+  passthrough: string | undefined
+}
+
+function measure(p: Payload, chunks: Buffer[], options: FramerBenchOptions): Measure {
+  const deadline = Date.now() + (options.deadlineSeconds ?? 20) * 1000
+  const ns: number[] = []
+  const cpu: number[] = []
+  for (let i = 0; i < 9; i++) {
+    const r = pass(p, chunks, options.maxEventBytes, deadline)
+    const partial = r.bytes < p.body.length
+    if (!partial && r.out < p.body.length * 0.99) throw new Error(`${p.label}: bytes out ${r.out}, in ${p.body.length}`)
+    // The first two passes warm up the JIT, unless a pass is so slow that there is time for one only.
+    if (i >= 2 || partial || Date.now() > deadline) {
+      ns.push(r.ns / r.bytes)
+      cpu.push(((r.cpuUs / 1e6) * 1e9) / r.bytes)
+    }
+    if (partial || Date.now() > deadline)
+      return {
+        nsPerByte: median(ns),
+        cpuSecondsPerGB: median(cpu),
+        partial: partial ? r.bytes : undefined,
+        passthrough: r.passthrough,
+      }
+    if (i === 8)
+      return { nsPerByte: median(ns), cpuSecondsPerGB: median(cpu), partial: undefined, passthrough: r.passthrough }
+  }
+  throw new Error('unreachable')
+}
+
+export async function framerBench(log: (line: string) => void, options: FramerBenchOptions = {}): Promise<Row[]> {
+  const rows: Row[] = []
+  const payloads: Payload[] = []
+  for (const [eolLabel, eol] of [
+    ['LF', '\n'],
+    ['CRLF', '\r\n'],
+  ] as const) {
+    payloads.push(payload(`anthropic content_block_delta, ${eolLabel}`, anthropicBenchStream(1, 1), 3, 'text', eol))
+    payloads.push(payload(`chat data event, ${eolLabel}`, chatBenchStream(1, 1), 1, 'content', eol))
+  }
+  log(
+    `framer: one ${(EVENT_BYTES / 1024 / 1024).toFixed(0)} MiB event per stream, maxEventBytes ` +
+      `${options.maxEventBytes ?? 'default'}; chunkings ${CHUNKINGS.map(([l]) => l).join(', ')}`,
+  )
+  let letter = 0
+  for (const p of payloads) {
+    const results: Measure[] = []
+    for (const [label, size] of CHUNKINGS) {
+      const m = measure(p, cut(p.body, size), options)
+      results.push(m)
+      const bound = m.partial !== undefined ? '≥ ' : ''
+      const perPush = m.nsPerByte * size
+      log(
+        `  ${p.label}, ${label} chunks: ${bound}${fmt(m.nsPerByte, 3)} ns/B (${fmt(perPush, 0)} ns/push), ` +
+          `CPU ${bound}${fmt(m.cpuSecondsPerGB, 2)} s/GB` +
+          (m.partial !== undefined ? ` (stopped at the deadline after ${(m.partial / 1e6).toFixed(2)} MB)` : '') +
+          (m.passthrough ? `; passthrough: ${m.passthrough}` : ''),
+      )
+      rows.push({
+        id: label === CHUNKINGS[0][0] ? `7${String.fromCharCode(97 + letter++)}` : '',
+        what: label === CHUNKINGS[0][0] ? `4 MiB ${p.label}, ${label} chunks` : `  same, ${label} chunks`,
+        value: `${bound}${fmt(m.nsPerByte, 3)} ns/B`,
+        baseline: `CPU ${bound}${fmt(m.cpuSecondsPerGB, 2)} s/GB, ${fmt(perPush, 0)} ns/push${m.partial !== undefined ? ' (deadline)' : ''}`,
+        result: 'info',
+      })
+    }
+    const per = results.map((r) => r.nsPerByte)
+    const spread = Math.max(...per) / Math.min(...per)
+    const partial = results.some((r) => r.partial !== undefined)
+    // Time per push as a fixed cost plus a cost per byte, from the smallest and the largest chunks: a
+    // framer linear in the bytes has a per-byte cost that does not grow with the chunk size.
+    const [small, large] = [CHUNKINGS[0][1], CHUNKINGS[CHUNKINGS.length - 1]![1]]
+    const perByte = (per[per.length - 1]! * large - per[0]! * small) / (large - small)
+    const fixed = per[0]! * small - perByte * small
+    if (!partial)
+      rows.push({
+        id: '',
+        what: '  fit: fixed ns/push + ns/B',
+        value: `${fmt(fixed, 0)} + ${fmt(perByte, 3)}`,
+        result: 'info',
+      })
+    rows.push({
+      id: '',
+      what: '  max/min across chunkings',
+      value: `${partial ? '≥ ' : ''}${fmt(spread)}×`,
+      target: '≤ 2×',
+      result: spread <= 2 && !partial ? 'PASS' : 'MISS',
+    })
+  }
+  return rows
+}

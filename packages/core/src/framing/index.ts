@@ -1,0 +1,27 @@
+import { JsonFramer } from './json.js'
+import { SseFramer } from './sse.js'
+import type { Framer, FramingKind } from './types.js'
+
+export type { DecodedEvent, EventSink, Framer, FramingKind, PayloadScanner } from './types.js'
+export { NO_NAME } from './types.js'
+
+/**
+ * The one content-type rule: which framer reads a body of this type, or undefined when usagewire does
+ * not read it (docs/transport.md#which-responses-are-read). `text/event-stream` is a stream of SSE events;
+ * `application/json` and any `+json` type is one whole JSON body.
+ */
+export function framingFor(contentType: string | undefined): FramingKind | undefined {
+  if (!contentType) return undefined
+  const semi = contentType.indexOf(';')
+  const type = (semi === -1 ? contentType : contentType.slice(0, semi)).trim().toLowerCase()
+  if (type === 'text/event-stream') return 'sse'
+  if (type === 'application/json' || type.endsWith('+json')) return 'json'
+  return undefined
+}
+
+/** Framings whose body is a stream of events (a client reads it as it arrives). */
+export const isStreaming = (kind: FramingKind): boolean => kind !== 'json'
+
+export function createFramer(kind: FramingKind, maxEventBytes: number): Framer {
+  return kind === 'sse' ? new SseFramer(maxEventBytes) : new JsonFramer(maxEventBytes)
+}

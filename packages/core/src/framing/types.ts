@@ -1,0 +1,73 @@
+/**
+ * The framer contract (docs/architecture.md, "Framers"). A framer cuts a response body into events,
+ * keeping each event's raw bytes; decodes the payload of an event a dialect must read; and re-encodes an
+ * event whose usage changed, valid in its own framing. It knows nothing of dialects: what an event means
+ * is asked of an {@link EventSink} (the processor).
+ *
+ * Framing is linear in the bytes whatever the chunking and line ends: a held event is never rescanned
+ * from its start.
+ */
+
+/** How a body is framed: a stream of events, or one whole JSON document. */
+export type FramingKind = 'sse' | 'json'
+
+/** {@link Framer.matchName}: the event has no name in its head. */
+export const NO_NAME = -2
+
+/** What a framer hands the processor about one event, and what the processor answers. */
+export interface EventSink {
+  /**
+   * An event whose head (its `event:` line, for SSE) is complete but not its end, `buf[start, end)`: may
+   * its bytes leave now, unread, because it cannot carry usage? Asked at most once per event.
+   */
+  passes(buf: Buffer, start: number, end: number): boolean
+  /** One complete event `buf[start, end)`, at stream offset `at`; returns its replacement bytes, if any. */
+  event(buf: Buffer, start: number, end: number, at: number): Uint8Array | undefined
+  /**
+   * An event grew over the size bound before its end; `buf[start, end)` is its head. Its bytes now leave
+   * as they come. Return a scanner to read its payload on the way (usage of an event of any size is read
+   * with bounded memory), or undefined to let it pass unread.
+   */
+  oversized(buf: Buffer, start: number, end: number, at: number): PayloadScanner | undefined
+  /** The framer stopped on its own (input it cannot follow); every byte from stream offset `at` passes. */
+  stopped(reason: string, at: number): void
+}
+
+/**
+ * Reads the payload of an event that is passing through in pieces. For SSE the payload is what the spec
+ * builds as the event's data: the values of its `data:` lines joined with LF.
+ */
+export interface PayloadScanner {
+  write(bytes: Buffer, start: number, end: number): void
+  /** The event ended (its blank line, or the end of the stream). */
+  end(): void
+}
+
+/** The parts of an event a dialect reads. */
+export interface DecodedEvent {
+  /** The event's name (SSE `event:`), or undefined. */
+  name: string | undefined
+  /** The payload as text (SSE: the data lines joined with LF). */
+  data: string
+}
+
+export interface Framer<E extends DecodedEvent = DecodedEvent> {
+  readonly kind: FramingKind
+  /** Cuts `chunk` into events for `sink`; returns the bytes to send now (an untouched chunk as itself). */
+  push(chunk: Buffer, sink: EventSink): Buffer[]
+  /** The body ended: a last event without its terminator is still an event. Returns the last bytes. */
+  end(sink: EventSink): Buffer[]
+  /** From now on hand back every byte as it comes (fail open); returns the bytes it was holding. */
+  stop(): Buffer[]
+  readonly stopped: boolean
+  /**
+   * Which of `names` the event `buf[start, end)` is named (its index), -1 for another name, or
+   * {@link NO_NAME} when the event carries no name in its head. Plain byte compares: events that cannot
+   * carry usage are never decoded. `end` may be short of the event's end (a head).
+   */
+  matchName(buf: Buffer, start: number, end: number, names: readonly Buffer[]): number
+  /** The payload of the complete event `buf[start, end)`, or undefined when it has none. */
+  decode(buf: Buffer, start: number, end: number): E | undefined
+  /** The event `buf[start, end)` with its payload replaced by `data`, every other byte kept. */
+  encode(buf: Buffer, start: number, end: number, event: E, data: string): Buffer
+}
