@@ -1,6 +1,6 @@
 /**
- * The conformance corpus: one fixture per PEERS.md §2 bug (and a few WIRE/DESIGN contract
- * cases), each a raw upstream body plus `<name>.expect.json`. See COVERAGE.md for the map.
+ * The conformance corpus: one fixture per bug in docs/peer-bugs.md (and a few contract cases from
+ * other docs/ pages), each a raw upstream body plus `<name>.expect.json`. See COVERAGE.md for the map.
  *
  * For every fixture:
  *  - `row N: <behaviour>`: inspect() the body in one chunk; the record must match the expected
@@ -9,56 +9,19 @@
  *  - the chunking property: random chunkings (1..64 bytes) give byte-identical output and the
  *    same record (minus id and timing) as the one-chunk run.
  */
-import { existsSync, readFileSync, readdirSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { inspect, type UsageRecord } from '@usagewire/core'
-import { checkWire, matchPartial, type Json, type WireChecks } from './wire.js'
+import type { UsageRecord } from '@usagewire/core'
+import { inspect } from '@usagewire/core/testing'
+import { loadFixtures, orphanBodies, type Fixture } from './fixtures.js'
+import { checkWire, matchPartial } from './wire.js'
 
-interface Expectation {
-  row: number[]
-  /** For contract fixtures that no PEERS row names (e.g. `WIRE §1.2`). */
-  ref?: string
-  behaviour: string
-  path: string
-  contentType: string
-  httpStatus?: number
-  abortAfterBytes?: number
-  maxEventBytes?: number
-  record: { [key: string]: Json }
-  wire?: WireChecks
-}
-
-interface Fixture {
-  name: string
-  file: string
-  body: Buffer
-  expect: Expectation
-}
-
-/** PEERS.md §2 rows this corpus must cover (the brief's minimum). */
+/** docs/peer-bugs.md rows this corpus must cover. */
 const REQUIRED_ROWS = [5, 6, 8, 9, 10, 11, 20, 21, 26, 27, 28, 29, 31, 36, 37, 38, 42, 43, 52, 53, 58]
 
 const here = (p: string) => fileURLToPath(new URL(p, import.meta.url))
-const DIR = here('./fixtures/')
-
-function loadFixtures(): Fixture[] {
-  return readdirSync(DIR)
-    .filter((f) => f.endsWith('.expect.json'))
-    .sort()
-    .map((f) => {
-      const name = f.slice(0, -'.expect.json'.length)
-      const file = ['sse', 'json'].map((ext) => `${name}.${ext}`).find((b) => existsSync(DIR + b))
-      if (!file) throw new Error(`fixture ${name}: no ${name}.sse or ${name}.json next to its expect.json`)
-      return {
-        name,
-        file,
-        body: readFileSync(DIR + file),
-        expect: JSON.parse(readFileSync(DIR + f, 'utf8')) as Expectation,
-      }
-    })
-}
 
 const fixtures = loadFixtures()
 
@@ -115,10 +78,8 @@ function comparable(record: object): unknown {
 }
 
 describe('conformance corpus', () => {
-  it('has a body for every expectation and covers the required PEERS rows', () => {
-    const bodies = readdirSync(DIR).filter((f) => !f.endsWith('.expect.json'))
-    const orphans = bodies.filter((b) => !fixtures.some((fx) => fx.file === b))
-    expect(orphans, 'bodies without an expect.json').toEqual([])
+  it('has a body for every expectation and covers the required docs/peer-bugs.md rows', () => {
+    expect(orphanBodies(fixtures), 'bodies without an expect.json').toEqual([])
     const covered = new Set(fixtures.flatMap((fx) => fx.expect.row))
     expect(
       REQUIRED_ROWS.filter((r) => !covered.has(r)),

@@ -4,31 +4,13 @@
  * `inspect()` rewrites it, with the same usage record. This pins the interceptor (heads, chunk order,
  * corked writes, lengths) to the processor the corpus already checks.
  */
-import { readFileSync, readdirSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
-import { inspect, matchRoute, routeOf } from '@usagewire/core'
+import { matchRoute, routeOf } from '@usagewire/core'
+import { inspect } from '@usagewire/core/testing'
 import { describe, expect, it } from 'vitest'
+import { loadFixtures } from '../conformance/fixtures.js'
 import { rawRequest, startGateway, startUpstream } from './helpers.js'
 
-const DIR = fileURLToPath(new URL('../conformance/fixtures/', import.meta.url))
-
-interface Expectation {
-  path: string
-  contentType: string
-  httpStatus?: number
-  abortAfterBytes?: number
-  maxEventBytes?: number
-}
-
-const fixtures = readdirSync(DIR)
-  .filter((f) => f.endsWith('.expect.json'))
-  .sort()
-  .map((f) => {
-    const name = f.slice(0, -'.expect.json'.length)
-    const expect = JSON.parse(readFileSync(DIR + f, 'utf8')) as Expectation
-    const file = readdirSync(DIR).find((b) => b === `${name}.sse` || b === `${name}.json`)!
-    return { name, expect, body: readFileSync(DIR + file) }
-  })
+const fixtures = loadFixtures()
   // A client abort is a transport event the corpus simulates; it has its own tests in lifecycle.test.ts.
   .filter((f) => f.expect.abortAfterBytes === undefined)
 

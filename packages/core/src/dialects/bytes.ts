@@ -1,71 +1,74 @@
 /**
- * A byte pattern for a JSON member: `"key"`, or `"key":` followed by the first byte of its value (`{` for
- * an object, `"` for a string, so `"usage": null` does not count), with or without the space some
- * serializers put after the colon. Inside a JSON string a quote is always escaped, so `"key"` only ever
- * matches a key or a whole value.
+ * Cheap byte tests that decide, before any decoding, whether an event may carry usage. Events that fail
+ * them are never decoded, let alone parsed (docs/architecture.md#byte-tests).
+ */
+
+const COLON = 0x3a
+
+const isSpace = (b: number | undefined): boolean => b === 0x20 || b === 0x09 || b === 0x0a || b === 0x0d
+
+/**
+ * A JSON member: `"key"` used as a key whose value starts with `valueStart` (`{` for an object, so
+ * `"usage": null` does not count), with any whitespace around the colon (`"usage" : {`, as pretty
+ * printers write it). Without `valueStart`, any occurrence of `"key"` counts. Inside a JSON string a
+ * quote is always escaped, so `"key"` only ever matches a key or a whole string value.
  */
 export interface Member {
-  needles: readonly Buffer[]
+  readonly needle: Buffer
+  readonly valueStart: number | undefined
 }
 
-export const OBJECT = '{'
-export const STRING = '"'
-
 /** Made once per module: the patterns are shared by every response. */
-export function member(key: string, valueStart?: string): Member {
-  const quoted = JSON.stringify(key)
-  const needles = valueStart === undefined ? [quoted] : [`${quoted}:${valueStart}`, `${quoted}: ${valueStart}`]
-  return { needles: needles.map((needle) => Buffer.from(needle)) }
+export function member(key: string, valueStart?: '{' | '"'): Member {
+  return { needle: Buffer.from(JSON.stringify(key)), valueStart: valueStart?.charCodeAt(0) }
+}
+
+/** Does `"key"` at `at` stand as a key whose value starts with the member's first value byte? */
+function valueFollows(buf: Buffer, at: number, end: number, valueStart: number): boolean {
+  let i = at
+  while (i < end && isSpace(buf[i])) i++
+  if (buf[i] !== COLON) return false
+  i++
+  while (i < end && isSpace(buf[i])) i++
+  return i < end && buf[i] === valueStart
 }
 
 /**
- * Tests events for a member. Each pattern is searched once per buffer however many events the buffer
- * holds (the last search is cached), so a chunk of events without it costs one search per pattern,
- * not one per event.
+ * Tests events for a member. The search result is kept per buffer, so a chunk of many events without the
+ * member costs one search, not one per event.
  */
 export class MemberScanner {
   private buf: Buffer | undefined
-  private readonly from: number[]
-  private readonly found: number[]
+  private from = 0
+  private found = -1
 
-  constructor(private readonly member: Member) {
-    this.from = member.needles.map(() => 0)
-    this.found = member.needles.map(() => -1)
-  }
+  constructor(private readonly member: Member) {}
 
   test(buf: Buffer, start: number, end: number): boolean {
-    const { needles } = this.member
-    if (buf !== this.buf) {
-      this.buf = buf
-      this.from.fill(Number.MAX_SAFE_INTEGER)
-    }
-    for (let n = 0; n < needles.length; n++) {
-      let found = this.found[n]!
-      if (start < this.from[n]! || (found !== -1 && found < start)) {
-        found = buf.indexOf(needles[n]!, start)
-        this.found[n] = found
-        this.from[n] = start
+    const { needle, valueStart } = this.member
+    for (;;) {
+      if (buf !== this.buf || start < this.from || (this.found !== -1 && this.found < start)) {
+        this.buf = buf
+        this.from = start
+        this.found = buf.indexOf(needle, start)
       }
-      if (found !== -1 && found < end) return true
+      const found = this.found
+      if (found === -1 || found >= end) return false
+      if (valueStart === undefined || valueFollows(buf, found + needle.length, end, valueStart)) return true
+      // `"usage": null` or a string value: look further in the same event.
+      start = found + 1
     }
-    return false
   }
 }
 
-/**
- * For dialects whose events are named (`event: message_delta`), where the name alone says whether an
- * event may carry usage; the byte patterns serve the events some translators send without a name.
- */
-export abstract class NamedEvents {
-  private readonly usageKey: MemberScanner
-  private readonly errorKey: MemberScanner
-
-  constructor(usage: Member, error: Member) {
-    this.usageKey = new MemberScanner(usage)
-    this.errorKey = new MemberScanner(error)
+/** Does the event `buf[start, end)` carry the member? For dialects whose names do not say enough. */
+export class AnyOf {
+  private readonly scanners: MemberScanner[]
+  constructor(members: readonly Member[]) {
+    this.scanners = members.map((m) => new MemberScanner(m))
   }
-
-  mayCarry(buf: Buffer, start: number, end: number): boolean {
-    return this.usageKey.test(buf, start, end) || this.errorKey.test(buf, start, end)
+  test(buf: Buffer, start: number, end: number): boolean {
+    for (let i = 0; i < this.scanners.length; i++) if (this.scanners[i]!.test(buf, start, end)) return true
+    return false
   }
 }

@@ -1,49 +1,92 @@
-import type { Ledger } from '../ledger.js'
-import type { Dialect } from '../record.js'
-import type { JsonObject } from '../usage.js'
+import type { JsonObject, Usage, UsageSources } from '../usage.js'
 
-/** What a dialect learns about the response besides usage. */
-export interface ResponseState {
-  model: string | null
-  /** The response carried its final usage block. */
-  final: boolean
-  /** The upstream reported an error in the body or stream. */
-  error: string | undefined
-  /** The stream's `data: [DONE]` sentinel arrived (OpenAI Chat ends a whole stream with it). */
-  done: boolean
-  /** Number of events seen so far (for labels such as `chunk#12`). */
-  events: number
+export type { JsonObject }
+
+/** One event of a streamed response, or a whole JSON body, as a dialect reads it. */
+export interface WireEvent {
+  /** The event's name (SSE `event:`), or undefined. */
+  name: string | undefined
+  /** The parsed payload. */
+  json: JsonObject
+  /** Position of the event in the response (0 for a whole body), for labels such as `chunk#12`. */
+  index: number
 }
 
-/** A usage block to write back: where it sits in the event's JSON and its new value. */
-export interface UsageRewrite {
+/** A usage block found in an event: where it sits, as the wire had it, and in canonical buckets. */
+export interface UsageBlock {
+  /** Object keys from the event's root to the block, for splicing the rewritten block back. */
   path: readonly string[]
-  before: JsonObject
-  after: JsonObject
-}
-
-export interface DialectContext {
-  ledger: Ledger
-  state: ResponseState
+  /** The block as the wire carried it. */
+  native: JsonObject
+  usage: Usage
+  /** The field path each value was read at, e.g. `message_delta.usage.input_tokens`. */
+  sources: UsageSources
+  /**
+   * The block is a whole snapshot of the prompt: a prompt total it states without a cache breakdown
+   * means "no cache" only when it disagrees with the total known (docs/usage-model.md#one-block-one-snapshot).
+   */
+  whole?: boolean
 }
 
 /**
- * A wire dialect: which events may carry usage (decided from bytes, before any decoding), how to read
- * them into the ledger, and how to write the best usage known back into them.
+ * What a dialect read from one event. It does not know which source is speaking (the client-facing
+ * stream, the provider's own response seen by the upstream tap): the processor tells the ledger.
  */
-export interface DialectHandler {
-  readonly name: Dialect
-  /** `event:` names whose events may carry usage or an error; matched on bytes. */
-  readonly eventNames: readonly Buffer[]
+export interface EventReading {
+  /** The event's label in corrections, e.g. `message_delta` or `chunk#12`. */
+  where: string
+  model?: string
+  /** The upstream reported an error (its type or message). */
+  error?: string
+  /** This event carries the response's final usage. */
+  final?: boolean
+  /** This event marks the end of the response (a stop reason, a terminal event). */
+  ended?: boolean
+  usage?: UsageBlock
+}
+
+/** The per-response reader of a dialect; it may keep state between events (a finish chunk seen, …). */
+export interface DialectReader {
   /**
-   * For an event without an `event:` line: may it carry usage or an error? A cheap byte test; only the
-   * events it accepts are decoded and parsed.
+   * For an event without a name: may it carry usage or an error (or be a control message)? A cheap byte
+   * test on `buf[start, end)`; only the events it accepts are decoded and parsed.
    */
   mayCarry(buf: Buffer, start: number, end: number): boolean
-  /** Reads one parsed event; returns the rewrite to apply, if any. */
-  onEvent(name: string | undefined, json: JsonObject, ctx: DialectContext): UsageRewrite | undefined
-  /** The stream ended normally (not cut by a client abort). */
-  onEnd?(ctx: DialectContext): void
-  /** Reads a whole (non-streaming) JSON body; returns the rewrite to apply, if any. */
-  onBody(json: JsonObject, ctx: DialectContext): UsageRewrite | undefined
+  /** Reads one event the byte tests let through. */
+  read(event: WireEvent): EventReading | undefined
+  /** Reads a whole (non-streaming) JSON body. */
+  readBody(json: JsonObject): EventReading | undefined
+  /**
+   * A payload that is not JSON: true when the dialect knows it as a control message (OpenAI Chat's
+   * `[DONE]`), false when it is malformed.
+   */
+  control?(data: string): boolean
+  /**
+   * For a payload too large to hold: which members to capture from it while it passes
+   * (docs/architecture.md#oversized-events); the object built from them is read like the whole event.
+   */
+  readonly largePaths?: readonly (readonly string[])[]
+  /** The stream ended whole (not cut by an abort): a last chance to say it was final or ended. */
+  end?(): { final?: boolean; ended?: boolean } | undefined
+  /** Where the block at `path` should carry `usage`: the native block with the best values written in. */
+  write(native: JsonObject, usage: Usage, path: readonly string[]): JsonObject
+}
+
+/**
+ * A wire dialect describes itself; the processor and the Exchange hold no dialect's details
+ * (docs/adding-a-dialect.md).
+ */
+export interface DialectSpec {
+  /** A stable name, used in routes, records and metrics: `anthropic-messages`. */
+  readonly id: string
+  /** Path suffixes this dialect answers by default (matched case-insensitively). */
+  readonly routes: readonly string[]
+  /** Names of events (SSE `event:`) that may carry usage or an error; any other named event is never read. */
+  readonly usageEvents: readonly Buffer[]
+  /** Is this the first event of a stream in this dialect? */
+  recognizeEvent(name: string | undefined, json: unknown): boolean
+  /** Is this a whole JSON body in this dialect? */
+  recognizeBody(json: JsonObject): boolean
+  /** A fresh reader for one response. */
+  reader(): DialectReader
 }

@@ -1,65 +1,94 @@
-import type { Dialect } from '../record.js'
-import { isObject, type JsonObject } from '../usage.js'
-import { fromAnthropicUsage, toAnthropicUsage } from './anthropic-usage.js'
-import { member, NamedEvents, OBJECT } from './needle.js'
-import type { DialectContext, DialectHandler, UsageRewrite } from './types.js'
+import { isObject, type Usage } from '../../usage.js'
+import { AnyOf, member } from '../bytes.js'
+import type { DialectReader, DialectSpec, EventReading, JsonObject, UsageBlock, WireEvent } from '../types.js'
+import { fromAnthropicUsage, toAnthropicUsage } from './usage.js'
 
-const EVENT_NAMES = ['message_start', 'message_delta', 'error'].map((name) => Buffer.from(name))
-const USAGE = member('usage', OBJECT)
-const ERROR = member('error')
+const USAGE_EVENTS = ['message_start', 'message_delta', 'error'].map((name) => Buffer.from(name))
 const START_PATH = ['message', 'usage'] as const
 const DELTA_PATH = ['usage'] as const
 
 /**
- * Anthropic Messages (WIRE.md §1). Usage rides on `message_start.message.usage` and on every
- * `message_delta.usage`; both are cumulative snapshots of the whole message. The rewrite writes the best
- * values known into each of them, so the last `message_delta` carries the complete totals
- * (`input_tokens`, `cache_creation_input_tokens`, `cache_read_input_tokens`, `output_tokens`) that every
- * SDK version accumulates correctly (WIRE.md §1.5), and never writes a value that is not known.
+ * Anthropic Messages (docs/dialects/anthropic-messages.md). Usage rides on `message_start.message.usage`
+ * and on every `message_delta.usage`; both are cumulative snapshots of the whole message. The rewrite
+ * writes the best values known into each of them, so the last `message_delta` carries the complete
+ * totals every SDK version accumulates correctly, and never writes a value that is not known.
  */
-export class AnthropicMessages extends NamedEvents implements DialectHandler {
-  readonly name: Dialect = 'anthropic-messages'
-  readonly eventNames = EVENT_NAMES
-  constructor() {
-    super(USAGE, ERROR)
+export const anthropicMessages = {
+  id: 'anthropic-messages' as const,
+  routes: ['/v1/messages'],
+  usageEvents: USAGE_EVENTS,
+  recognizeEvent(name, json) {
+    const kind = name ?? (isObject(json) ? json.type : undefined)
+    return kind === 'message_start' || kind === 'ping' || kind === 'content_block_start'
+  },
+  recognizeBody: (json) => json.type === 'message',
+  reader: (): DialectReader => new AnthropicReader(),
+} satisfies DialectSpec
+
+/** Some translators send Anthropic events without `event:` lines: those are read when they mention usage. */
+const UNNAMED = [member('usage', '{'), member('error')]
+
+class AnthropicReader implements DialectReader {
+  private readonly unnamed = new AnyOf(UNNAMED)
+  readonly largePaths = [['type'], ['usage'], ['delta', 'stop_reason'], ['message', 'usage'], ['message', 'model']]
+
+  mayCarry(buf: Buffer, start: number, end: number): boolean {
+    return this.unnamed.test(buf, start, end)
   }
 
-  onEvent(_name: string | undefined, json: JsonObject, ctx: DialectContext): UsageRewrite | undefined {
+  read(event: WireEvent): EventReading | undefined {
+    const { json } = event
     switch (json.type) {
       case 'message_start': {
         const message = isObject(json.message) ? json.message : {}
-        if (typeof message.model === 'string') ctx.state.model = message.model
-        return rewrite(message.usage, 'message_start.message.usage', START_PATH, ctx)
+        return {
+          where: 'message_start',
+          model: typeof message.model === 'string' ? message.model : undefined,
+          usage: block(message.usage, 'message_start.message.usage', START_PATH),
+        }
       }
-      case 'message_delta':
+      case 'message_delta': {
         // Several deltas may come (server tools); the one with a stop reason ends the message, so a
-        // stream cut before it has partial usage only (PEERS.md §2 rows 27, 43).
-        if (isObject(json.delta) && json.delta.stop_reason != null) ctx.state.final = true
-        return rewrite(json.usage, 'message_delta.usage', DELTA_PATH, ctx)
+        // stream cut before it has partial usage only (docs/peer-bugs.md rows 27, 43).
+        const stopped = isObject(json.delta) && json.delta.stop_reason != null
+        return {
+          where: 'message_delta',
+          final: stopped,
+          ended: stopped,
+          usage: block(json.usage, 'message_delta.usage', DELTA_PATH),
+        }
+      }
       case 'error':
-        return error(json, ctx)
+        return { where: 'error', error: errorOf(json) }
       default:
         return undefined
     }
   }
 
-  onBody(json: JsonObject, ctx: DialectContext): UsageRewrite | undefined {
-    if (json.type === 'error') return error(json, ctx)
-    if (typeof json.model === 'string') ctx.state.model = json.model
-    ctx.state.final = isObject(json.usage)
-    return rewrite(json.usage, 'body.usage', DELTA_PATH, ctx)
+  readBody(json: JsonObject): EventReading | undefined {
+    if (json.type === 'error') return { where: 'body', error: errorOf(json) }
+    const usage = block(json.usage, 'body.usage', DELTA_PATH)
+    return {
+      where: 'body',
+      model: typeof json.model === 'string' ? json.model : undefined,
+      final: usage !== undefined,
+      ended: true,
+      usage,
+    }
+  }
+
+  write(native: JsonObject, usage: Usage): JsonObject {
+    return toAnthropicUsage(native, usage)
   }
 }
 
-function rewrite(native: unknown, at: string, path: readonly string[], ctx: DialectContext): UsageRewrite | undefined {
+function block(native: unknown, at: string, path: readonly string[]): UsageBlock | undefined {
   if (!isObject(native)) return undefined
   const { usage, sources } = fromAnthropicUsage(native, at)
-  ctx.ledger.observe('stream', usage, sources)
-  return { path, before: native, after: toAnthropicUsage(native, ctx.ledger.usage()) }
+  return { path, native, usage, sources }
 }
 
-function error(json: JsonObject, ctx: DialectContext): undefined {
+function errorOf(json: JsonObject): string {
   const detail = isObject(json.error) ? json.error : {}
-  ctx.state.error = String(detail.type ?? detail.message ?? 'error')
-  return undefined
+  return String(detail.type ?? detail.message ?? 'error')
 }

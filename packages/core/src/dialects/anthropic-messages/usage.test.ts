@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest'
-import { fromAnthropicUsage, toAnthropicUsage } from './anthropic-usage.js'
+import { fromAnthropicUsage, toAnthropicUsage } from './usage.js'
 
 describe('Anthropic usage ⇄ canonical buckets', () => {
-  it('input_tokens excludes the cache, so the buckets map one to one (WIRE §1.4)', () => {
+  it('input_tokens excludes the cache, so the buckets map one to one (docs/dialects/anthropic-messages.md#input-excludes-the-cache)', () => {
     const { usage } = fromAnthropicUsage(
       {
         input_tokens: 1,

@@ -1,8 +1,9 @@
-import { count, isObject, label, type JsonObject, type Usage, type UsageSources } from '../usage.js'
+import { count, isObject, label, type JsonObject, type Usage, type UsageSources } from '../../usage.js'
 
 /**
  * Anthropic Messages usage ⇄ canonical buckets.
- * `input_tokens` excludes cache reads and writes (WIRE.md §1.4), so the buckets map one to one.
+ * `input_tokens` excludes cache reads and writes, so the buckets map one to one
+ * (docs/dialects/anthropic-messages.md#input-excludes-the-cache).
  */
 export function fromAnthropicUsage(native: JsonObject, at: string): { usage: Usage; sources: UsageSources } {
   const usage: Usage = {}
@@ -30,8 +31,8 @@ export function fromAnthropicUsage(native: JsonObject, at: string): { usage: Usa
 /**
  * Writes the known canonical values into an Anthropic usage object (a copy; key order kept, new keys appended).
  * Only known values are written: the SDK overwrites on presence, so a written 0 would erase a correct
- * number (PEERS.md §2 row 31). The `cache_creation` TTL split is left alone: `message_delta` never carries it
- * and the SDK keeps the `message_start` one (WIRE.md §1.5).
+ * number (docs/peer-bugs.md row 31). The `cache_creation` TTL split is left alone: `message_delta` never carries
+ * it and the SDK keeps the `message_start` one (docs/dialects/anthropic-messages.md#ttl-split).
  */
 export function toAnthropicUsage(native: JsonObject, usage: Usage): JsonObject {
   const out: JsonObject = { ...native }

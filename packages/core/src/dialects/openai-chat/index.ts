@@ -1,79 +1,90 @@
-import type { Dialect } from '../record.js'
-import { isObject, type JsonObject } from '../usage.js'
-import { member, MemberScanner, OBJECT, STRING } from './needle.js'
-import { CHAT_NAMES, fromOpenAIUsage, toOpenAIUsage } from './openai-usage.js'
-import type { DialectContext, DialectHandler, UsageRewrite } from './types.js'
+import { isObject, type Usage } from '../../usage.js'
+import { AnyOf, member, MemberScanner } from '../bytes.js'
+import { CHAT_NAMES, fromOpenAIUsage, toOpenAIUsage } from '../openai/usage.js'
+import type { DialectReader, DialectSpec, EventReading, JsonObject, UsageBlock, WireEvent } from '../types.js'
 
-const USAGE = member('usage', OBJECT)
-const ERROR = member('error')
-const FINISH = member('finish_reason', STRING)
-const DONE = Buffer.from('data: [DONE]')
-
-/** The `data: [DONE]` sentinel (the space is optional), on bytes. */
-function isDone(buf: Buffer, start: number, end: number): boolean {
-  if (buf[start] !== 0x64 /* d */ || buf[start + 5] === undefined) return false
-  let at = start
-  for (let i = 0; i < DONE.length; i++, at++) {
-    if (i === 5 && buf[at] !== 0x20) i++ // no space after the colon
-    if (buf[at] !== DONE[i] || at >= end) return false
-  }
-  return true
-}
+const CARRIERS = [member('usage', '{'), member('error')]
+const FINISH = member('finish_reason', '"')
 
 /**
- * OpenAI Chat Completions and its compatibles (WIRE.md §5, §8). Data-only SSE: usage is an object on a
- * `choices: []` chunk, on the finish chunk (DeepSeek, Mistral, OpenRouter; PEERS.md §2 rows 10, 11), on
- * every chunk cumulatively (vLLM `continuous_usage_stats`, row 42) or under `x_groq.usage`. Every other
- * chunk says `"usage": null`, which the byte test rejects, so those chunks are never parsed.
- *
- * A usage block is final on or after the finish chunk (OpenAI's `choices: []` chunk, DeepSeek's and
- * Mistral's finish chunk). Before it, a usage block is a preview (row 37) or a continuous-usage snapshot
- * (row 42): final only if `[DONE]` closes the stream whole.
+ * OpenAI Chat Completions and its compatibles (docs/dialects/openai-chat.md). Data-only SSE: usage is an
+ * object on a `choices: []` chunk, on the finish chunk (DeepSeek, Mistral, OpenRouter), on every chunk
+ * cumulatively (vLLM continuous usage) or under `x_groq.usage`. Every other chunk says `"usage": null`,
+ * which the byte test rejects, so those chunks are never parsed.
  */
-export class OpenAIChat implements DialectHandler {
-  readonly name: Dialect = 'openai-chat'
-  readonly eventNames: readonly Buffer[] = []
-  private readonly usageKey = new MemberScanner(USAGE)
-  private readonly errorKey = new MemberScanner(ERROR)
-  private readonly finishKey = new MemberScanner(FINISH)
+export const openaiChat = {
+  id: 'openai-chat' as const,
+  routes: ['/chat/completions'],
+  usageEvents: [],
+  recognizeEvent: (_name, json) => isObject(json) && json.object === 'chat.completion.chunk',
+  recognizeBody: (json) => json.object === 'chat.completion',
+  reader: (): DialectReader => new ChatReader(),
+} satisfies DialectSpec
+
+/** `[DONE]`, the sentinel that ends a whole stream (the space after `data:` is optional). */
+const DONE = Buffer.from('[DONE]')
+
+/**
+ * A usage block is final on or after the finish chunk (OpenAI's `choices: []` chunk follows it; DeepSeek
+ * and Mistral put usage on it). Before it, a block is a preview or a continuous-usage snapshot
+ * (docs/peer-bugs.md rows 37, 42): final only if `[DONE]` closes the stream whole.
+ */
+class ChatReader implements DialectReader {
+  private readonly carriers = new AnyOf(CARRIERS)
+  private readonly finish = new MemberScanner(FINISH)
   private usageSeen = false
   private finishSeen = false
+  private done = false
+  readonly largePaths = [['usage'], ['x_groq', 'usage'], ['model'], ['error'], ['object']]
 
   mayCarry(buf: Buffer, start: number, end: number): boolean {
-    if (this.usageKey.test(buf, start, end) || this.errorKey.test(buf, start, end)) return true
+    if (this.carriers.test(buf, start, end)) return true
     // A finish chunk without usage is noted on bytes, without parsing it.
-    if (this.finishKey.test(buf, start, end)) this.finishSeen = true
-    return isDone(buf, start, end)
+    if (this.finish.test(buf, start, end)) this.finishSeen = true
+    // `[DONE]` is the only other payload read: a short event that mentions it.
+    if (end - start > 32) return false
+    const at = buf.indexOf(DONE, start)
+    return at !== -1 && at < end
   }
 
-  onEvent(_name: string | undefined, json: JsonObject, ctx: DialectContext): UsageRewrite | undefined {
-    if (noteModelAndError(json, ctx)) return undefined
+  control(data: string): boolean {
+    if (data.trim() !== '[DONE]') return false
+    this.done = true
+    return true
+  }
+
+  read(event: WireEvent): EventReading | undefined {
+    const { json } = event
+    const where = `chunk#${event.index}`
+    const error = errorOf(json)
+    if (error !== undefined) return { where, error, model: modelOf(json) }
     const choices = Array.isArray(json.choices) ? json.choices : []
     if (choices.some((c) => isObject(c) && c.finish_reason != null)) this.finishSeen = true
-    const rewrite = readBlock(json, 'chunk.usage', ctx)
-    if (rewrite) {
-      this.usageSeen = true
-      if (this.finishSeen) ctx.state.final = true
-    }
-    return rewrite
+    const usage = block(json, 'chunk.usage')
+    if (usage) this.usageSeen = true
+    return { where, model: modelOf(json), usage, final: usage !== undefined && this.finishSeen, ended: this.finishSeen }
   }
 
-  onEnd(ctx: DialectContext): void {
-    if (this.usageSeen && ctx.state.done) ctx.state.final = true
+  end(): { final?: boolean; ended?: boolean } {
+    return { final: this.usageSeen && this.done, ended: this.finishSeen || this.done }
   }
 
-  onBody(json: JsonObject, ctx: DialectContext): UsageRewrite | undefined {
-    if (noteModelAndError(json, ctx)) return undefined
-    const rewrite = readBlock(json, 'body.usage', ctx)
-    ctx.state.final = rewrite !== undefined
-    return rewrite
+  readBody(json: JsonObject): EventReading | undefined {
+    const error = errorOf(json)
+    if (error !== undefined) return { where: 'body', error, model: modelOf(json) }
+    const usage = block(json, 'body.usage')
+    return { where: 'body', model: modelOf(json), usage, final: usage !== undefined, ended: true }
+  }
+
+  write(native: JsonObject, usage: Usage): JsonObject {
+    return toOpenAIUsage(native, usage, CHAT_NAMES)
   }
 }
 
 const USAGE_PATH = ['usage'] as const
 const GROQ_PATH = ['x_groq', 'usage'] as const
 
-function readBlock(json: JsonObject, at: string, ctx: DialectContext): UsageRewrite | undefined {
+function block(json: JsonObject, at: string): UsageBlock | undefined {
   let path: readonly string[]
   let native: JsonObject
   if (isObject(json.usage)) {
@@ -86,14 +97,14 @@ function readBlock(json: JsonObject, at: string, ctx: DialectContext): UsageRewr
     return undefined
   }
   const reading = fromOpenAIUsage(native, CHAT_NAMES, at)
-  ctx.ledger.observe('stream', reading.usage, reading.sources)
-  return { path, before: native, after: toOpenAIUsage(native, ctx.ledger.usage(), CHAT_NAMES) }
+  return { path, native, usage: reading.usage, sources: reading.sources, whole: true }
 }
 
-function noteModelAndError(json: JsonObject, ctx: DialectContext): boolean {
-  if (typeof json.model === 'string' && json.model !== '') ctx.state.model = json.model
-  if (json.error === undefined || json.error === null) return false
+const modelOf = (json: JsonObject): string | undefined =>
+  typeof json.model === 'string' && json.model !== '' ? json.model : undefined
+
+function errorOf(json: JsonObject): string | undefined {
+  if (json.error === undefined || json.error === null) return undefined
   const detail = isObject(json.error) ? json.error : {}
-  ctx.state.error = String(detail.type ?? detail.code ?? detail.message ?? json.error)
-  return true
+  return String(detail.type ?? detail.code ?? detail.message ?? json.error)
 }

@@ -1,71 +1,90 @@
-import type { Dialect } from '../record.js'
-import { isObject, type JsonObject } from '../usage.js'
-import { member, NamedEvents, OBJECT } from './needle.js'
-import { fromOpenAIUsage, RESPONSES_NAMES, toOpenAIUsage } from './openai-usage.js'
-import type { DialectContext, DialectHandler, UsageRewrite } from './types.js'
+import { isObject, type Usage } from '../../usage.js'
+import { AnyOf, member } from '../bytes.js'
+import { fromOpenAIUsage, RESPONSES_NAMES, toOpenAIUsage } from '../openai/usage.js'
+import type { DialectReader, DialectSpec, EventReading, JsonObject, UsageBlock, WireEvent } from '../types.js'
 
 const TERMINAL = new Set(['response.completed', 'response.incomplete', 'response.failed'])
-const EVENT_NAMES = ['response.created', ...TERMINAL, 'error'].map((name) => Buffer.from(name))
-const USAGE = member('usage', OBJECT)
-const ERROR = member('error', OBJECT)
+const USAGE_EVENTS = ['response.created', ...TERMINAL, 'error'].map((name) => Buffer.from(name))
+const UNNAMED = [member('usage', '{'), member('error', '{')]
 const EVENT_PATH = ['response', 'usage'] as const
 const BODY_PATH = ['usage'] as const
 
 /**
- * OpenAI Responses (WIRE.md §6). Usage sits in `response.usage` of the terminal event:
- * `response.completed`, `response.incomplete` or `response.failed` (PEERS.md §2 row 38). On the way out
+ * OpenAI Responses (docs/dialects/openai-responses.md). Usage sits in `response.usage` of the terminal
+ * event: `response.completed`, `response.incomplete` or `response.failed`. On the way out
  * `input_tokens_details.cached_tokens` and `output_tokens_details.reasoning_tokens` are always present:
- * the schema requires them and strict clients (Codex) abort without them (row 36). `sequence_number`
- * is never touched.
+ * the schema requires them and strict clients abort without them. `sequence_number` is never touched.
  */
-export class OpenAIResponses extends NamedEvents implements DialectHandler {
-  readonly name: Dialect = 'openai-responses'
-  readonly eventNames = EVENT_NAMES
-  constructor() {
-    super(USAGE, ERROR)
+export const openaiResponses = {
+  id: 'openai-responses' as const,
+  routes: ['/responses'],
+  usageEvents: USAGE_EVENTS,
+  recognizeEvent(name, json) {
+    const kind = name ?? (isObject(json) && typeof json.type === 'string' ? json.type : undefined)
+    return kind?.startsWith('response.') === true
+  },
+  recognizeBody: (json) => json.object === 'response',
+  reader: (): DialectReader => new ResponsesReader(),
+} satisfies DialectSpec
+
+class ResponsesReader implements DialectReader {
+  private readonly unnamed = new AnyOf(UNNAMED)
+  // A terminal event carries the whole output (long answers, images, audio): its usage is read on the way.
+  readonly largePaths = [
+    ['type'],
+    ['response', 'usage'],
+    ['response', 'model'],
+    ['response', 'status'],
+    ['response', 'error'],
+    ['usage'],
+    ['model'],
+    ['object'],
+    ['status'],
+    ['error'],
+  ]
+
+  mayCarry(buf: Buffer, start: number, end: number): boolean {
+    return this.unnamed.test(buf, start, end)
   }
 
-  onEvent(_name: string | undefined, json: JsonObject, ctx: DialectContext): UsageRewrite | undefined {
+  read(event: WireEvent): EventReading | undefined {
+    const { json } = event
     const type = String(json.type)
     if (type === 'error') {
-      // Two shapes exist: top-level code/message (SDK type) and a nested `error` object (recorded streams).
+      // Two shapes exist: top-level code/message (the SDK's type) and a nested `error` object.
       const detail = isObject(json.error) ? json.error : json
-      ctx.state.error = String(detail.code ?? detail.type ?? detail.message ?? 'error')
-      return undefined
+      return { where: type, error: String(detail.code ?? detail.type ?? detail.message ?? 'error') }
     }
     if (!isObject(json.response)) return undefined
-    if (!TERMINAL.has(type)) {
-      if (typeof json.response.model === 'string') ctx.state.model = json.response.model
-      return undefined
-    }
-    return readUsage(json.response, `${type}.response.usage`, EVENT_PATH, ctx)
+    if (!TERMINAL.has(type)) return { where: type, model: modelOf(json.response) }
+    return readResponse(json.response, type, EVENT_PATH, `${type}.response.usage`)
   }
 
-  onBody(json: JsonObject, ctx: DialectContext): UsageRewrite | undefined {
+  readBody(json: JsonObject): EventReading | undefined {
     if (isObject(json.error) && json.object !== 'response') {
-      ctx.state.error = String(json.error.code ?? json.error.type ?? json.error.message ?? 'error')
-      return undefined
+      return { where: 'body', error: String(json.error.code ?? json.error.type ?? json.error.message ?? 'error') }
     }
-    return readUsage(json, 'body.usage', BODY_PATH, ctx)
+    return readResponse(json, 'body', BODY_PATH, 'body.usage')
+  }
+
+  write(native: JsonObject, usage: Usage): JsonObject {
+    return toOpenAIUsage(native, usage, RESPONSES_NAMES, { requireDetails: true })
   }
 }
 
-function readUsage(
-  response: JsonObject,
-  at: string,
-  path: readonly string[],
-  ctx: DialectContext,
-): UsageRewrite | undefined {
-  if (typeof response.model === 'string') ctx.state.model = response.model
+function readResponse(response: JsonObject, where: string, path: readonly string[], at: string): EventReading {
+  const reading: EventReading = { where, model: modelOf(response), ended: true }
   if (response.status === 'failed') {
     const detail = isObject(response.error) ? response.error : {}
-    ctx.state.error = String(detail.code ?? detail.message ?? 'failed')
+    reading.error = String(detail.code ?? detail.message ?? 'failed')
   }
   const native = response.usage
-  if (!isObject(native)) return undefined
-  ctx.state.final = true
-  const reading = fromOpenAIUsage(native, RESPONSES_NAMES, at)
-  ctx.ledger.observe('stream', reading.usage, reading.sources)
-  const after = toOpenAIUsage(native, ctx.ledger.usage(), RESPONSES_NAMES, { requireDetails: true })
-  return { path, before: native, after }
+  if (isObject(native)) {
+    const { usage, sources } = fromOpenAIUsage(native, RESPONSES_NAMES, at)
+    reading.usage = { path, native, usage, sources, whole: true } satisfies UsageBlock
+    reading.final = true
+  }
+  return reading
 }
+
+const modelOf = (json: JsonObject): string | undefined => (typeof json.model === 'string' ? json.model : undefined)

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { CHAT_NAMES, fromOpenAIUsage, RESPONSES_NAMES, toOpenAIUsage } from './openai-usage.js'
+import { CHAT_NAMES, fromOpenAIUsage, RESPONSES_NAMES, toOpenAIUsage } from './usage.js'
 
 const read = (native: Record<string, unknown>) => fromOpenAIUsage(native, CHAT_NAMES, 'chunk.usage')
 
@@ -14,7 +14,7 @@ describe('OpenAI-shaped usage ⇄ canonical buckets', () => {
     expect(usage).toEqual({ input: 86, cacheRead: 1920, output: 300 })
   })
 
-  it('reads cache from Anthropic-named extension fields when the details say nothing (PEERS row 5)', () => {
+  it('reads cache from Anthropic-named extension fields when the details say nothing (docs/peer-bugs.md row 5)', () => {
     const { usage, sources } = read({
       prompt_tokens: 1000,
       completion_tokens: 10,
@@ -35,7 +35,7 @@ describe('OpenAI-shaped usage ⇄ canonical buckets', () => {
     expect(usage.cacheRead).toBe(800)
   })
 
-  it('prompt that excludes the cache while total includes it: resolved by the total (PEERS row 21)', () => {
+  it('prompt that excludes the cache while total includes it: resolved by the total (docs/peer-bugs.md row 21)', () => {
     const { usage, promptIncludesCache } = read({
       prompt_tokens: 12,
       completion_tokens: 30,
@@ -47,12 +47,12 @@ describe('OpenAI-shaped usage ⇄ canonical buckets', () => {
     expect(usage).toMatchObject({ input: 12, cacheRead: 61711, cacheWrite: 407, output: 30 })
   })
 
-  it('cached above prompt means the prompt left the cache out (Helicone guard, PEERS row 58)', () => {
+  it('cached above prompt means the prompt left the cache out (Helicone guard, docs/peer-bugs.md row 58)', () => {
     const { usage } = read({ prompt_tokens: 5, completion_tokens: 1, prompt_tokens_details: { cached_tokens: 900 } })
     expect(usage).toMatchObject({ input: 5, cacheRead: 900 })
   })
 
-  it('reasoning is part of completion, never added on top (PEERS row 58)', () => {
+  it('reasoning is part of completion, never added on top (docs/peer-bugs.md row 58)', () => {
     const { usage } = read({
       prompt_tokens: 10,
       completion_tokens: 100,
@@ -107,7 +107,7 @@ describe('OpenAI-shaped usage ⇄ canonical buckets', () => {
     expect(toOpenAIUsage(native, read(native).usage, CHAT_NAMES)).toEqual(native)
   })
 
-  it('Responses: the required details are present on the way out (PEERS row 36)', () => {
+  it('Responses: the required details are present on the way out (docs/peer-bugs.md row 36)', () => {
     const native = { input_tokens: 1234, output_tokens: 20, total_tokens: 1254 }
     const { usage } = fromOpenAIUsage(native, RESPONSES_NAMES, 'body.usage')
     expect(toOpenAIUsage(native, usage, RESPONSES_NAMES, { requireDetails: true })).toEqual({
@@ -119,7 +119,7 @@ describe('OpenAI-shaped usage ⇄ canonical buckets', () => {
     })
   })
 
-  it('Responses: a bridge that names the cache read the Anthropic way (seed 002)', () => {
+  it('Responses: a bridge that names the cache read the Anthropic way (docs/peer-bugs.md row 6)', () => {
     const { usage } = fromOpenAIUsage(
       { input_tokens: 1234, output_tokens: 20, cache_read_input_tokens: 1024 },
       RESPONSES_NAMES,

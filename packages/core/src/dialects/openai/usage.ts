@@ -1,4 +1,4 @@
-import { count, isObject, label, type JsonObject, type Usage, type UsageSources } from '../usage.js'
+import { count, isObject, label, type JsonObject, type Usage, type UsageSources } from '../../usage.js'
 
 /** Field names of an OpenAI-shaped usage object: Chat Completions and Responses differ only in names. */
 export interface OpenAIUsageNames {
@@ -34,7 +34,7 @@ export interface OpenAIReading {
 
 /**
  * The first candidate that is non-zero wins, else the first one present: translators write the real
- * count into one field and 0 (or nothing) into its twin (PEERS.md §2 rows 5, 6, 8).
+ * count into one field and 0 (or nothing) into its twin (docs/peer-bugs.md rows 5, 6, 8).
  */
 function pick(candidates: Array<[unknown, string]>): [number, string] | undefined {
   let zero: [number, string] | undefined
@@ -54,10 +54,10 @@ function pick(candidates: Array<[unknown, string]>): [number, string] | undefine
  *   fields (`cache_read_input_tokens`, `cache_creation_input_tokens`), in LiteLLM's
  *   `cache_creation_tokens`, or in DeepSeek's `prompt_cache_hit_tokens`;
  * - `prompt_tokens` includes the cache by OpenAI's semantics, but translators send it without
- *   (PEERS.md §2 row 21): when `total_tokens == prompt + completion + cache`, or the cache alone exceeds
- *   `prompt_tokens`, the prompt left the cache out (the guard of Helicone PR #5652);
+ *   (docs/peer-bugs.md row 21): when `total_tokens == prompt + completion + cache`, or the cache alone
+ *   exceeds `prompt_tokens`, the prompt left the cache out (the guard of Helicone PR #5652);
  * - `completion_tokens` includes reasoning, except where `total_tokens == prompt + completion + reasoning`
- *   shows it did not (xAI; Gemini thoughts through Portkey, PEERS.md §2 rows 24, 58).
+ *   shows it did not (xAI; Gemini thoughts through Portkey, docs/peer-bugs.md rows 24, 58).
  */
 export function fromOpenAIUsage(native: JsonObject, names: OpenAIUsageNames, at: string): OpenAIReading {
   const promptDetails = isObject(native[names.promptDetails]) ? (native[names.promptDetails] as JsonObject) : {}
