@@ -1,5 +1,5 @@
 /**
- * Processor benchmarks (DESIGN.md, "Performance budget"), all in this process:
+ * Processor benchmarks (docs/architecture.md#performance-budget), all in this process:
  *  1. throughput of createProcessor push/end against a Node PassThrough fed the same chunks, interleaved
  *     pass by pass so both see the same machine state; medians of the passes;
  *  2. JSON.parse calls per stream, counted by wrapping JSON.parse during one untimed pass;

@@ -5,7 +5,7 @@
 import Anthropic from '@anthropic-ai/sdk'
 import OpenAI from 'openai'
 // @anthropic-ai/sdk 0.50.1 (aliased): on message_delta it overwrites the cache counters
-// unconditionally, so a delta without them erases them (WIRE.md §1.5).
+// unconditionally, so a delta without them erases them (docs/dialects/anthropic-messages.md#how-sdks-accumulate).
 import Anthropic050 from 'sdk050'
 
 export type ClientKind = 'anthropic' | 'anthropic-0.50.1' | 'openai-chat' | 'openai-responses'

@@ -1,6 +1,6 @@
 /**
  * Short strings for the demo table: a usage object as a dialect wrote it (field names kept
- * recognisable), and the canonical reading a standard client makes of it (WIRE.md §9).
+ * recognisable), and the canonical reading a standard client makes of it (docs/usage-model.md#how-dialects-map).
  */
 import type { UsageRecord } from '@usagewire/core'
 import type { MockDialect, TrueUsage } from '../mock-upstream/index.js'

@@ -1,7 +1,8 @@
 /**
- * Anthropic Messages bodies (WIRE.md §1): the non-streaming `Message`, and the SSE sequence
- * message_start → content_block_start → ping → content_block_delta… → content_block_stop →
- * message_delta → message_stop, with event names and payloads as the API sends them.
+ * Anthropic Messages bodies (docs/dialects/anthropic-messages.md): the non-streaming `Message`,
+ * and the SSE sequence message_start → content_block_start → ping → content_block_delta… →
+ * content_block_stop → message_delta → message_stop, with event names and payloads as the API
+ * sends them.
  */
 import { idFragment, sseEvent, textDeltas } from './sse.js'
 import type { RequestContext, TrueUsage } from './types.js'
@@ -11,7 +12,7 @@ export const ANTHROPIC_MODEL = 'claude-sonnet-4-5-20250929'
 /** A usage object as it appears in JSON; fields a translator omits are simply absent. */
 export type AnthropicUsage = Record<string, unknown>
 
-/** The full `Usage` of a non-streaming body or `message_start` (WIRE.md §1.1). */
+/** The full `Usage` of a non-streaming body or `message_start` (docs/dialects/anthropic-messages.md#fields). */
 export function fullUsage(truth: TrueUsage, outputTokens = truth.output): AnthropicUsage {
   return {
     input_tokens: truth.input,
@@ -28,7 +29,8 @@ export function fullUsage(truth: TrueUsage, outputTokens = truth.output): Anthro
 
 /**
  * `message_start` usage from the first-party API: complete input and cache counts, and an
- * output count that is only partial at this point (WIRE.md §1.2: "often 1").
+ * output count that is only partial at this point ("often 1":
+ * docs/dialects/anthropic-messages.md#where-usage-rides).
  */
 export function startUsage(truth: TrueUsage): AnthropicUsage {
   return fullUsage(truth, 1)

@@ -1,9 +1,9 @@
 /**
- * OpenAI Chat Completions bodies (WIRE.md §5): `chat.completion` JSON, and the data-only SSE
- * stream of `chat.completion.chunk`s ending in `data: [DONE]`. With
+ * OpenAI Chat Completions bodies (docs/dialects/openai-chat.md): `chat.completion` JSON, and the
+ * data-only SSE stream of `chat.completion.chunk`s ending in `data: [DONE]`. With
  * `stream_options.include_usage`, every chunk carries `"usage": null` and one extra chunk with
- * `choices: []` carries the usage (§5.2); every chunk carries `obfuscation` padding unless the
- * client turned it off (§0).
+ * `choices: []` carries the usage (docs/dialects/openai-chat.md#where-usage-rides); every chunk
+ * carries `obfuscation` padding unless the client turned it off (docs/transport.md#sse-framing).
  */
 import { idFragment, sseEvent, textDeltas } from './sse.js'
 import type { RequestContext, TrueUsage } from './types.js'

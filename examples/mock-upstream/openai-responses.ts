@@ -1,8 +1,8 @@
 /**
- * OpenAI Responses bodies (WIRE.md §6): the `response` object, and the named-event SSE stream
- * response.created → response.in_progress → output items and text deltas → response.completed,
- * every event with a monotonically increasing `sequence_number`. Usage is `null` until the
- * terminal event (§6.2).
+ * OpenAI Responses bodies (docs/dialects/openai-responses.md): the `response` object, and the
+ * named-event SSE stream response.created → response.in_progress → output items and text deltas →
+ * response.completed, every event with a monotonically increasing `sequence_number`. Usage is
+ * `null` until the terminal event (docs/dialects/openai-responses.md#where-usage-rides).
  */
 import { idFragment, sseEvent, textDeltas } from './sse.js'
 import type { RequestContext, TrueUsage } from './types.js'

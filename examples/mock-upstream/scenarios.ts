@@ -4,7 +4,7 @@
  * `model` field (or an `x-mock-scenario` header); an unknown model gets the dialect's `healthy`.
  *
  * The non-healthy scenarios reproduce what translating gateways put on the wire; each names the
- * bug it comes from (PEERS.md §2 rows, seeds in /work/shared/seeds).
+ * bug it comes from (its row in docs/peer-bugs.md).
  */
 import {
   anthropicMessage,
@@ -46,7 +46,8 @@ function anthropic(
     truth,
     stream: (ctx) => anthropicStream(ctx, full),
     // Translators break the stream; their non-streaming path passes the provider's body through
-    // (seed 000: "The non-streaming path does not have this issue").
+    // (the Headroom → Bedrock report, docs/peer-bugs.md row 1: "The non-streaming path does not have
+    // this issue").
     json: (ctx) => anthropicMessage(ctx, { text: TEXT, usage: fullUsage(truth) }),
   }
 }
@@ -96,9 +97,9 @@ export const scenarios: readonly Scenario[] = [
   anthropic(
     'anthropic-zero-start',
     'Translating gateway: message_start usage is a template of zeros, totals only on message_delta ' +
-      '(seed 000 Headroom→Bedrock, Portkey/LiteLLM templates; PEERS §2 rows 1, 28, 30). ' +
+      '(Headroom → Bedrock, Portkey/LiteLLM templates; docs/peer-bugs.md rows 1, 28, 30). ' +
       'Clients that read input from message_start (Claude Code) report 0.',
-    // Seed 000's "direct to Bedrock" numbers.
+    // The "direct to Bedrock" numbers of the Headroom → Bedrock report (docs/peer-bugs.md row 1).
     { input: 1, cacheRead: 61711, cacheWrite: 407, cacheWrite5m: 407, cacheWrite1h: 0, output: 291, reasoning: 0 },
     (t) => ({
       usage: {
@@ -115,7 +116,7 @@ export const scenarios: readonly Scenario[] = [
   anthropic(
     'anthropic-delta-zeros',
     'message_start is right, but message_delta writes input and cache as 0 (a translator filling ' +
-      '"unknown" with 0); the SDK overwrites on presence, so the client ends with 0 (PEERS §2 row 31).',
+      '"unknown" with 0); the SDK overwrites on presence, so the client ends with 0 (docs/peer-bugs.md row 31).',
     { input: 2048, cacheRead: 30433, cacheWrite: 287, cacheWrite5m: 287, cacheWrite1h: 0, output: 512, reasoning: 0 },
     (t) => ({
       usage: startUsage(t),
@@ -127,7 +128,8 @@ export const scenarios: readonly Scenario[] = [
   anthropic(
     'anthropic-delta-output-only',
     'message_start carries input and cache, message_delta only output_tokens (allowed by the API; ' +
-      'PEERS §2 rows 14, 29). @anthropic-ai/sdk 0.50.0–0.50.3 then erase the cache counters (WIRE.md §1.5).',
+      'docs/peer-bugs.md rows 14, 29). @anthropic-ai/sdk 0.50.0–0.50.3 then erase the cache counters ' +
+      '(docs/dialects/anthropic-messages.md#how-sdks-accumulate).',
     { input: 3, cacheRead: 18250, cacheWrite: 1502, cacheWrite5m: 0, cacheWrite1h: 1502, output: 87, reasoning: 0 },
     (t) => ({ usage: startUsage(t), deltaUsages: [{ output_tokens: t.output }] }),
   ),
@@ -144,7 +146,7 @@ export const scenarios: readonly Scenario[] = [
     'chat-anthropic-fields',
     'Anthropic upstream translated to Chat: cache only in cache_read_input_tokens / ' +
       'cache_creation_input_tokens, prompt_tokens excludes cache while total_tokens includes it ' +
-      '(PEERS §2 rows 5, 21: LiteLLM #27763, Portkey PR #1754).',
+      '(docs/peer-bugs.md rows 5, 21: LiteLLM #27763, Portkey PR #1754).',
     { input: 1234, cacheRead: 61711, cacheWrite: 407, output: 291, reasoning: 0 },
     (t) => ({
       usage: {
@@ -158,7 +160,7 @@ export const scenarios: readonly Scenario[] = [
   chat(
     'chat-usage-on-finish-chunk',
     'Usage rides on the finish chunk (choices:[{index:0,delta:{},finish_reason:"stop"}]), no ' +
-      'choices:[] chunk; readers waiting for choices:[] drop it (PEERS §2 rows 10, 11).',
+      'choices:[] chunk; readers waiting for choices:[] drop it (docs/peer-bugs.md rows 10, 11).',
     { input: 3136, cacheRead: 6752, cacheWrite: 0, output: 415, reasoning: 0 },
     (t) => ({ usage: chatUsage(t), usageOn: 'finish-chunk' }),
   ),
@@ -174,7 +176,7 @@ export const scenarios: readonly Scenario[] = [
   responses(
     'responses-cached',
     'Cache reads in input_tokens_details.cached_tokens (included in input_tokens), which a ' +
-      'Responses→Messages bridge looking for cache_read_input_tokens reads as 0 (seed 002; PEERS §2 row 6).',
+      'Responses→Messages bridge looking for cache_read_input_tokens reads as 0 (LiteLLM; docs/peer-bugs.md row 6).',
     // OpenAI caches prompt prefixes in 128-token steps past the first 1024.
     { input: 38, cacheRead: 1280, cacheWrite: 0, output: 96, reasoning: 64 },
     (t) => ({ usage: responsesUsage(t), reasoningItem: true }),
@@ -183,7 +185,7 @@ export const scenarios: readonly Scenario[] = [
     'responses-anthropic-fields',
     "A bridge that serves Responses from an Anthropic upstream: input_tokens is Anthropic's " +
       '(excludes cache), cache in cache_read_input_tokens / cache_creation_input_tokens, ' +
-      'cached_tokens 0; the mirror image of seed 002.',
+      'cached_tokens 0; the mirror image of docs/peer-bugs.md row 6.',
     { input: 512, cacheRead: 24576, cacheWrite: 1024, output: 733, reasoning: 0 },
     (t) => ({
       usage: {

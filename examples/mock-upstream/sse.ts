@@ -1,5 +1,5 @@
 /**
- * SSE serialization as the providers write it (WIRE.md §0): an optional `event:` line, one
+ * SSE serialization as the providers write it (docs/transport.md#sse-framing): an optional `event:` line, one
  * `data:` line of compact JSON, and a blank line. Anthropic and OpenAI Responses name their
  * events; OpenAI Chat Completions sends data-only events and ends with `data: [DONE]`.
  */

@@ -2,8 +2,9 @@
 export type MockDialect = 'anthropic-messages' | 'openai-chat' | 'openai-responses'
 
 /**
- * What a response really cost, in usagewire's canonical disjoint buckets (DESIGN.md,
- * "Canonical usage"): `input` excludes cache reads and writes; `reasoning` is a subset of `output`.
+ * What a response really cost, in usagewire's canonical disjoint buckets
+ * (docs/usage-model.md#canonical-buckets): `input` excludes cache reads and writes; `reasoning` is
+ * a subset of `output`.
  * Kept local (not imported from @usagewire/core) so the mock stays a neutral upstream.
  */
 export interface TrueUsage {

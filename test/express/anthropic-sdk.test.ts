@@ -1,5 +1,6 @@
 /**
- * The official Anthropic SDK (current, and 0.50.1 whose `message_delta` handling differs: WIRE.md §1.5)
+ * The official Anthropic SDK (current, and 0.50.1 whose `message_delta` handling differs:
+ * docs/dialects/anthropic-messages.md#how-sdks-accumulate)
  * streaming through Express + usagewire + http-proxy-middleware from a local mock upstream.
  */
 import Anthropic050 from 'sdk050'
@@ -26,7 +27,7 @@ const request = anthropicRequest
 const current = anthropicClient
 const sdk050 = (baseURL: string) => new Anthropic050({ apiKey: 'x', baseURL, maxRetries: 0 })
 
-/** The real usage: input excludes the cache (WIRE.md §1.4). */
+/** The real usage: input excludes the cache (docs/dialects/anthropic-messages.md#input-excludes-the-cache). */
 const TRUE_USAGE = {
   input_tokens: 1200,
   cache_creation_input_tokens: 300,
@@ -85,7 +86,7 @@ describe('Anthropic Messages stream through the Express gateway', () => {
     expect(rig.gateway.records).toHaveLength(1)
   })
 
-  describe('message_delta with output_tokens only, cache counters on message_start (PEERS.md §2 row 29)', () => {
+  describe('message_delta with output_tokens only, cache counters on message_start (docs/peer-bugs.md row 29)', () => {
     const stream = () =>
       anthropicStream({
         start: { ...TRUE_USAGE, output_tokens: 1 },
@@ -130,7 +131,7 @@ describe('Anthropic Messages stream through the Express gateway', () => {
     })
   })
 
-  it('message_delta writing 0 over true message_start values: the current SDK keeps them and the record lists the rewrites (PEERS.md §2 row 31)', async () => {
+  it('message_delta writing 0 over true message_start values: the current SDK keeps them and the record lists the rewrites (docs/peer-bugs.md row 31)', async () => {
     rig.upstream.reply = () => ({
       headers: SSE_HEADERS,
       chunks: anthropicStream({
@@ -161,7 +162,8 @@ describe('Anthropic Messages stream through the Express gateway', () => {
 
 describe('Anthropic record details', () => {
   it('a zero TTL split on message_start is not reported beside the non-zero cacheWrite message_delta settles (split must sum to cacheWrite)', async () => {
-    // A translator's zero template includes the TTL split; message_delta never carries one (WIRE.md §1.2).
+    // A translator's zero template includes the TTL split; message_delta never carries one
+    // (docs/dialects/anthropic-messages.md#ttl-split).
     rig.upstream.reply = () => ({
       headers: SSE_HEADERS,
       chunks: anthropicStream({

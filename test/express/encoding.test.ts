@@ -1,5 +1,5 @@
 /**
- * Compressed upstreams through Express + usagewire + http-proxy-middleware (PEERS.md §2 rows 47, 48):
+ * Compressed upstreams through Express + usagewire + http-proxy-middleware (docs/peer-bugs.md rows 47, 48):
  * usage is read and fixed inside gzip/br bodies, and whatever the gateway sends decodes per the
  * Content-Encoding it declares.
  */

@@ -17,7 +17,7 @@ const rig = useRig()
 const client = openaiClient
 
 describe('OpenAI Chat Completions stream through the Express gateway', () => {
-  it("a translator's inconsistent usage chunk (cache only in cache_read_input_tokens, prompt_tokens without it) reaches the SDK self-consistent (PEERS.md §2 rows 5, 21)", async () => {
+  it("a translator's inconsistent usage chunk (cache only in cache_read_input_tokens, prompt_tokens without it) reaches the SDK self-consistent (docs/peer-bugs.md rows 5, 21)", async () => {
     // What Portkey-style Anthropic→OpenAI translation emits: prompt_tokens excludes the cache, total includes it.
     const upstreamUsage = {
       prompt_tokens: 200,
@@ -73,7 +73,7 @@ describe('OpenAI Chat Completions stream through the Express gateway', () => {
 })
 
 describe('OpenAI Responses stream through the Express gateway', () => {
-  it('response.completed with input_tokens_details.cached_tokens: the record splits the cache out, and the client sees reasoning_tokens present (PEERS.md §2 rows 6, 36)', async () => {
+  it('response.completed with input_tokens_details.cached_tokens: the record splits the cache out, and the client sees reasoning_tokens present (docs/peer-bugs.md rows 6, 36)', async () => {
     // The upstream omits output_tokens_details: strict clients (Codex) abort without reasoning_tokens.
     const upstreamUsage = {
       input_tokens: 1000,
