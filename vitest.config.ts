@@ -7,6 +7,7 @@ export default defineConfig({
   resolve: {
     alias: [
       { find: /^@usagewire\/core$/, replacement: src('./packages/core/src/index.ts') },
+      { find: /^@usagewire\/core\/(node|web|testing)$/, replacement: src('./packages/core/src/$1/index.ts') },
       { find: /^@usagewire\/express$/, replacement: src('./packages/express/src/index.ts') },
     ],
   },

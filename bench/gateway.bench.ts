@@ -1,5 +1,5 @@
 /**
- * End-to-end benchmarks (DESIGN.md, "Performance budget"). Three child processes (bench/child.ts): the
+ * End-to-end benchmarks (docs/architecture.md#performance-budget). Three child processes (bench/child.ts): the
  * upstream, a bare gateway (express + http-proxy-middleware) and the same gateway with usagewire; the
  * load client runs in this process. Both gateways are up all the time and only the one being measured
  * gets traffic, so bare and usagewire runs alternate under the same conditions.
@@ -16,7 +16,8 @@ import { EventEmitter } from 'node:events'
 import http from 'node:http'
 import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { createInterceptor, createProcessor } from '@usagewire/core'
+import { createProcessor } from '@usagewire/core'
+import { createInterceptor } from '@usagewire/core/node'
 import { anthropicBenchStream, E2E_DELTAS, E2E_WRITES, eventGroups } from './streams.js'
 import { fmt, kib, median, mib, type Row } from './table.js'
 

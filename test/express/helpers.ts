@@ -283,6 +283,8 @@ export interface Reply {
   hold?: Promise<unknown>
   /** Do not end the response after the last chunk (the stream stays open until the peer goes away). */
   keepOpen?: boolean
+  /** Reset the connection after the last chunk instead of ending the response (a provider's reset). */
+  reset?: boolean
 }
 
 /** What the upstream did with the current reply, for tests that pin streaming behaviour. */
@@ -375,7 +377,8 @@ export async function startUpstream(): Promise<Upstream> {
       await write(Buffer.from(chunks[i]!))
       progress.sent = i + 1
     }
-    if (!reply.keepOpen) end()
+    if (reply.reset) res.socket?.resetAndDestroy()
+    else if (!reply.keepOpen) end()
   })
   upstream.url = await listen(server)
   upstream.close = () => shut(server)

@@ -1,6 +1,6 @@
 /**
  * How a response lives and ends through Express + usagewire + http-proxy-middleware: event-by-event
- * delivery (PEERS.md §2 row 49), client disconnects (row 43), a throwing onUsage, and `compression()`
+ * delivery (docs/peer-bugs.md row 49), client disconnects (row 43), a throwing onUsage, and `compression()`
  * in front (row 50).
  */
 import http from 'node:http'
@@ -224,7 +224,7 @@ describe('onUsage', () => {
         await waitFor(() => seen.length === i, `record #${i}`)
         await waitFor(() => warn.mock.calls.length === i, `warning #${i}`)
       }
-      expect(String(warn.mock.calls[0]![0])).toMatch(/onUsage threw: sink down/)
+      expect(String(warn.mock.calls[0]![0])).toMatch(/sink onUsage failed: sink down/)
       expect(seen.map((r) => r.status)).toEqual(['complete', 'complete'])
     } finally {
       await gateway.close()
@@ -233,7 +233,7 @@ describe('onUsage', () => {
   })
 })
 
-// PEERS.md §2 row 50: Express `compression()` buffers SSE in its zlib window unless flushed per event.
+// docs/peer-bugs.md row 50: Express `compression()` buffers SSE in its zlib window unless flushed per event.
 it('behind compression(), SSE still leaves event by event (usagewire flushes per event)', async () => {
   const upstream = await startUpstream()
   const app = express()

@@ -1,6 +1,6 @@
 import { readFileSync, writeFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
-import { inspect } from './inspect.js'
+import { inspect } from './testing/inspect.js'
 
 const USAGE = `usage: usagewire inspect FILE [--path P] [--content-type T] [--rewrite OUT]
 

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { Ledger } from './ledger.js'
 
 describe('the ledger', () => {
-  it('later cumulative snapshots replace earlier ones: set, never add (PEERS rows 26, 27)', () => {
+  it('later cumulative snapshots replace earlier ones: set, never add (docs/peer-bugs.md rows 26, 27)', () => {
     const ledger = new Ledger()
     ledger.observe('stream', { output: 50, cacheRead: 100 }, { output: 'first' })
     ledger.observe('stream', { output: 120, cacheRead: 100 }, { output: 'second' })
@@ -17,7 +17,7 @@ describe('the ledger', () => {
     expect(ledger.get('input')).toBe(1234)
   })
 
-  it('a 0 first and a real value later: the later value wins (PEERS row 28)', () => {
+  it('a 0 first and a real value later: the later value wins (docs/peer-bugs.md row 28)', () => {
     const ledger = new Ledger()
     ledger.observe('stream', { input: 0 }, {})
     ledger.observe('stream', { input: 1234 }, {})
@@ -41,11 +41,34 @@ describe('the cache-write TTL split', () => {
     expect(ledger.usage()).toEqual({ cacheWrite: 3068, cacheWrite5m: 3068, cacheWrite1h: 0 })
   })
 
-  it('is dropped once a later total makes it stale (WIRE §1.3: start 3068, delta 3337)', () => {
+  it('is dropped once a later total makes it stale (docs/usage-model.md#stale-ttl-split: start 3068, delta 3337)', () => {
     const ledger = new Ledger()
     ledger.observe('stream', { cacheWrite: 3068, cacheWrite5m: 3068, cacheWrite1h: 0 }, { cacheWrite5m: 'start' })
     ledger.observe('stream', { cacheWrite: 3337 }, {})
     expect(ledger.usage()).toEqual({ cacheWrite: 3337 })
     expect(ledger.sources().cacheWrite5m).toBeUndefined()
+  })
+})
+
+describe('a whole usage block is one snapshot (docs/usage-model.md#one-block-one-snapshot)', () => {
+  it('a block that restates the prompt total without a breakdown keeps the breakdown known', () => {
+    const ledger = new Ledger()
+    ledger.observe('stream', { input: 200, cacheRead: 800, output: 1 }, {}, true)
+    ledger.observe('stream', { input: 1000, output: 5 }, {}, true)
+    expect(ledger.usage()).toEqual({ input: 200, cacheRead: 800, output: 5 })
+  })
+
+  it('a block with another prompt total and no breakdown replaces the breakdown', () => {
+    const ledger = new Ledger()
+    ledger.observe('stream', { input: 100, cacheRead: 800, output: 1 }, {}, true)
+    ledger.observe('stream', { input: 1000, output: 5 }, {}, true)
+    expect(ledger.usage()).toEqual({ input: 1000, output: 5 })
+  })
+
+  it('a stream block never clears what the tap knows', () => {
+    const ledger = new Ledger()
+    ledger.observe('tap', { input: 100, cacheRead: 800 }, {})
+    ledger.observe('stream', { input: 1000, output: 5 }, {}, true)
+    expect(ledger.usage()).toEqual({ input: 100, cacheRead: 800, output: 5 })
   })
 })

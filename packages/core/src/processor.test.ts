@@ -1,6 +1,7 @@
 import fc from 'fast-check'
+import { createParser } from 'eventsource-parser'
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { inspect } from './inspect.js'
+import { inspect } from './testing/inspect.js'
 import { createProcessor } from './processor.js'
 
 const sse = (events: Array<[string | undefined, unknown]>) =>
@@ -189,11 +190,13 @@ describe('the push processor', () => {
       expect(record.passthrough?.atByte).toBe(Buffer.from(body).indexOf('event: message_delta'))
     })
 
-    it('an event over maxEventBytes passes untouched and so does the rest', () => {
+    it('events over maxEventBytes leave as they came; their usage is still read, and the record says so', () => {
+      const whole = inspect(anthropicStream, { path: '/v1/messages' })
       const { record, output } = inspect(anthropicStream, { path: '/v1/messages', maxEventBytes: 100, chunks: [7] })
       expect(output.toString()).toBe(anthropicStream)
-      expect(record.status).toBe('passthrough')
-      expect(record.passthrough?.reason).toMatch(/maxEventBytes/)
+      expect(record.status).toBe('complete')
+      expect(record.usage).toEqual(whole.record.usage)
+      expect(record.unrewritten?.map((u) => u.where)).toEqual(['message_start', 'message_delta'])
     })
 
     it('an unknown dialect passes untouched', () => {
@@ -204,7 +207,7 @@ describe('the push processor', () => {
       expect(record.dialect).toBe('unknown')
     })
 
-    it('a JSON body over the bound is forwarded whole and untouched', () => {
+    it('a JSON body over the bound is forwarded untouched, its usage read on the way', () => {
       const body = JSON.stringify({
         type: 'message',
         model: 'm',
@@ -218,7 +221,8 @@ describe('the push processor', () => {
         chunks: [64],
       })
       expect(output.toString()).toBe(body)
-      expect(record.passthrough?.reason).toMatch(/body over maxEventBytes/)
+      expect(record.usage).toMatchObject({ input: 1, output: 2 })
+      expect(record.unrewritten).toEqual([{ where: 'body', reason: expect.stringMatching(/maxEventBytes/) }])
     })
   })
 
@@ -255,7 +259,7 @@ describe('observations from outside the body', () => {
       from: 0,
       to: 1,
     })
-    expect(processor.result().sources.input).toBe('tap')
+    expect(processor.ledger.sources().input).toBe('tap')
   })
 })
 
@@ -272,5 +276,115 @@ describe('streams whose events carry no `event:` line', () => {
       named.record.corrections.map((c) => [c.field, c.from, c.to]),
     )
     expect(unnamed.output.toString()).toBe(named.output.toString().replace(/^event: [^\n]*\n/gm, ''))
+  })
+})
+
+describe('defects of usage reading', () => {
+  const chunk = (extra: Record<string, unknown>) =>
+    `data: ${JSON.stringify({ id: 'c', object: 'chat.completion.chunk', model: 'gpt-4o', choices: [], ...extra })}\n\n`
+
+  it('chat usage on several chunks: each block is one snapshot, an earlier cache count is not added to a later total', () => {
+    const body =
+      chunk({ choices: [{ index: 0, delta: { content: 'hi' }, finish_reason: null }] }) +
+      chunk({
+        usage: {
+          prompt_tokens: 1000,
+          completion_tokens: 1,
+          total_tokens: 1001,
+          prompt_tokens_details: { cached_tokens: 800 },
+        },
+      }) +
+      chunk({ choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] }) +
+      chunk({ usage: { prompt_tokens: 1000, completion_tokens: 5, total_tokens: 1005 } }) +
+      'data: [DONE]\n\n'
+    const { record, output } = inspect(body, { path: '/v1/chat/completions' })
+    expect(record.usage).toMatchObject({ input: 200, cacheRead: 800, output: 5 })
+    const last = output
+      .toString()
+      .split('\n\n')
+      .filter((e) => e.includes('"usage":{'))
+      .at(-1)!
+    const usage = JSON.parse(last.slice(6)).usage
+    expect(usage.prompt_tokens).toBe(1000)
+    expect(usage.total_tokens).toBe(1005)
+  })
+
+  it('chat: a later block with a different prompt total and no breakdown replaces the breakdown', () => {
+    const body =
+      chunk({ usage: { prompt_tokens: 900, completion_tokens: 1, prompt_tokens_details: { cached_tokens: 800 } } }) +
+      chunk({
+        choices: [{ index: 0, delta: {}, finish_reason: 'stop' }],
+        usage: { prompt_tokens: 1000, completion_tokens: 5 },
+      }) +
+      'data: [DONE]\n\n'
+    const { record } = inspect(body, { path: '/v1/chat/completions' })
+    expect(record.usage.input + record.usage.cacheRead + record.usage.cacheWrite).toBe(1000)
+  })
+
+  it('reads "usage" : { with whitespace around the colon, as pretty printers write it', () => {
+    const pretty = JSON.stringify(
+      { id: 'c', object: 'chat.completion.chunk', choices: [], usage: { prompt_tokens: 40, completion_tokens: 2 } },
+      null,
+      1,
+    )
+      .replace(/\n\s*/g, ' ')
+      .replace('"usage":', '"usage" :')
+    expect(pretty).toContain('"usage" : {')
+    const { record } = inspect(`data: ${pretty}\n\ndata: [DONE]\n\n`, { path: '/v1/chat/completions' })
+    expect(record.usage).toMatchObject({ input: 40, output: 2 })
+    expect(record.final).toBe(true)
+  })
+
+  it('a Responses response.completed over maxEventBytes: its usage is read on the way, the record says it was not rewritten', () => {
+    const big = 'x'.repeat(3 * 1024 * 1024)
+    const completed = {
+      type: 'response.completed',
+      sequence_number: 3,
+      response: {
+        id: 'r',
+        object: 'response',
+        model: 'gpt-5',
+        status: 'completed',
+        output: [{ type: 'message', content: [{ type: 'output_text', text: big }] }],
+        usage: {
+          input_tokens: 1500,
+          input_tokens_details: { cached_tokens: 1024 },
+          output_tokens: 700,
+          output_tokens_details: { reasoning_tokens: 300 },
+          total_tokens: 2200,
+        },
+      },
+    }
+    const body =
+      `event: response.created\ndata: ${JSON.stringify({ type: 'response.created', sequence_number: 0, response: { id: 'r', object: 'response', model: 'gpt-5', status: 'in_progress' } })}\n\n` +
+      `event: response.completed\ndata: ${JSON.stringify(completed)}\n\n`
+    const { record, output } = inspect(body, { path: '/v1/responses', chunks: [1000, 64 * 1024, 150] })
+    expect(output.equals(Buffer.from(body))).toBe(true)
+    expect(record.status).toBe('complete')
+    expect(record.usage).toEqual({ input: 476, cacheRead: 1024, cacheWrite: 0, output: 700, reasoning: 300 })
+    expect(record.final).toBe(true)
+    expect(record.unrewritten).toEqual([
+      { where: 'response.completed', reason: expect.stringMatching(/maxEventBytes/) },
+    ])
+  })
+
+  it('a usage event whose JSON spans several data: lines is rewritten into valid SSE, LF and CRLF', () => {
+    for (const eol of ['\n', '\r\n']) {
+      const start = `event: message_start${eol}data: {"type":"message_start","message":{"model":"m","usage":{"input_tokens":9,"output_tokens":1}}}${eol}${eol}`
+      const delta = `event: message_delta${eol}data: {"type":"message_delta",${eol}data: "delta":{"stop_reason":"end_turn"},${eol}data: "usage":{"input_tokens":0,"output_tokens":5}}${eol}${eol}`
+      const { output, record } = inspect(start + delta, { path: '/v1/messages' })
+      const text = output.toString()
+      const events: Array<{ event?: string; data: string }> = []
+      const parser = createParser({ onEvent: (e) => events.push(e) })
+      parser.feed(text)
+      const last = events.at(-1)!
+      expect(last.event).toBe('message_delta')
+      expect(JSON.parse(last.data)).toMatchObject({
+        delta: { stop_reason: 'end_turn' },
+        usage: { input_tokens: 9, output_tokens: 5 },
+      })
+      if (eol === '\r\n') expect(text.replace(/\r\n/g, '')).not.toContain('\n')
+      expect(record.final).toBe(true)
+    }
   })
 })

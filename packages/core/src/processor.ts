@@ -1,69 +1,82 @@
 import {
-  createDialect,
-  dialectForPath,
-  sniffBody,
-  sniffEvent,
-  type DialectContext,
-  type DialectHandler,
-  type ResponseState,
-  type UsageRewrite,
-} from './dialects/index.js'
+  createFramer,
+  framingFor,
+  NO_NAME,
+  type EventSink,
+  type Framer,
+  type FramingKind,
+  type PayloadScanner,
+} from './framing/index.js'
+import { JsonMemberScanner } from './framing/json-scan.js'
 import { spliceMember } from './framing/json-splice.js'
-import { matchEventName, NO_EVENT_LINE, parseEvent, replaceData, SseFramer, type EventVisitor } from './framing/sse.js'
-import { Ledger } from './ledger.js'
-import type { Correction, Dialect } from './record.js'
-import { isObject, type JsonObject, type Usage, type UsageSources } from './usage.js'
+import { dialectById, recognizeBody, recognizeEvent } from './dialects/registry.js'
+import { matchRoute, routeOf } from './routes.js'
+import type { DialectReader, DialectSpec, EventReading, JsonObject } from './dialects/types.js'
+import { Ledger, type SourceKind } from './ledger.js'
+import type { Correction } from './record.js'
+import { isObject } from './usage.js'
 
 export const DEFAULT_MAX_EVENT_BYTES = 1024 * 1024
 
+/** Asked when an event carrying final usage is about to leave: may it wait for a truer source? */
+export type HoldPolicy = (reading: EventReading) => boolean
+
 export interface ProcessorOptions {
-  /** The dialect, when the caller knows it; else it is chosen from `path`, then from the first event. */
-  dialect?: Dialect
-  /** Request path (a query string is ignored). */
-  path?: string
-  /** Response content type: `text/event-stream` is framed as SSE, a JSON type as one whole body. */
+  /** How the body is framed; default: from `contentType` by the one content-type rule (framing/index.ts). */
+  framing?: FramingKind
+  /** The response's content type, when `framing` is not given. */
   contentType?: string
-  /** An event (or a whole JSON body) larger than this is forwarded untouched. Default 1 MiB. */
+  /** The dialect the route names (a spec or its id); the first event or the body may show another. */
+  dialect?: DialectSpec | string
+  /** The request path, when `dialect` is not given: the default routes name the dialect. */
+  path?: string
+  /** An event (or whole JSON body) larger than this is not held: it leaves as it comes. Default 1 MiB. */
   maxEventBytes?: number
+  /** The ledger the usage read goes to (the Exchange's). */
+  ledger?: Ledger
+  /** Who is speaking: the client-facing stream, or the provider's own response seen by the tap. */
+  source?: SourceKind
+  /** Whether to hold a final usage event for a truer source (the Exchange's hold points). */
+  hold?: HoldPolicy
 }
 
-/** What the processor learned from one response. */
+/** What the processor learned from one response, beside the usage it wrote to the ledger. */
 export interface ProcessorResult {
-  dialect: Dialect | 'unknown'
-  model: string | null
+  dialect: string | undefined
+  model: string | undefined
   streaming: boolean
-  usage: Usage
-  sources: UsageSources
+  /** The response carried its final usage block. */
   final: boolean
+  /** The response reached its end marker (a stop reason, a terminal event, `[DONE]`). */
+  ended: boolean
   corrections: Correction[]
   error: string | undefined
   passthrough: { reason: string; atByte: number } | undefined
+  /** Usage events that were read but could not be rewritten (too large to hold). */
+  unrewritten: { where: string; reason: string }[]
 }
 
 /**
- * The synchronous push processor: bytes in, bytes out, no stream machinery. Framework adapters and the
- * Node/WHATWG stream wrappers are thin shells around it.
+ * The synchronous push processor: bytes in, bytes out, no stream machinery. It joins a framer (how bytes
+ * become events) and a dialect (what an event means) and writes what it reads to a ledger; it holds no
+ * detail of either.
  */
 export interface Processor {
   /** Feeds a chunk; returns the bytes to send now. A chunk with nothing to rewrite comes back as itself. */
   push(chunk: Uint8Array): Uint8Array[]
-  /** The body ended; returns the last bytes to send. */
+  /**
+   * The body ended; returns the last bytes to send. When `holding` is true afterwards, the end is
+   * deferred: `release()` returns the rest with `ended: true`.
+   */
   end(): Uint8Array[]
   /** From now on forward every byte untouched, and say why in the result; returns the bytes held so far. */
   passthrough(reason: string): Uint8Array[]
-  /** Observations about this response from outside the body (an upstream tap, an estimate) go here. */
+  /** A hold is over: returns the bytes it kept, rewritten with what is known now; `ended` if end() came. */
+  release(): { chunks: Uint8Array[]; ended: boolean }
+  /** True while a final usage event waits for a truer source. */
+  readonly holding: boolean
   readonly ledger: Ledger
   result(): ProcessorResult
-}
-
-type Framing = 'sse' | 'json'
-
-function framingFor(contentType: string | undefined): Framing | undefined {
-  if (contentType?.startsWith('text/event-stream')) return 'sse'
-  const type = (contentType ?? '').split(';')[0]!.trim().toLowerCase()
-  if (type === 'text/event-stream') return 'sse'
-  if (type === 'application/json' || type.endsWith('+json')) return 'json'
-  return undefined
 }
 
 const toBuffer = (chunk: Uint8Array): Buffer =>
@@ -83,218 +96,344 @@ function diff(before: JsonObject, after: JsonObject, where: string, prefix: stri
   }
 }
 
-function hasBom(buf: Buffer, at: number): boolean {
-  return buf[at] === 0xef && buf[at + 1] === 0xbb && buf[at + 2] === 0xbf
+/** Bytes kept while a final usage event waits (docs/architecture.md#hold-points). */
+interface Held {
+  /** Stream offset of the held event's start. */
+  at: number
+  chunks: Buffer[]
+  bytes: number
+  ended: boolean
 }
 
-/** The push processor for one response. A class, not closures: it is created per LLM response. */
-class UsageProcessor implements Processor {
-  readonly ledger = new Ledger()
-  private readonly state: ResponseState = { model: null, final: false, error: undefined, done: false, events: 0 }
-  private readonly ctx: DialectContext
+/** The push processor for one response. A class, not closures: one is created per LLM response. */
+class UsageProcessor implements Processor, EventSink {
+  readonly ledger: Ledger
+  private readonly source: SourceKind
   private readonly maxEventBytes: number
-  private readonly framing: Framing | undefined
-  private dialect: Dialect | undefined
-  private handler: DialectHandler | undefined
+  private readonly kind: FramingKind | undefined
+  private framer: Framer | undefined
+  private spec: DialectSpec | undefined
+  private reader: DialectReader | undefined
+  private usageEvents: readonly Buffer[] = []
+  /** The dialect is settled by the first event read; until then every event is read. */
+  private settled = false
+  private events = 0
+  private model: string | undefined
+  private final = false
+  private ended = false
+  private error: string | undefined
   private readonly corrections: Correction[] = []
+  private readonly unrewritten: ProcessorResult['unrewritten'] = []
   private failure: ProcessorResult['passthrough']
   private bytesIn = 0
-  private sniffed = false
-  private readonly sse: SseFramer | undefined
-  private body: Buffer[] | undefined
-  private bodyBytes = 0
-  private readonly visit: EventVisitor
+  // Hold points: the offset the framer's offsets start from (a fresh framer after a hold), the output
+  // size change of rewrites so far (to find an event in the output), and what is being held.
+  private base = 0
+  private outDelta = 0
+  private pausing: { at: number; outAt: number; event: Buffer; endAt: number; index: number } | undefined
+  private held: Held | undefined
+  private readonly holdPolicy: HoldPolicy | undefined
+  private lastHeldAt = -1
 
   constructor(options: ProcessorOptions) {
-    this.ctx = { ledger: this.ledger, state: this.state }
+    this.ledger = options.ledger ?? new Ledger()
+    this.source = options.source ?? 'stream'
     this.maxEventBytes = options.maxEventBytes ?? DEFAULT_MAX_EVENT_BYTES
-    this.framing = framingFor(options.contentType)
-    this.dialect = options.dialect ?? (options.path ? dialectForPath(options.path) : undefined)
-    this.handler = this.dialect ? createDialect(this.dialect) : undefined
-    this.visit = this.visitEvent.bind(this)
-    if (this.framing === 'sse') {
-      this.sse = new SseFramer(
-        this.maxEventBytes,
-        (reason, at) => this.fail(reason, at),
-        (buf, start, end) => this.passes(buf, start, end),
-      )
-    } else if (this.framing === 'json') {
-      this.body = []
-    } else {
-      this.fail(`content-type "${options.contentType ?? ''}" is not a body usagewire reads`, 0)
-    }
+    this.kind = options.framing ?? framingFor(options.contentType)
+    this.holdPolicy = options.hold
+    const dialect =
+      typeof options.dialect === 'string'
+        ? dialectById(options.dialect)
+        : (options.dialect ?? (options.path ? matchRoute(routeOf(options.path))?.dialect : undefined))
+    if (dialect) this.adopt(dialect)
+    if (this.kind) this.framer = createFramer(this.kind, this.maxEventBytes)
+    else this.fail(`content-type "${options.contentType ?? ''}" is not a body usagewire reads`, 0)
+  }
+
+  private adopt(spec: DialectSpec): void {
+    if (spec === this.spec) return
+    this.spec = spec
+    this.reader = spec.reader()
+    this.usageEvents = spec.usageEvents
   }
 
   /** Fail open: from here on every byte passes untouched. Returns the bytes that were being held. */
   private fail(reason: string, atByte: number): Buffer[] {
     this.failure ??= { reason, atByte }
-    const held = this.sse ? this.sse.stop() : (this.body ?? [])
-    this.body = undefined
-    return held
+    return this.framer && !this.framer.stopped ? this.framer.stop() : []
   }
 
-  /** Applies a dialect's rewrite to a JSON text; returns the new text, or undefined when nothing changes. */
-  private apply(text: string, rewrite: UsageRewrite | undefined, where: string): string | undefined {
-    if (!rewrite) return undefined
-    const changes: Correction[] = []
-    diff(rewrite.before, rewrite.after, where, 'usage', changes)
-    if (changes.length === 0) return undefined
-    const spliced = spliceMember(text, rewrite.path, rewrite.after)
-    if (spliced === undefined) return undefined
-    this.corrections.push(...changes)
-    return spliced
-  }
+  // ---- EventSink: what the framer asks -------------------------------------------------------------
 
-  /**
-   * An event not yet complete may leave at once when its `event:` line is whole and names an event that
-   * cannot carry usage: a long content event then costs no copy and no wait.
-   */
-  private passes(buf: Buffer, start: number, end: number): boolean {
-    const handler = this.handler
-    if (!handler || !this.sniffed) return false
-    const eol = buf.indexOf(0x0a, start)
-    if (eol === -1 || eol >= end || matchEventName(buf, start, end, handler.eventNames) !== -1) return false
-    this.state.events++
+  passes(buf: Buffer, start: number, end: number): boolean {
+    if (!this.settled || this.pausing) return false
+    if (this.framer!.matchName(buf, start, end, this.usageEvents) !== -1) return false
+    this.events++
     return true
   }
 
-  private visitEvent(buf: Buffer, start: number, end: number, at: number): Uint8Array | undefined {
-    const handler = this.handler
-    // The hot path: once the dialect is settled, decide from bytes alone whether the event may carry
-    // usage or an error.
-    const judged = handler !== undefined && this.sniffed
-    const named = judged ? matchEventName(buf, start, end, handler.eventNames) : NO_EVENT_LINE
-    // An event named as one that cannot carry usage is never read, whatever its size; in an LF stream
-    // it may even leave before its end (`passes`), so a size bound here would depend on the chunking.
-    if (named === -1 && !this.sse!.crMode) return this.skip()
-    if (end - start > this.maxEventBytes) {
-      this.fail(`event over maxEventBytes (${this.maxEventBytes})`, at)
-      return undefined
-    }
-    if (judged && (named === -1 || (named === NO_EVENT_LINE && !handler.mayCarry(buf, start, end)))) {
-      return this.skip()
-    }
-    try {
-      return this.readEvent(buf, start, end, at)
-    } catch (error) {
-      this.fail(`internal error: ${(error as Error).message}`, at)
-      return undefined
-    }
-  }
-
-  private skip(): undefined {
-    this.state.events++
-    return undefined
-  }
-
-  /** Parses an event that may carry usage, and rewrites it when its usage is not the best known. */
-  private readEvent(buf: Buffer, start: number, end: number, at: number): Uint8Array | undefined {
-    const state = this.state
-    const index = state.events++
-    let handler = this.handler
-    const event = parseEvent(buf, index === 0 && hasBom(buf, start) ? start + 3 : start, end)
-    if (!event) return undefined
-    if (event.data === '[DONE]') {
-      state.done = true
-      return undefined
-    }
-    let json: unknown
-    try {
-      json = JSON.parse(event.data)
-    } catch {
-      this.fail(`malformed JSON in ${event.name ?? 'a data'} event`, at)
-      return undefined
-    }
-    if (!this.sniffed) {
-      this.sniffed = true
-      // The first event settles the dialect: the path may be silent, or may not say what the body is.
-      handler = this.adopt(sniffEvent(event.name, json))
-      if (!handler) {
-        this.fail('unknown dialect: the first event is none usagewire reads', at)
+  event(buf: Buffer, start: number, end: number, at: number): Uint8Array | undefined {
+    if (this.pausing) return undefined
+    const reader = this.reader
+    if (this.settled && reader) {
+      // The hot path: decide from bytes alone whether the event may carry usage or an error.
+      const named = this.framer!.matchName(buf, start, end, this.usageEvents)
+      if (named === -1 || (named === NO_NAME && !reader.mayCarry(buf, start, end))) {
+        this.events++
         return undefined
       }
     }
-    if (!isObject(json) || !handler) return undefined
-    const where =
-      event.name ?? (this.dialect === 'openai-chat' ? `chunk#${index}` : String(json.type ?? `event#${index}`))
-    const data = this.apply(event.data, handler.onEvent(event.name, json, this.ctx), where)
-    return data === undefined ? undefined : replaceData(buf, start, end, event, data)
-  }
-
-  /** Switches to the dialect the body shows, when it differs from the one the path suggested. */
-  private adopt(seen: Dialect | undefined): DialectHandler | undefined {
-    if (seen && seen !== this.dialect) {
-      this.dialect = seen
-      this.handler = createDialect(seen)
+    try {
+      return this.readEvent(buf, start, end, this.base + at)
+    } catch (error) {
+      this.fail(`internal error: ${(error as Error).message}`, this.base + at)
+      return undefined
     }
-    return this.handler
   }
 
-  private finishBody(chunks: Buffer[]): Uint8Array[] {
-    const raw = Buffer.concat(chunks)
-    let text = raw.toString('utf8')
-    const bom = text.charCodeAt(0) === 0xfeff ? '\ufeff' : ''
-    if (bom) text = text.slice(1)
+  oversized(buf: Buffer, start: number, end: number): PayloadScanner | undefined {
+    const index = this.events++
+    if (this.pausing) return undefined
+    const named = this.framer!.matchName(buf, start, end, this.usageEvents)
+    const paths = this.reader?.largePaths
+    if (named === -1 || !paths) return undefined
+    const name = named >= 0 ? this.usageEvents[named]!.toString('latin1') : undefined
+    return new OversizedEvent(this, paths, name, index)
+  }
+
+  stopped(reason: string, at: number): void {
+    this.failure ??= { reason, atByte: this.base + at }
+  }
+
+  // ---- reading ------------------------------------------------------------------------------------
+
+  private readEvent(buf: Buffer, start: number, end: number, at: number): Uint8Array | undefined {
+    const index = this.events++
+    const framer = this.framer!
+    const decoded = framer.decode(buf, start, end)
+    if (!decoded) return undefined
+    if (this.reader?.control?.(decoded.data)) return undefined
     let json: unknown
     try {
-      json = JSON.parse(text)
+      json = JSON.parse(decoded.data)
     } catch {
-      this.fail('malformed JSON body', 0)
-      return [raw]
+      const what = this.kind === 'json' ? 'body' : `in ${decoded.name ?? 'a data'} event`
+      this.fail(`malformed JSON ${what}`, at)
+      return undefined
     }
-    if (!isObject(json)) return [raw]
-    const handler = this.adopt(sniffBody(json))
-    if (!handler) {
-      this.fail('unknown dialect: the body is none usagewire reads', 0)
-      return [raw]
+    const body = this.kind === 'json'
+    if (!this.settled) {
+      this.settled = true
+      // The first event settles the dialect: the path may be silent, or may not say what the body is.
+      const seen = body ? (isObject(json) ? recognizeBody(json) : undefined) : recognizeEvent(decoded.name, json)
+      if (seen) this.adopt(seen)
+      if (!this.reader) {
+        this.fail(`unknown dialect: the ${body ? 'body' : 'first event'} is none usagewire reads`, at)
+        return undefined
+      }
     }
-    const rewritten = this.apply(text, handler.onBody(json, this.ctx), 'body')
-    return [rewritten === undefined ? raw : Buffer.from(bom + rewritten, 'utf8')]
+    if (!isObject(json)) return undefined
+    const reader = this.reader!
+    const reading = body ? reader.readBody(json) : reader.read({ name: decoded.name, json, index })
+    if (!reading) return undefined
+    this.note(reading)
+    const block = reading.usage
+    if (!block) return undefined
+    if (reading.final && this.shouldHold(reading, at)) {
+      this.pausing = {
+        at,
+        outAt: at + this.outDelta,
+        event: Buffer.from(buf.subarray(start, end)),
+        endAt: at + end - start,
+        index,
+      }
+      return undefined
+    }
+    const after = reader.write(block.native, this.ledger.usage(), block.path)
+    const changes: Correction[] = []
+    diff(block.native, after, reading.where, 'usage', changes)
+    if (changes.length === 0) return undefined
+    const spliced = spliceMember(decoded.data, block.path, after)
+    if (spliced === undefined) return undefined
+    this.corrections.push(...changes)
+    const out = framer.encode(buf, start, end, decoded, spliced)
+    this.outDelta += out.length - (end - start)
+    return out
   }
+
+  /** What every reading says beside usage; its usage goes to the ledger as this processor's source. */
+  note(reading: EventReading): void {
+    if (reading.model !== undefined) this.model = reading.model
+    if (reading.error !== undefined) this.error = reading.error
+    if (reading.final) this.final = true
+    if (reading.ended) this.ended = true
+    const block = reading.usage
+    if (block) this.ledger.observe(this.source, block.usage, block.sources, block.whole)
+  }
+
+  unread(where: string, reason: string): void {
+    this.unrewritten.push({ where, reason })
+  }
+
+  /** An oversized event was read on its way through: its usage counts, but it left as it came. */
+  readLarge(json: JsonObject, name: string | undefined, index: number, problem: string | undefined): void {
+    const reading = this.kind === 'json' ? this.reader?.readBody(json) : this.reader?.read({ name, json, index })
+    if (!reading) {
+      if (problem) this.unread(name ?? `event#${index}`, `not read: ${problem}`)
+      return
+    }
+    this.note(reading)
+    if (reading.usage) {
+      this.unread(reading.where, `over maxEventBytes (${this.maxEventBytes}): read, not rewritten`)
+    }
+  }
+
+  // ---- hold points --------------------------------------------------------------------------------
+
+  private shouldHold(reading: EventReading, at: number): boolean {
+    if (!this.holdPolicy || at === this.lastHeldAt) return false
+    if (!this.holdPolicy(reading)) return false
+    this.lastHeldAt = at
+    return true
+  }
+
+  /** Keeps the bytes from the held event on; the framer starts afresh after them. */
+  private beginHold(out: Buffer[], chunk: Buffer | undefined, chunkAt: number, emittedBefore: number): Buffer[] {
+    const pausing = this.pausing!
+    this.pausing = undefined
+    const keep: Buffer[] = []
+    let offset = emittedBefore
+    for (const piece of out) {
+      if (offset + piece.length <= pausing.outAt) keep.push(piece)
+      else if (offset < pausing.outAt) keep.push(piece.subarray(0, pausing.outAt - offset))
+      offset += piece.length
+    }
+    const held: Held = { at: pausing.at, chunks: [pausing.event], bytes: pausing.event.length, ended: false }
+    if (chunk && pausing.endAt < chunkAt + chunk.length) {
+      const rest = chunk.subarray(pausing.endAt - chunkAt)
+      held.chunks.push(rest)
+      held.bytes += rest.length
+    }
+    this.held = held
+    this.events = pausing.index // the held events are counted again when they are framed again
+    this.outDelta = pausing.outAt - pausing.at
+    this.base = pausing.at
+    this.framer = createFramer(this.kind!, this.maxEventBytes)
+    return keep
+  }
+
+  get holding(): boolean {
+    return this.held !== undefined
+  }
+
+  release(): { chunks: Uint8Array[]; ended: boolean } {
+    const held = this.held
+    if (!held) return { chunks: [], ended: false }
+    this.held = undefined
+    const out: Uint8Array[] = []
+    for (const chunk of held.chunks) out.push(...this.push(chunk))
+    if (!held.ended) return { chunks: out, ended: false }
+    return { chunks: out.concat(this.end()), ended: true }
+  }
+
+  // ---- the push API -------------------------------------------------------------------------------
+
+  private emitted = 0
 
   push(input: Uint8Array): Uint8Array[] {
     const chunk = toBuffer(input)
+    const at = this.bytesIn
     this.bytesIn += chunk.length
-    if (this.sse) return this.sse.push(chunk, this.visit)
-    if (!this.body) return [chunk]
-    this.body.push(chunk)
-    this.bodyBytes += chunk.length
-    if (this.bodyBytes <= this.maxEventBytes) return []
-    return this.fail(`body over maxEventBytes (${this.maxEventBytes})`, 0)
+    if (this.held) {
+      this.held.chunks.push(chunk)
+      this.held.bytes += chunk.length
+      return []
+    }
+    const framer = this.framer
+    if (!framer || framer.stopped) return [chunk]
+    let out = framer.push(chunk, this)
+    if (this.pausing) out = this.beginHold(out, chunk, at, this.emitted)
+    for (let i = 0; i < out.length; i++) this.emitted += out[i]!.length
+    return out
   }
 
   end(): Uint8Array[] {
-    if (this.sse) {
-      const rest = this.sse.end(this.visit)
-      if (!this.failure) this.handler?.onEnd?.(this.ctx)
-      return rest
+    if (this.held) {
+      this.held.ended = true
+      return []
     }
-    const held = this.body
-    if (!held) return []
-    this.body = undefined
+    const framer = this.framer
+    if (!framer) return []
+    if (framer.stopped) return framer.stop()
+    let out: Buffer[]
     try {
-      return this.finishBody(held)
+      out = framer.end(this)
     } catch (error) {
-      this.fail(`internal error: ${(error as Error).message}`, 0)
-      return held
+      return this.fail(`internal error: ${(error as Error).message}`, this.bytesIn)
     }
+    if (this.pausing) {
+      // The last event waits; what came before it leaves now, and the end comes with the release.
+      out = this.beginHold(out, undefined, this.bytesIn, this.emitted)
+      this.held!.ended = true
+      for (let i = 0; i < out.length; i++) this.emitted += out[i]!.length
+      return out
+    }
+    if (!this.failure) {
+      const last = this.reader?.end?.()
+      if (last?.final) this.final = true
+      if (last?.ended) this.ended = true
+    }
+    return out
   }
 
   passthrough(reason: string): Uint8Array[] {
+    const held = this.held
+    if (held) {
+      this.held = undefined
+      this.fail(reason, this.bytesIn)
+      return held.chunks
+    }
     return this.fail(reason, this.bytesIn)
   }
 
   result(): ProcessorResult {
     return {
-      dialect: this.dialect ?? 'unknown',
-      model: this.state.model,
-      streaming: this.framing === 'sse',
-      usage: this.ledger.usage(),
-      sources: this.ledger.sources(),
-      final: this.state.final,
+      dialect: this.spec?.id,
+      model: this.model,
+      streaming: this.kind !== undefined && this.kind !== 'json',
+      final: this.final,
+      ended: this.ended,
       corrections: [...this.corrections],
-      error: this.state.error,
+      error: this.error,
       passthrough: this.failure,
+      unrewritten: [...this.unrewritten],
+    }
+  }
+}
+
+/** Reads the members a dialect names from an event too large to hold, as it passes. */
+class OversizedEvent implements PayloadScanner {
+  private readonly scanner: JsonMemberScanner
+
+  constructor(
+    private readonly processor: UsageProcessor,
+    paths: readonly (readonly string[])[],
+    private readonly name: string | undefined,
+    private readonly index: number,
+  ) {
+    this.scanner = new JsonMemberScanner(paths)
+  }
+
+  write(bytes: Buffer, start: number, end: number): void {
+    this.scanner.write(bytes, start, end)
+  }
+
+  end(): void {
+    this.scanner.end()
+    try {
+      this.processor.readLarge(this.scanner.result(), this.name, this.index, this.scanner.problem)
+    } catch (error) {
+      this.processor.unread(this.name ?? `event#${this.index}`, `internal error: ${(error as Error).message}`)
     }
   }
 }

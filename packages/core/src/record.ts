@@ -1,16 +1,18 @@
-import type { ProcessorResult } from './processor.js'
+import type { DialectId } from './dialects/registry.js'
 
 /** The wire dialects usagewire reads and rewrites. */
-export type Dialect = 'anthropic-messages' | 'openai-chat' | 'openai-responses'
+export type Dialect = DialectId
 
 /**
  * How a response ended, from usagewire's point of view.
  * - `complete`: the response finished and its usage was read.
+ * - `incomplete`: the body ended, or was cut on the gateway's side (an upstream reset), before the
+ *   response reached its end (no stop reason, no terminal event): its usage is partial.
  * - `aborted`: the client went away before the response finished; usage is what was known then.
  * - `upstream_error`: the upstream answered with an HTTP error or an in-stream error event.
  * - `passthrough`: usagewire could not understand the body (or part of it) and forwarded it untouched.
  */
-export type UsageStatus = 'complete' | 'aborted' | 'upstream_error' | 'passthrough'
+export type UsageStatus = 'complete' | 'incomplete' | 'aborted' | 'upstream_error' | 'passthrough'
 
 /** One rewrite made on the wire. */
 export interface Correction {
@@ -48,10 +50,12 @@ export interface UsageRecord {
   route: string
   method: string
   dialect: Dialect | 'unknown'
+  /** The model the response named, else the one the request asked for. */
   model: string | null
   status: UsageStatus
   /** HTTP status the upstream answered with. */
   httpStatus: number
+  /** The request asked for a stream (when the adapter saw the request body), else: the body was a stream. */
   streaming: boolean
   usage: RecordUsage
   /** Where each number came from, e.g. `message_delta.usage.input_tokens`; `unknown` when nothing reported it. */
@@ -63,61 +67,8 @@ export interface UsageRecord {
   timing: { firstByteMs: number | null; totalMs: number }
   /** Set when the body (or its rest, from `atByte` on) was forwarded untouched, with the reason. */
   passthrough?: { reason: string; atByte: number }
-  /** The upstream's error type or message when `status` is `upstream_error`. */
+  /** The upstream's error type or message when `status` is `upstream_error`; what cut it when `incomplete`. */
   error?: string
-}
-
-/** What the transport knows about a request, beside what the processor read from its body. */
-export interface RecordMeta {
-  id: string
-  route: string
-  method: string
-  httpStatus: number
-  aborted: boolean
-  firstByteMs: number | null
-  totalMs: number
-}
-
-const RECORD_FIELDS = ['input', 'cacheRead', 'cacheWrite', 'output', 'reasoning'] as const
-
-/** One usage record from a processor result and the transport's facts. */
-export function buildRecord(result: ProcessorResult, meta: RecordMeta): UsageRecord {
-  const usage: RecordUsage = { input: 0, cacheRead: 0, cacheWrite: 0, output: 0, reasoning: 0 }
-  const sources = {} as UsageRecord['sources']
-  for (const field of RECORD_FIELDS) {
-    usage[field] = result.usage[field] ?? 0
-    sources[field] = result.sources[field] ?? 'unknown'
-  }
-  for (const field of ['cacheWrite5m', 'cacheWrite1h'] as const) {
-    if (result.usage[field] !== undefined) {
-      usage[field] = result.usage[field]
-      sources[field] = result.sources[field] ?? 'unknown'
-    }
-  }
-  const upstreamError = meta.httpStatus >= 400 || result.error !== undefined
-  const status: UsageStatus = meta.aborted
-    ? 'aborted'
-    : upstreamError
-      ? 'upstream_error'
-      : result.passthrough
-        ? 'passthrough'
-        : 'complete'
-  const record: UsageRecord = {
-    id: meta.id,
-    route: meta.route,
-    method: meta.method,
-    dialect: result.dialect,
-    model: result.model,
-    status,
-    httpStatus: meta.httpStatus,
-    streaming: result.streaming,
-    usage,
-    sources,
-    final: result.final,
-    corrections: result.corrections,
-    timing: { firstByteMs: meta.firstByteMs, totalMs: meta.totalMs },
-  }
-  if (result.passthrough) record.passthrough = result.passthrough
-  if (upstreamError) record.error = result.error ?? `HTTP ${meta.httpStatus}`
-  return record
+  /** Usage events that were read but left as they came (too large to hold), with why. */
+  unrewritten?: { where: string; reason: string }[]
 }

@@ -1,36 +1,34 @@
-import type { Dialect } from './record.js'
+import { DIALECTS, dialectById, type DialectId } from './dialects/registry.js'
+import type { DialectSpec } from './dialects/types.js'
 
 /** A path usagewire treats as an LLM endpoint; without `dialect`, the dialect is read from the body. */
 export interface RouteRule {
+  /** A path suffix (matched case-insensitively, as Express and most upstreams route) or a RegExp. */
   path: string | RegExp
-  dialect?: Dialect
+  dialect?: DialectId
 }
 
-/** Anything with `warn` (console, pino, winston): usagewire reports what it could not understand there. */
-export interface Logger {
-  warn(message: string): void
+/** A rule ready to match: its suffix lowercased once, its dialect resolved. */
+export interface Route {
+  suffix: string | undefined
+  pattern: RegExp | undefined
+  dialect: DialectSpec | undefined
 }
 
-/** The options every adapter takes. */
-export interface UsagewireOptions {
-  /** Called once per LLM request with its usage record. Errors thrown here are logged, never raised. */
-  onUsage?: (record: import('./record.js').UsageRecord) => void
-  /**
-   * Which request paths are LLM endpoints. Default: paths ending in `/v1/messages` (Anthropic Messages),
-   * `/chat/completions` (OpenAI Chat) and `/responses` (OpenAI Responses); every other response is left
-   * alone at no cost. A string matches a path suffix; a RegExp is tested against the path.
-   */
-  routes?: RouteRule[]
-  /** An event (or whole JSON body) larger than this passes through untouched. Default 1 MiB. */
-  maxEventBytes?: number
-  logger?: Logger
+/** The default routes: each dialect's own path suffixes (dialects/registry.ts). */
+export const DEFAULT_ROUTES: readonly RouteRule[] = DIALECTS.flatMap((spec) =>
+  spec.routes.map((path) => ({ path, dialect: spec.id })),
+)
+
+export function compileRoutes(rules: readonly RouteRule[] = DEFAULT_ROUTES): Route[] {
+  return rules.map((rule) => ({
+    suffix: typeof rule.path === 'string' ? rule.path.toLowerCase() : undefined,
+    pattern: typeof rule.path === 'string' ? undefined : rule.path,
+    dialect: rule.dialect === undefined ? undefined : dialectById(rule.dialect),
+  }))
 }
 
-export const DEFAULT_ROUTES: readonly RouteRule[] = [
-  { path: '/v1/messages', dialect: 'anthropic-messages' },
-  { path: '/chat/completions', dialect: 'openai-chat' },
-  { path: '/responses', dialect: 'openai-responses' },
-]
+const DEFAULT_COMPILED = compileRoutes()
 
 /** The path without its query string and trailing slashes. */
 export function routeOf(url: string): string {
@@ -39,10 +37,20 @@ export function routeOf(url: string): string {
   return path.length > 1 ? path.replace(/\/+$/, '') : path
 }
 
-/** The rule a path matches, or undefined when it is not an LLM endpoint. */
-export function matchRoute(route: string, rules: readonly RouteRule[] = DEFAULT_ROUTES): RouteRule | undefined {
-  for (const rule of rules) {
-    if (typeof rule.path === 'string' ? route.endsWith(rule.path) : rule.path.test(route)) return rule
+/**
+ * The route a path matches, or undefined when it is not an LLM endpoint. Suffixes match whatever the
+ * case (`/V1/MESSAGES` reaches the same handler in Express, so it must be metered the same); a RegExp
+ * is tested as given.
+ */
+export function matchRoute(route: string, routes: readonly Route[] = DEFAULT_COMPILED): Route | undefined {
+  let lower: string | undefined
+  for (const rule of routes) {
+    if (rule.suffix !== undefined) {
+      lower ??= route.toLowerCase()
+      if (lower.endsWith(rule.suffix)) return rule
+    } else if (rule.pattern!.test(route)) {
+      return rule
+    }
   }
   return undefined
 }

@@ -8,7 +8,8 @@
  *   reasoning    the part of output spent on reasoning (a subset, never added twice)
  *
  * Each dialect's native shape maps to and from these buckets in its own module
- * (anthropic-usage.ts, openai-usage.ts); see WIRE.md §9 for the inclusion rules.
+ * (dialects/anthropic-messages/usage.ts, dialects/openai/usage.ts); the inclusion rules are in
+ * docs/usage-model.md#how-dialects-map.
  */
 export type UsageField = 'input' | 'cacheRead' | 'cacheWrite' | 'cacheWrite5m' | 'cacheWrite1h' | 'output' | 'reasoning'
 

@@ -1,14 +1,18 @@
-import { createInterceptor, type UsagewireOptions } from '@usagewire/core'
+import type { UsagewireOptions } from '@usagewire/core'
+import { createInterceptor } from '@usagewire/core/node'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 
-export type { UsageRecord, UsagewireOptions, RouteRule, Logger, Dialect } from '@usagewire/core'
+export type { UsageRecord, UsagewireOptions, RouteRule, Logger, Dialect, Sink } from '@usagewire/core'
 
 /** The shape of an Express (4 or 5) middleware, without depending on Express's types. */
-export type UsagewireMiddleware = (
-  req: IncomingMessage & { originalUrl?: string },
+export type UsagewireMiddleware = ((
+  req: IncomingMessage & { originalUrl?: string; body?: unknown },
   res: ServerResponse,
   next: (error?: unknown) => void,
-) => void
+) => void) & {
+  /** Records delivered and sink failures so far. */
+  readonly stats: Readonly<{ records: number; failures: number }>
+}
 
 /**
  * Express middleware: every LLM response that passes through it leaves with complete, consistent usage,
@@ -20,15 +24,21 @@ export type UsagewireMiddleware = (
  */
 export function usagewire(options: UsagewireOptions = {}): UsagewireMiddleware {
   const intercept = createInterceptor(options)
-  return function usagewireMiddleware(req, res, next) {
+  const middleware = function usagewireMiddleware(
+    req: IncomingMessage & { originalUrl?: string; body?: unknown },
+    res: ServerResponse,
+    next: (error?: unknown) => void,
+  ) {
     try {
-      // originalUrl keeps the mount path Express strips from req.url, so routes match the full path.
-      intercept(req, res, req.originalUrl ?? req.url)
+      // originalUrl keeps the mount path Express strips from req.url, so routes match the full path; a
+      // body parsed before this middleware tells the model and whether a stream was asked for.
+      intercept(req, res, req.originalUrl ?? req.url, req.body)
     } catch (error) {
       options.logger?.warn(`usagewire: could not wrap the response: ${(error as Error).message}`)
     }
     next()
   }
+  return Object.assign(middleware, { stats: intercept.meter.stats })
 }
 
 export default usagewire

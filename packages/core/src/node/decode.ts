@@ -22,3 +22,6 @@ export function createDecoder(encoding: string): Transform | undefined {
       return undefined
   }
 }
+
+/** The content encodings `createDecoder` handles. */
+export const NODE_DECODERS: readonly string[] = ['gzip', 'x-gzip', 'deflate', 'br']

@@ -1,36 +1,43 @@
-import { randomUUID } from 'node:crypto'
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http'
-import { performance } from 'node:perf_hooks'
 import type { Transform } from 'node:stream'
-import { DIALECTS } from '../dialects/index.js'
-import { createProcessor, type Processor, type ProcessorResult } from '../processor.js'
-import { buildRecord } from '../record.js'
-import { matchRoute, routeOf, type RouteRule, type UsagewireOptions } from '../routes.js'
-import { createDecoder } from './decode.js'
+import type { Exchange, HeadDecision } from '../exchange.js'
+import { createMeter, type Meter } from '../meter.js'
+import type { UsagewireOptions } from '../options.js'
+import { createDecoder, NODE_DECODERS } from './decode.js'
 
 type Chunk = string | Uint8Array
 type Callback = (error?: Error | null) => void
 type Loose<R> = (...args: unknown[]) => R
 
-/** What the adapters share: decide per request whether a response is an LLM response, and rewrite it. */
+/** Wraps `res` of an LLM request so its response leaves with complete, consistent usage. */
 export interface Interceptor {
   /**
-   * Wraps `res` so the LLM response it will carry leaves with complete, consistent usage. `url` is the
-   * request path as the client sent it (e.g. Express's `req.originalUrl`). Returns false, having touched
-   * nothing, when the path is not an LLM endpoint.
+   * `url` is the request path as the client sent it (e.g. Express's `req.originalUrl`); `body` the parsed
+   * request body when the framework has one. Returns the Exchange, or undefined, having touched nothing,
+   * when the request is not an LLM request.
    */
-  (req: IncomingMessage, res: ServerResponse, url?: string): boolean
+  (req: IncomingMessage, res: ServerResponse, url?: string, body?: unknown): Exchange | undefined
+  readonly meter: Meter
+}
+
+/** A Node interceptor for every response of a server or framework built on node:http. */
+export function createInterceptor(options: UsagewireOptions | Meter = {}): Interceptor {
+  const meter = 'begin' in options ? options : createMeter(options)
+  const intercept = (req: IncomingMessage, res: ServerResponse, url = req.url ?? '/', body?: unknown) => {
+    const exchange = meter.begin({
+      method: req.method ?? 'GET',
+      url,
+      body,
+      headers: (name) => req.headers[name],
+    })
+    if (exchange) interceptResponse(exchange, res)
+    return exchange
+  }
+  return Object.assign(intercept, { meter })
 }
 
 const toBuffer = (chunk: Chunk, encoding?: BufferEncoding): Buffer =>
   typeof chunk === 'string' ? Buffer.from(chunk, encoding) : Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk)
-
-const since = (start: number): number => Math.round((performance.now() - start) * 100) / 100
-
-function header(res: ServerResponse, name: string): string {
-  const value = res.getHeader(name)
-  return Array.isArray(value) ? value.join(', ') : value === undefined ? '' : String(value)
-}
 
 /** `writeHead(status, [reason], [headers])` moved onto `res`, so every decision reads one set of headers. */
 function adoptHeadArgs(res: ServerResponse, args: unknown[]): string | undefined {
@@ -52,91 +59,58 @@ function adoptHeadArgs(res: ServerResponse, args: unknown[]): string | undefined
   return reason
 }
 
-/** Options are checked once, when the middleware is created: a mistake there is the developer's to see. */
-function validate(options: UsagewireOptions): void {
-  const { onUsage, routes, maxEventBytes, logger } = options
-  if (onUsage !== undefined && typeof onUsage !== 'function')
-    throw new TypeError('usagewire: onUsage must be a function')
-  if (maxEventBytes !== undefined && !(Number.isInteger(maxEventBytes) && maxEventBytes > 0)) {
-    throw new TypeError('usagewire: maxEventBytes must be a positive integer')
-  }
-  if (logger !== undefined && typeof logger?.warn !== 'function')
-    throw new TypeError('usagewire: logger must have warn()')
-  if (routes === undefined) return
-  if (!Array.isArray(routes)) throw new TypeError('usagewire: routes must be an array of { path, dialect? }')
-  for (const rule of routes) {
-    if (typeof rule?.path !== 'string' && !(rule?.path instanceof RegExp)) {
-      throw new TypeError('usagewire: each route needs a path (a string suffix or a RegExp)')
-    }
-    if (rule.dialect !== undefined && !DIALECTS.includes(rule.dialect)) {
-      throw new TypeError(`usagewire: unknown dialect "${String(rule.dialect)}" (one of ${DIALECTS.join(', ')})`)
-    }
-  }
-}
-
-export function createInterceptor(options: UsagewireOptions = {}): Interceptor {
-  validate(options)
-  const rules: readonly RouteRule[] | undefined = options.routes
-  return function intercept(req, res, url = req.url ?? '/') {
-    const route = routeOf(url)
-    const rule = matchRoute(route, rules)
-    if (!rule) return false
-    // The interception lives on through the methods it installs on `res` and its listeners.
-    new Interception(req, res, route, rule, options)
-    return true
-  }
+/** Connects `res` to `exchange`: the response is patched until its head shows whether it is ours. */
+export function interceptResponse(exchange: Exchange, res: ServerResponse): void {
+  // The interception lives on through the methods it installs on `res` and its listeners.
+  new Interception(exchange, res)
 }
 
 /**
  * One intercepted response. Like `compression()`, it decides at the first write, from the headers,
- * whether the response is one to rewrite; when it is not, it puts the original methods back and gets
- * out of the way. A class, not a bundle of closures: one is made per LLM request.
+ * whether the response is one to rewrite (the Exchange decides; this only carries it out); when it is
+ * not, it puts the original methods back and gets out of the way. A class, not a bundle of closures: one
+ * is made per LLM request.
  */
 class Interception {
-  private readonly started = performance.now()
-  private firstByteMs: number | null = null
-  private processor: Processor | undefined
   private decoder: Transform | undefined
-  private decoding = '' // the content-encoding being decoded
+  private decision: HeadDecision | undefined
   private holdHead = false // JSON and decoded bodies: the head waits for the new length and encoding
   private headArgs: [number, string | undefined] | undefined
   private headSent = false
   private sse = false
-  private decided = false
   private active = false
   private writerEnded = false // the writer called end()
   private finished = false // we ended the response
   private raw = false // from now on the body leaves exactly as the upstream encoded it
+  private destroyedBy: string | undefined // the gateway destroyed the response before its end
   private endCallback: Callback | undefined
   // Encoded input kept until the first decoded byte leaves, so a body that fails to decode can still
   // go out exactly as it came.
   private encodedHeld: Buffer[] | undefined = []
-  private passthroughReason: string | undefined
-  private reported = false
   private readonly writeHead: Loose<ServerResponse>
   private readonly write: Loose<boolean>
   private readonly end: Loose<ServerResponse>
   private readonly flushHeaders: () => void
+  private readonly destroy: Loose<ServerResponse>
 
   constructor(
-    private readonly req: IncomingMessage,
+    private readonly exchange: Exchange,
     private readonly res: ServerResponse,
-    private readonly route: string,
-    private readonly rule: RouteRule,
-    private readonly options: UsagewireOptions,
   ) {
     this.writeHead = res.writeHead as Loose<ServerResponse>
     this.write = res.write as Loose<boolean>
     this.end = res.end as Loose<ServerResponse>
     this.flushHeaders = res.flushHeaders
+    this.destroy = res.destroy as Loose<ServerResponse>
     res.writeHead = ((...args: unknown[]) => this.onWriteHead(args)) as ServerResponse['writeHead']
     res.flushHeaders = () => this.onFlushHeaders()
     res.write = ((chunk: Chunk, encoding?: unknown, callback?: unknown) =>
       this.onWrite(chunk, encoding, callback)) as ServerResponse['write']
     res.end = ((chunk?: unknown, encoding?: unknown, callback?: unknown) =>
       this.onEnd(chunk, encoding, callback)) as ServerResponse['end']
-    res.once('finish', () => this.report(false))
-    res.once('close', () => this.report(!res.writableFinished))
+    res.destroy = ((error?: Error) => this.onDestroy(error)) as ServerResponse['destroy']
+    res.once('finish', () => this.report())
+    res.once('close', () => this.report())
   }
 
   private restore(): void {
@@ -148,41 +122,32 @@ class Interception {
   }
 
   private decide(): void {
-    if (this.decided) return
-    this.decided = true
-    const { req, res } = this
-    const status = res.statusCode
-    const contentType = header(res, 'content-type')
-    const encoding = header(res, 'content-encoding').trim().toLowerCase()
-    if (req.method === 'HEAD' || status === 204 || status === 304) {
-      this.reported = true // nothing was generated, nothing to record
-      return this.restore()
-    }
-    // An error body is read too (it carries no usage, so it leaves as it came): the record then names
-    // the upstream's error type, not just its status.
-    this.sse = contentType.toLowerCase().startsWith('text/event-stream')
-    if (!this.sse && !/json/i.test(contentType)) {
-      this.passthroughReason = `content-type "${contentType}" is not a body usagewire reads`
-      return this.restore()
-    }
-    if (encoding && encoding !== 'identity') {
-      this.decoder = createDecoder(encoding)
-      if (!this.decoder) {
-        this.passthroughReason = `content-encoding "${encoding}" is not one usagewire decodes`
-        return this.restore()
-      }
-      this.decoding = encoding
-    }
+    if (this.decision) return
+    const res = this.res
+    const decision = (this.decision = this.exchange.respond(
+      { status: res.statusCode, headers: (name) => res.getHeader(name) },
+      { decoders: NODE_DECODERS },
+    ))
+    if (!decision.read) return this.restore()
     this.active = true
-    this.processor = createProcessor({
-      dialect: this.rule.dialect,
-      path: this.route,
-      contentType,
-      maxEventBytes: this.options.maxEventBytes,
-    })
+    this.sse = decision.framing === 'sse'
+    if (decision.decode) {
+      this.decoder = createDecoder(decision.decode)!
+      this.wireDecoder(this.decoder)
+    }
     this.holdHead = !this.sse || this.decoder !== undefined
     if (this.sse) res.removeHeader('content-length')
-    if (this.decoder) this.wireDecoder(this.decoder)
+    // Node's own flags must stay true to what the writer did while the head or the end is held back.
+    if (this.holdHead) {
+      Object.defineProperty(res, 'headersSent', {
+        configurable: true,
+        get: () => this.headSent || this.headArgs !== undefined || res.writableEnded,
+      })
+    }
+    if (this.decoder) {
+      Object.defineProperty(res, 'writableEnded', { configurable: true, get: () => this.writerEnded || this.finished })
+    }
+    this.exchange.connect({ write: (chunks) => this.emit(chunks), end: () => this.endHeld() })
   }
 
   /** The head is due: written now, or held until the body's length and encoding are settled. */
@@ -201,6 +166,12 @@ class Interception {
     else this.writeHead.call(this.res, status, reason)
   }
 
+  /** The body leaves as the decoder produced it: the headers the Exchange named no longer hold. */
+  private decodedHead(): void {
+    if (!this.decision?.read) return
+    for (const name of this.decision.remove) this.res.removeHeader(name)
+  }
+
   /** Writes processor output to the client; returns what the socket said. */
   private emit(chunks: Uint8Array[]): boolean {
     const res = this.res
@@ -211,17 +182,14 @@ class Interception {
     for (const chunk of chunks) {
       if (chunk.length === 0) continue
       if (this.headArgs) {
-        // The body is leaving as it came (passthrough) or as the decoder produced it.
-        if (this.decoding) res.removeHeader('content-encoding')
-        if (this.decoding || res.hasHeader('transfer-encoding')) res.removeHeader('content-length')
+        if (this.decoder || res.hasHeader('transfer-encoding')) this.decodedHead()
         this.sendHead()
       }
-      this.firstByteMs ??= since(this.started)
       ok = this.write.call(res, chunk) && ok
     }
     if (cork) res.uncork()
     const flush = (res as { flush?: () => void }).flush
-    // `compression()` buffers in its zlib window until flushed: SSE must leave per event (PEERS.md §2 row 50).
+    // `compression()` buffers in its zlib window until flushed: SSE must leave per event (docs/transport.md).
     if (this.sse && chunks.length > 0 && typeof flush === 'function') flush.call(res)
     return ok
   }
@@ -232,7 +200,7 @@ class Interception {
    */
   private sendEncoded(reason: string): boolean {
     if (this.headSent || !this.encodedHeld) return false
-    this.processor!.passthrough(reason)
+    this.exchange.passthrough(reason)
     this.raw = true
     this.sendHead()
     for (const chunk of this.encodedHeld) this.write.call(this.res, chunk)
@@ -246,17 +214,31 @@ class Interception {
 
   private finish(callback?: Callback): void {
     if (this.finished) return
+    const { chunks, deferred } = this.exchange.end()
+    if (deferred) {
+      // A hold keeps the final usage event: what came before it leaves now, the rest with the release.
+      this.endCallback = callback
+      this.emit(chunks)
+      return
+    }
+    this.complete(chunks, callback)
+  }
+
+  private endHeld(): void {
+    this.complete([], this.endCallback)
+  }
+
+  private complete(rest: Uint8Array[], callback?: Callback): void {
+    if (this.finished) return
     const res = this.res
-    const processor = this.processor!
-    const rest = processor.end()
-    const failed = processor.result().passthrough
+    const failed = this.exchange.result()?.passthrough
     if (this.decoder && failed && this.sendEncoded(failed.reason)) return
     this.finished = true
     if (this.headArgs) {
       const length = rest.reduce((n, c) => n + c.length, 0)
-      if (this.decoding) res.removeHeader('content-encoding')
+      this.decodedHead()
       if (!res.hasHeader('transfer-encoding')) res.setHeader('content-length', length)
-      if (processor.result().corrections.length > 0) res.removeHeader('etag') // the body is not the one it tagged
+      if ((this.exchange.result()?.corrections.length ?? 0) > 0) res.removeHeader('etag') // not the body it tagged
       this.sendHead()
     }
     this.emit(rest)
@@ -266,7 +248,8 @@ class Interception {
   private wireDecoder(stream: Transform): void {
     const res = this.res
     stream.on('data', (data: Buffer) => {
-      if (!this.emit(this.processor!.push(data))) {
+      if (this.finished || this.raw) return
+      if (!this.emit(this.exchange.push(data))) {
         stream.pause()
         res.once('drain', () => stream.resume())
       }
@@ -275,11 +258,10 @@ class Interception {
     stream.on('drain', () => res.emit('drain'))
     stream.on('error', (error: Error) => {
       if (this.finished || this.raw) return
-      this.options.logger?.warn(`usagewire: ${this.decoding} decoding failed on ${this.route}: ${error.message}`)
-      const reason = `content-encoding ${this.decoding}: ${error.message}`
+      const reason = `content-encoding ${this.decision?.read ? this.decision.decode : ''}: ${error.message}`
       if (this.sendEncoded(reason)) return
       // Decoded bytes already left: end with what was decoded; the upstream's body was broken anyway.
-      this.emit(this.processor!.passthrough(reason))
+      this.emit(this.exchange.passthrough(reason))
       this.finish(this.endCallback)
     })
     stream.on('end', () => this.finish(this.endCallback))
@@ -307,8 +289,14 @@ class Interception {
   private onWrite(chunk: Chunk, encoding: unknown, callback: unknown): boolean {
     this.decide()
     const res = this.res
-    if (!this.active || this.finished || this.raw) return this.write.call(res, chunk, encoding, callback)
+    if (!this.active || this.raw) return this.write.call(res, chunk, encoding, callback)
     const cb = (typeof encoding === 'function' ? encoding : callback) as Callback | undefined
+    if (this.writerEnded || this.finished) {
+      // Node's answer to a write after end: an error to the callback and the 'error' event, not a crash here.
+      const error = Object.assign(new Error('write after end'), { code: 'ERR_STREAM_WRITE_AFTER_END' })
+      if (cb) process.nextTick(cb, error)
+      return false
+    }
     this.headDue()
     const data = toBuffer(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : undefined)
     if (this.decoder) {
@@ -316,7 +304,7 @@ class Interception {
       else this.encodedHeld = undefined
       return this.decoder.write(data, cb)
     }
-    const ok = this.emit(this.processor!.push(data))
+    const ok = this.emit(this.exchange.push(data))
     if (cb) process.nextTick(cb)
     return ok && !res.writableNeedDrain
   }
@@ -324,64 +312,45 @@ class Interception {
   private onEnd(chunk: unknown, encoding: unknown, callback: unknown): ServerResponse {
     this.decide()
     const res = this.res
-    if (!this.active || this.finished || this.writerEnded || this.raw) {
-      return this.end.call(res, chunk, encoding, callback)
-    }
+    if (!this.active || this.raw) return this.end.call(res, chunk, encoding, callback)
     if (typeof chunk === 'function') [chunk, callback] = [undefined, chunk]
     if (typeof encoding === 'function') [encoding, callback] = [undefined, encoding]
+    if (this.writerEnded || this.finished) {
+      // A second end() is a no-op, as Node's own is: it must not cut the body still being decoded.
+      if (typeof callback === 'function') res.once('finish', () => (callback as Callback)())
+      return res
+    }
     this.headDue()
     const data = chunk == null ? undefined : toBuffer(chunk as Chunk, encoding as BufferEncoding | undefined)
+    this.writerEnded = true
     if (this.decoder) {
       this.endCallback = callback as Callback | undefined
       if (data && this.encodedHeld && !this.headSent) this.encodedHeld.push(data)
-      this.writerEnded = true
       this.decoder.end(data)
       return res
     }
-    if (data) this.emit(this.processor!.push(data))
+    if (data) this.emit(this.exchange.push(data))
     this.finish(callback as Callback | undefined)
     return res
   }
 
-  private report(aborted: boolean): void {
-    if (this.reported) return
-    this.reported = true
-    const { req, res, options } = this
-    const result: ProcessorResult = this.processor?.result() ?? {
-      dialect: this.rule.dialect ?? 'unknown',
-      model: null,
-      streaming: this.sse,
-      usage: {},
-      sources: {},
-      final: false,
-      corrections: [],
-      error: undefined,
-      passthrough: this.passthroughReason ? { reason: this.passthroughReason, atByte: 0 } : undefined,
+  private onDestroy(error?: Error): ServerResponse {
+    if (!this.res.writableFinished) {
+      this.destroyedBy = error ? `response destroyed: ${error.message}` : 'response destroyed before its end'
     }
-    const id =
-      header(res, 'request-id') ||
-      header(res, 'x-request-id') ||
-      String(req.headers['x-request-id'] ?? '') ||
-      randomUUID()
-    const record = buildRecord(result, {
-      id,
-      route: this.route,
-      method: req.method ?? 'GET',
-      httpStatus: res.statusCode,
-      aborted,
-      firstByteMs: this.firstByteMs,
-      totalMs: since(this.started),
-    })
-    if (record.passthrough) {
-      options.logger?.warn(
-        `usagewire: ${this.route} left untouched from byte ${record.passthrough.atByte}: ${record.passthrough.reason}`,
-      )
+    return this.destroy.call(this.res, error)
+  }
+
+  private report(): void {
+    const res = this.res
+    res.destroy = this.destroy as ServerResponse['destroy']
+    if (this.decision?.read) {
+      // The flags go back to Node's own once the response is over.
+      delete (res as { headersSent?: boolean }).headersSent
+      delete (res as { writableEnded?: boolean }).writableEnded
     }
-    if (!options.onUsage) return
-    try {
-      options.onUsage(record)
-    } catch (error) {
-      options.logger?.warn(`usagewire: onUsage threw: ${(error as Error).message}`)
-    }
+    if (res.writableFinished) this.exchange.finish({ kind: 'end' })
+    else if (this.destroyedBy) this.exchange.finish({ kind: 'cut', reason: this.destroyedBy })
+    else this.exchange.finish({ kind: 'abort' })
   }
 }

@@ -1,0 +1,168 @@
+import { describe, expect, it } from 'vitest'
+import { createMeter } from './meter.js'
+import type { UsageRecord } from './record.js'
+
+const SSE = (name: string) => (name === 'content-type' ? 'text/event-stream' : undefined)
+const start = (input: number) =>
+  `event: message_start\ndata: {"type":"message_start","message":{"model":"m","usage":{"input_tokens":${input},"output_tokens":1}}}\n\n`
+const delta = (input: number, output: number) =>
+  `event: message_delta\ndata: {"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"input_tokens":${input},"output_tokens":${output}}}\n\n`
+const text =
+  'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"hi"}}\n\n'
+
+function setup(options: Parameters<typeof createMeter>[0] = {}) {
+  const records: UsageRecord[] = []
+  const meter = createMeter({ ...options, onUsage: (r) => records.push(r) })
+  return { meter, records }
+}
+
+describe('the Exchange', () => {
+  it('is begun only for LLM requests: not for other paths, nor for OPTIONS or HEAD', () => {
+    const { meter } = setup()
+    expect(meter.begin({ method: 'POST', url: '/v1/models' })).toBeUndefined()
+    expect(meter.begin({ method: 'OPTIONS', url: '/v1/messages' })).toBeUndefined()
+    expect(meter.begin({ method: 'HEAD', url: '/v1/messages' })).toBeUndefined()
+    expect(meter.begin({ method: 'POST', url: '/V1/Messages?beta=true' })?.dialect?.id).toBe('anthropic-messages')
+  })
+
+  it('takes the model and the stream flag from the request body when the adapter has it', () => {
+    const { meter, records } = setup()
+    const exchange = meter.begin({ method: 'POST', url: '/v1/messages', body: { model: 'claude-x', stream: true } })!
+    exchange.respond(
+      { status: 500, headers: (n) => (n === 'content-type' ? 'application/json' : undefined) },
+      { decoders: [] },
+    )
+    exchange.push(Buffer.from('{"type":"error","error":{"type":"api_error","message":"boom"}}'))
+    exchange.end()
+    exchange.finish({ kind: 'end' })
+    expect(records[0]).toMatchObject({
+      model: 'claude-x',
+      streaming: true,
+      status: 'upstream_error',
+      error: 'api_error',
+    })
+  })
+
+  it('finishes into exactly one record, whatever calls finish later', () => {
+    const { meter, records } = setup()
+    const exchange = meter.begin({ method: 'POST', url: '/v1/messages' })!
+    exchange.respond({ status: 200, headers: SSE }, { decoders: [] })
+    exchange.push(Buffer.from(start(5) + delta(5, 9)))
+    exchange.end()
+    const first = exchange.finish({ kind: 'end' })
+    expect(exchange.finish({ kind: 'abort' })).toBe(first)
+    expect(records).toHaveLength(1)
+    expect(records[0]!.status).toBe('complete')
+  })
+
+  it('a stream that ends before its stop reason is incomplete', () => {
+    const { meter, records } = setup()
+    const exchange = meter.begin({ method: 'POST', url: '/v1/messages' })!
+    exchange.respond({ status: 200, headers: SSE }, { decoders: [] })
+    exchange.push(Buffer.from(start(5) + text))
+    exchange.end()
+    exchange.finish({ kind: 'end' })
+    expect(records[0]).toMatchObject({
+      status: 'incomplete',
+      final: false,
+      error: expect.stringMatching(/ended before/),
+    })
+  })
+
+  it('a 204 yields no record; an unread content type yields a passthrough record', () => {
+    const { meter, records } = setup()
+    const a = meter.begin({ method: 'POST', url: '/v1/messages' })!
+    expect(a.respond({ status: 204, headers: () => undefined }, { decoders: [] })).toEqual({ read: false })
+    expect(a.finish({ kind: 'end' })).toBeUndefined()
+    const b = meter.begin({ method: 'POST', url: '/v1/messages' })!
+    b.respond({ status: 200, headers: (n) => (n === 'content-type' ? 'text/html' : undefined) }, { decoders: [] })
+    b.finish({ kind: 'end' })
+    expect(records).toHaveLength(1)
+    expect(records[0]).toMatchObject({
+      status: 'passthrough',
+      passthrough: { reason: expect.stringMatching(/text\/html/) },
+    })
+  })
+
+  it('refuses an encoding its carrier cannot decode, and leaves that body alone', () => {
+    const { meter } = setup()
+    const exchange = meter.begin({ method: 'POST', url: '/v1/messages' })!
+    const decision = exchange.respond(
+      { status: 200, headers: (n) => ({ 'content-type': 'text/event-stream', 'content-encoding': 'zstd' })[n] },
+      { decoders: ['gzip'] },
+    )
+    expect(decision).toEqual({ read: false })
+    expect(exchange.finish({ kind: 'end' })?.passthrough?.reason).toMatch(/zstd/)
+  })
+})
+
+describe('hold points', () => {
+  it('a final usage event waits for a truer source, then leaves with its numbers', () => {
+    const { meter, records } = setup()
+    const exchange = meter.begin({ method: 'POST', url: '/v1/messages' })!
+    const hold = exchange.hold(10_000)
+    exchange.respond({ status: 200, headers: SSE }, { decoders: [] })
+    const out: Uint8Array[] = []
+    let ended = false
+    exchange.connect({ write: (chunks) => out.push(...chunks), end: () => (ended = true) })
+    out.push(
+      ...exchange.push(
+        Buffer.from(start(0) + text + delta(0, 3) + 'event: message_stop\ndata: {"type":"message_stop"}\n\n'),
+      ),
+    )
+    // Everything up to the final message_delta left; the delta and what follows wait.
+    expect(Buffer.concat(out).toString()).toBe(start(0) + text)
+    const end = exchange.end()
+    expect(end.deferred).toBe(true)
+    exchange.ledger.observe('tap', { input: 1234, output: 77 }, { input: 'tap', output: 'tap' })
+    hold.release()
+    expect(ended).toBe(true)
+    const sent = Buffer.concat(out).toString()
+    expect(sent).toContain('"usage":{"input_tokens":1234,"output_tokens":77}')
+    expect(sent.endsWith('event: message_stop\ndata: {"type":"message_stop"}\n\n')).toBe(true)
+    exchange.finish({ kind: 'end' })
+    expect(records[0]).toMatchObject({ status: 'complete', final: true, usage: { input: 1234, output: 77 } })
+    expect(records[0]!.sources.input).toBe('tap')
+  })
+
+  it('is bounded: the held event leaves when the wait runs out', async () => {
+    const { meter } = setup()
+    const exchange = meter.begin({ method: 'POST', url: '/v1/messages' })!
+    exchange.hold(20)
+    exchange.respond({ status: 200, headers: SSE }, { decoders: [] })
+    const out: Uint8Array[] = []
+    exchange.connect({ write: (chunks) => out.push(...chunks), end: () => {} })
+    out.push(...exchange.push(Buffer.from(start(5) + delta(5, 3))))
+    expect(Buffer.concat(out).toString()).toBe(start(5))
+    await new Promise((r) => setTimeout(r, 60))
+    expect(Buffer.concat(out).toString()).toBe(start(5) + delta(5, 3))
+  })
+})
+
+describe('sinks', () => {
+  it('a throwing or rejecting sink is logged and counted; the others still get the record', async () => {
+    const warnings: string[] = []
+    const got: string[] = []
+    const { meter } = setup({
+      logger: { warn: (m) => warnings.push(m) },
+      sinks: [
+        () => {
+          throw new Error('sync boom')
+        },
+        async () => {
+          throw new Error('async boom')
+        },
+        { name: 'ledger', write: (r: UsageRecord) => void got.push(r.id) },
+      ],
+    })
+    const exchange = meter.begin({ method: 'POST', url: '/v1/messages' })!
+    exchange.respond({ status: 200, headers: SSE }, { decoders: [] })
+    exchange.push(Buffer.from(start(5) + delta(5, 3)))
+    exchange.end()
+    exchange.finish({ kind: 'end' })
+    await new Promise((r) => setTimeout(r, 0))
+    expect(got).toHaveLength(1)
+    expect(meter.stats).toEqual({ records: 1, failures: 2 })
+    expect(warnings.filter((w) => /sink/.test(w))).toHaveLength(2)
+  })
+})

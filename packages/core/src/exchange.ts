@@ -1,0 +1,345 @@
+import type { DialectSpec } from './dialects/types.js'
+import { framingFor, isStreaming, type FramingKind } from './framing/index.js'
+import { Ledger } from './ledger.js'
+import { warn, type Logger } from './log.js'
+import { createProcessor, DEFAULT_MAX_EVENT_BYTES, type Processor, type ProcessorResult } from './processor.js'
+import type { RecordUsage, UsageRecord, UsageStatus } from './record.js'
+import type { Sinks } from './sinks.js'
+import { isObject } from './usage.js'
+
+/** A header lookup: Node's `res.getHeader`, a Fetch `Headers#get`, Koa's `ctx.response.get`. */
+export type HeaderLookup = (name: string) => string | number | readonly string[] | null | undefined
+
+/** What an adapter knows about the request when it begins an Exchange. */
+export interface RequestInfo {
+  method: string
+  /** The path as the client sent it (a query string is ignored). */
+  url: string
+  headers?: HeaderLookup
+  /** The parsed request body, when the framework has one (`express.json()`, Fastify, koa-bodyparser). */
+  body?: unknown
+}
+
+/** The response head as the adapter sees it, before any of it is sent. */
+export interface ResponseHead {
+  status: number
+  headers: HeaderLookup
+}
+
+/** What the response's carrier can do, so the decision at the head is one it can carry out. */
+export interface Carrier {
+  /** Content encodings the carrier can decode (`gzip`, `deflate`, `br`). */
+  decoders: readonly string[]
+}
+
+/** The decision at the response head (docs/architecture.md#the-exchange). */
+export type HeadDecision =
+  | { read: false }
+  | {
+      read: true
+      framing: FramingKind
+      /** The content-encoding to decode before reading; the body then leaves decoded (identity). */
+      decode: string | undefined
+      /** Headers that no longer hold for the body that leaves: remove them before the head is sent. */
+      remove: readonly string[]
+    }
+
+/** How the body ended, as the carrier saw it. */
+export type Outcome =
+  /** The body ended as the writer ended it. */
+  | { kind: 'end' }
+  /** The client went away before the body ended. */
+  | { kind: 'abort' }
+  /** The gateway's side cut the body (an upstream reset, the response destroyed by the gateway). */
+  | { kind: 'cut'; reason: string }
+
+/** A bounded wait for a truer source before a final usage event leaves (docs/architecture.md#hold-points). */
+export interface Hold {
+  release(): void
+}
+
+/** Where an Exchange sends bytes it released after a hold. */
+export interface Port {
+  write(chunks: Uint8Array[]): void
+  /** The body's end was deferred by a hold and is due now. */
+  end(): void
+}
+
+/** What an Exchange shares with every other one of the same middleware. */
+export interface ExchangeContext {
+  sinks: Sinks
+  logger: Logger | undefined
+  maxEventBytes: number | undefined
+}
+
+const since = (start: number): number => Math.round((performance.now() - start) * 100) / 100
+
+const text = (value: ReturnType<HeaderLookup>): string =>
+  value === undefined || value === null ? '' : Array.isArray(value) ? value.join(', ') : String(value)
+
+const RECORD_FIELDS = ['input', 'cacheRead', 'cacheWrite', 'output', 'reasoning'] as const
+
+/** Request facts read from a parsed request body: model, whether a stream was asked for. */
+function requestFacts(body: unknown): { model: string | undefined; stream: boolean | undefined } {
+  if (!isObject(body)) return { model: undefined, stream: undefined }
+  return {
+    model: typeof body.model === 'string' ? body.model : undefined,
+    stream: typeof body.stream === 'boolean' ? body.stream : undefined,
+  }
+}
+
+/**
+ * One LLM request, from its head to its record (docs/architecture.md#the-exchange). It owns the request
+ * facts, the ledger every source writes to, the decision at the response head, the client-facing
+ * processor and its hold points, and finishing into exactly one record handed to every sink. Adapters
+ * connect their framework's response to it; nothing else builds records or owns a ledger.
+ */
+export class Exchange {
+  readonly ledger = new Ledger()
+  readonly method: string
+  /** The request path without its query string. */
+  readonly route: string
+  /** The model and `stream` flag the request asked for, when the adapter saw its body. */
+  readonly requested: { model: string | undefined; stream: boolean | undefined }
+  private readonly started = performance.now()
+  private firstByteMs: number | null = null
+  private processor: Processor | undefined
+  private framing: FramingKind | undefined
+  private status = 0
+  private responseHeaders: HeaderLookup | undefined
+  private notRead: string | undefined
+  private ignored = false
+  private holds = 0
+  private port: Port | undefined
+  private finished: UsageRecord | undefined | null = null
+
+  constructor(
+    private readonly request: RequestInfo,
+    route: string,
+    /** The dialect the route names; the body may show another. */
+    readonly dialect: DialectSpec | undefined,
+    private readonly context: ExchangeContext,
+  ) {
+    this.method = request.method
+    this.route = route
+    this.requested = requestFacts(request.body)
+  }
+
+  // ---- the response head --------------------------------------------------------------------------
+
+  /**
+   * Decides, once, from the response head, whether the body is one to read; what framing, what decoding
+   * and which headers change. A response that is not read is left alone and still yields its record
+   * (unless it cannot carry an LLM answer: a 204, a 304).
+   */
+  respond(head: ResponseHead, carrier: Carrier): HeadDecision {
+    this.status = head.status
+    this.responseHeaders = head.headers
+    if (head.status === 204 || head.status === 304 || (head.status >= 100 && head.status < 200)) {
+      this.ignored = true // nothing was generated, nothing to record
+      return { read: false }
+    }
+    const contentType = text(head.headers('content-type'))
+    const framing = framingFor(contentType)
+    if (!framing) {
+      this.notRead = `content-type "${contentType}" is not a body usagewire reads`
+      return { read: false }
+    }
+    const encoding = text(head.headers('content-encoding')).trim().toLowerCase()
+    const decode = encoding && encoding !== 'identity' ? encoding : undefined
+    if (decode && !carrier.decoders.includes(decode)) {
+      this.notRead = `content-encoding "${encoding}" is not one usagewire decodes`
+      return { read: false }
+    }
+    this.framing = framing
+    this.processor = createProcessor({
+      framing,
+      dialect: this.dialect,
+      maxEventBytes: this.context.maxEventBytes ?? DEFAULT_MAX_EVENT_BYTES,
+      ledger: this.ledger,
+      hold: () => this.holds > 0,
+    })
+    // A stream's length is not known ahead, nor a rewritten body's; a decoded body leaves as identity.
+    const remove = ['content-length']
+    if (decode) remove.push('content-encoding')
+    return { read: true, framing, decode, remove }
+  }
+
+  /** True when the response head was decided and the body is being read. */
+  get reading(): boolean {
+    return this.processor !== undefined
+  }
+
+  // ---- the body -----------------------------------------------------------------------------------
+
+  /** Bytes of the (decoded) body in; the bytes to send now out. */
+  push(chunk: Uint8Array): Uint8Array[] {
+    const out = this.processor!.push(chunk)
+    if (this.firstByteMs === null && out.length > 0) this.firstByteMs = since(this.started)
+    return out
+  }
+
+  /**
+   * The body ended; returns its last bytes. When `deferred` is true a hold keeps the end: the rest and
+   * the end come through the port given here.
+   */
+  end(port?: Port): { chunks: Uint8Array[]; deferred: boolean } {
+    const processor = this.processor!
+    const chunks = processor.end()
+    if (processor.holding) {
+      if (port) this.port = port
+      return { chunks, deferred: true }
+    }
+    return { chunks, deferred: false }
+  }
+
+  /** From now on every byte passes untouched, for `reason`; returns the bytes the processor held. */
+  passthrough(reason: string): Uint8Array[] {
+    if (!this.processor) {
+      this.notRead ??= reason
+      return []
+    }
+    return this.processor.passthrough(reason)
+  }
+
+  /** The bytes the processor holds for a hold point; released through `port` (see `end`). */
+  connect(port: Port): void {
+    this.port = port
+  }
+
+  /** Notes that the first byte of a response that is not read left (for its timing). */
+  sent(): void {
+    if (this.firstByteMs === null) this.firstByteMs = since(this.started)
+  }
+
+  /** The result of reading so far (tests, the inspect CLI). */
+  result(): ProcessorResult | undefined {
+    return this.processor?.result()
+  }
+
+  // ---- hold points --------------------------------------------------------------------------------
+
+  /**
+   * A truer source (the upstream tap, a sidecar's provider side) is on its way: the final usage event
+   * may wait for it, at most `maxMs`. Call before the response head; `release()` when the source has
+   * written to the ledger (or failed).
+   */
+  hold(maxMs = 250): Hold {
+    this.holds++
+    let released = false
+    const timer = setTimeout(() => release(), maxMs)
+    timer.unref?.()
+    const release = (): void => {
+      if (released) return
+      released = true
+      clearTimeout(timer)
+      if (--this.holds === 0) this.releaseHeld()
+    }
+    return { release }
+  }
+
+  private releaseHeld(): void {
+    const processor = this.processor
+    if (!processor?.holding) return
+    const { chunks, ended } = processor.release()
+    const port = this.port
+    if (!port) return
+    try {
+      if (chunks.length > 0) port.write(chunks)
+      if (ended) port.end()
+    } catch (error) {
+      this.warn(`could not send the held bytes: ${(error as Error).message}`)
+    }
+  }
+
+  // ---- the record ---------------------------------------------------------------------------------
+
+  /**
+   * Finishes the exchange into its record, exactly once, and hands it to every sink. Returns the record
+   * (undefined for a response that cannot carry an LLM answer); later calls return the first result.
+   */
+  finish(outcome: Outcome): UsageRecord | undefined {
+    if (this.finished !== null) return this.finished
+    if (this.ignored) return (this.finished = undefined)
+    const record = this.build(outcome)
+    this.finished = record
+    if (record.passthrough) {
+      this.warn(`${this.route} left untouched from byte ${record.passthrough.atByte}: ${record.passthrough.reason}`)
+    }
+    this.context.sinks.deliver(record)
+    return record
+  }
+
+  get record(): UsageRecord | undefined {
+    return this.finished ?? undefined
+  }
+
+  private build(outcome: Outcome): UsageRecord {
+    const result = this.processor?.result()
+    const usage: RecordUsage = { input: 0, cacheRead: 0, cacheWrite: 0, output: 0, reasoning: 0 }
+    const sources = {} as UsageRecord['sources']
+    const known = this.ledger.usage()
+    const from = this.ledger.sources()
+    for (const field of RECORD_FIELDS) {
+      usage[field] = known[field] ?? 0
+      sources[field] = from[field] ?? 'unknown'
+    }
+    for (const field of ['cacheWrite5m', 'cacheWrite1h'] as const) {
+      if (known[field] !== undefined) {
+        usage[field] = known[field]
+        sources[field] = from[field] ?? 'unknown'
+      }
+    }
+    const passthrough =
+      result?.passthrough ?? (this.notRead !== undefined ? { reason: this.notRead, atByte: 0 } : undefined)
+    const upstreamError = this.status >= 400 || result?.error !== undefined
+    const streaming = this.requested.stream ?? (this.framing !== undefined && isStreaming(this.framing))
+    const incomplete =
+      outcome.kind === 'cut' || (result !== undefined && result.streaming && !result.ended && !passthrough)
+    const status: UsageStatus =
+      outcome.kind === 'abort'
+        ? 'aborted'
+        : upstreamError
+          ? 'upstream_error'
+          : passthrough
+            ? 'passthrough'
+            : incomplete
+              ? 'incomplete'
+              : 'complete'
+    const record: UsageRecord = {
+      id: this.id(),
+      route: this.route,
+      method: this.method,
+      dialect: (result?.dialect ?? this.dialect?.id ?? 'unknown') as UsageRecord['dialect'],
+      model: result?.model ?? this.requested.model ?? null,
+      status,
+      httpStatus: this.status,
+      streaming,
+      usage,
+      sources,
+      final: result?.final ?? false,
+      corrections: result?.corrections ?? [],
+      timing: { firstByteMs: this.firstByteMs, totalMs: since(this.started) },
+    }
+    if (passthrough) record.passthrough = passthrough
+    if (upstreamError) record.error = result?.error ?? `HTTP ${this.status}`
+    else if (status === 'incomplete')
+      record.error = outcome.kind === 'cut' ? outcome.reason : 'the stream ended before the response did'
+    if (result && result.unrewritten.length > 0) record.unrewritten = result.unrewritten
+    return record
+  }
+
+  private id(): string {
+    const response = this.responseHeaders
+    return (
+      text(response?.('request-id')) ||
+      text(response?.('x-request-id')) ||
+      text(this.request.headers?.('x-request-id')) ||
+      globalThis.crypto.randomUUID()
+    )
+  }
+
+  private warn(message: string): void {
+    warn(this.context.logger, message)
+  }
+}

@@ -1,0 +1,13 @@
+/** Anything with `warn` (console, pino, winston): usagewire reports what it could not understand there. */
+export interface Logger {
+  warn(message: string): void
+}
+
+/** Tells `logger`, if any; a logger that throws is no reason to fail a response or a sink. */
+export function warn(logger: Logger | undefined, message: string): void {
+  try {
+    logger?.warn(`usagewire: ${message}`)
+  } catch {
+    // Nothing to do: the message is lost, the response is not.
+  }
+}

@@ -1,0 +1,1 @@
+export { inspect, type InspectOptions, type InspectResult } from './inspect.js'

@@ -1,0 +1,1 @@
+export { carryResponse, usageTransformStream, WEB_CARRIER } from './stream.js'
