@@ -62,7 +62,43 @@ export interface SseEvent extends DecodedEvent {
  * on half an event. Nothing in an SSE stream is beyond it (any line ends, any sizes), so it never stops
  * on its own and never calls `sink.stopped`.
  */
+/**
+ * Finds line ends in one buffer: the next LF and the next CR are each searched again only once passed,
+ * so every byte is searched once for each whatever the line ends, and a stream without CR costs one CR
+ * search per chunk.
+ */
+class LineEnds {
+  private buf: Buffer = Buffer.alloc(0)
+  private lf = -1
+  /** The CR found last (the buffer's length when there is none after the position asked). */
+  cr = -1
+
+  /** Starts on `buf`; `cr`, when known, is its first CR at or after the first position asked, else -1. */
+  on(buf: Buffer, cr: number): void {
+    this.buf = buf
+    this.lf = -1
+    this.cr = cr
+  }
+
+  /** The first line end (LF or CR) at or after `pos`, or the buffer's length. */
+  next(pos: number): number {
+    if (this.lf < pos) {
+      const i = this.buf.indexOf(LF, pos)
+      this.lf = i === -1 ? this.buf.length : i
+    }
+    if (this.cr < pos) {
+      const i = this.buf.indexOf(CR, pos)
+      this.cr = i === -1 ? this.buf.length : i
+    }
+    return this.lf < this.cr ? this.lf : this.cr
+  }
+}
+
 export class SseFramer implements Framer<SseEvent> {
+  // One per use: framing may hand an event to the sink, which decodes it, in the middle of a search.
+  private readonly frameEnds = new LineEnds()
+  private readonly streamEnds = new LineEnds()
+  private readonly decodeEnds = new LineEnds()
   readonly kind = 'sse' as const
   /** Set once `stop()` was called: every byte is then handed back as it comes. */
   stopped = false
@@ -193,23 +229,13 @@ export class SseFramer implements Framer<SseEvent> {
     let atLineStart = this.lineStart
     let headDone = this.headDone
     let headEnd = -1 // where the event's first line ended, when that was in this chunk
-    // The next LF and CR at or after `pos` (len: none). Each is searched again only once passed, so every
-    // byte is searched once for each; a stream without CR costs one CR search per chunk.
-    let lf = -1
-    if (cr === -1) cr = pos - 1
+    const ends = this.frameEnds
+    ends.on(chunk, cr)
     while (pos < len) {
-      if (lf < pos) {
-        lf = chunk.indexOf(LF, pos)
-        if (lf === -1) lf = len
-      }
-      if (cr < pos) {
-        cr = chunk.indexOf(CR, pos)
-        if (cr === -1) cr = len
-      }
-      const eol = lf < cr ? lf : cr
+      const eol = ends.next(pos)
       if (eol === len) break
       let next = eol + 1
-      if (eol === cr) {
+      if (eol === ends.cr) {
         if (next === len) this.afterCR = true
         else if (chunk[next] === LF) next++
       }
@@ -447,25 +473,17 @@ export class SseFramer implements Framer<SseEvent> {
     const len = buf.length
     const scanner = this.scanner
     let atLineStart = this.lineStart
-    let lf = -1
-    let cr = -1
+    const ends = this.streamEnds
+    ends.on(buf, -1)
     for (;;) {
-      if (lf < pos) {
-        lf = buf.indexOf(LF, pos)
-        if (lf === -1) lf = len
-      }
-      if (cr < pos) {
-        cr = buf.indexOf(CR, pos)
-        if (cr === -1) cr = len
-      }
-      const eol = lf < cr ? lf : cr
+      const eol = ends.next(pos)
       if (scanner !== undefined && eol > pos) this.feed(scanner, buf, pos, eol)
       if (eol === len) {
         this.lineStart = pos < len ? false : atLineStart
         return -1
       }
       let next = eol + 1
-      if (eol === cr) {
+      if (eol === ends.cr) {
         if (next === len) this.afterCR = true
         else if (buf[next] === LF) next++
       }
@@ -549,20 +567,12 @@ export class SseFramer implements Framer<SseEvent> {
     let firstLineEnd = 0
     let linesEnd = 0
     let pos = 0
-    let lf = -1
-    let cr = -1
+    const ends = this.decodeEnds
+    ends.on(v, -1)
     while (pos < n) {
-      if (lf < pos) {
-        lf = v.indexOf(LF, pos)
-        if (lf === -1) lf = n
-      }
-      if (cr < pos) {
-        cr = v.indexOf(CR, pos)
-        if (cr === -1) cr = n
-      }
-      const eol = lf < cr ? lf : cr
+      const eol = ends.next(pos)
       let next = eol + 1
-      if (eol === cr && v[next] === LF) next++
+      if (eol === ends.cr && v[next] === LF) next++
       const isData = isField(v, pos, eol, DATA_COLON)
       if (isData || isField(v, pos, eol, EVENT_COLON)) {
         const colon = pos + (isData ? 4 : 5)
