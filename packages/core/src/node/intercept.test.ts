@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import type { UsageRecord } from '../record.js'
 import type { RouteRule } from '../routes.js'
 import { createInterceptor } from './intercept.js'
+import { chatBody } from './test-bodies.js'
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void
 
@@ -46,14 +47,6 @@ const waitFor = async <T>(get: () => T | undefined): Promise<T> => {
   }
   throw new Error('timed out')
 }
-
-const chatBody = JSON.stringify({
-  id: 'c1',
-  object: 'chat.completion',
-  model: 'gpt-4o',
-  choices: [{ index: 0, message: { role: 'assistant', content: 'hé' }, finish_reason: 'stop' }],
-  usage: { prompt_tokens: 200, completion_tokens: 10, total_tokens: 1010, cache_read_input_tokens: 800 },
-})
 
 describe('the Node response interceptor', () => {
   it('sets Content-Length to the rewritten body and drops the stale ETag', async () => {

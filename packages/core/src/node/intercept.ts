@@ -1,6 +1,6 @@
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http'
 import type { Transform } from 'node:stream'
-import type { Exchange, HeadDecision } from '../exchange.js'
+import type { Exchange, HeadDecision, Port } from '../exchange.js'
 import { createMeter, type Meter } from '../meter.js'
 import type { UsagewireOptions } from '../options.js'
 import { createDecoder, NODE_DECODERS } from './decode.js'
@@ -71,7 +71,7 @@ export function interceptResponse(exchange: Exchange, res: ServerResponse): void
  * not, it puts the original methods back and gets out of the way. A class, not a bundle of closures: one
  * is made per LLM request.
  */
-class Interception {
+class Interception implements Port {
   private decoder: Transform | undefined
   private decision: HeadDecision | undefined
   private holdHead = false // JSON and decoded bodies: the head waits for the new length and encoding
@@ -87,9 +87,9 @@ class Interception {
   // Encoded input kept until the first decoded byte leaves, so a body that fails to decode can still
   // go out exactly as it came.
   private encodedHeld: Buffer[] | undefined = []
-  private readonly writeHead: Loose<ServerResponse>
-  private readonly write: Loose<boolean>
-  private readonly end: Loose<ServerResponse>
+  private readonly originalWriteHead: Loose<ServerResponse>
+  private readonly originalWrite: Loose<boolean>
+  private readonly originalEnd: Loose<ServerResponse>
   private readonly flushHeaders: () => void
   private readonly destroy: Loose<ServerResponse>
 
@@ -97,9 +97,9 @@ class Interception {
     private readonly exchange: Exchange,
     private readonly res: ServerResponse,
   ) {
-    this.writeHead = res.writeHead as Loose<ServerResponse>
-    this.write = res.write as Loose<boolean>
-    this.end = res.end as Loose<ServerResponse>
+    this.originalWriteHead = res.writeHead as Loose<ServerResponse>
+    this.originalWrite = res.write as Loose<boolean>
+    this.originalEnd = res.end as Loose<ServerResponse>
     this.flushHeaders = res.flushHeaders
     this.destroy = res.destroy as Loose<ServerResponse>
     res.writeHead = ((...args: unknown[]) => this.onWriteHead(args)) as ServerResponse['writeHead']
@@ -115,9 +115,9 @@ class Interception {
 
   private restore(): void {
     const res = this.res
-    res.writeHead = this.writeHead as ServerResponse['writeHead']
-    res.write = this.write as ServerResponse['write']
-    res.end = this.end as ServerResponse['end']
+    res.writeHead = this.originalWriteHead as ServerResponse['writeHead']
+    res.write = this.originalWrite as ServerResponse['write']
+    res.end = this.originalEnd as ServerResponse['end']
     res.flushHeaders = this.flushHeaders
   }
 
@@ -147,7 +147,7 @@ class Interception {
     if (this.decoder) {
       Object.defineProperty(res, 'writableEnded', { configurable: true, get: () => this.writerEnded || this.finished })
     }
-    this.exchange.connect({ write: (chunks) => this.emit(chunks), end: () => this.endHeld() })
+    this.exchange.connect(this)
   }
 
   /** The head is due: written now, or held until the body's length and encoding are settled. */
@@ -162,8 +162,8 @@ class Interception {
     const [status, reason] = this.headArgs
     this.headArgs = undefined
     this.headSent = true
-    if (reason === undefined) this.writeHead.call(this.res, status)
-    else this.writeHead.call(this.res, status, reason)
+    if (reason === undefined) this.originalWriteHead.call(this.res, status)
+    else this.originalWriteHead.call(this.res, status, reason)
   }
 
   /** The body leaves as the decoder produced it: the headers the Exchange named no longer hold. */
@@ -185,7 +185,7 @@ class Interception {
         if (this.decoder || res.hasHeader('transfer-encoding')) this.decodedHead()
         this.sendHead()
       }
-      ok = this.write.call(res, chunk) && ok
+      ok = this.originalWrite.call(res, chunk) && ok
     }
     if (cork) res.uncork()
     const flush = (res as { flush?: () => void }).flush
@@ -203,11 +203,11 @@ class Interception {
     this.exchange.passthrough(reason)
     this.raw = true
     this.sendHead()
-    for (const chunk of this.encodedHeld) this.write.call(this.res, chunk)
+    for (const chunk of this.encodedHeld) this.originalWrite.call(this.res, chunk)
     this.encodedHeld = undefined
     if (this.writerEnded) {
       this.finished = true
-      this.end.call(this.res, this.endCallback)
+      this.originalEnd.call(this.res, this.endCallback)
     }
     return true
   }
@@ -224,7 +224,13 @@ class Interception {
     this.complete(chunks, callback)
   }
 
-  private endHeld(): void {
+  /** Port: bytes a hold kept leave now. */
+  write(chunks: Uint8Array[]): void {
+    this.emit(chunks)
+  }
+
+  /** Port: the end a hold deferred is due. */
+  end(): void {
     this.complete([], this.endCallback)
   }
 
@@ -242,7 +248,7 @@ class Interception {
       this.sendHead()
     }
     this.emit(rest)
-    this.end.call(res, callback)
+    this.originalEnd.call(res, callback)
   }
 
   private wireDecoder(stream: Transform): void {
@@ -271,7 +277,7 @@ class Interception {
     const res = this.res
     const reason = adoptHeadArgs(res, args)
     this.decide()
-    if (!this.active) return this.writeHead.call(res, res.statusCode, ...(reason ? [reason] : []))
+    if (!this.active) return this.originalWriteHead.call(res, res.statusCode, ...(reason ? [reason] : []))
     if (!this.headSent) this.headArgs = [res.statusCode, reason]
     this.headDue()
     return res
@@ -289,7 +295,7 @@ class Interception {
   private onWrite(chunk: Chunk, encoding: unknown, callback: unknown): boolean {
     this.decide()
     const res = this.res
-    if (!this.active || this.raw) return this.write.call(res, chunk, encoding, callback)
+    if (!this.active || this.raw) return this.originalWrite.call(res, chunk, encoding, callback)
     const cb = (typeof encoding === 'function' ? encoding : callback) as Callback | undefined
     if (this.writerEnded || this.finished) {
       // Node's answer to a write after end: an error to the callback and the 'error' event, not a crash here.
@@ -312,7 +318,7 @@ class Interception {
   private onEnd(chunk: unknown, encoding: unknown, callback: unknown): ServerResponse {
     this.decide()
     const res = this.res
-    if (!this.active || this.raw) return this.end.call(res, chunk, encoding, callback)
+    if (!this.active || this.raw) return this.originalEnd.call(res, chunk, encoding, callback)
     if (typeof chunk === 'function') [chunk, callback] = [undefined, chunk]
     if (typeof encoding === 'function') [encoding, callback] = [undefined, encoding]
     if (this.writerEnded || this.finished) {

@@ -1,0 +1,97 @@
+import { Readable } from 'node:stream'
+import { gzipSync } from 'node:zlib'
+import { describe, expect, it } from 'vitest'
+import { createMeter } from '../meter.js'
+import type { UsageRecord } from '../record.js'
+import { carryBody, type HeldHead } from './carry.js'
+import { chatBody } from './test-bodies.js'
+
+const sse = [
+  'event: message_start\ndata: {"type":"message_start","message":{"model":"m","usage":{"input_tokens":7,"output_tokens":1}}}\n\n',
+  'event: message_delta\ndata: {"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"input_tokens":0,"output_tokens":4}}\n\n',
+]
+
+/** A framework's held head: a header map the test can read after. */
+function heldHead(status: number, headers: Record<string, string | number>): HeldHead & { headers: typeof headers } {
+  return {
+    status,
+    headers,
+    getHeader: (name) => headers[name] as string | undefined,
+    removeHeader: (name) => void delete headers[name],
+    setHeader: (name, value) => void (headers[name] = value),
+  }
+}
+
+function begin(url: string) {
+  const records: UsageRecord[] = []
+  const exchange = createMeter({ onUsage: (r) => records.push(r) }).begin({ method: 'POST', url })!
+  return { exchange, records }
+}
+
+const drain = async (body: Readable): Promise<string> => {
+  let text = ''
+  for await (const chunk of body) text += String(chunk)
+  return text
+}
+
+describe('carryBody: a framework body through the Exchange', () => {
+  it('a gzip JSON Buffer is decoded, rewritten, sent identity with its new length; the ETag goes', () => {
+    const { exchange, records } = begin('/v1/chat/completions')
+    const head = heldHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip', etag: '"x"' })
+    const out = carryBody(exchange, head, gzipSync(chatBody)) as Buffer
+    expect(JSON.parse(out.toString()).usage).toMatchObject({
+      prompt_tokens: 1000,
+      prompt_tokens_details: { cached_tokens: 800 },
+    })
+    expect(head.headers).toEqual({ 'content-type': 'application/json', 'content-length': out.length })
+    expect(records[0]).toMatchObject({ status: 'complete', usage: { input: 200, cacheRead: 800, output: 10 } })
+  })
+
+  it('a Buffer that cannot be decoded is sent exactly as it came, headers untouched', () => {
+    const { exchange, records } = begin('/v1/chat/completions')
+    const broken = Buffer.from('not gzip at all')
+    const head = heldHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip', 'content-length': 15 })
+    expect(carryBody(exchange, head, broken)).toBe(broken)
+    expect(head.headers['content-encoding']).toBe('gzip')
+    expect(records[0]).toMatchObject({ status: 'passthrough', passthrough: { reason: expect.stringMatching(/gzip/) } })
+  })
+
+  it('a stream is carried by a Transform; its record is written when it ends', async () => {
+    const { exchange, records } = begin('/v1/messages')
+    const head = heldHead(200, { 'content-type': 'text/event-stream', 'content-length': 999 })
+    const out = carryBody(exchange, head, Readable.from(sse.map((s) => Buffer.from(s)))) as Readable
+    expect(head.headers['content-length']).toBeUndefined()
+    expect(await drain(out)).toContain('"usage":{"input_tokens":7,"output_tokens":4}')
+    expect(records[0]).toMatchObject({ status: 'complete', final: true, usage: { input: 7, output: 4 } })
+  })
+
+  it('a stream whose source fails is recorded incomplete; one destroyed by the framework, aborted', async () => {
+    const failing = begin('/v1/messages')
+    const source = new Readable({ read() {} })
+    const out = carryBody(failing.exchange, heldHead(200, { 'content-type': 'text/event-stream' }), source) as Readable
+    out.on('error', () => {})
+    source.push(sse[0])
+    source.destroy(new Error('upstream reset'))
+    await new Promise((r) => setTimeout(r, 10))
+    expect(failing.records[0]).toMatchObject({ status: 'incomplete', error: 'upstream reset' })
+
+    const aborted = begin('/v1/messages')
+    const open = new Readable({ read() {} })
+    const carried = carryBody(
+      aborted.exchange,
+      heldHead(200, { 'content-type': 'text/event-stream' }),
+      open,
+    ) as Readable
+    open.push(sse[0])
+    carried.destroy()
+    await new Promise((r) => setTimeout(r, 10))
+    expect(aborted.records[0]).toMatchObject({ status: 'aborted' })
+  })
+
+  it('a body on a response it does not read is returned as it is, with its record', () => {
+    const { exchange, records } = begin('/v1/messages')
+    const body = '<html>'
+    expect(carryBody(exchange, heldHead(200, { 'content-type': 'text/html' }), body)).toBe(body)
+    expect(records[0]).toMatchObject({ status: 'passthrough' })
+  })
+})
