@@ -2,7 +2,13 @@ import type { DialectSpec } from './dialects/types.js'
 import { framingFor, isStreaming, type FramingKind } from './framing/index.js'
 import { Ledger } from './ledger.js'
 import { warn, type Logger } from './log.js'
-import { createProcessor, DEFAULT_MAX_EVENT_BYTES, type Processor, type ProcessorResult } from './processor.js'
+import {
+  createProcessor,
+  DEFAULT_MAX_EVENT_BYTES,
+  type HoldPolicy,
+  type Processor,
+  type ProcessorResult,
+} from './processor.js'
 import type { RecordUsage, UsageRecord, UsageStatus } from './record.js'
 import type { Sinks } from './sinks.js'
 import { isObject } from './usage.js'
@@ -94,19 +100,20 @@ function requestFacts(body: unknown): { model: string | undefined; stream: boole
  * processor and its hold points, and finishing into exactly one record handed to every sink. Adapters
  * connect their framework's response to it; nothing else builds records or owns a ledger.
  */
-export class Exchange {
+export class Exchange implements HoldPolicy {
   readonly ledger = new Ledger()
   readonly method: string
   /** The request path without its query string. */
   readonly route: string
   /** The model and `stream` flag the request asked for, when the adapter saw its body. */
   readonly requested: { model: string | undefined; stream: boolean | undefined }
+  private readonly requestId: string
+  private responseId = ''
   private readonly started = performance.now()
   private firstByteMs: number | null = null
   private processor: Processor | undefined
   private framing: FramingKind | undefined
   private status = 0
-  private responseHeaders: HeaderLookup | undefined
   private notRead: string | undefined
   private ignored = false
   private holds = 0
@@ -114,7 +121,7 @@ export class Exchange {
   private finished: UsageRecord | undefined | null = null
 
   constructor(
-    private readonly request: RequestInfo,
+    request: RequestInfo,
     route: string,
     /** The dialect the route names; the body may show another. */
     readonly dialect: DialectSpec | undefined,
@@ -123,6 +130,7 @@ export class Exchange {
     this.method = request.method
     this.route = route
     this.requested = requestFacts(request.body)
+    this.requestId = text(request.headers?.('x-request-id'))
   }
 
   // ---- the response head --------------------------------------------------------------------------
@@ -134,7 +142,7 @@ export class Exchange {
    */
   respond(head: ResponseHead, carrier: Carrier): HeadDecision {
     this.status = head.status
-    this.responseHeaders = head.headers
+    this.responseId = text(head.headers('request-id')) || text(head.headers('x-request-id'))
     if (head.status === 204 || head.status === 304 || (head.status >= 100 && head.status < 200)) {
       this.ignored = true // nothing was generated, nothing to record
       return { read: false }
@@ -157,7 +165,7 @@ export class Exchange {
       dialect: this.dialect,
       maxEventBytes: this.context.maxEventBytes ?? DEFAULT_MAX_EVENT_BYTES,
       ledger: this.ledger,
-      hold: () => this.holds > 0,
+      hold: this,
     })
     // A stream's length is not known ahead, nor a rewritten body's; a decoded body leaves as identity.
     const remove = ['content-length']
@@ -218,6 +226,11 @@ export class Exchange {
   }
 
   // ---- hold points --------------------------------------------------------------------------------
+
+  /** The processor asks before an event with final usage leaves. */
+  shouldHold(): boolean {
+    return this.holds > 0
+  }
 
   /**
    * A truer source (the upstream tap, a sidecar's provider side) is on its way: the final usage event
@@ -330,13 +343,7 @@ export class Exchange {
   }
 
   private id(): string {
-    const response = this.responseHeaders
-    return (
-      text(response?.('request-id')) ||
-      text(response?.('x-request-id')) ||
-      text(this.request.headers?.('x-request-id')) ||
-      globalThis.crypto.randomUUID()
-    )
+    return this.responseId || this.requestId || globalThis.crypto.randomUUID()
   }
 
   private warn(message: string): void {

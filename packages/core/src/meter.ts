@@ -31,7 +31,7 @@ export function createMeter(options: UsagewireOptions = {}): Meter {
     options,
     stats: sinks.stats,
     begin(request) {
-      if (NO_ANSWER.has(request.method.toUpperCase())) return undefined
+      if (NO_ANSWER.has(request.method) || NO_ANSWER.has(request.method.toUpperCase())) return undefined
       const route = routeOf(request.url)
       const rule = matchRoute(route, routes)
       if (!rule) return undefined

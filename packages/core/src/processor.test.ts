@@ -330,7 +330,9 @@ describe('defects of usage reading', () => {
       .replace(/\n\s*/g, ' ')
       .replace('"usage":', '"usage" :')
     expect(pretty).toContain('"usage" : {')
-    const { record } = inspect(`data: ${pretty}\n\ndata: [DONE]\n\n`, { path: '/v1/chat/completions' })
+    // Not the first chunk: the first is always read, to settle the dialect.
+    const first = chunk({ choices: [{ index: 0, delta: { content: 'hi' }, finish_reason: null }] })
+    const { record } = inspect(`${first}data: ${pretty}\n\ndata: [DONE]\n\n`, { path: '/v1/chat/completions' })
     expect(record.usage).toMatchObject({ input: 40, output: 2 })
     expect(record.final).toBe(true)
   })

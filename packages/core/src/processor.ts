@@ -19,7 +19,9 @@ import { isObject } from './usage.js'
 export const DEFAULT_MAX_EVENT_BYTES = 1024 * 1024
 
 /** Asked when an event carrying final usage is about to leave: may it wait for a truer source? */
-export type HoldPolicy = (reading: EventReading) => boolean
+export interface HoldPolicy {
+  shouldHold(reading: EventReading): boolean
+}
 
 export interface ProcessorOptions {
   /** How the body is framed; default: from `contentType` by the one content-type rule (framing/index.ts). */
@@ -122,8 +124,9 @@ class UsageProcessor implements Processor, EventSink {
   private final = false
   private ended = false
   private error: string | undefined
-  private readonly corrections: Correction[] = []
-  private readonly unrewritten: ProcessorResult['unrewritten'] = []
+  // Made when first needed: most responses have none, and this object is made per response.
+  private corrections: Correction[] | undefined
+  private unrewritten: ProcessorResult['unrewritten'] | undefined
   private failure: ProcessorResult['passthrough']
   private bytesIn = 0
   // Hold points: the offset the framer's offsets start from (a fresh framer after a hold), the output
@@ -255,7 +258,7 @@ class UsageProcessor implements Processor, EventSink {
     if (changes.length === 0) return undefined
     const spliced = spliceMember(decoded.data, block.path, after)
     if (spliced === undefined) return undefined
-    this.corrections.push(...changes)
+    ;(this.corrections ??= []).push(...changes)
     const out = framer.encode(buf, start, end, decoded, spliced)
     this.outDelta += out.length - (end - start)
     return out
@@ -272,7 +275,7 @@ class UsageProcessor implements Processor, EventSink {
   }
 
   unread(where: string, reason: string): void {
-    this.unrewritten.push({ where, reason })
+    ;(this.unrewritten ??= []).push({ where, reason })
   }
 
   /** An oversized event was read on its way through: its usage counts, but it left as it came. */
@@ -292,7 +295,7 @@ class UsageProcessor implements Processor, EventSink {
 
   private shouldHold(reading: EventReading, at: number): boolean {
     if (!this.holdPolicy || at === this.lastHeldAt) return false
-    if (!this.holdPolicy(reading)) return false
+    if (!this.holdPolicy.shouldHold(reading)) return false
     this.lastHeldAt = at
     return true
   }
@@ -403,10 +406,10 @@ class UsageProcessor implements Processor, EventSink {
       streaming: this.kind !== undefined && this.kind !== 'json',
       final: this.final,
       ended: this.ended,
-      corrections: [...this.corrections],
+      corrections: this.corrections ? [...this.corrections] : [],
       error: this.error,
       passthrough: this.failure,
-      unrewritten: [...this.unrewritten],
+      unrewritten: this.unrewritten ? [...this.unrewritten] : [],
     }
   }
 }

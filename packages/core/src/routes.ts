@@ -43,14 +43,24 @@ export function routeOf(url: string): string {
  * is tested as given.
  */
 export function matchRoute(route: string, routes: readonly Route[] = DEFAULT_COMPILED): Route | undefined {
-  let lower: string | undefined
   for (const rule of routes) {
     if (rule.suffix !== undefined) {
-      lower ??= route.toLowerCase()
-      if (lower.endsWith(rule.suffix)) return rule
+      if (endsWithAnyCase(route, rule.suffix)) return rule
     } else if (rule.pattern!.test(route)) {
       return rule
     }
   }
   return undefined
+}
+
+/** `route` ends with `suffix` (lowercase), ignoring ASCII case; no string is made per request. */
+function endsWithAnyCase(route: string, suffix: string): boolean {
+  const offset = route.length - suffix.length
+  if (offset < 0) return false
+  for (let i = 0; i < suffix.length; i++) {
+    let c = route.charCodeAt(offset + i)
+    if (c >= 0x41 && c <= 0x5a) c |= 0x20
+    if (c !== suffix.charCodeAt(i)) return false
+  }
+  return true
 }
