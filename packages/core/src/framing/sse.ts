@@ -11,7 +11,11 @@
  * line state survive from one chunk to the next, so bytes are searched once; an event held across chunks
  * is kept as a list of pieces and copied once, when it completes (or never, when it turns out to pass).
  */
-import { NO_NAME, type DecodedEvent, type EventSink, type Framer, type PayloadScanner } from './types.js'
+import { LineEnds } from './line-ends.js'
+import { DATA_COLON, decodeEvent, encodeEvent, EVENT_COLON, matchEventName, type SseEvent } from './sse-event.js'
+import type { EventSink, Framer, PayloadScanner } from './types.js'
+
+export type { SseEvent } from './sse-event.js'
 
 const LF = 0x0a
 const CR = 0x0d
@@ -20,8 +24,6 @@ const SPACE = 0x20
 
 const LF_BYTE = Buffer.from('\n')
 const EMPTY = Buffer.alloc(0)
-const DATA_COLON = Buffer.from('data:')
-const EVENT_COLON = Buffer.from('event:')
 
 // Where the payload reader stands in the line it is reading: 0–3 bytes of "data" matched so far, the
 // whole field name, its colon (the optional space not yet seen), inside the value, or another line.
@@ -33,27 +35,6 @@ const OTHER = 7
 const toBuffer = (bytes: Uint8Array): Buffer =>
   Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
 
-/** The fields of one event that usagewire reads, with where its data lines sit in the buffer. */
-export interface SseEvent extends DecodedEvent {
-  /** The `event:` field, or undefined (empty or absent: the spec's default type, "message"). */
-  name: string | undefined
-  /** The values of the data lines joined with "\n", as the spec defines. */
-  data: string
-  /** How many `data` lines the event has. */
-  dataLines: number
-  /** Byte range of the first data line's value (after the optional space). */
-  dataStart: number
-  dataEnd: number
-  /** The first data line has a colon, and a space after it (a value that starts with one needs it). */
-  dataColon: boolean
-  dataSpaced: boolean
-  /** Where the first data line starts, and where its line terminator ends. */
-  linesStart: number
-  firstLineEnd: number
-  /** Where the last data line's value ends (its terminator and every later byte are kept). */
-  linesEnd: number
-}
-
 /**
  * Cuts a byte stream into SSE events for an {@link EventSink}. Untouched events leave as they came (a
  * chunk of whole events comes back as the same Buffer). An event not yet complete is held, unless the
@@ -62,38 +43,6 @@ export interface SseEvent extends DecodedEvent {
  * on half an event. Nothing in an SSE stream is beyond it (any line ends, any sizes), so it never stops
  * on its own and never calls `sink.stopped`.
  */
-/**
- * Finds line ends in one buffer: the next LF and the next CR are each searched again only once passed,
- * so every byte is searched once for each whatever the line ends, and a stream without CR costs one CR
- * search per chunk.
- */
-class LineEnds {
-  private buf: Buffer = Buffer.alloc(0)
-  private lf = -1
-  /** The CR found last (the buffer's length when there is none after the position asked). */
-  cr = -1
-
-  /** Starts on `buf`; `cr`, when known, is its first CR at or after the first position asked, else -1. */
-  on(buf: Buffer, cr: number): void {
-    this.buf = buf
-    this.lf = -1
-    this.cr = cr
-  }
-
-  /** The first line end (LF or CR) at or after `pos`, or the buffer's length. */
-  next(pos: number): number {
-    if (this.lf < pos) {
-      const i = this.buf.indexOf(LF, pos)
-      this.lf = i === -1 ? this.buf.length : i
-    }
-    if (this.cr < pos) {
-      const i = this.buf.indexOf(CR, pos)
-      this.cr = i === -1 ? this.buf.length : i
-    }
-    return this.lf < this.cr ? this.lf : this.cr
-  }
-}
-
 export class SseFramer implements Framer<SseEvent> {
   // One per use: framing may hand an event to the sink, which decodes it, in the middle of a search.
   private readonly frameEnds = new LineEnds()
@@ -552,101 +501,11 @@ export class SseFramer implements Framer<SseEvent> {
   }
 
   decode(buf: Buffer, start: number, end: number): SseEvent | undefined {
-    // Only events a dialect reads get here. A view bounds each line-end search to the event: a search
-    // for a CR that an LF stream never has would otherwise run to the end of a large chunk, per event.
-    const v = buf.subarray(start, end)
-    const n = v.length
-    let name: string | undefined
-    let data = ''
-    let lines = 0
-    let dataStart = 0
-    let dataEnd = 0
-    let dataColon = false
-    let dataSpaced = false
-    let linesStart = 0
-    let firstLineEnd = 0
-    let linesEnd = 0
-    let pos = 0
-    const ends = this.decodeEnds
-    ends.on(v, -1)
-    while (pos < n) {
-      const eol = ends.next(pos)
-      let next = eol + 1
-      if (eol === ends.cr && v[next] === LF) next++
-      const isData = isField(v, pos, eol, DATA_COLON)
-      if (isData || isField(v, pos, eol, EVENT_COLON)) {
-        const colon = pos + (isData ? 4 : 5)
-        let valueStart = colon === eol ? eol : colon + 1
-        const spaced = valueStart < eol && v[valueStart] === SPACE
-        if (spaced) valueStart++
-        const value = v.toString('utf8', valueStart, eol)
-        if (!isData) name = value === '' ? undefined : value
-        else {
-          if (lines === 0) {
-            data = value
-            linesStart = pos
-            dataStart = valueStart
-            dataEnd = eol
-            dataColon = colon !== eol
-            dataSpaced = spaced
-            firstLineEnd = next > n ? n : next
-          } else data = `${data}\n${value}`
-          linesEnd = eol
-          lines++
-        }
-      }
-      pos = next
-    }
-    if (lines === 0) return undefined
-    return {
-      name,
-      data,
-      dataLines: lines,
-      dataStart: start + dataStart,
-      dataEnd: start + dataEnd,
-      dataColon,
-      dataSpaced,
-      linesStart: start + linesStart,
-      firstLineEnd: start + firstLineEnd,
-      linesEnd: start + linesEnd,
-    }
+    return decodeEvent(buf, start, end, this.decodeEnds)
   }
 
   encode(buf: Buffer, start: number, end: number, event: SseEvent, data: string): Buffer {
-    if (
-      event.dataLines === 1 &&
-      event.dataColon &&
-      (event.dataSpaced || data.charCodeAt(0) !== SPACE) &&
-      data.indexOf('\n') === -1 &&
-      data.indexOf('\r') === -1
-    ) {
-      // One line stays one line: only its value changes, every other byte is kept.
-      return Buffer.concat([
-        buf.subarray(start, event.dataStart),
-        Buffer.from(data, 'utf8'),
-        buf.subarray(event.dataEnd, end),
-      ])
-    }
-    // Every piece of the new data gets its own `data: ` line, ended as the event ends its lines. Other
-    // lines found between the old data lines are kept, in their order, ahead of the new data lines.
-    const eol = lineEndOf(buf, start, end, event)
-    const kept: Buffer[] = []
-    if (event.dataLines > 1) {
-      const v = buf.subarray(event.firstLineEnd, event.linesEnd)
-      let pos = 0
-      while (pos < v.length) {
-        const { eol: lineEnd, next } = nextLine(v, pos)
-        if (!isField(v, pos, lineEnd, DATA_COLON)) kept.push(v.subarray(pos, next))
-        pos = next
-      }
-    }
-    const lines = data.split(/\r\n|\r|\n/)
-    return Buffer.concat([
-      buf.subarray(start, event.linesStart),
-      ...kept,
-      Buffer.from(`data: ${lines.join(`${eol}data: `)}`, 'utf8'),
-      buf.subarray(event.linesEnd, end),
-    ])
+    return encodeEvent(buf, start, end, event, data)
   }
 }
 
@@ -671,66 +530,4 @@ function finish(out: Buffer[] | undefined, chunk: Buffer, from: number): Buffer[
 
 function isBomPrefix(chunk: Buffer): boolean {
   return chunk[0] === 0xef && (chunk.length < 2 || chunk[1] === 0xbb)
-}
-
-/**
- * The line `buf[pos, eol)` is the field whose name and colon are `field` (a bare name without colon is
- * the field too, with an empty value).
- */
-function isField(buf: Buffer, pos: number, eol: number, field: Buffer): boolean {
-  const n = field.length - 1
-  if (eol - pos < n) return false
-  for (let i = 0; i < n; i++) if (buf[pos + i] !== field[i]) return false
-  return pos + n === eol || buf[pos + n] === COLON
-}
-
-/** The line at `pos` in `buf`: where it ends, and where the next one starts. */
-function nextLine(buf: Buffer, pos: number): { eol: number; next: number } {
-  let eol = pos
-  while (eol < buf.length && buf[eol] !== LF && buf[eol] !== CR) eol++
-  let next = eol + 1
-  if (buf[eol] === CR && buf[next] === LF) next++
-  return { eol, next: next > buf.length ? buf.length : next }
-}
-
-/** The line terminator the event uses: its first data line's, else the first it has, else LF. */
-function lineEndOf(buf: Buffer, start: number, end: number, event: SseEvent): string {
-  let at = event.dataEnd
-  if (event.firstLineEnd === at) {
-    at = start + nextLine(buf.subarray(start, end), 0).eol
-    if (at >= end) return '\n'
-  }
-  return buf[at] === CR ? (buf[at + 1] === LF ? '\r\n' : '\r') : '\n'
-}
-
-/**
- * Which of `names` the event's first line `event: <name>` carries (its index), -1 for another name, or
- * NO_NAME when the first line is not an `event:` field with a name. Plain byte reads: events that cannot
- * carry usage are never decoded, and a call into Buffer's native methods per event would cost more than
- * the compare.
- */
-function matchEventName(buf: Buffer, start: number, end: number, names: readonly Buffer[]): number {
-  if (
-    end - start < 7 ||
-    buf[start] !== 0x65 /* e */ ||
-    buf[start + 1] !== 0x76 /* v */ ||
-    buf[start + 2] !== 0x65 /* e */ ||
-    buf[start + 3] !== 0x6e /* n */ ||
-    buf[start + 4] !== 0x74 /* t */ ||
-    buf[start + 5] !== 0x3a /* : */
-  ) {
-    return NO_NAME
-  }
-  const at = buf[start + 6] === 0x20 ? start + 7 : start + 6
-  // An empty name is the spec's default type, as if the event had no name at all.
-  if (buf[at] === LF || buf[at] === CR) return NO_NAME
-  for (let n = 0; n < names.length; n++) {
-    const name = names[n]!
-    const stop = at + name.length
-    if (stop >= end) continue
-    let i = 0
-    while (i < name.length && buf[at + i] === name[i]) i++
-    if (i === name.length && (buf[stop] === LF || buf[stop] === CR)) return n
-  }
-  return -1
 }

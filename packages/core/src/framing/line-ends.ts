@@ -1,0 +1,34 @@
+const LF = 0x0a
+const CR = 0x0d
+
+/**
+ * Finds line ends in one buffer: the next LF and the next CR are each searched again only once passed,
+ * so every byte is searched once for each whatever the line ends, and a stream without CR costs one CR
+ * search per chunk.
+ */
+export class LineEnds {
+  private buf: Buffer = Buffer.alloc(0)
+  private lf = -1
+  /** The CR found last (the buffer's length when there is none after the position asked). */
+  cr = -1
+
+  /** Starts on `buf`; `cr`, when known, is its first CR at or after the first position asked, else -1. */
+  on(buf: Buffer, cr: number): void {
+    this.buf = buf
+    this.lf = -1
+    this.cr = cr
+  }
+
+  /** The first line end (LF or CR) at or after `pos`, or the buffer's length. */
+  next(pos: number): number {
+    if (this.lf < pos) {
+      const i = this.buf.indexOf(LF, pos)
+      this.lf = i === -1 ? this.buf.length : i
+    }
+    if (this.cr < pos) {
+      const i = this.buf.indexOf(CR, pos)
+      this.cr = i === -1 ? this.buf.length : i
+    }
+    return this.lf < this.cr ? this.lf : this.cr
+  }
+}
