@@ -1,5 +1,7 @@
 import type { UsagewireOptions } from '@usagewire/core'
 import { createInterceptor } from '@usagewire/core/node'
+
+export { exchangeOf } from '@usagewire/core/node'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 
 export type { UsageRecord, UsagewireOptions, RouteRule, Logger, Dialect, Sink } from '@usagewire/core'

@@ -88,6 +88,21 @@ describe('carryBody: a framework body through the Exchange', () => {
     expect(aborted.records[0]).toMatchObject({ status: 'aborted' })
   })
 
+  it('held for a truer source, bytes become a stream that carries the truth when the hold is released', async () => {
+    const { exchange, records } = begin('/v1/messages')
+    const hold = exchange.hold(5_000)
+    const out = carryBody(exchange, heldHead(200, { 'content-type': 'text/event-stream' }), sse.join('')) as Readable
+    expect(out).toBeInstanceOf(Readable)
+    setTimeout(() => {
+      exchange.ledger.observe('tap', { input: 70, output: 40 }, { input: 'tap', output: 'tap' })
+      hold.release()
+    }, 10)
+    expect(await drain(out)).toBe(
+      sse[0] + sse[1]!.replace('"input_tokens":0,"output_tokens":4', '"input_tokens":70,"output_tokens":40'),
+    )
+    expect(records[0]).toMatchObject({ status: 'complete', usage: { input: 70, output: 40 } })
+  })
+
   it('a body on a response it does not read is returned as it is, with its record', () => {
     const { exchange, records } = begin('/v1/messages')
     const body = '<html>'

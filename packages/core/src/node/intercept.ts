@@ -20,6 +20,17 @@ export interface Interceptor {
   readonly meter: Meter
 }
 
+const exchanges = new WeakMap<IncomingMessage, Exchange>()
+
+/**
+ * The Exchange of an LLM request usagewire intercepts: code that runs while the request is served (a
+ * handler that knows truer numbers, a tap on the gateway's own call to the provider) writes to its
+ * ledger or holds its final usage event here.
+ */
+export function exchangeOf(req: IncomingMessage): Exchange | undefined {
+  return exchanges.get(req)
+}
+
 /** A Node interceptor for every response of a server or framework built on node:http. */
 export function createInterceptor(options: UsagewireOptions | Meter = {}): Interceptor {
   const meter = 'begin' in options ? options : createMeter(options)
@@ -30,7 +41,10 @@ export function createInterceptor(options: UsagewireOptions | Meter = {}): Inter
       body,
       headers: (name) => req.headers[name],
     })
-    if (exchange) interceptResponse(exchange, res)
+    if (exchange) {
+      exchanges.set(req, exchange)
+      interceptResponse(exchange, res)
+    }
     return exchange
   }
   return Object.assign(intercept, { meter })
@@ -84,6 +98,7 @@ class Interception implements Port {
   private raw = false // from now on the body leaves exactly as the upstream encoded it
   private destroyedBy: string | undefined // the gateway destroyed the response before its end
   private endCallback: Callback | undefined
+  private released: Uint8Array[] | undefined // held bytes that leave with the end, once the length is known
   // Encoded input kept until the first decoded byte leaves, so a body that fails to decode can still
   // go out exactly as it came.
   private encodedHeld: Buffer[] | undefined = []
@@ -224,14 +239,17 @@ class Interception implements Port {
     this.complete(chunks, callback)
   }
 
-  /** Port: bytes a hold kept leave now. */
+  /** Port: bytes a hold kept leave now; with the head still held and the body ended, with the end. */
   write(chunks: Uint8Array[]): void {
-    this.emit(chunks)
+    if (this.writerEnded && this.headArgs) (this.released ??= []).push(...chunks)
+    else this.emit(chunks)
   }
 
   /** Port: the end a hold deferred is due. */
   end(): void {
-    this.complete([], this.endCallback)
+    const released = this.released ?? []
+    this.released = undefined
+    this.complete(released, this.endCallback)
   }
 
   private complete(rest: Uint8Array[], callback?: Callback): void {

@@ -4,7 +4,6 @@ import { gzipSync } from 'node:zlib'
 import { describe, expect, it } from 'vitest'
 import { createMeter } from '../meter.js'
 import type { UsageRecord } from '../record.js'
-import { carryResponse } from '../web/stream.js'
 import { NODE_DECODERS } from './decode.js'
 import { UsageTransform } from './stream.js'
 
@@ -62,17 +61,5 @@ describe('stream carriers of an Exchange', () => {
     await done
     expect(records).toHaveLength(1)
     expect(records[0]).toMatchObject({ status: 'incomplete', error: 'read ECONNRESET', final: false })
-  })
-
-  it('WHATWG carrier: a fetch Response carried through the same Exchange and record', async () => {
-    const { exchange, records } = begin()
-    const upstream = new Response(body.join(''), {
-      headers: { 'content-type': 'text/event-stream', 'content-length': String(body.join('').length) },
-    })
-    const response = carryResponse(exchange, upstream)
-    expect(response.headers.get('content-length')).toBeNull()
-    expect(await response.text()).toContain(fixedDelta)
-    expect(records).toHaveLength(1)
-    expect(records[0]).toMatchObject({ status: 'complete', final: true, usage: { input: 7, output: 4 } })
   })
 })
