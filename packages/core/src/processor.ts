@@ -18,6 +18,9 @@ import { isObject } from './usage.js'
 
 export const DEFAULT_MAX_EVENT_BYTES = 1024 * 1024
 
+/** Chunks shorter than this are framed without first being tested whole (`EventSink.skips`). */
+const QUICK_MIN_BYTES = 1024
+
 /** Asked when an event carrying final usage is about to leave: may it wait for a truer source? */
 export interface HoldPolicy {
   shouldHold(reading: EventReading): boolean
@@ -117,9 +120,9 @@ class UsageProcessor implements Processor, EventSink {
   private spec: DialectSpec | undefined
   private reader: DialectReader | undefined
   private usageEvents: readonly Buffer[] = []
+  private quick: readonly Buffer[] | undefined
   /** The dialect is settled by the first event read; until then every event is read. */
   private settled = false
-  private events = 0
   private model: string | undefined
   private final = false
   private ended = false
@@ -133,7 +136,7 @@ class UsageProcessor implements Processor, EventSink {
   // size change of rewrites so far (to find an event in the output), and what is being held.
   private base = 0
   private outDelta = 0
-  private pausing: { at: number; outAt: number; event: Buffer; endAt: number; index: number } | undefined
+  private pausing: { at: number; outAt: number; event: Buffer; endAt: number } | undefined
   private held: Held | undefined
   private readonly holdPolicy: HoldPolicy | undefined
   private lastHeldAt = -1
@@ -158,6 +161,7 @@ class UsageProcessor implements Processor, EventSink {
     this.spec = spec
     this.reader = spec.reader()
     this.usageEvents = spec.usageEvents
+    this.quick = spec.quick
   }
 
   /** Fail open: from here on every byte passes untouched. Returns the bytes that were being held. */
@@ -170,8 +174,14 @@ class UsageProcessor implements Processor, EventSink {
 
   passes(buf: Buffer, start: number, end: number): boolean {
     if (!this.settled || this.pausing) return false
-    if (this.framer!.matchName(buf, start, end, this.usageEvents) !== -1) return false
-    this.events++
+    return this.framer!.matchName(buf, start, end, this.usageEvents) === -1
+  }
+
+  skips(chunk: Buffer): boolean {
+    const needles = this.quick
+    // A search for several bytes costs as much as framing a few events: worth it on chunks of many.
+    if (needles === undefined || chunk.length < QUICK_MIN_BYTES || !this.settled || this.pausing) return false
+    for (let i = 0; i < needles.length; i++) if (chunk.indexOf(needles[i]!) !== -1) return false
     return true
   }
 
@@ -182,7 +192,6 @@ class UsageProcessor implements Processor, EventSink {
       // The hot path: decide from bytes alone whether the event may carry usage or an error.
       const named = this.framer!.matchName(buf, start, end, this.usageEvents)
       if (named === -1 || (named === NO_NAME && !reader.mayCarry(buf, start, end))) {
-        this.events++
         return undefined
       }
     }
@@ -194,14 +203,13 @@ class UsageProcessor implements Processor, EventSink {
     }
   }
 
-  oversized(buf: Buffer, start: number, end: number): PayloadScanner | undefined {
-    const index = this.events++
+  oversized(buf: Buffer, start: number, end: number, at: number): PayloadScanner | undefined {
     if (this.pausing) return undefined
     const named = this.framer!.matchName(buf, start, end, this.usageEvents)
     const paths = this.reader?.largePaths
     if (named === -1 || !paths) return undefined
     const name = named >= 0 ? this.usageEvents[named]!.toString('latin1') : undefined
-    return new OversizedEvent(this, paths, name, index)
+    return new OversizedEvent(this, paths, name, this.base + at)
   }
 
   stopped(reason: string, at: number): void {
@@ -211,7 +219,6 @@ class UsageProcessor implements Processor, EventSink {
   // ---- reading ------------------------------------------------------------------------------------
 
   private readEvent(buf: Buffer, start: number, end: number, at: number): Uint8Array | undefined {
-    const index = this.events++
     const framer = this.framer!
     const decoded = framer.decode(buf, start, end)
     if (!decoded) return undefined
@@ -237,7 +244,7 @@ class UsageProcessor implements Processor, EventSink {
     }
     if (!isObject(json)) return undefined
     const reader = this.reader!
-    const reading = body ? reader.readBody(json) : reader.read({ name: decoded.name, json, index })
+    const reading = body ? reader.readBody(json) : reader.read({ name: decoded.name, json, at })
     if (!reading) return undefined
     this.note(reading)
     const block = reading.usage
@@ -248,7 +255,6 @@ class UsageProcessor implements Processor, EventSink {
         outAt: at + this.outDelta,
         event: Buffer.from(buf.subarray(start, end)),
         endAt: at + end - start,
-        index,
       }
       return undefined
     }
@@ -279,10 +285,10 @@ class UsageProcessor implements Processor, EventSink {
   }
 
   /** An oversized event was read on its way through: its usage counts, but it left as it came. */
-  readLarge(json: JsonObject, name: string | undefined, index: number, problem: string | undefined): void {
-    const reading = this.kind === 'json' ? this.reader?.readBody(json) : this.reader?.read({ name, json, index })
+  readLarge(json: JsonObject, name: string | undefined, at: number, problem: string | undefined): void {
+    const reading = this.kind === 'json' ? this.reader?.readBody(json) : this.reader?.read({ name, json, at })
     if (!reading) {
-      if (problem) this.unread(name ?? `event#${index}`, `not read: ${problem}`)
+      if (problem) this.unread(name ?? `event@${at}`, `not read: ${problem}`)
       return
     }
     this.note(reading)
@@ -318,7 +324,6 @@ class UsageProcessor implements Processor, EventSink {
       held.bytes += rest.length
     }
     this.held = held
-    this.events = pausing.index // the held events are counted again when they are framed again
     this.outDelta = pausing.outAt - pausing.at
     this.base = pausing.at
     this.framer = createFramer(this.kind!, this.maxEventBytes)
@@ -422,7 +427,7 @@ class OversizedEvent implements PayloadScanner {
     private readonly processor: UsageProcessor,
     paths: readonly (readonly string[])[],
     private readonly name: string | undefined,
-    private readonly index: number,
+    private readonly at: number,
   ) {
     this.scanner = new JsonMemberScanner(paths)
   }
@@ -434,9 +439,9 @@ class OversizedEvent implements PayloadScanner {
   end(): void {
     this.scanner.end()
     try {
-      this.processor.readLarge(this.scanner.result(), this.name, this.index, this.scanner.problem)
+      this.processor.readLarge(this.scanner.result(), this.name, this.at, this.scanner.problem)
     } catch (error) {
-      this.processor.unread(this.name ?? `event#${this.index}`, `internal error: ${(error as Error).message}`)
+      this.processor.unread(this.name ?? `event@${this.at}`, `internal error: ${(error as Error).message}`)
     }
   }
 }

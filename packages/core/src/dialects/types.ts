@@ -8,8 +8,8 @@ export interface WireEvent {
   name: string | undefined
   /** The parsed payload. */
   json: JsonObject
-  /** Position of the event in the response (0 for a whole body), for labels such as `chunk#12`. */
-  index: number
+  /** Where the event starts in the response body (its byte offset), for labels such as `chunk@4096`. */
+  at: number
 }
 
 /** A usage block found in an event: where it sits, as the wire had it, and in canonical buckets. */
@@ -83,6 +83,13 @@ export interface DialectSpec {
   readonly routes: readonly string[]
   /** Names of events (SSE `event:`) that may carry usage or an error; any other named event is never read. */
   readonly usageEvents: readonly Buffer[]
+  /**
+   * Byte strings one of which every event the reader would read contains (its usage events' names, the
+   * members its `mayCarry` looks for): a chunk of whole events with none of them leaves unframed. Chosen
+   * to start with rare bytes. Omitted when no such short list exists (every OpenAI Chat chunk says
+   * `"usage": null`).
+   */
+  readonly quick?: readonly Buffer[]
   /** Is this the first event of a stream in this dialect? */
   recognizeEvent(name: string | undefined, json: unknown): boolean
   /** Is this a whole JSON body in this dialect? */

@@ -26,6 +26,8 @@ interface SinkOptions {
   replace?: (raw: string) => string | undefined
   /** Read oversized events with a Collector (default), or let them pass unread. */
   scan?: boolean
+  /** Whether a chunk of whole events may leave unframed (default: never). */
+  skips?: (chunk: string) => boolean
 }
 
 /** A sink that records what the framer hands it. */
@@ -39,6 +41,15 @@ class Sink implements EventSink {
   readonly stops: string[] = []
 
   constructor(private readonly options: SinkOptions = {}) {}
+
+  readonly skipped: string[] = []
+
+  skips(chunk: Buffer): boolean {
+    const text = chunk.toString()
+    const skip = this.options.skips?.(text) ?? false
+    if (skip) this.skipped.push(text)
+    return skip
+  }
 
   passes(buf: Buffer, start: number, end: number): boolean {
     const head = buf.toString('utf8', start, end)
@@ -190,6 +201,7 @@ describe("SSE framing keeps each event's raw bytes", () => {
     const framer = new SseFramer(1 << 20)
     const sink: EventSink = {
       passes: () => false,
+      skips: () => false,
       event: (buf, start) => {
         if (buf.toString('utf8', start, start + 7) === 'data: 2') {
           framer.stop()
@@ -611,5 +623,48 @@ describe('framing cost is linear in the bytes, whatever the chunking and line en
     expect(Buffer.concat(out).equals(input)).toBe(true)
     expect(counts.copied).toBeLessThan(1024)
     expect(counts.examined).toBeLessThanOrEqual(3 * input.length)
+  })
+})
+
+describe('chunks of whole events the sink skips', () => {
+  const ping = 'event: ping\ndata: {}\n\n'
+  const delta = 'event: message_delta\ndata: {"usage":{}}\n\n'
+
+  it('leave as the same Buffer, unframed; the next chunk is framed as usual', () => {
+    const framer = new SseFramer(1 << 20)
+    const sink = new Sink({ skips: (chunk) => !chunk.includes('message_delta') })
+    const whole = Buffer.from(ping + ping + ping)
+    const out = framer.push(whole, sink)
+    expect(out).toEqual([whole])
+    expect(out[0]).toBe(whole)
+    expect(sink.events).toEqual([])
+    framer.push(Buffer.from(ping + delta), sink)
+    expect(sink.events.map((e) => e.raw)).toEqual([ping, delta])
+    expect(sink.events[1]!.at).toBe(whole.length + ping.length)
+  })
+
+  it('are asked about only at an event boundary, for chunks that end with a blank line', () => {
+    const sink = new Sink({ skips: () => true })
+    const { output } = frame(ping + ping + delta + ping, [5, 30, 40, 1000], { skips: () => true })
+    expect(output.toString()).toBe(ping + ping + delta + ping)
+    const framer = new SseFramer(1 << 20)
+    framer.push(Buffer.from('event: pi'), sink)
+    framer.push(Buffer.from('ng\ndata: {}\n\n'), sink)
+    expect(sink.skipped).toEqual([])
+    expect(sink.events.map((e) => e.raw)).toEqual([ping])
+  })
+
+  it('any chunking: bytes out are bytes in, and every event is either framed or in a skipped chunk', () => {
+    fc.assert(
+      fc.property(fc.array(fc.constantFrom(ping, delta), { maxLength: 12 }), sizes, (events, cuts) => {
+        const text = events.join('')
+        const { output, sink } = frame(text, cuts, { skips: (chunk) => !chunk.includes('message_delta') })
+        expect(output.toString()).toBe(text)
+        expect(sink.events.filter((e) => e.raw === delta)).toHaveLength(events.filter((e) => e === delta).length)
+        const framed = sink.events.reduce((n, e) => n + e.raw.length, 0)
+        const skipped = sink.skipped.reduce((n, c) => n + c.length, 0)
+        expect(framed + skipped).toBe(text.length)
+      }),
+    )
   })
 })

@@ -110,6 +110,14 @@ export class SseFramer implements Framer<SseEvent> {
         if (pos === -1 || this.stopped) return [chunk]
       }
       if (this.heldBytes > 0) return this.frame(chunk, pos, base, sink, -1)
+      const len = chunk.length
+      // A chunk of whole events, none of which the sink would read, leaves as it came without being cut:
+      // it starts where an event starts and ends with a blank line, and the sink's byte test finds none
+      // of what it reads in it (docs/architecture.md#byte-tests).
+      if (pos === 0 && len > 2 && chunk[len - 1] === LF && chunk[len - 2] === LF && sink.skips(chunk)) {
+        this.lineStart = true
+        return [chunk]
+      }
       const cr = chunk.indexOf(CR, pos)
       if (cr !== -1) return this.frame(chunk, pos, base, sink, cr)
       const end = chunk[pos] === LF ? pos + 1 : lfEventEnd(chunk, pos)
@@ -509,7 +517,10 @@ export class SseFramer implements Framer<SseEvent> {
   }
 }
 
-/** Index just past the first "\n\n" at or after `from` in a chunk without CR, or -1. */
+/**
+ * Index just past the first "\n\n" at or after `from` in a chunk without CR, or -1. One search per line
+ * for a single byte: Buffer's search for one byte costs a tenth of its search for two.
+ */
 function lfEventEnd(buf: Buffer, from: number): number {
   let i = buf.indexOf(LF, from)
   while (i !== -1) {

@@ -21,6 +21,12 @@ export interface EventSink {
    * its bytes leave now, unread, because it cannot carry usage? Asked at most once per event.
    */
   passes(buf: Buffer, start: number, end: number): boolean
+  /**
+   * A chunk of whole events (it starts at an event's start and ends at one's end): may it leave as it
+   * came, unframed, because none of its events is one the sink would read? A cheap byte test over the
+   * whole chunk; false whenever in doubt.
+   */
+  skips(chunk: Buffer): boolean
   /** One complete event `buf[start, end)`, at stream offset `at`; returns its replacement bytes, if any. */
   event(buf: Buffer, start: number, end: number, at: number): Uint8Array | undefined
   /**

@@ -17,6 +17,8 @@ export const anthropicMessages = {
   id: 'anthropic-messages' as const,
   routes: ['/v1/messages'],
   usageEvents: USAGE_EVENTS,
+  // `message_start` and `message_delta` contain `ge_`, a `"usage"` key `ge"`, an error `rror`.
+  quick: ['ge_', 'ge"', 'rror'].map((needle) => Buffer.from(needle)),
   recognizeEvent(name, json) {
     const kind = name ?? (isObject(json) ? json.type : undefined)
     return kind === 'message_start' || kind === 'ping' || kind === 'content_block_start'

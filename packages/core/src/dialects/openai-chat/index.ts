@@ -55,7 +55,7 @@ class ChatReader implements DialectReader {
 
   read(event: WireEvent): EventReading | undefined {
     const { json } = event
-    const where = `chunk#${event.index}`
+    const where = `chunk@${event.at}`
     const error = errorOf(json)
     if (error !== undefined) return { where, error, model: modelOf(json) }
     const choices = Array.isArray(json.choices) ? json.choices : []

@@ -19,6 +19,8 @@ export const openaiResponses = {
   id: 'openai-responses' as const,
   routes: ['/responses'],
   usageEvents: USAGE_EVENTS,
+  // No quick test: every event names a `response.` type, so any short needle for the terminal ones stops
+  // at every event (measured: 2.3× slower than framing).
   recognizeEvent(name, json) {
     const kind = name ?? (isObject(json) && typeof json.type === 'string' ? json.type : undefined)
     return kind?.startsWith('response.') === true
