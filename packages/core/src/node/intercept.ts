@@ -99,6 +99,7 @@ class Interception implements Port {
   private destroyedBy: string | undefined // the gateway destroyed the response before its end
   private endCallback: Callback | undefined
   private released: Uint8Array[] | undefined // held bytes that leave with the end, once the length is known
+  private flush: (() => void) | null | undefined // compression()'s res.flush, looked up once
   // Encoded input kept until the first decoded byte leaves, so a body that fails to decode can still
   // go out exactly as it came.
   private encodedHeld: Buffer[] | undefined = []
@@ -203,9 +204,11 @@ class Interception implements Port {
       ok = this.originalWrite.call(res, chunk) && ok
     }
     if (cork) res.uncork()
-    const flush = (res as { flush?: () => void }).flush
     // `compression()` buffers in its zlib window until flushed: SSE must leave per event (docs/transport.md).
-    if (this.sse && chunks.length > 0 && typeof flush === 'function') flush.call(res)
+    if (this.sse && chunks.length > 0) {
+      this.flush ??= (res as { flush?: () => void }).flush ?? null
+      if (this.flush !== null) this.flush.call(res)
+    }
     return ok
   }
 
