@@ -40,7 +40,7 @@ class ChatReader implements DialectReader {
   mayCarry(buf: Buffer, start: number, end: number): boolean {
     if (this.carriers.test(buf, start, end)) return true
     // A finish chunk without usage is noted on bytes, without parsing it.
-    if (this.finish.test(buf, start, end)) this.finishSeen = true
+    if (!this.finishSeen && this.finish.test(buf, start, end)) this.finishSeen = true
     // `[DONE]` is the only other payload read: a short event that mentions it.
     if (end - start > 32) return false
     const at = buf.indexOf(DONE, start)
