@@ -19,7 +19,7 @@ import { isObject } from './usage.js'
 export const DEFAULT_MAX_EVENT_BYTES = 1024 * 1024
 
 /** Chunks shorter than this are framed without first being tested whole (`EventSink.skips`). */
-const QUICK_MIN_BYTES = 1024
+const QUICK_MIN_BYTES = 512
 
 /** Asked when an event carrying final usage is about to leave: may it wait for a truer source? */
 export interface HoldPolicy {
@@ -177,11 +177,13 @@ class UsageProcessor implements Processor, EventSink {
     return this.framer!.matchName(buf, start, end, this.usageEvents) === -1
   }
 
-  skips(chunk: Buffer): boolean {
+  skips(chunk: Buffer, start: number): boolean {
     const needles = this.quick
     // A search for several bytes costs as much as framing a few events: worth it on chunks of many.
-    if (needles === undefined || chunk.length < QUICK_MIN_BYTES || !this.settled || this.pausing) return false
-    for (let i = 0; i < needles.length; i++) if (chunk.indexOf(needles[i]!) !== -1) return false
+    if (needles === undefined || chunk.length - start < QUICK_MIN_BYTES || !this.settled || this.pausing) {
+      return false
+    }
+    for (let i = 0; i < needles.length; i++) if (chunk.indexOf(needles[i]!, start) !== -1) return false
     return true
   }
 

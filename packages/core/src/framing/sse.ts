@@ -32,6 +32,9 @@ const AFTER_COLON = 5
 const VALUE = 6
 const OTHER = 7
 
+/** From this size on a chunk is likely to hold many events: frameLF asks the sink whether it skips it. */
+const QUICK_HINT = 512
+
 const toBuffer = (bytes: Uint8Array): Buffer =>
   Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
 
@@ -110,16 +113,10 @@ export class SseFramer implements Framer<SseEvent> {
         if (pos === -1 || this.stopped) return [chunk]
       }
       if (this.heldBytes > 0) return this.frame(chunk, pos, base, sink, -1)
-      const len = chunk.length
-      // A chunk of whole events, none of which the sink would read, leaves as it came without being cut:
-      // it starts where an event starts and ends with a blank line, and the sink's byte test finds none
-      // of what it reads in it (docs/architecture.md#byte-tests).
-      if (pos === 0 && len > 2 && chunk[len - 1] === LF && chunk[len - 2] === LF && sink.skips(chunk)) {
-        this.lineStart = true
-        return [chunk]
-      }
       const cr = chunk.indexOf(CR, pos)
       if (cr !== -1) return this.frame(chunk, pos, base, sink, cr)
+      // A chunk of many events may leave unframed (frameLF asks the sink): no need to find the first end.
+      if (chunk.length - pos >= QUICK_HINT) return this.frameLF(chunk, pos, -2, base, sink, undefined, 0)
       const end = chunk[pos] === LF ? pos + 1 : lfEventEnd(chunk, pos)
       if (end === chunk.length && pos === 0 && end <= this.maxEventBytes) {
         // The most common chunk of all, one whole event: no loop, no slicing.
@@ -245,7 +242,7 @@ export class SseFramer implements Framer<SseEvent> {
       headDone = false
       headEnd = -1
       // No CR in the rest of the chunk: the rest is cut by the LF rules alone.
-      if (cr === len) {
+      if (ends.cr === len) {
         this.lineStart = true
         return this.frameLF(chunk, next, -2, base, sink, out, flushed)
       }
@@ -274,6 +271,21 @@ export class SseFramer implements Framer<SseEvent> {
     flushed: number,
   ): Buffer[] {
     const len = chunk.length
+    // The rest of the chunk, from an event's start, in which the sink's byte test finds none of what it
+    // reads, is not cut into events: its whole events leave as they came, and only the event it ends in,
+    // if any, is framed (docs/architecture.md#byte-tests).
+    if (end === -2 && pos < len && sink.skips(chunk, pos)) {
+      const boundary = chunk[len - 1] === LF && chunk[len - 2] === LF ? len : lastEventEnd(chunk)
+      if (boundary === len) {
+        this.lineStart = true
+        this.headDone = false
+        return finish(out, chunk, flushed)
+      }
+      if (boundary > pos) {
+        pos = boundary
+        end = -2
+      }
+    }
     while (pos < len) {
       if (end === -2) end = chunk[pos] === LF ? pos + 1 : lfEventEnd(chunk, pos)
       if (end === -1) break
@@ -528,6 +540,17 @@ function lfEventEnd(buf: Buffer, from: number): number {
     if (next === LF) return i + 2
     if (next === undefined) return -1
     i = buf.indexOf(LF, i + 2)
+  }
+  return -1
+}
+
+/** Index just past the last "\n\n" of a chunk without CR, or -1; searched back from its end. */
+function lastEventEnd(buf: Buffer): number {
+  let i = buf.lastIndexOf(LF, buf.length - 1)
+  while (i > 0) {
+    if (buf[i - 1] === LF) return i + 1
+    // A negative offset would count from the end again.
+    i = i >= 2 ? buf.lastIndexOf(LF, i - 2) : -1
   }
   return -1
 }

@@ -22,11 +22,11 @@ export interface EventSink {
    */
   passes(buf: Buffer, start: number, end: number): boolean
   /**
-   * A chunk of whole events (it starts at an event's start and ends at one's end): may it leave as it
-   * came, unframed, because none of its events is one the sink would read? A cheap byte test over the
-   * whole chunk; false whenever in doubt.
+   * The rest of a chunk from `start`, where an event starts: may its whole events leave as they came,
+   * unframed, because none of them is one the sink would read? A cheap byte test over `chunk[start..]`;
+   * false whenever in doubt. The event the chunk ends in, if it ends inside one, is framed as usual.
    */
-  skips(chunk: Buffer): boolean
+  skips(chunk: Buffer, start: number): boolean
   /** One complete event `buf[start, end)`, at stream offset `at`; returns its replacement bytes, if any. */
   event(buf: Buffer, start: number, end: number, at: number): Uint8Array | undefined
   /**
