@@ -1,6 +1,6 @@
 /**
- * The processes of the end-to-end benchmark, each forked by gateway.bench.ts with
- * `node --import tsx --expose-gc bench/child.ts <role>`:
+ * The processes of the end-to-end and callgrind benchmarks, each forked by bench/procs.ts with
+ * `node --import tsx --expose-gc bench/child.ts <role>` (for row 8, under valgrind):
  *
  *   upstream             a node:http server streaming Anthropic SSE as fast as it can, in three modes
  *                        chosen by the `x-bench-mode` request header:
@@ -11,7 +11,8 @@
  *                                backpressure, until FLOOD_CAP bytes or the client goes away.
  *   gateway bare|usagewire <upstream url>
  *                        express 5 + http-proxy-middleware 3 to the upstream (keep-alive agent); with `usagewire`,
- *                        `app.use(usagewire({ onUsage }))` before the proxy.
+ *                        `app.use(usagewire({ onUsage }))` before the proxy. Row 8 points it at an upstream
+ *                        in the bench process (bench/callgrind.bench.ts).
  *
  * Both answer IPC questions from the parent ({ id, cmd }) with { id, reply }.
  */
@@ -26,6 +27,8 @@ import { anthropicBenchStream, E2E_DELTAS, E2E_WRITES, eventGroups, FLOOD_CAP, H
 type Ask = { id: number; cmd: string }
 
 function serve(handler: (cmd: string) => unknown | Promise<unknown>): void {
+  // A bench that dies (or is interrupted) must not leave servers behind.
+  process.on('disconnect', () => process.exit(0))
   process.on('message', (msg: Ask) => {
     if (msg.cmd === 'exit') process.exit(0)
     void Promise.resolve(handler(msg.cmd)).then((reply) => process.send!({ id: msg.id, reply }))

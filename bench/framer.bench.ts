@@ -28,6 +28,21 @@ export interface FramerBenchOptions {
   maxEventBytes?: number
   /** A case still running after this many seconds stops, and its figure is a lower bound. Default 20. */
   deadlineSeconds?: number
+  /** Size of the one large event. Default 4 MiB. */
+  eventBytes?: number
+  /** Passes per case, of which the first two warm up the JIT (fewer: only the first). Default 9. */
+  passes?: number
+}
+
+/**
+ * The smoke run's sizes: the same code paths (the chat event still exceeds maxEventBytes) on an eighth
+ * of the bytes.
+ */
+export const FRAMER_SMOKE: FramerBenchOptions = {
+  eventBytes: 512 * 1024,
+  maxEventBytes: 128 * 1024,
+  passes: 2,
+  deadlineSeconds: 5,
 }
 
 interface Payload {
@@ -50,13 +65,20 @@ function bigText(bytes: number): string {
   return pieces.join('')
 }
 
-/** `stream` with event `index` grown to about 4 MiB by the text member `member`, in `eol` line ends. */
-function payload(label: string, stream: BenchStream, index: number, member: string, eol: string): Payload {
+/** `stream` with event `index` grown to about `size` bytes by the text member `member`, in `eol` line ends. */
+function payload(
+  label: string,
+  stream: BenchStream,
+  index: number,
+  member: string,
+  eol: string,
+  size: number,
+): Payload {
   const events = stream.events.map((e) => e.toString('utf8'))
   const small = events[index]!
   const pattern = new RegExp(`"${member}":"[^"]*"`)
   if (!pattern.test(small)) throw new Error(`${label}: no ${member} member in event ${index}`)
-  events[index] = small.replace(pattern, () => `"${member}":${JSON.stringify(bigText(EVENT_BYTES - small.length))}`)
+  events[index] = small.replace(pattern, () => `"${member}":${JSON.stringify(bigText(size - small.length))}`)
   const body = Buffer.from(events.join('').replace(/\n/g, eol), 'utf8')
   return { label, path: stream.path, body }
 }
@@ -109,26 +131,26 @@ interface Measure {
 
 function measure(p: Payload, chunks: Buffer[], options: FramerBenchOptions): Measure {
   const deadline = Date.now() + (options.deadlineSeconds ?? 20) * 1000
+  const passes = options.passes ?? 9
+  const warmup = passes > 2 ? 2 : passes - 1
   const ns: number[] = []
   const cpu: number[] = []
-  for (let i = 0; i < 9; i++) {
+  for (let i = 0; i < passes; i++) {
     const r = pass(p, chunks, options.maxEventBytes, deadline)
     const partial = r.bytes < p.body.length
     if (!partial && r.out < p.body.length * 0.99) throw new Error(`${p.label}: bytes out ${r.out}, in ${p.body.length}`)
-    // The first two passes warm up the JIT, unless a pass is so slow that there is time for one only.
-    if (i >= 2 || partial || Date.now() > deadline) {
+    // The first passes warm up the JIT, unless a pass is so slow that there is time for one only.
+    if (i >= warmup || partial || Date.now() > deadline) {
       ns.push(r.ns / r.bytes)
       cpu.push(((r.cpuUs / 1e6) * 1e9) / r.bytes)
     }
-    if (partial || Date.now() > deadline)
+    if (partial || Date.now() > deadline || i === passes - 1)
       return {
         nsPerByte: median(ns),
         cpuSecondsPerGB: median(cpu),
         partial: partial ? r.bytes : undefined,
         passthrough: r.passthrough,
       }
-    if (i === 8)
-      return { nsPerByte: median(ns), cpuSecondsPerGB: median(cpu), partial: undefined, passthrough: r.passthrough }
   }
   throw new Error('unreachable')
 }
@@ -136,15 +158,19 @@ function measure(p: Payload, chunks: Buffer[], options: FramerBenchOptions): Mea
 export async function framerBench(log: (line: string) => void, options: FramerBenchOptions = {}): Promise<Row[]> {
   const rows: Row[] = []
   const payloads: Payload[] = []
+  const eventBytes = options.eventBytes ?? EVENT_BYTES
+  const sizeLabel = eventBytes % (1024 * 1024) === 0 ? `${eventBytes / 1024 / 1024} MiB` : `${eventBytes / 1024} KiB`
   for (const [eolLabel, eol] of [
     ['LF', '\n'],
     ['CRLF', '\r\n'],
   ] as const) {
-    payloads.push(payload(`anthropic content_block_delta, ${eolLabel}`, anthropicBenchStream(1, 1), 3, 'text', eol))
-    payloads.push(payload(`chat data event, ${eolLabel}`, chatBenchStream(1, 1), 1, 'content', eol))
+    payloads.push(
+      payload(`anthropic content_block_delta, ${eolLabel}`, anthropicBenchStream(1, 1), 3, 'text', eol, eventBytes),
+    )
+    payloads.push(payload(`chat data event, ${eolLabel}`, chatBenchStream(1, 1), 1, 'content', eol, eventBytes))
   }
   log(
-    `framer: one ${(EVENT_BYTES / 1024 / 1024).toFixed(0)} MiB event per stream, maxEventBytes ` +
+    `framer: one ${sizeLabel} event per stream, maxEventBytes ` +
       `${options.maxEventBytes ?? 'default'}; chunkings ${CHUNKINGS.map(([l]) => l).join(', ')}`,
   )
   let letter = 0
@@ -163,10 +189,11 @@ export async function framerBench(log: (line: string) => void, options: FramerBe
       )
       rows.push({
         id: label === CHUNKINGS[0][0] ? `7${String.fromCharCode(97 + letter++)}` : '',
-        what: label === CHUNKINGS[0][0] ? `4 MiB ${p.label}, ${label} chunks` : `  same, ${label} chunks`,
+        what: label === CHUNKINGS[0][0] ? `${sizeLabel} ${p.label}, ${label} chunks` : `  same, ${label} chunks`,
         value: `${bound}${fmt(m.nsPerByte, 3)} ns/B`,
         baseline: `CPU ${bound}${fmt(m.cpuSecondsPerGB, 2)} s/GB, ${fmt(perPush, 0)} ns/push${m.partial !== undefined ? ' (deadline)' : ''}`,
         result: 'info',
+        raw: { ...m, chunkBytes: size, eventBytes: p.body.length },
       })
     }
     const per = results.map((r) => r.nsPerByte)
@@ -190,6 +217,7 @@ export async function framerBench(log: (line: string) => void, options: FramerBe
       value: `${partial ? '≥ ' : ''}${fmt(spread)}×`,
       target: '≤ 2×',
       result: spread <= 2 && !partial ? 'PASS' : 'MISS',
+      raw: { spread, partial, fixedNsPerPush: fixed, nsPerByte: perByte },
     })
   }
   return rows

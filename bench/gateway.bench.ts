@@ -5,124 +5,29 @@
  * gets traffic, so bare and usagewire runs alternate under the same conditions.
  *
  *  4. throughput at 64 concurrent streaming requests (keep-alive agent, maxSockets 64), alternating
- *     bare/usagewire runs, medians;
+ *     bare/usagewire runs, medians: req/s, MB/s, gateway CPU per GB of response body, time to first
+ *     event (and again one request at a time, where no queue adds to it);
  *  5. heap per open stream: N streams held open mid-generation, gateway heapUsed after gc, usagewire
  *     minus bare, divided by N;
  *  6. slow client: one client that stops reading; what the gateway holds while the upstream keeps writing.
  */
-import { execFileSync, fork, type ChildProcess } from 'node:child_process'
-import os from 'node:os'
 import { EventEmitter } from 'node:events'
 import http from 'node:http'
-import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { createProcessor } from '@usagewire/core'
 import { createInterceptor } from '@usagewire/core/node'
+import { ALL_CPUS, GATEWAY_CPUS, OTHER_CPUS, PIN, pin, request, spawn, BODY, type Proc } from './procs.js'
 import { anthropicBenchStream, E2E_DELTAS, E2E_WRITES, eventGroups } from './streams.js'
 import { fmt, kib, median, mib, type Row } from './table.js'
-
-const CHILD = fileURLToPath(new URL('./child.ts', import.meta.url))
-const ROOT = fileURLToPath(new URL('..', import.meta.url))
-const BODY = Buffer.from(
-  JSON.stringify({
-    model: 'claude-sonnet-4-5',
-    max_tokens: 1024,
-    stream: true,
-    messages: [{ role: 'user', content: 'Hi' }],
-  }),
-)
-
-interface Proc {
-  child: ChildProcess
-  port: number
-  ready: Record<string, unknown>
-  ask<T = unknown>(cmd: string): Promise<T>
-}
-
-/**
- * CPU pinning on Linux with taskset (BENCH_PIN=0 turns it off): the gateways get the last CPU to
- * themselves, the upstream and the load client share the others, so the gateway under test is the
- * bottleneck and usagewire's cost shows in its throughput instead of in a scheduler's choices.
- */
-const CPUS = os.cpus().length
-const PIN = process.env.BENCH_PIN !== '0' && CPUS >= 2 && process.platform === 'linux' && hasTaskset()
-const GATEWAY_CPUS = `${CPUS - 1}`
-const OTHER_CPUS = CPUS === 2 ? '0' : `0-${CPUS - 2}`
-
-function hasTaskset(): boolean {
-  try {
-    execFileSync('taskset', ['-p', String(process.pid)], { stdio: 'ignore' })
-    return true
-  } catch {
-    return false
-  }
-}
-
-function pin(pid: number, cpus: string): void {
-  if (PIN) execFileSync('taskset', ['-a', '-p', '-c', cpus, String(pid)], { stdio: 'ignore' })
-}
-
-async function spawn(args: string[]): Promise<Proc> {
-  // BENCH_CPU_PROF=<dir>: each child writes .cpuprofile files under <dir>/<role> when it exits (bench/profile.ts --summary).
-  const dir = process.env.BENCH_CPU_PROF
-  const prof = dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}/${args.slice(0, 2).join('-')}`] : []
-  const child = fork(CHILD, args, {
-    cwd: ROOT,
-    execArgv: ['--import', 'tsx', '--expose-gc', ...prof],
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  })
-  let next = 0
-  const waiting = new Map<number, (reply: unknown) => void>()
-  const ready = await new Promise<Record<string, unknown>>((resolve, reject) => {
-    child.once('error', reject)
-    child.once('exit', (code) => reject(new Error(`bench child ${args.join(' ')} exited with ${code}`)))
-    child.on('message', (msg: { id?: number; reply?: unknown; ready?: number }) => {
-      if (msg.ready !== undefined) return resolve(msg as Record<string, unknown>)
-      const done = msg.id === undefined ? undefined : waiting.get(msg.id)
-      if (done) {
-        waiting.delete(msg.id!)
-        done(msg.reply)
-      }
-    })
-  })
-  child.removeAllListeners('exit')
-  pin(child.pid!, args[0] === 'gateway' ? GATEWAY_CPUS : OTHER_CPUS)
-  return {
-    child,
-    port: ready.ready as number,
-    ready,
-    ask: <T>(cmd: string) =>
-      new Promise<T>((resolve) => {
-        const id = next++
-        waiting.set(id, resolve as (reply: unknown) => void)
-        child.send({ id, cmd })
-      }),
-  }
-}
-
-function request(port: number, agent: http.Agent, mode?: string): http.ClientRequest {
-  return http.request({
-    host: '127.0.0.1',
-    port,
-    method: 'POST',
-    path: '/v1/messages',
-    agent,
-    headers: {
-      'content-type': 'application/json',
-      'content-length': BODY.length,
-      'x-api-key': 'bench',
-      'anthropic-version': '2023-06-01',
-      ...(mode ? { 'x-bench-mode': mode } : {}),
-    },
-  })
-}
 
 interface Load {
   requests: number
   bytes: number
   seconds: number
   bad: number
-  /** CPU time (user + system) per completed request, µs: gateway, upstream, load client. */
+  /** Time from sending each request to the first bytes of its body, ms. */
+  firstEvent: number[]
+  /** CPU time (user + system) over the run, µs: gateway, upstream, load client. */
   cpu?: { gateway: number; upstream: number; client: number }
 }
 
@@ -136,25 +41,36 @@ async function measured(gw: Proc, up: Proc, seconds: number, expectBytes: number
   const r = await load(gw.port, seconds, 64, expectBytes)
   const c1 = process.cpuUsage()
   const [g1, u1] = await Promise.all([gw.ask<Cpu>('cpu'), up.ask<Cpu>('cpu')])
-  const per = (us: number) => us / Math.max(1, r.requests)
-  r.cpu = { gateway: per(cpuDelta(g0, g1)), upstream: per(cpuDelta(u0, u1)), client: per(cpuDelta(c0, c1)) }
+  r.cpu = { gateway: cpuDelta(g0, g1), upstream: cpuDelta(u0, u1), client: cpuDelta(c0, c1) }
   return r
 }
 
-/** `concurrency` loops, each sending one streaming request after the other, for `seconds`. */
-async function load(port: number, seconds: number, concurrency: number, expectBytes: number): Promise<Load> {
+/** `concurrency` loops, each sending one streaming request after the other, for `seconds` (or `count` requests). */
+async function load(
+  port: number,
+  seconds: number,
+  concurrency: number,
+  expectBytes: number,
+  count = Infinity,
+): Promise<Load> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency })
   let requests = 0
+  let launched = 0
   let bytes = 0
   let bad = 0
+  const firstEvent: number[] = []
   const started = performance.now()
   const deadline = started + seconds * 1000
   const one = () =>
     new Promise<void>((resolve) => {
+      const sent = performance.now()
       const req = request(port, agent)
       req.on('response', (res) => {
         let got = 0
-        res.on('data', (c: Buffer) => (got += c.length))
+        res.on('data', (c: Buffer) => {
+          if (got === 0) firstEvent.push(performance.now() - sent)
+          got += c.length
+        })
         res.on('end', () => {
           requests++
           bytes += got
@@ -168,12 +84,15 @@ async function load(port: number, seconds: number, concurrency: number, expectBy
     })
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
-      while (performance.now() < deadline) await one()
+      while (performance.now() < deadline && launched < count) {
+        launched++
+        await one()
+      }
     }),
   )
   const elapsed = (performance.now() - started) / 1000
   agent.destroy()
-  return { requests, bytes, seconds: elapsed, bad }
+  return { requests, bytes, seconds: elapsed, bad, firstEvent }
 }
 
 /** Opens `n` streams the upstream holds mid-generation; resolves once each has its first events. */
@@ -189,7 +108,7 @@ async function openHeld(
       { length: n },
       () =>
         new Promise<void>((resolve, reject) => {
-          const req = request(port, agent, 'hold')
+          const req = request(port, agent, { 'x-bench-mode': 'hold' })
           reqs.push(req)
           req.on('response', (res) => {
             let got = 0
@@ -250,7 +169,7 @@ interface Slow {
 async function slowClient(gw: Proc, up: Proc, seconds: number): Promise<Slow> {
   const idle = await gw.ask<Mem>('heap')
   const agent = new http.Agent({ keepAlive: false })
-  const req = request(gw.port, agent, 'flood')
+  const req = request(gw.port, agent, { 'x-bench-mode': 'flood' })
   let clientRead = 0
   await new Promise<void>((resolve, reject) => {
     req.on('response', (res) => {
@@ -344,14 +263,24 @@ class NullResponse extends EventEmitter {
  * usagewire's own CPU per response, without a network: the e2e response (same bytes, same 8 writes)
  * through createInterceptor on a response that discards bytes, and through a bare processor.
  */
-function inProcessCost(): { intercept: number; processor: number; nothing: number; records: number } {
+function inProcessCost(scale: number): {
+  intercept: number
+  processor: number
+  nothing: number
+  records: number
+  responses: number
+} {
   const chunks = eventGroups(anthropicBenchStream(E2E_DELTAS, 0), E2E_WRITES)
   let records = 0
+  let responses = 0
   const intercept = createInterceptor({ onUsage: () => records++ })
   const req = { url: '/v1/messages', method: 'POST', headers: {} } as http.IncomingMessage
   const through = (wrap: boolean) => () => {
     const res = new NullResponse()
-    if (wrap) intercept(req, res as unknown as http.ServerResponse, '/v1/messages')
+    if (wrap) {
+      intercept(req, res as unknown as http.ServerResponse, '/v1/messages')
+      responses++
+    }
     res.setHeader('content-type', 'text/event-stream; charset=utf-8')
     res.setHeader('request-id', 'req_bench')
     res.writeHead(200)
@@ -363,24 +292,70 @@ function inProcessCost(): { intercept: number; processor: number; nothing: numbe
     for (const c of chunks) p.push(c)
     p.end()
   }
+  const warm = Math.ceil(1000 * scale)
+  const per = Math.ceil(600 * scale)
   const time = (f: () => void) => {
-    for (let i = 0; i < 1000; i++) f()
+    for (let i = 0; i < warm; i++) f()
     const runs: number[] = []
     for (let r = 0; r < 5; r++) {
       const t = process.hrtime.bigint()
-      for (let i = 0; i < 600; i++) f()
-      runs.push(Number(process.hrtime.bigint() - t) / 600 / 1000)
+      for (let i = 0; i < per; i++) f()
+      runs.push(Number(process.hrtime.bigint() - t) / per / 1000)
     }
     return median(runs)
   }
-  return { intercept: time(through(true)), processor: time(processor), nothing: time(through(false)), records }
+  return {
+    intercept: time(through(true)),
+    processor: time(processor),
+    nothing: time(through(false)),
+    records,
+    responses,
+  }
 }
 
 export interface GatewayBenchOptions {
+  /** Length of each measured load run. */
   seconds: number
+  /** Measured rounds, each one bare and one usagewire run. */
   rounds: number
+  /** Length of each of the 4 warm-up runs. */
+  warmupSeconds: number
+  /** Requests sent one at a time to each gateway for the unloaded time to first event. */
+  serialRequests: number
   heapStreams: number
+  slowSeconds: number
+  /** Scales the in-process iterations (1: 1000 warm-up + 5 × 600 per variant). */
+  inProcessScale: number
 }
+
+export const GATEWAY_FULL: GatewayBenchOptions = {
+  seconds: 2,
+  rounds: 3,
+  warmupSeconds: 1.25,
+  serialRequests: 300,
+  heapStreams: 512,
+  slowSeconds: 1.5,
+  inProcessScale: 1,
+}
+
+export const GATEWAY_SMOKE: GatewayBenchOptions = {
+  seconds: 0.3,
+  rounds: 1,
+  warmupSeconds: 0.2,
+  serialRequests: 20,
+  heapStreams: 16,
+  slowSeconds: 1,
+  inProcessScale: 0.05,
+}
+
+type Mode = 'bare' | 'usagewire'
+const ms = (v: number) => `${fmt(v, v < 10 ? 2 : 1)} ms`
+
+/**
+ * Time to first event is "unchanged" when usagewire's median is within 10 % of bare's, or within 1 ms:
+ * a sub-millisecond median on loopback moves by more than 10 % between two runs of the same gateway.
+ */
+const firstEventOk = (uw: number, bare: number) => uw <= Math.max(bare * 1.1, bare + 1)
 
 export async function gatewayBench(log: (line: string) => void, opts: GatewayBenchOptions): Promise<Row[]> {
   const rows: Row[] = []
@@ -399,35 +374,50 @@ export async function gatewayBench(log: (line: string) => void, opts: GatewayBen
     // ── 4. throughput ────────────────────────────────────────────────────────────────────────────
     // Warm-up: JIT, heap sizing, socket pools. The per-request CPU of a fresh gateway keeps falling for
     // several seconds; shorter warm-ups made the first measured run slow.
-    for (const gw of [bare, uw, bare, uw]) await load(gw.port, 1.25, 64, streamBytes)
+    let warmupBad = 0
+    for (const gw of [bare, uw, bare, uw]) warmupBad += (await load(gw.port, opts.warmupSeconds, 64, streamBytes)).bad
     const recordsBefore = (await uw.ask<{ records: number }>('stats')).records
-    const runs: Record<'bare' | 'usagewire', Load[]> = { bare: [], usagewire: [] }
+    const runs: Record<Mode, Load[]> = { bare: [], usagewire: [] }
     for (let round = 0; round < opts.rounds; round++) {
       const order = round % 2 === 0 ? (['bare', 'usagewire'] as const) : (['usagewire', 'bare'] as const)
       for (const mode of order) {
         const r = await measured(gateways[mode], up, opts.seconds, streamBytes)
         runs[mode].push(r)
+        const per = (us: number) => fmt(us / Math.max(1, r.requests), 0)
         log(
           `  e2e round ${round + 1} ${mode.padEnd(9)} ${fmt(r.requests / r.seconds, 0)} req/s, ` +
-            `${fmt(r.bytes / r.seconds / 1e6, 1)} MB/s, ${r.bad} bad; CPU µs/request: gateway ${fmt(r.cpu!.gateway, 0)}, ` +
-            `upstream ${fmt(r.cpu!.upstream, 0)}, client ${fmt(r.cpu!.client, 0)}`,
+            `${fmt(r.bytes / r.seconds / 1e6, 1)} MB/s, ${r.bad} bad; gateway CPU ${fmt(cpuPerGB(r), 2)} s/GB; ` +
+            `CPU µs/request: gateway ${per(r.cpu!.gateway)}, upstream ${per(r.cpu!.upstream)}, client ${per(r.cpu!.client)}; ` +
+            `first event ${ms(median(r.firstEvent))}`,
         )
       }
     }
-    const rps = (m: 'bare' | 'usagewire') => median(runs[m].map((r) => r.requests / r.seconds))
-    const mbps = (m: 'bare' | 'usagewire') => median(runs[m].map((r) => r.bytes / r.seconds / 1e6))
+    const rps = (m: Mode) => median(runs[m].map((r) => r.requests / r.seconds))
+    const mbps = (m: Mode) => median(runs[m].map((r) => r.bytes / r.seconds / 1e6))
     const bad = [...runs.bare, ...runs.usagewire].reduce((n, r) => n + r.bad, 0)
     const stats = await uw.ask<{ records: number; statuses: Record<string, number> }>('stats')
     const served = runs.usagewire.reduce((n, r) => n + r.requests, 0)
     const records = stats.records - recordsBefore
     log(
-      `  usagewire records: ${records} in the measured runs (all: ${JSON.stringify(stats.statuses)}); bad responses: ${bad}`,
+      `  usagewire records: ${records} in the measured runs (all: ${JSON.stringify(stats.statuses)}); ` +
+        `bad responses: ${bad} (warm-up: ${warmupBad})`,
     )
     const pairs = runs.bare.map(
       (b, i) => runs.usagewire[i]!.requests / runs.usagewire[i]!.seconds / (b.requests / b.seconds),
     )
     log(`  per-round req/s ratios usagewire/bare: ${pairs.map((p) => fmt(p, 3)).join(', ')}`)
-    const gwCpu = (m: 'bare' | 'usagewire') => median(runs[m].map((r) => r.cpu!.gateway))
+    const gwPerGB = (m: Mode) => median(runs[m].map(cpuPerGB))
+    const gwPerReq = (m: Mode) => median(runs[m].map((r) => r.cpu!.gateway / Math.max(1, r.requests)))
+    const loadedFirst = (m: Mode) => median(runs[m].flatMap((r) => r.firstEvent))
+    const raw = (m: Mode) =>
+      runs[m].map((r) => ({
+        requests: r.requests,
+        bytes: r.bytes,
+        seconds: r.seconds,
+        bad: r.bad,
+        cpuUs: r.cpu,
+        firstEventMsMedian: median(r.firstEvent),
+      }))
     const ratio = rps('usagewire') / rps('bare')
     rows.push({
       id: '4a',
@@ -437,6 +427,7 @@ export async function gatewayBench(log: (line: string) => void, opts: GatewayBen
       ratio: `${fmt(ratio, 3)}×`,
       target: '≥ 0.97×',
       result: ratio >= 0.97 && bad === 0 ? 'PASS' : 'MISS',
+      raw: { ratio, perRound: pairs, bare: raw('bare'), usagewire: raw('usagewire') },
     })
     const mbRatio = mbps('usagewire') / mbps('bare')
     rows.push({
@@ -447,68 +438,130 @@ export async function gatewayBench(log: (line: string) => void, opts: GatewayBen
       ratio: `${fmt(mbRatio, 3)}×`,
       target: '≥ 0.97×',
       result: mbRatio >= 0.97 && bad === 0 ? 'PASS' : 'MISS',
+      raw: { ratio: mbRatio, bare: mbps('bare'), usagewire: mbps('usagewire') },
     })
+    const cpuRatio = gwPerGB('usagewire') / gwPerGB('bare')
     rows.push({
       id: '4c',
-      what: '  gateway CPU per request',
-      value: `${fmt(gwCpu('usagewire'), 0)} µs`,
-      baseline: `bare ${fmt(gwCpu('bare'), 0)} µs`,
-      ratio: `${fmt(gwCpu('bare') / gwCpu('usagewire'), 3)}×`,
-      result: 'info',
+      what: '  gateway CPU per GB of response body',
+      value: `${fmt(gwPerGB('usagewire'), 2)} s/GB`,
+      baseline: `bare ${fmt(gwPerGB('bare'), 2)} s/GB; µs/req ${fmt(gwPerReq('bare'), 0)} → ${fmt(gwPerReq('usagewire'), 0)}`,
+      ratio: `${fmt(cpuRatio, 3)}×`,
+      target: '≤ 1.10×',
+      result: cpuRatio <= 1.1 ? 'PASS' : 'MISS',
+      raw: {
+        ratio: cpuRatio,
+        bareSecondsPerGB: gwPerGB('bare'),
+        usagewireSecondsPerGB: gwPerGB('usagewire'),
+        bareUsPerRequest: gwPerReq('bare'),
+        usagewireUsPerRequest: gwPerReq('usagewire'),
+      },
     })
-    rows.push({
-      id: '4d',
-      what: '  usagewire records / responses served',
-      value: `${records} / ${served}`,
-      baseline: `${bad} bad responses`,
-      target: 'equal, 0 bad',
-      result: records === served && bad === 0 ? 'PASS' : 'MISS',
-    })
-    const cost = inProcessCost()
+
+    // Time to first event without queueing: one request at a time, alternating gateways, so what is
+    // measured is the delay usagewire adds to a response's first bytes, not the gateway's backlog.
+    const serial: Record<Mode, number[]> = { bare: [], usagewire: [] }
+    let serialBad = 0
+    const batch = Math.max(1, Math.ceil(opts.serialRequests / 10))
+    for (let sent = 0; sent < opts.serialRequests; sent += batch) {
+      for (const mode of sent % (2 * batch) === 0
+        ? (['bare', 'usagewire'] as const)
+        : (['usagewire', 'bare'] as const)) {
+        const r = await load(gateways[mode].port, Infinity, 1, streamBytes, batch)
+        serial[mode].push(...r.firstEvent)
+        serialBad += r.bad
+      }
+    }
+    const first = (m: Mode) => median(serial[m])
+    const firstRatio = first('usagewire') / first('bare')
     log(
-      `  in-process, per e2e response: interceptor + processor ${fmt(cost.intercept, 1)} µs, processor alone ` +
-        `${fmt(cost.processor, 1)} µs, the null response alone ${fmt(cost.nothing, 1)} µs (${cost.records} records)`,
+      `  time to first event, one request at a time (${serial.bare.length} each): bare ${ms(first('bare'))}, ` +
+        `usagewire ${ms(first('usagewire'))}; at 64 streams: bare ${ms(loadedFirst('bare'))}, usagewire ${ms(loadedFirst('usagewire'))}`,
     )
     rows.push({
+      id: '4d',
+      what: '  time to first event, 1 request at a time, median',
+      value: ms(first('usagewire')),
+      baseline: `bare ${ms(first('bare'))}`,
+      ratio: `${fmt(firstRatio, 3)}×`,
+      target: '≤ 1.1× or +1 ms',
+      result: firstEventOk(first('usagewire'), first('bare')) && serialBad === 0 ? 'PASS' : 'MISS',
+      raw: { ratio: firstRatio, bareMs: first('bare'), usagewireMs: first('usagewire'), requests: serial.bare.length },
+    })
+    const loadedRatio = loadedFirst('usagewire') / loadedFirst('bare')
+    rows.push({
+      id: '',
+      what: '  same, at 64 streams (includes queueing)',
+      value: ms(loadedFirst('usagewire')),
+      baseline: `bare ${ms(loadedFirst('bare'))}`,
+      ratio: `${fmt(loadedRatio, 3)}×`,
+      result: 'info',
+      raw: { ratio: loadedRatio, bareMs: loadedFirst('bare'), usagewireMs: loadedFirst('usagewire') },
+    })
+    const allBad = bad + warmupBad + serialBad
+    rows.push({
       id: '4e',
+      what: '  usagewire records / responses served',
+      value: `${records} / ${served}`,
+      baseline: `${allBad} bad responses`,
+      target: 'equal, 0 bad',
+      result: records === served && allBad === 0 ? 'PASS' : 'MISS',
+      check:
+        records !== served || allBad !== 0
+          ? `e2e: ${records} usagewire records for ${served} responses, ${allBad} bad responses`
+          : undefined,
+      raw: { records, served, bad, warmupBad, serialBad },
+    })
+    const cost = inProcessCost(opts.inProcessScale)
+    log(
+      `  in-process, per e2e response: interceptor + processor ${fmt(cost.intercept, 1)} µs, processor alone ` +
+        `${fmt(cost.processor, 1)} µs, the null response alone ${fmt(cost.nothing, 1)} µs ` +
+        `(${cost.records} records, ${cost.responses} responses)`,
+    )
+    rows.push({
+      id: '4f',
       what: '  usagewire CPU per response, in-process',
       value: `${fmt(cost.intercept - cost.nothing, 0)} µs`,
       baseline: `processor alone ${fmt(cost.processor, 0)} µs`,
-      ratio: `e2e Δ ${fmt(gwCpu('usagewire') - gwCpu('bare'), 0)} µs`,
+      ratio: `e2e Δ ${fmt(gwPerReq('usagewire') - gwPerReq('bare'), 0)} µs`,
       result: 'info',
+      check:
+        cost.records !== cost.responses
+          ? `in-process: ${cost.records} usagewire records for ${cost.responses} responses`
+          : undefined,
+      raw: { ...cost, e2eDeltaUs: gwPerReq('usagewire') - gwPerReq('bare') },
     })
 
     // ── 5. heap per open stream ──────────────────────────────────────────────────────────────────
-    const heap: Record<'bare' | 'usagewire', { perStream: number; external: number }[]> = { bare: [], usagewire: [] }
+    const heap = {} as Record<Mode, { perStream: number; external: number }>
     for (const mode of ['bare', 'usagewire'] as const) {
       const h = await heapPerStream(gateways[mode], up, opts.heapStreams)
-      heap[mode].push(h)
+      heap[mode] = h
       log(
         `  heap ${mode.padEnd(9)} ${kib(h.perStream)}/stream heapUsed, ${kib(h.external)}/stream external+arrayBuffers`,
       )
     }
-    const per = (m: 'bare' | 'usagewire') => median(heap[m].map((h) => h.perStream))
-    const ext = (m: 'bare' | 'usagewire') => median(heap[m].map((h) => h.external))
-    const extra = per('usagewire') - per('bare')
+    const extra = heap.usagewire.perStream - heap.bare.perStream
     rows.push({
       id: '5',
       what: `extra heap per open stream, N=${opts.heapStreams}`,
       value: kib(extra),
-      baseline: `bare ${kib(per('bare'))}, uw ${kib(per('usagewire'))}`,
+      baseline: `bare ${kib(heap.bare.perStream)}, uw ${kib(heap.usagewire.perStream)}`,
       target: '< 4 KiB',
       result: extra < 4096 ? 'PASS' : 'MISS',
+      raw: { bytes: extra, streams: opts.heapStreams, bare: heap.bare, usagewire: heap.usagewire },
     })
     rows.push({
       id: '',
       what: '  same, external + arrayBuffers',
-      value: kib(ext('usagewire') - ext('bare')),
-      baseline: `bare ${kib(ext('bare'))}, uw ${kib(ext('usagewire'))}`,
+      value: kib(heap.usagewire.external - heap.bare.external),
+      baseline: `bare ${kib(heap.bare.external)}, uw ${kib(heap.usagewire.external)}`,
       result: 'info',
     })
 
     // ── 6. slow client ──────────────────────────────────────────────────────────────────────────
     for (const mode of ['bare', 'usagewire'] as const) {
-      const s = await slowClient(gateways[mode], up, 1.5)
+      const s = await slowClient(gateways[mode], up, opts.slowSeconds)
       const first = s.samples[0]!
       const last = s.samples.at(-1)!
       const held = last.resWritable + last.proxyResReadable
@@ -518,7 +571,7 @@ export async function gatewayBench(log: (line: string) => void, opts: GatewayBen
           `holds res ${kib(last.resWritable)} + proxyRes ${kib(last.proxyResReadable)}, heap Δ ${kib(s.heapDelta)}, ` +
           `external Δ ${kib(s.externalDelta)}, write() false ${last.falses}×, true-while-full ${last.liedTrue}×`,
       )
-      const stalled = last.upstreamSent === s.samples.at(-2)!.upstreamSent
+      const stalled = s.samples.length >= 2 && last.upstreamSent === s.samples.at(-2)!.upstreamSent
       const ok = stalled && last.liedTrue === 0 && held < 1024 * 1024
       rows.push({
         id: mode === 'bare' ? '6a' : '6b',
@@ -528,16 +581,18 @@ export async function gatewayBench(log: (line: string) => void, opts: GatewayBen
         ratio: `true-while-full ${last.liedTrue}×`,
         target: mode === 'usagewire' ? '< 1 MiB, stalls' : undefined,
         result: mode === 'usagewire' ? (ok ? 'PASS' : 'MISS') : 'info',
+        raw: { held, stalled, samples: s.samples, heapDelta: s.heapDelta, externalDelta: s.externalDelta },
       })
     }
   } finally {
     // A clean exit, so a child run with --cpu-prof writes its profile.
-    await Promise.all(
-      [bare, uw, up].map(
-        (p) => new Promise((resolve) => (p.child.once('exit', resolve), p.child.send({ id: -1, cmd: 'exit' }))),
-      ),
-    )
-    pin(process.pid, `0-${CPUS - 1}`)
+    await Promise.all([bare, uw, up].map((p) => p.exit()))
+    pin(process.pid, ALL_CPUS)
   }
   return rows
+}
+
+/** Gateway CPU seconds per GB of response body delivered. */
+function cpuPerGB(r: Load): number {
+  return r.cpu!.gateway / 1e6 / (Math.max(1, r.bytes) / 1e9)
 }

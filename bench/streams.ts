@@ -27,6 +27,13 @@ export const SSE = 'text/event-stream; charset=utf-8'
 /** The end-to-end response: 194 deltas + 6 framing events = 200 events (~26 KB), written in 8 chunks. */
 export const E2E_DELTAS = 194
 export const E2E_WRITES = 8
+/**
+ * A long response as it arrives in the field: 1999 deltas + 6 framing events = 2005 events (~257 KB), in
+ * writes of at most FIELD_WRITE_BYTES cut on event boundaries. At this size the per-event and per-chunk
+ * costs dominate the per-request ones, as they do behind a real provider.
+ */
+export const FIELD_DELTAS = 1999
+export const FIELD_WRITE_BYTES = 1024
 /** A held stream: message_start, content_block_start, ping and 5 deltas. */
 export const HOLD_EVENTS = 8
 /** The slow-client upstream stops after this many bytes (it stalls long before, unless someone buffers). */
@@ -175,5 +182,26 @@ export function eventGroups(stream: BenchStream, parts: number): Buffer[] {
   const per = Math.ceil(stream.events.length / parts)
   const out: Buffer[] = []
   for (let i = 0; i < stream.events.length; i += per) out.push(Buffer.concat(stream.events.slice(i, i + per)))
+  return out
+}
+
+/**
+ * Consecutive events grouped into writes of at most `bytes` (an event larger than that is a write of its
+ * own): the ~1 KB writes a provider's stream arrives in, without cutting an event.
+ */
+export function sizeGroups(stream: BenchStream, bytes: number): Buffer[] {
+  const out: Buffer[] = []
+  let group: Buffer[] = []
+  let size = 0
+  for (const e of stream.events) {
+    if (size > 0 && size + e.length > bytes) {
+      out.push(Buffer.concat(group))
+      group = []
+      size = 0
+    }
+    group.push(e)
+    size += e.length
+  }
+  if (group.length > 0) out.push(Buffer.concat(group))
   return out
 }

@@ -7,6 +7,13 @@ export interface Row {
   ratio?: string
   target?: string
   result: 'PASS' | 'MISS' | 'info'
+  /** The figures behind the cells, unrounded, for bench/results/latest.json. */
+  raw?: Record<string, unknown>
+  /**
+   * Set when a correctness check of the bench itself failed (a bad response, records ≠ responses): the
+   * figures of that row measure something broken, so `pnpm bench` exits non-zero, unlike for a MISS.
+   */
+  check?: string
 }
 
 export const gbps = (bytes: number, ns: number): number => bytes / ns // bytes per ns = GB/s
@@ -20,7 +27,7 @@ export function median(values: number[]): number {
   return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
 }
 
-export function printTable(rows: Row[]): void {
+export function formatTable(rows: Row[]): string {
   const head: Row = {
     id: '#',
     what: 'measurement',
@@ -38,7 +45,5 @@ export function printTable(rows: Row[]): void {
       .map((c, i) => cell(r, c).padEnd(width[i]!))
       .join('  ')
       .trimEnd()
-  console.log(line(head))
-  console.log(width.map((w) => '-'.repeat(w)).join('  '))
-  for (const r of rows) console.log(line(r))
+  return [line(head), width.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n')
 }
