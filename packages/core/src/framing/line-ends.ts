@@ -7,27 +7,26 @@ const CR = 0x0d
  * search per chunk.
  */
 export class LineEnds {
-  private buf: Buffer = Buffer.alloc(0)
+  // Positions only: the buffer is passed to each call, so an idle stream never keeps a chunk alive here.
   private lf = -1
   /** The CR found last (the buffer's length when there is none after the position asked). */
   cr = -1
 
-  /** Starts on `buf`; `cr`, when known, is its first CR at or after the first position asked, else -1. */
-  on(buf: Buffer, cr: number): void {
-    this.buf = buf
+  /** Starts on a new buffer; `cr`, when known, is its first CR at or after the first position asked, else -1. */
+  on(cr: number): void {
     this.lf = -1
     this.cr = cr
   }
 
-  /** The first line end (LF or CR) at or after `pos`, or the buffer's length. */
-  next(pos: number): number {
+  /** The first line end (LF or CR) in `buf` at or after `pos`, or the buffer's length. */
+  next(buf: Buffer, pos: number): number {
     if (this.lf < pos) {
-      const i = this.buf.indexOf(LF, pos)
-      this.lf = i === -1 ? this.buf.length : i
+      const i = buf.indexOf(LF, pos)
+      this.lf = i === -1 ? buf.length : i
     }
     if (this.cr < pos) {
-      const i = this.buf.indexOf(CR, pos)
-      this.cr = i === -1 ? this.buf.length : i
+      const i = buf.indexOf(CR, pos)
+      this.cr = i === -1 ? buf.length : i
     }
     return this.lf < this.cr ? this.lf : this.cr
   }

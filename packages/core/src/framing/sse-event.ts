@@ -51,9 +51,9 @@ export function decodeEvent(buf: Buffer, start: number, end: number, ends: LineE
   let firstLineEnd = 0
   let linesEnd = 0
   let pos = 0
-  ends.on(v, -1)
+  ends.on(-1)
   while (pos < n) {
-    const eol = ends.next(pos)
+    const eol = ends.next(v, pos)
     let next = eol + 1
     if (eol === ends.cr && v[next] === LF) next++
     const isData = isField(v, pos, eol, DATA_COLON)

@@ -184,9 +184,9 @@ export class SseFramer implements Framer<SseEvent> {
     let headDone = this.headDone
     let headEnd = -1 // where the event's first line ended, when that was in this chunk
     const ends = this.frameEnds
-    ends.on(chunk, cr)
+    ends.on(cr)
     while (pos < len) {
-      const eol = ends.next(pos)
+      const eol = ends.next(chunk, pos)
       if (eol === len) break
       let next = eol + 1
       if (eol === ends.cr) {
@@ -443,9 +443,9 @@ export class SseFramer implements Framer<SseEvent> {
     const scanner = this.scanner
     let atLineStart = this.lineStart
     const ends = this.streamEnds
-    ends.on(buf, -1)
+    ends.on(-1)
     for (;;) {
-      const eol = ends.next(pos)
+      const eol = ends.next(buf, pos)
       if (scanner !== undefined && eol > pos) this.feed(scanner, buf, pos, eol)
       if (eol === len) {
         this.lineStart = pos < len ? false : atLineStart
