@@ -125,7 +125,8 @@ class Interception implements Port {
     res.end = ((chunk?: unknown, encoding?: unknown, callback?: unknown) =>
       this.onEnd(chunk, encoding, callback)) as ServerResponse['end']
     res.destroy = ((error?: Error) => this.onDestroy(error)) as ServerResponse['destroy']
-    res.once('finish', () => this.report())
+    // 'close' follows 'finish' on a response that completed and comes alone on one cut short: one
+    // listener tells both, at the cost of one closure per response.
     res.once('close', () => this.report())
   }
 
