@@ -96,7 +96,6 @@ class Interception implements Port {
   private writerEnded = false // the writer called end()
   private finished = false // we ended the response
   private raw = false // from now on the body leaves exactly as the upstream encoded it
-  private destroyedBy: string | undefined // the gateway destroyed the response before its end
   private endCallback: Callback | undefined
   private released: Uint8Array[] | undefined // held bytes that leave with the end, once the length is known
   private flush: (() => void) | null | undefined // compression()'s res.flush, looked up once
@@ -107,7 +106,6 @@ class Interception implements Port {
   private readonly originalWrite: Loose<boolean>
   private readonly originalEnd: Loose<ServerResponse>
   private readonly flushHeaders: () => void
-  private readonly destroy: Loose<ServerResponse>
 
   constructor(
     private readonly exchange: Exchange,
@@ -117,14 +115,12 @@ class Interception implements Port {
     this.originalWrite = res.write as Loose<boolean>
     this.originalEnd = res.end as Loose<ServerResponse>
     this.flushHeaders = res.flushHeaders
-    this.destroy = res.destroy as Loose<ServerResponse>
     res.writeHead = ((...args: unknown[]) => this.onWriteHead(args)) as ServerResponse['writeHead']
     res.flushHeaders = () => this.onFlushHeaders()
     res.write = ((chunk: Chunk, encoding?: unknown, callback?: unknown) =>
       this.onWrite(chunk, encoding, callback)) as ServerResponse['write']
     res.end = ((chunk?: unknown, encoding?: unknown, callback?: unknown) =>
       this.onEnd(chunk, encoding, callback)) as ServerResponse['end']
-    res.destroy = ((error?: Error) => this.onDestroy(error)) as ServerResponse['destroy']
     // 'close' follows 'finish' on a response that completed and comes alone on one cut short: one
     // listener tells both, at the cost of one closure per response.
     res.once('close', () => this.report())
@@ -362,23 +358,19 @@ class Interception implements Port {
     return res
   }
 
-  private onDestroy(error?: Error): ServerResponse {
-    if (!this.res.writableFinished) {
-      this.destroyedBy = error ? `response destroyed: ${error.message}` : 'response destroyed before its end'
-    }
-    return this.destroy.call(this.res, error)
-  }
-
   private report(): void {
     const res = this.res
-    res.destroy = this.destroy as ServerResponse['destroy']
     if (this.decision?.read) {
       // The flags go back to Node's own once the response is over.
       delete (res as { headersSent?: boolean }).headersSent
       delete (res as { writableEnded?: boolean }).writableEnded
     }
+    // A response the gateway destroyed with an error (pipeline() on an upstream reset) was cut on its
+    // side; one closed without an error was left by the client. Read from `res.errored`, so `destroy`
+    // need not be patched: every method patched on `res` costs the gateway on every request.
+    const errored = (res as { errored?: Error | null }).errored
     if (res.writableFinished) this.exchange.finish({ kind: 'end' })
-    else if (this.destroyedBy) this.exchange.finish({ kind: 'cut', reason: this.destroyedBy })
+    else if (errored) this.exchange.finish({ kind: 'cut', reason: `response destroyed: ${errored.message}` })
     else this.exchange.finish({ kind: 'abort' })
   }
 }
