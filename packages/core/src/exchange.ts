@@ -210,14 +210,9 @@ export class Exchange implements HoldPolicy {
     return this.processor.passthrough(reason)
   }
 
-  /** The bytes the processor holds for a hold point; released through `port` (see `end`). */
+  /** Where bytes a hold kept, and an end it deferred, go when the hold is released. */
   connect(port: Port): void {
     this.port = port
-  }
-
-  /** Notes that the first byte of a response that is not read left (for its timing). */
-  sent(): void {
-    if (this.firstByteMs === null) this.firstByteMs = since(this.started)
   }
 
   /** The result of reading so far (tests, the inspect CLI). */
