@@ -1,4 +1,4 @@
-export { createInterceptor, exchangeOf, interceptResponse, type Interceptor } from './intercept.js'
+export { createInterceptor, exchangeOf, interceptResponse, type Interceptor, type ResponseHandle } from './intercept.js'
 export { carryBody, type Body, type HeldHead } from './carry.js'
 export { UsageTransform } from './stream.js'
 export { createDecoder, NODE_DECODERS } from './decode.js'

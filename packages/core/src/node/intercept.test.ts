@@ -178,3 +178,46 @@ describe('routes', () => {
     expect(records).toHaveLength(0)
   })
 })
+
+describe('interceptResponse(...).release()', () => {
+  it('gives back an untouched res: its own methods, no listener, no record from it', async () => {
+    const { createMeter } = await import('../meter.js')
+    const { interceptResponse } = await import('./intercept.js')
+    const records: UsageRecord[] = []
+    const meter = createMeter({ onUsage: (r) => records.push(r) })
+    let released: boolean | undefined
+    const server = createServer((req, res) => {
+      const own = res.write
+      const handle = interceptResponse(meter.begin({ method: 'POST', url: req.url!, headers: () => undefined })!, res)
+      released = handle.release() && res.write === own && res.listenerCount('close') === 0
+      res.setHeader('content-type', 'application/json')
+      res.end(chatBody)
+    })
+    await new Promise<void>((done) => server.listen(0, '127.0.0.1', done))
+    servers.push(server)
+    const { body } = await fetchRaw((server.address() as AddressInfo).port, '/v1/chat/completions')
+    expect(released).toBe(true)
+    expect(body.toString()).toBe(chatBody)
+    await new Promise((r) => setTimeout(r, 20))
+    expect(records).toHaveLength(0)
+  })
+
+  it('refuses once a write has reached it, and the response is still rewritten and recorded', async () => {
+    const { createMeter } = await import('../meter.js')
+    const { interceptResponse } = await import('./intercept.js')
+    const records: UsageRecord[] = []
+    const meter = createMeter({ onUsage: (r) => records.push(r) })
+    let released: boolean | undefined
+    const server = createServer((req, res) => {
+      const handle = interceptResponse(meter.begin({ method: 'POST', url: req.url!, headers: () => undefined })!, res)
+      res.writeHead(200, { 'content-type': 'application/json' })
+      released = handle.release()
+      res.end(chatBody)
+    })
+    await new Promise<void>((done) => server.listen(0, '127.0.0.1', done))
+    servers.push(server)
+    await fetchRaw((server.address() as AddressInfo).port, '/v1/chat/completions')
+    expect(released).toBe(false)
+    expect((await waitFor(() => records[0])).status).toBe('complete')
+  })
+})

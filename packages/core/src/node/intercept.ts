@@ -73,10 +73,20 @@ function adoptHeadArgs(res: ServerResponse, args: unknown[]): string | undefined
   return reason
 }
 
+/** The hold an adapter keeps on an intercepted `res`. */
+export interface ResponseHandle {
+  /**
+   * Gives `res` back untouched when nothing has been written to it yet, so the adapter can carry the
+   * body another way (a Koa `ctx.body`, a Fastify `onSend` payload) with {@link carryBody}: its original
+   * methods return and no record comes from `res`. Returns false, changing nothing, once a head or body
+   * write has reached the interception (the raw writes of `ctx.respond = false` or `reply.hijack()`).
+   */
+  release(): boolean
+}
+
 /** Connects `res` to `exchange`: the response is patched until its head shows whether it is ours. */
-export function interceptResponse(exchange: Exchange, res: ServerResponse): void {
-  // The interception lives on through the methods it installs on `res` and its listeners.
-  new Interception(exchange, res)
+export function interceptResponse(exchange: Exchange, res: ServerResponse): ResponseHandle {
+  return new Interception(exchange, res)
 }
 
 /**
@@ -85,7 +95,7 @@ export function interceptResponse(exchange: Exchange, res: ServerResponse): void
  * not, it puts the original methods back and gets out of the way. A class, not a bundle of closures: one
  * is made per LLM request.
  */
-class Interception implements Port {
+class Interception implements Port, ResponseHandle {
   private decoder: Transform | undefined
   private decision: HeadDecision | undefined
   private holdHead = false // JSON and decoded bodies: the head waits for the new length and encoding
@@ -123,7 +133,16 @@ class Interception implements Port {
       this.onEnd(chunk, encoding, callback)) as ServerResponse['end']
     // 'close' follows 'finish' on a response that completed and comes alone on one cut short: one
     // listener tells both, at the cost of one closure per response.
-    res.once('close', () => this.report())
+    res.once('close', this.onClose)
+  }
+
+  private readonly onClose = (): void => this.report()
+
+  release(): boolean {
+    if (this.decision) return false
+    this.restore()
+    this.res.removeListener('close', this.onClose)
+    return true
   }
 
   private restore(): void {
