@@ -43,6 +43,23 @@ describe('the Exchange', () => {
     })
   })
 
+  it('learns the request facts from a body parsed after it began, without overriding what it knew', () => {
+    const { meter, records } = setup()
+    const late = meter.begin({ method: 'POST', url: '/v1/messages' })!
+    late.readRequestBody({ model: 'claude-late', stream: false })
+    late.respond({ status: 200, headers: (n) => (n === 'content-type' ? 'text/html' : undefined) }, { decoders: [] })
+    late.finish({ kind: 'end' })
+    const known = meter.begin({ method: 'POST', url: '/v1/messages', body: { model: 'claude-first', stream: true } })!
+    known.readRequestBody({ model: 'claude-other', stream: false })
+    known.readRequestBody('not an object')
+    known.respond({ status: 200, headers: (n) => (n === 'content-type' ? 'text/html' : undefined) }, { decoders: [] })
+    known.finish({ kind: 'end' })
+    expect(records.map((r) => [r.model, r.streaming])).toEqual([
+      ['claude-late', false],
+      ['claude-first', true],
+    ])
+  })
+
   it('finishes into exactly one record, whatever calls finish later', () => {
     const { meter, records } = setup()
     const exchange = meter.begin({ method: 'POST', url: '/v1/messages' })!

@@ -133,6 +133,17 @@ export class Exchange implements HoldPolicy {
     this.requestId = text(request.headers?.('x-request-id'))
   }
 
+  /**
+   * A request body the framework parses only after the Exchange began (Fastify parses it after
+   * `onRequest`, where the response is already intercepted): it tells what the request asked for, where
+   * the body given to `begin` did not.
+   */
+  readRequestBody(body: unknown): void {
+    const facts = requestFacts(body)
+    this.requested.model ??= facts.model
+    this.requested.stream ??= facts.stream
+  }
+
   // ---- the response head --------------------------------------------------------------------------
 
   /**

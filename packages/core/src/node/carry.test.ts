@@ -1,3 +1,4 @@
+import { once } from 'node:events'
 import { Readable } from 'node:stream'
 import { gzipSync } from 'node:zlib'
 import { describe, expect, it } from 'vitest'
@@ -86,6 +87,72 @@ describe('carryBody: a framework body through the Exchange', () => {
     carried.destroy()
     await new Promise((r) => setTimeout(r, 10))
     expect(aborted.records[0]).toMatchObject({ status: 'aborted' })
+  })
+
+  it('a carried stream the framework destroys releases its source; one that ends leaves it to end itself', async () => {
+    const aborted = begin('/v1/messages')
+    const source = new Readable({ read() {} })
+    const carried = carryBody(
+      aborted.exchange,
+      heldHead(200, { 'content-type': 'text/event-stream' }),
+      source,
+    ) as Readable
+    source.push(sse[0])
+    carried.destroy()
+    await once(carried, 'close')
+    expect(source.destroyed).toBe(true)
+    expect(source.readableEnded).toBe(false)
+    expect(aborted.records[0]).toMatchObject({ status: 'aborted' })
+
+    const ended = begin('/v1/messages')
+    const whole = Readable.from(sse.map((s) => Buffer.from(s)))
+    const errors: unknown[] = []
+    whole.on('error', (error) => errors.push(error))
+    const out = carryBody(ended.exchange, heldHead(200, { 'content-type': 'text/event-stream' }), whole) as Readable
+    await drain(out)
+    expect(whole.readableEnded).toBe(true)
+    expect(errors).toEqual([])
+    expect(ended.records[0]).toMatchObject({ status: 'complete' })
+  })
+
+  it('a JSON stream keeps a Content-Length, set to the new length (ETag gone) before its first byte leaves', async () => {
+    const { exchange, records } = begin('/v1/chat/completions')
+    const head = heldHead(200, { 'content-type': 'application/json', 'content-length': 4, etag: '"x"' })
+    const lengths: unknown[] = []
+    const out = carryBody(
+      exchange,
+      head,
+      Readable.from([Buffer.from(chatBody.slice(0, 40)), Buffer.from(chatBody.slice(40))]),
+    )
+    ;(out as Readable).once('data', () => lengths.push(head.headers['content-length']))
+    const sent = await drain(out as Readable)
+    expect(JSON.parse(sent).usage.prompt_tokens_details).toEqual({ cached_tokens: 800 })
+    expect(lengths).toEqual([Buffer.byteLength(sent)])
+    expect(head.headers.etag).toBeUndefined()
+    expect(records[0]).toMatchObject({ status: 'complete' })
+  })
+
+  it('a JSON stream whose head lost its length meanwhile (compressed after) is left to frame itself', async () => {
+    const { exchange } = begin('/v1/chat/completions')
+    const head = heldHead(200, { 'content-type': 'application/json', 'content-length': 4 })
+    const out = carryBody(exchange, head, Readable.from([Buffer.from(chatBody)])) as Readable
+    delete head.headers['content-length']
+    await drain(out)
+    expect(head.headers['content-length']).toBeUndefined()
+  })
+
+  it('a JSON stream over the size bound leaves as it arrives, without a Content-Length', async () => {
+    const exchange = createMeter({ maxEventBytes: 64 }).begin({ method: 'POST', url: '/v1/chat/completions' })!
+    const head = heldHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(chatBody) })
+    const out = carryBody(
+      exchange,
+      head,
+      Readable.from([Buffer.from(chatBody.slice(0, 100)), Buffer.from(chatBody.slice(100))]),
+    )
+    const lengths: unknown[] = []
+    ;(out as Readable).once('data', () => lengths.push(head.headers['content-length']))
+    expect(await drain(out as Readable)).toBe(chatBody)
+    expect(lengths).toEqual([undefined])
   })
 
   it('held for a truer source, bytes become a stream that carries the truth when the hold is released', async () => {

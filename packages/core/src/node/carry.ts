@@ -1,12 +1,15 @@
 import { PassThrough, Readable } from 'node:stream'
 import zlib from 'node:zlib'
 import type { Exchange, HeaderLookup } from '../exchange.js'
+import { isStreaming } from '../framing/index.js'
 import { NODE_DECODERS } from './decode.js'
 import { UsageTransform } from './stream.js'
 
 /**
  * The response head as a hook- or stream-style framework holds it before sending (Fastify's `reply`,
- * Koa's `ctx.response`): usagewire reads it and removes the headers that no longer hold.
+ * Koa's `ctx.response`): usagewire reads it and removes the headers that no longer hold. A JSON body
+ * carried as a stream settles its length just before its first byte leaves, after the framework took
+ * the head: until the head is sent, changes made here must reach the response.
  */
 export interface HeldHead {
   status: number
@@ -30,12 +33,30 @@ function decodeSync(encoding: string, bytes: Buffer): Buffer {
 }
 
 /**
+ * The head of a whole body carried as a stream, just before its first byte leaves: the length it has
+ * now (`undefined` when bytes leave before the end: an event over the size bound, a body on hold), and
+ * no ETag if usage was rewritten. A head that lost its Content-Length meanwhile frames the body itself
+ * (a compressor after usagewire replaced the body); one already sent cannot change.
+ */
+function settleHead(exchange: Exchange, head: HeldHead, length: number | undefined): void {
+  try {
+    if ((exchange.result()?.corrections.length ?? 0) > 0) head.removeHeader('etag')
+    if (head.getHeader('content-length') === undefined) return
+    if (length === undefined || head.getHeader('transfer-encoding') !== undefined) head.removeHeader('content-length')
+    else head.setHeader('content-length', length)
+  } catch {
+    // The head left already: nothing to change, and no reason to fail the body.
+  }
+}
+
+/**
  * Carries a framework's response body through `exchange` and returns the body to send instead, for
  * adapters that hand the framework a body rather than patching `res` (a Fastify `onSend` payload, a
  * Koa `ctx.body`). The decision at the head, decoding, header changes and the record are the
  * Exchange's, the same as for a patched `res`:
  * - a stream is carried by a {@link UsageTransform} and finishes the record when it ends, is destroyed
- *   (`abort`) or its source fails (`cut`);
+ *   (`abort`) or its source fails (`cut`); destroyed before its source ended, it destroys the source. A
+ *   JSON stream keeps its Content-Length, set to the new length before its first byte leaves;
  * - bytes or text are read at once; the new body gets its length, and an ETag that no longer tags it is
  *   removed. A body that cannot be decoded is sent exactly as it came, headers untouched. When a hold
  *   keeps the final usage event, a stream carries the rest when it is released.
@@ -47,9 +68,21 @@ export function carryBody(exchange: Exchange, head: HeldHead, body: Body): Body 
     return body
   }
   if (body instanceof Readable) {
-    for (const name of decision.remove) head.removeHeader(name)
-    const transform = new UsageTransform(exchange, decision)
+    // A whole (JSON) body is held until its end, so its new length is known before its first byte
+    // leaves: it keeps a Content-Length, as through the interception (docs/transport.md#content-length-and-etag).
+    const whole = !isStreaming(decision.framing)
+    for (const name of decision.remove) if (!whole || name !== 'content-length') head.removeHeader(name)
+    const transform = new UsageTransform(
+      exchange,
+      decision,
+      whole ? (length) => settleHead(exchange, head, length) : undefined,
+    )
     body.once('error', (error: Error) => transform.destroy(error))
+    // The framework destroys the body it sends when the client goes away (Fastify, Koa); that is now the
+    // transform, so the source it would have destroyed (an upstream response) is released here.
+    transform.once('close', () => {
+      if (!body.readableEnded && !body.destroyed) body.destroy()
+    })
     return body.pipe(transform)
   }
   let bytes = typeof body === 'string' ? Buffer.from(body) : Buffer.from(body.buffer, body.byteOffset, body.byteLength)

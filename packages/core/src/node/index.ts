@@ -1,4 +1,11 @@
-export { createInterceptor, exchangeOf, interceptResponse, type Interceptor, type ResponseHandle } from './intercept.js'
+export {
+  attachExchange,
+  createInterceptor,
+  exchangeOf,
+  interceptResponse,
+  type Interceptor,
+  type ResponseHandle,
+} from './intercept.js'
 export { carryBody, type Body, type HeldHead } from './carry.js'
 export { UsageTransform } from './stream.js'
 export { createDecoder, NODE_DECODERS } from './decode.js'

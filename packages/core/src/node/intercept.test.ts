@@ -221,3 +221,18 @@ describe('interceptResponse(...).release()', () => {
     expect((await waitFor(() => records[0])).status).toBe('complete')
   })
 })
+
+describe('attachExchange', () => {
+  it('makes exchangeOf(req) return an Exchange an adapter began with its own meter, and only for that req', async () => {
+    const { createMeter } = await import('../meter.js')
+    const { attachExchange, exchangeOf } = await import('./intercept.js')
+    const meter = createMeter()
+    const exchange = meter.begin({ method: 'POST', url: '/v1/messages' })!
+    const req = {} as IncomingMessage
+    const other = {} as IncomingMessage
+    expect(exchangeOf(req)).toBeUndefined()
+    attachExchange(req, exchange)
+    expect(exchangeOf(req)).toBe(exchange)
+    expect(exchangeOf(other)).toBeUndefined()
+  })
+})

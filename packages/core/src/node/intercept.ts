@@ -31,6 +31,14 @@ export function exchangeOf(req: IncomingMessage): Exchange | undefined {
   return exchanges.get(req)
 }
 
+/**
+ * Makes `exchange` the one {@link exchangeOf} returns for `req`, for adapters that begin Exchanges with
+ * their own meter (they need the {@link ResponseHandle} that `createInterceptor` keeps to itself).
+ */
+export function attachExchange(req: IncomingMessage, exchange: Exchange): void {
+  exchanges.set(req, exchange)
+}
+
 /** A Node interceptor for every response of a server or framework built on node:http. */
 export function createInterceptor(options: UsagewireOptions | Meter = {}): Interceptor {
   const meter = 'begin' in options ? options : createMeter(options)

@@ -3,6 +3,12 @@ import type { Exchange, HeadDecision } from '../exchange.js'
 import { createDecoder } from './decode.js'
 
 /**
+ * Told once, before the first byte of the body leaves: `length` is the whole body's when it was read to
+ * its end by then (a JSON body is held until its end), undefined when bytes leave before the end.
+ */
+export type HeadDue = (length: number | undefined) => void
+
+/**
  * A Node Transform that carries one Exchange's body: `upstream.pipe(new UsageTransform(exchange,
  * decision)).pipe(res)`, for stream-style adapters (Koa's `ctx.body`, Fastify's `onSend` payload). It
  * decodes the content-encoding the Exchange chose, rewrites usage, and finishes the Exchange into its
@@ -12,12 +18,16 @@ export class UsageTransform extends Transform {
   private readonly decoder: Transform | undefined
   private flushed: TransformCallback | undefined
   private ended = false
+  private headDue: HeadDue | undefined
 
   constructor(
     readonly exchange: Exchange,
     decision: Extract<HeadDecision, { read: true }>,
+    /** For a carrier that can still change the head when the body's first byte leaves (see {@link HeadDue}). */
+    headDue?: HeadDue,
   ) {
     super()
+    this.headDue = headDue
     if (decision.decode) {
       const decoder = createDecoder(decision.decode)
       if (decoder) {
@@ -34,7 +44,17 @@ export class UsageTransform extends Transform {
   }
 
   private forward(chunks: Uint8Array[]): void {
-    for (const chunk of chunks) if (chunk.length > 0) this.push(chunk)
+    for (const chunk of chunks) {
+      if (chunk.length === 0) continue
+      if (this.headDue) this.announce(undefined)
+      this.push(chunk)
+    }
+  }
+
+  private announce(length: number | undefined): void {
+    const due = this.headDue
+    this.headDue = undefined
+    due?.(length)
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
@@ -59,6 +79,8 @@ export class UsageTransform extends Transform {
       write: (held) => this.forward(held),
       end: () => this.done(),
     })
+    // Read to its end with nothing sent yet: its length is known, unless a hold keeps part of it.
+    if (this.headDue) this.announce(deferred ? undefined : chunks.reduce((sum, chunk) => sum + chunk.length, 0))
     this.forward(chunks)
     if (!deferred) this.done()
   }
