@@ -8,7 +8,10 @@ export default defineConfig({
     alias: [
       { find: /^@usagewire\/core$/, replacement: src('./packages/core/src/index.ts') },
       { find: /^@usagewire\/core\/(node|web|testing)$/, replacement: src('./packages/core/src/$1/index.ts') },
-      { find: /^@usagewire\/express$/, replacement: src('./packages/express/src/index.ts') },
+      {
+        find: /^@usagewire\/(express|koa|fastify|http-proxy-middleware)$/,
+        replacement: src('./packages/$1/src/index.ts'),
+      },
     ],
   },
   test: {

@@ -1,0 +1,238 @@
+import { Readable } from 'node:stream'
+import type { ServerResponse } from 'node:http'
+import type { FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
+import { createMeter, type Exchange, type Logger, type SinkStats, type UsagewireOptions } from '@usagewire/core'
+import {
+  attachExchange,
+  carryBody,
+  exchangeOf,
+  interceptResponse,
+  type Body,
+  type HeldHead,
+  type ResponseHandle,
+} from '@usagewire/core/node'
+
+export { exchangeOf } from '@usagewire/core/node'
+
+export type {
+  Dialect,
+  Exchange,
+  Logger,
+  RouteRule,
+  Sink,
+  SinkLike,
+  UsageRecord,
+  UsagewireOptions,
+} from '@usagewire/core'
+
+/** What `fastify.usagewire` holds once the plugin is registered. */
+export interface UsagewireDecoration {
+  /** Records delivered and sink failures so far. */
+  readonly stats: Readonly<SinkStats>
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /**
+     * The Exchange of an LLM request usagewire meters; null for every other request. Its `record` is the
+     * usage record once the response has finished (in `onResponse`). Code that knows truer numbers than
+     * the response it sends writes them with `usagewire.ledger.observe('tap', usage, sources)`.
+     */
+    usagewire: Exchange | null
+  }
+  interface FastifyInstance {
+    usagewire: UsagewireDecoration
+  }
+}
+
+/** What the plugin keeps for a metered request between `onRequest` and `onSend`. */
+interface Pending {
+  exchange: Exchange
+  /** The interception of `reply.raw`, until `onSend` gives it back. */
+  handle: ResponseHandle | undefined
+  /** The stream `onSend` handed on, while it may still run again for the same request. */
+  carried: Readable | undefined
+}
+
+const isNodeReadable = (value: unknown): value is Readable => value instanceof Readable
+
+/**
+ * A response the interception carries (hijacked, raw writes, a stream Fastify pipes itself) has ended
+ * once 'finish' comes. The interception tells that from `writableFinished` at 'close', which a response
+ * injected by `fastify.inject` (light-my-request) never sets: without this, every such record there
+ * would say `aborted`. One function for every response; the record is written once, the first time.
+ */
+function finishedWriting(this: ServerResponse): void {
+  exchangeOf(this.req)?.finish({ kind: 'end' })
+}
+
+/**
+ * The response head as `reply` holds it. A JSON body sent as a stream gets its length after `onSend`
+ * (just before its first byte leaves), when Fastify has copied `reply`'s headers onto `raw` with
+ * `setHeader` and not yet sent them: a change then must reach `raw` too. A header `raw` does not have is
+ * set on `reply` only, so one that a later onSend hook removes (@fastify/compress drops the length of
+ * the body it replaces) never reaches the client.
+ */
+function heldHead(reply: FastifyReply): HeldHead {
+  const raw = reply.raw as ServerResponse
+  return {
+    status: reply.statusCode,
+    getHeader: (name) => reply.getHeader(name),
+    removeHeader: (name) => {
+      reply.removeHeader(name)
+      if (!raw.headersSent && raw.hasHeader(name)) raw.removeHeader(name)
+    },
+    setHeader: (name, value) => {
+      reply.header(name, value)
+      if (!raw.headersSent && raw.hasHeader(name)) raw.setHeader(name, value)
+    },
+  }
+}
+
+type WebStream = import('node:stream/web').ReadableStream
+
+/**
+ * True for a payload `carryBody` can take here: nothing, text, bytes, a Node stream, a WHATWG stream or
+ * a fetch `Response`. Anything else (a userland stream Fastify pipes) stays with the interception,
+ * which reads what Fastify writes.
+ */
+function carriable(payload: unknown): boolean {
+  return (
+    payload === null ||
+    payload === undefined ||
+    typeof payload === 'string' ||
+    payload instanceof Uint8Array ||
+    isNodeReadable(payload) ||
+    (typeof ReadableStream === 'function' && payload instanceof ReadableStream) ||
+    (typeof Response === 'function' && payload instanceof Response)
+  )
+}
+
+/**
+ * A carriable payload as a body `carryBody` takes. A fetch `Response` is unwrapped into `reply`, as
+ * Fastify itself does after `onSend`; a WHATWG stream becomes a Node stream (destroying it cancels the
+ * web stream).
+ */
+function bodyOf(reply: FastifyReply, payload: unknown): Body {
+  if (typeof Response === 'function' && payload instanceof Response) {
+    reply.code(payload.status)
+    for (const [name, value] of payload.headers) reply.header(name, value)
+    return payload.body === null ? null : Readable.fromWeb(payload.body as WebStream)
+  }
+  if (typeof ReadableStream === 'function' && payload instanceof ReadableStream) {
+    return Readable.fromWeb(payload as WebStream)
+  }
+  return payload as Body
+}
+
+const usagewirePlugin: FastifyPluginCallback<UsagewireOptions> = (fastify, options, done) => {
+  if (fastify.hasDecorator('usagewire')) {
+    done(new Error('@usagewire/fastify is already registered in this scope or a parent scope'))
+    return
+  }
+  let meter: ReturnType<typeof createMeter>
+  try {
+    // Options are checked once, here: a mistake in them fails `fastify.ready()`, not a request.
+    meter = createMeter({ ...options, logger: options.logger ?? (fastify.log as Logger) })
+  } catch (error) {
+    done(error as Error)
+    return
+  }
+  const logger = meter.options.logger
+  const warn = (message: string): void => {
+    try {
+      logger?.warn(`usagewire: ${message}`)
+    } catch {
+      // A logger that throws is no reason to fail a response.
+    }
+  }
+  const pending = new WeakMap<FastifyRequest, Pending>()
+
+  fastify.decorate('usagewire', { stats: meter.stats } satisfies UsagewireDecoration)
+  if (!fastify.hasRequestDecorator('usagewire')) fastify.decorateRequest('usagewire', null)
+
+  // The response is intercepted as the request arrives, so whatever answers it is seen: `reply.send`
+  // (carried in onSend below) or raw writes after `reply.hijack()`, which never reach onSend.
+  fastify.addHook('onRequest', (request, reply, next) => {
+    try {
+      // Another registration further up already meters this request: one record per request.
+      if (request.usagewire) return next()
+      const exchange = meter.begin({
+        method: request.method,
+        // The full path, prefixes included, whatever scope the plugin was registered in.
+        url: request.url,
+        headers: (name) => request.headers[name],
+      })
+      if (exchange) {
+        request.usagewire = exchange
+        attachExchange(request.raw, exchange) // exchangeOf(request.raw), for code that sees only node:http
+        const raw = reply.raw as ServerResponse
+        const handle = interceptResponse(exchange, raw)
+        raw.once('finish', finishedWriting)
+        pending.set(request, { exchange, handle, carried: undefined })
+      }
+    } catch (error) {
+      warn(`could not wrap the response: ${(error as Error).message}`)
+    }
+    next()
+  })
+
+  // Fastify parses the body after onRequest: its model and stream flag reach the record here.
+  fastify.addHook('preValidation', (request, _reply, next) => {
+    const body: unknown = request.body
+    if (body !== undefined && pending.has(request)) request.usagewire?.readRequestBody(body)
+    next()
+  })
+
+  fastify.addHook('onSend', (request, reply, payload, next) => {
+    const state = pending.get(request)
+    if (!state) return next(null, payload)
+    const { exchange, handle } = state
+    if (state.carried) {
+      // onSend runs again for the same request: a later hook failed and Fastify sends an error reply
+      // instead of the stream handed on before, which will never be sent. It is destroyed (its source
+      // with it); the error reply is not an LLM response and leaves as it is.
+      const carried = state.carried
+      carried.once('error', () => {}) // the cut is the record's to tell, not an uncaught error
+      carried.destroy(new Error('the response was replaced by an error reply'))
+      state.carried = undefined
+      return next(null, payload)
+    }
+    // A payload carried here is read before any later onSend hook (a compressor) changes it; one that
+    // cannot be, and raw writes made before reply.send(), stay with the interception, which reads
+    // what reaches `reply.raw` and writes the record.
+    if (!handle || !carriable(payload) || !handle.release()) return next(null, payload)
+    state.handle = undefined
+    reply.raw.removeListener('finish', finishedWriting) // the carried body writes the record now
+    try {
+      const body = bodyOf(reply, payload)
+      const out = carryBody(exchange, heldHead(reply), body)
+      if (isNodeReadable(out) && out !== body) state.carried = out
+      next(null, out)
+    } catch (error) {
+      const message = (error as Error).message
+      warn(`could not carry the response: ${message}`)
+      exchange.passthrough(`could not carry the response: ${message}`)
+      exchange.finish({ kind: 'end' })
+      next(null, payload)
+    }
+  })
+
+  done()
+}
+
+/**
+ * The Fastify plugin: every LLM response of the scope it is registered in leaves with complete,
+ * consistent usage, and `onUsage` receives one record per request. Register it before the routes or
+ * the proxy that answers LLM requests:
+ *
+ *   await fastify.register(usagewire, { onUsage: (record) => fastify.log.info(record) })
+ *   await fastify.register(proxy, { upstream: 'https://api.anthropic.com', prefix: '/v1', rewritePrefix: '/v1' })
+ *
+ * Wrapped with fastify-plugin, so its hooks belong to the scope it is registered in (not a new child
+ * scope); routes are matched by their full path, prefixes included.
+ */
+export const usagewire = fp(usagewirePlugin, { fastify: '4.x || 5.x', name: '@usagewire/fastify' })
+
+export default usagewire

@@ -1,0 +1,44 @@
+import { Readable } from 'node:stream'
+import type { Body } from '@usagewire/core/node'
+
+/** A Koa body in the form `carryBody` takes. */
+export type Carriable = Exclude<Body, null | undefined>
+
+/**
+ * The body Koa would send for `body`, in a form usagewire can carry, or undefined when Koa is best left to
+ * send it (no body, a legacy stream, something Koa itself would fail to serialize): the response then
+ * goes through the interception on `ctx.res`, which still reads it and yields the record.
+ *
+ * `webBodies` is true on Koa 3, which sends a `Response`, `ReadableStream` or `Blob` body itself
+ * (koajs/koa#1830); Koa 2 serializes those as JSON, so they are left to it.
+ */
+export function carriable(body: unknown, webBodies: boolean): Carriable | undefined {
+  if (body === null || body === undefined) return undefined
+  if (typeof body === 'string' || Buffer.isBuffer(body) || body instanceof Readable) return body
+  if (typeof (body as { pipe?: unknown }).pipe === 'function') return undefined
+  if (body instanceof ReadableStream || body instanceof Blob || body instanceof Response) {
+    if (!webBodies) return undefined
+    const stream = body instanceof ReadableStream ? body : body instanceof Blob ? body.stream() : body.body
+    if (!stream) return undefined
+    return lazyReadable(stream)
+  }
+  // Anything else is JSON to Koa: serialized the way Koa's respond() does, so the same bytes are read.
+  try {
+    const json: unknown = JSON.stringify(body)
+    return typeof json === 'string' ? json : undefined
+  } catch {
+    return undefined // Koa's own respond() meets the same error and reports it
+  }
+}
+
+/**
+ * A Node stream over a web stream that takes the web stream's reader only when first read, so a body
+ * usagewire decides not to carry stays unread for Koa to send. Destroying it (as the carried body does
+ * its source when the client goes away) cancels the web stream.
+ */
+function lazyReadable(stream: ReadableStream<Uint8Array>): Readable {
+  async function* chunks(): AsyncGenerator<Uint8Array> {
+    yield* stream
+  }
+  return Readable.from(chunks(), { objectMode: false })
+}
