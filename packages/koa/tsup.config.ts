@@ -1,11 +1,3 @@
-import { defineConfig } from 'tsup'
+import { adapterBuild } from '../../tsup.adapter.js'
 
-export default defineConfig({
-  entry: { index: 'src/index.ts' },
-  format: ['esm', 'cjs'],
-  dts: true,
-  clean: true,
-  target: 'node20',
-  sourcemap: true,
-  external: ['@usagewire/core', 'koa'],
-})
+export default adapterBuild(['koa'])
