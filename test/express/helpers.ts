@@ -20,66 +20,9 @@ import { usagewire, type UsageRecord, type UsagewireOptions } from '@usagewire/e
 
 export const sha256 = (data: Uint8Array | string): string => createHash('sha256').update(data).digest('hex')
 
-/** A promise the test opens by hand: the upstream waits on it to hold a stream part-way. */
-export interface Gate {
-  readonly promise: Promise<void>
-  readonly opened: boolean
-  open(): void
-}
-
-export function createGate(): Gate {
-  let resolve!: () => void
-  let opened = false
-  const promise = new Promise<void>((r) => (resolve = r))
-  return {
-    promise,
-    get opened() {
-      return opened
-    },
-    open() {
-      opened = true
-      resolve()
-    },
-  }
-}
-
-/** Polls `probe` until it returns something other than undefined/false; fails with `what` after `timeoutMs`. */
-export async function waitFor<T>(
-  probe: () => T | undefined | false,
-  what: string,
-  { timeoutMs = 5_000, intervalMs = 5 }: { timeoutMs?: number; intervalMs?: number } = {},
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const value = probe()
-    if (value !== undefined && value !== false) return value
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, intervalMs))
-  }
-}
-
-/** Rejects with `message` if `promise` has not settled after `ms`: turns a deadlock into a readable failure. */
-export function within<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(message)), ms)
-  })
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
-}
-
-async function listen(server: Server): Promise<string> {
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => resolve())
-  })
-  const { port } = server.address() as AddressInfo
-  return `http://127.0.0.1:${port}`
-}
-
-async function shut(server: Server): Promise<void> {
-  server.closeAllConnections()
-  await new Promise<void>((resolve) => server.close(() => resolve()))
-}
+// Gates, polling and servers on 127.0.0.1: the same as the conformance matrix's.
+export { createGate, listen, shut, waitFor, within, type Gate } from '../matrix/upstream.js'
+import { listen, shut, waitFor } from '../matrix/upstream.js'
 
 // ---------------------------------------------------------------------------------------------------------
 // Wire fixtures
