@@ -1,5 +1,6 @@
 /**
- * `pnpm demo`: the embedded mock upstream, the Express gateway in front of it, and one streaming
+ * `pnpm demo [express|koa|fastify|http-proxy-middleware|all]`: the embedded mock upstream, an example
+ * gateway in front of it (Express unless named; `all` runs each in turn), and one streaming
  * request per scenario through the gateway with the official SDKs. For each, the table shows the
  * usage as the upstream sent it, as the client received it, and the usagewire record, each
  * checked against the scenario's true usage. Exits 1 if any request failed.
@@ -7,12 +8,11 @@
  * Always runs on the mock (ANTHROPIC_UPSTREAM / OPENAI_UPSTREAM are for start.ts): the SDKs
  * here send a dummy key.
  */
-import type { AddressInfo } from 'node:net'
 import type { UsageRecord } from '@usagewire/core'
-import { startMockUpstream, findScenario, type MockDialect, type MockExchange } from '../mock-upstream/index.js'
+import { startMockUpstream, findScenario, type MockDialect, type MockExchange } from './mock-upstream/index.js'
 import { send, type ClientKind } from './clients.js'
 import { LEGEND, buckets, canonicalFromClient, compact, recordSummary, sameBuckets, upstreamUsage } from './format.js'
-import { createGateway } from './gateway.js'
+import { ADAPTERS, DESCRIPTION, isAdapter, startGateway, type Adapter } from './gateways.js'
 
 interface Case {
   label: string
@@ -46,7 +46,7 @@ const CASES: Case[] = [
 
 const RECORD_WAIT_MS = 2000
 
-async function main(): Promise<number> {
+async function main(adapter: Adapter): Promise<number> {
   const exchanges = new Map<string, MockExchange>()
   const mock = await startMockUpstream({
     onResponse: (x) => {
@@ -55,14 +55,12 @@ async function main(): Promise<number> {
     },
   })
   const records: UsageRecord[] = []
-  const app = createGateway({ upstream: mock.url, onUsage: (r) => records.push(r) })
-  const server = app.listen(0, '127.0.0.1')
-  await new Promise<void>((resolve, reject) => server.once('listening', resolve).once('error', reject))
-  const gatewayUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  const gateway = await startGateway(adapter, { upstream: mock.url, onUsage: (r) => records.push(r) })
+  const gatewayUrl = gateway.url
 
   const mark = (ok: boolean) => (ok ? '✓' : '✗')
   const lines: string[] = [
-    `usagewire demo: SDK → gateway ${gatewayUrl} (express + usagewire + http-proxy-middleware) → mock ${mock.url}`,
+    `usagewire demo: SDK → gateway ${gatewayUrl} (${DESCRIPTION[adapter]}) → mock ${mock.url}`,
     LEGEND,
     "record = usagewire record in/cr/cw/out/rs; ✓/✗ = equals the scenario's true usage (client: read by the dialect's documented rules)",
     '',
@@ -107,8 +105,7 @@ async function main(): Promise<number> {
   lines.push('', failures === 0 ? `all ${CASES.length} requests completed` : `${failures} failure(s)`)
   console.log(lines.map((l) => l.trimEnd()).join('\n'))
 
-  server.closeAllConnections()
-  await new Promise<void>((resolve) => server.close(() => resolve()))
+  await gateway.close()
   await mock.close()
   return failures === 0 ? 0 : 1
 }
@@ -122,7 +119,21 @@ async function waitFor<T>(get: () => T | undefined, ms: number): Promise<T | und
   }
 }
 
-main().then(
+async function run(): Promise<number> {
+  const arg = process.argv.slice(2).find((a) => a !== '--')
+  if (arg !== undefined && arg !== 'all' && !isAdapter(arg)) {
+    console.error(`usage: pnpm demo [${[...ADAPTERS, 'all'].join('|')}]`)
+    return 2
+  }
+  let code = 0
+  for (const adapter of arg === 'all' ? ADAPTERS : [arg ?? 'express']) {
+    if (arg === 'all') console.log(`\n── ${adapter} ──`)
+    code = Math.max(code, await main(adapter))
+  }
+  return code
+}
+
+run().then(
   (code) => process.exit(code),
   (err: unknown) => {
     console.error(err)

@@ -3,7 +3,7 @@
  * recognisable), and the canonical reading a standard client makes of it (docs/usage-model.md#how-dialects-map).
  */
 import type { UsageRecord } from '@usagewire/core'
-import type { MockDialect, TrueUsage } from '../mock-upstream/index.js'
+import type { MockDialect, TrueUsage } from './mock-upstream/index.js'
 
 type Json = Record<string, unknown>
 

@@ -1,12 +1,12 @@
 /**
- * `pnpm start`: the gateway on 127.0.0.1:$PORT (default 8787) until stopped, one log line per
+ * `pnpm start [express|koa|fastify|http-proxy-middleware]`: an example gateway (Express unless named) on 127.0.0.1:$PORT (default 8787) until stopped, one log line per
  * usage record. Upstream: the embedded mock, or real providers for the routes whose
  * ANTHROPIC_UPSTREAM / OPENAI_UPSTREAM is set (the client brings its own API key).
  */
-import type { AddressInfo } from 'node:net'
 import type { UsageRecord } from '@usagewire/core'
-import { scenarios, startMockUpstream } from '../mock-upstream/index.js'
-import { createGateway, upstreamsFromEnv } from './gateway.js'
+import { scenarios, startMockUpstream } from './mock-upstream/index.js'
+import { upstreamsFromEnv } from './gateway-options.js'
+import { ADAPTERS, DESCRIPTION, isAdapter, startGateway } from './gateways.js'
 
 const HOST = '127.0.0.1'
 const PORT = Number(process.env.PORT ?? 8787)
@@ -31,19 +31,27 @@ function line(r: UsageRecord): string {
 }
 
 async function main() {
+  const arg = process.argv.slice(2).find((a) => a !== '--') ?? 'express'
+  if (!isAdapter(arg)) {
+    console.error(`usage: pnpm start [${ADAPTERS.join('|')}]`)
+    process.exit(2)
+  }
   const mock = await startMockUpstream()
   const env = upstreamsFromEnv()
   // The proxy's per-request info lines would drown the record lines; keep its warnings and errors.
   const log = { info: () => {}, warn: console.warn, error: console.error }
-  const app = createGateway({ upstream: mock.url, ...env, onUsage: (r) => console.log(line(r)), log })
-  const server = app.listen(PORT, HOST)
-  await new Promise<void>((resolve, reject) => server.once('listening', resolve).once('error', reject))
-  const url = `http://${HOST}:${(server.address() as AddressInfo).port}`
+  const gateway = await startGateway(
+    arg,
+    { upstream: mock.url, ...env, onUsage: (r) => console.log(line(r)), log },
+    PORT,
+    HOST,
+  )
+  const url = gateway.url
 
   const names = [...new Set(scenarios.map((s) => s.name))].join(', ')
   console.log(
     [
-      `usagewire example gateway on ${url}`,
+      `usagewire example gateway (${DESCRIPTION[arg]}) on ${url}`,
       `  /v1/messages                        → ${env.anthropicUpstream ?? `embedded mock ${mock.url}`}`,
       `  /v1/chat/completions, /v1/responses → ${env.openaiUpstream ?? `embedded mock ${mock.url}`}`,
       '',
@@ -58,8 +66,10 @@ async function main() {
   )
 
   const stop = () => {
-    server.closeAllConnections()
-    server.close(() => void mock.close().then(() => process.exit(0)))
+    void gateway
+      .close()
+      .then(() => mock.close())
+      .then(() => process.exit(0))
   }
   process.once('SIGINT', stop)
   process.once('SIGTERM', stop)

@@ -9,46 +9,12 @@
 import express, { type Express } from 'express'
 import { createProxyMiddleware, fixRequestBody } from 'http-proxy-middleware'
 import type { IncomingMessage } from 'node:http'
-import type { UsageRecord } from '@usagewire/core'
 import { usagewire } from '@usagewire/express'
-
-export type GatewayLogger = Pick<Console, 'info' | 'warn' | 'error'>
-
-export interface GatewayOptions {
-  /** Where every route goes unless overridden below, e.g. the embedded mock's URL. */
-  upstream: string
-  /** Base URL for `POST /v1/messages` (Anthropic), e.g. https://api.anthropic.com. */
-  anthropicUpstream?: string | undefined
-  /** Base URL for `/v1/chat/completions` and `/v1/responses`, e.g. https://api.openai.com/v1. */
-  openaiUpstream?: string | undefined
-  onUsage: (record: UsageRecord) => void
-  log?: GatewayLogger
-}
-
-/** Reads ANTHROPIC_UPSTREAM / OPENAI_UPSTREAM (base URLs; a trailing /v1 is fine). */
-export function upstreamsFromEnv(env: NodeJS.ProcessEnv = process.env) {
-  return { anthropicUpstream: env.ANTHROPIC_UPSTREAM || undefined, openaiUpstream: env.OPENAI_UPSTREAM || undefined }
-}
-
-/**
- * Client paths always start with /v1 and are forwarded as they are, so an upstream is an
- * origin: `https://api.openai.com/v1` (how OpenAI base URLs are usually written) becomes
- * `https://api.openai.com`, or every path would start with /v1/v1.
- */
-export function originOf(baseUrl: string): string {
-  return baseUrl.replace(/\/+$/, '').replace(/\/v1$/, '')
-}
+import { upstreamRouter, type GatewayOptions } from '../gateway-options.js'
 
 export function createGateway(opts: GatewayOptions): Express {
-  const fallback = originOf(opts.upstream)
-  const anthropic = opts.anthropicUpstream ? originOf(opts.anthropicUpstream) : fallback
-  const openai = opts.openaiUpstream ? originOf(opts.openaiUpstream) : fallback
-  const targetFor = (req: IncomingMessage): string => {
-    const path = (req.url ?? '').split('?')[0] ?? ''
-    if (path === '/v1/messages') return anthropic
-    if (path === '/v1/chat/completions' || path === '/v1/responses') return openai
-    return fallback
-  }
+  const { fallback, targetFor: route } = upstreamRouter(opts)
+  const targetFor = (req: IncomingMessage): string => route(req.url ?? '')
 
   const app = express()
   app.disable('x-powered-by')

@@ -1,0 +1,32 @@
+/**
+ * The same gateway as ../express-gateway, in Fastify: usagewire registered as a plugin, then
+ * @fastify/http-proxy for everything under /v1.
+ *
+ * usagewire meets each response in Fastify's `onSend` hook, before it is sent: it rewrites the
+ * usage blocks the client reads and hands one record per request to `onUsage`. Credentials are not
+ * the gateway's business: the client's own `x-api-key` / `authorization` headers pass through to
+ * the provider unchanged.
+ */
+import Fastify, { type FastifyInstance } from 'fastify'
+import proxy from '@fastify/http-proxy'
+import { usagewire } from '@usagewire/fastify'
+import { upstreamRouter, type GatewayOptions } from '../gateway-options.js'
+
+/** The gateway as a Fastify instance, not yet listening: `await createGateway(…).listen({ port, host })`. */
+export function createGateway(opts: GatewayOptions): FastifyInstance {
+  const { fallback, targetFor } = upstreamRouter(opts)
+
+  // Streams still open at shutdown (a client mid-answer) must not keep close() waiting.
+  const app = Fastify({ forceCloseConnections: true })
+  // Registered before the proxies' routes, so its hooks are theirs too (fastify-plugin: no new scope).
+  void app.register(usagewire, { onUsage: opts.onUsage, ...(opts.log ? { logger: opts.log } : {}) })
+  // One proxy per upstream, each under the paths it serves; paths are forwarded as they are.
+  const routes: Array<[path: string, upstream: string]> = [
+    ['/v1/messages', targetFor('/v1/messages')],
+    ['/v1/chat/completions', targetFor('/v1/chat/completions')],
+    ['/v1/responses', targetFor('/v1/responses')],
+    ['/v1', fallback],
+  ]
+  for (const [path, upstream] of routes) void app.register(proxy, { upstream, prefix: path, rewritePrefix: path })
+  return app
+}
