@@ -13,8 +13,10 @@
  *                        express 5 + http-proxy-middleware 3 to the upstream (keep-alive agent); with `usagewire`,
  *                        `app.use(usagewire({ onUsage }))` before the proxy. Row 8 points it at an upstream
  *                        in the bench process (bench/callgrind.bench.ts).
+ *   framework koa|fastify|http-proxy-middleware bare|usagewire <upstream url>
+ *                        the other adapters' gateways (bench/frameworks.ts), for row 4g.
  *
- * Both answer IPC questions from the parent ({ id, cmd }) with { id, reply }.
+ * All answer IPC questions from the parent ({ id, cmd }) with { id, reply }.
  */
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -22,6 +24,7 @@ import type { Socket } from 'node:net'
 import express from 'express'
 import { createProxyMiddleware } from 'http-proxy-middleware'
 import { usagewire } from '@usagewire/express'
+import type { Framework } from './frameworks.js'
 import { anthropicBenchStream, E2E_DELTAS, E2E_WRITES, eventGroups, FLOOD_CAP, HOLD_EVENTS, SSE } from './streams.js'
 
 type Ask = { id: number; cmd: string }
@@ -201,7 +204,25 @@ async function gateway(mode: string, target: string): Promise<void> {
   process.send!({ ready: (server.address() as AddressInfo).port })
 }
 
-const [role, arg1, arg2] = process.argv.slice(2)
+async function framework(name: Framework, mode: string, target: string): Promise<void> {
+  let records = 0
+  const statuses: Record<string, number> = {}
+  // Loaded only here, so the Express gateways of rows 4–8 load nothing of the other frameworks.
+  const { frameworkGateway } = await import('./frameworks.js')
+  const server = await frameworkGateway(name, mode === 'usagewire', target, (r) => {
+    records++
+    statuses[r.status] = (statuses[r.status] ?? 0) + 1
+  })
+  serve((cmd) => {
+    if (cmd === 'cpu') return process.cpuUsage()
+    if (cmd === 'stats') return { records, statuses }
+    return null
+  })
+  process.send!({ ready: (server.address() as AddressInfo).port })
+}
+
+const [role, arg1, arg2, arg3] = process.argv.slice(2)
 if (role === 'upstream') await upstream()
 else if (role === 'gateway') await gateway(arg1 ?? 'bare', arg2 ?? '')
+else if (role === 'framework') await framework(arg1 as Framework, arg2 ?? 'bare', arg3 ?? '')
 else throw new Error(`bench/child.ts: unknown role ${role}`)

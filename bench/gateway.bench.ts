@@ -16,6 +16,7 @@ import http from 'node:http'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { createProcessor } from '@usagewire/core'
 import { createInterceptor } from '@usagewire/core/node'
+import { FRAMEWORKS } from './frameworks.js'
 import { ALL_CPUS, GATEWAY_CPUS, OTHER_CPUS, PIN, pin, request, spawn, BODY, type Proc } from './procs.js'
 import { anthropicBenchStream, E2E_DELTAS, E2E_WRITES, eventGroups } from './streams.js'
 import { fmt, kib, median, mib, type Row } from './table.js'
@@ -532,6 +533,9 @@ export async function gatewayBench(log: (line: string) => void, opts: GatewayBen
       raw: { ...cost, e2eDeltaUs: gwPerReq('usagewire') - gwPerReq('bare') },
     })
 
+    // ── 4g. the other adapters, each against the same framework without usagewire ────────────────
+    rows.push(...(await adapterRows(log, up, target, streamBytes, opts)))
+
     // ── 5. heap per open stream ──────────────────────────────────────────────────────────────────
     const heap = {} as Record<Mode, { perStream: number; external: number }>
     for (const mode of ['bare', 'usagewire'] as const) {
@@ -588,6 +592,70 @@ export async function gatewayBench(log: (line: string) => void, opts: GatewayBen
     // A clean exit, so a child run with --cpu-prof writes its profile.
     await Promise.all([bare, uw, up].map((p) => p.exit()))
     pin(process.pid, ALL_CPUS)
+  }
+  return rows
+}
+
+/**
+ * Row 4g: each other adapter's gateway (bench/frameworks.ts) against the same framework's gateway
+ * without usagewire, in alternating rounds as for Express: CPU per GB, req/s and records per response.
+ */
+async function adapterRows(
+  log: (line: string) => void,
+  up: Proc,
+  target: string,
+  streamBytes: number,
+  opts: GatewayBenchOptions,
+): Promise<Row[]> {
+  const rows: Row[] = []
+  for (const framework of FRAMEWORKS) {
+    const [bare, uw] = await Promise.all([
+      spawn(['framework', framework, 'bare', target], { cpus: GATEWAY_CPUS }),
+      spawn(['framework', framework, 'usagewire', target], { cpus: GATEWAY_CPUS }),
+    ])
+    const gateways = { bare, usagewire: uw }
+    try {
+      let bad = 0
+      for (const gw of [bare, uw, bare, uw]) bad += (await load(gw.port, opts.warmupSeconds, 64, streamBytes)).bad
+      const before = (await uw.ask<{ records: number }>('stats')).records
+      const runs: Record<Mode, Load[]> = { bare: [], usagewire: [] }
+      for (let round = 0; round < opts.rounds; round++) {
+        const order = round % 2 === 0 ? (['bare', 'usagewire'] as const) : (['usagewire', 'bare'] as const)
+        for (const mode of order) {
+          const r = await measured(gateways[mode], up, opts.seconds, streamBytes)
+          runs[mode].push(r)
+          bad += r.bad
+        }
+      }
+      const served = runs.usagewire.reduce((n, r) => n + r.requests, 0)
+      const stats = await uw.ask<{ records: number; statuses: Record<string, number> }>('stats')
+      const records = stats.records - before
+      const perGB = (m: Mode) => median(runs[m].map(cpuPerGB))
+      const rps = (m: Mode) => median(runs[m].map((r) => r.requests / r.seconds))
+      const cpuRatio = perGB('usagewire') / perGB('bare')
+      const rpsRatio = rps('usagewire') / rps('bare')
+      log(
+        `  ${framework}: bare ${fmt(rps('bare'), 0)} req/s, ${fmt(perGB('bare'), 2)} s/GB; usagewire ` +
+          `${fmt(rps('usagewire'), 0)} req/s, ${fmt(perGB('usagewire'), 2)} s/GB; records ${records} / ${served} ` +
+          `(${JSON.stringify(stats.statuses)}), ${bad} bad`,
+      )
+      rows.push({
+        id: '4g',
+        what: `${framework}: gateway CPU per GB vs the same gateway bare`,
+        value: `${fmt(perGB('usagewire'), 2)} s/GB`,
+        baseline: `bare ${fmt(perGB('bare'), 2)} s/GB; req/s ${fmt(rpsRatio, 3)}×; records ${records}/${served}`,
+        ratio: `${fmt(cpuRatio, 3)}×`,
+        target: '≤ 1.10×',
+        result: cpuRatio <= 1.1 && records === served && bad === 0 ? 'PASS' : 'MISS',
+        check:
+          records !== served || bad !== 0
+            ? `${framework}: ${records} usagewire records for ${served} responses, ${bad} bad responses`
+            : undefined,
+        raw: { framework, cpuRatio, rpsRatio, records, served, bad, bare: runs.bare, usagewire: runs.usagewire },
+      })
+    } finally {
+      await Promise.all([bare.exit(), uw.exit()])
+    }
   }
   return rows
 }
