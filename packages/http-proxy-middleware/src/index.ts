@@ -61,7 +61,13 @@ export function usagewire(options: UsagewireOptions = {}): UsagewirePlugin {
   }
 
   const plugin = (proxyServer: ProxyServer, proxyOptions?: { selfHandleResponse?: boolean }): void => {
-    const metered = new WeakMap<IncomingMessage, Metered>()
+    // On the request, not in a WeakMap: an entry per request costs every scavenge (bench/README.md).
+    const METERED = Symbol('usagewire.metered')
+    const metered = {
+      get: (req: IncomingMessage): Metered | undefined => (req as Carrying)[METERED],
+      set: (req: IncomingMessage, state: Metered): void => void ((req as Carrying)[METERED] = state),
+    }
+    type Carrying = IncomingMessage & { [METERED]?: Metered }
     // With `selfHandleResponse` the user's own `on.proxyRes` handler writes the response: what it does
     // when the upstream breaks off is its own business.
     const selfHandled = proxyOptions?.selfHandleResponse === true
