@@ -46,8 +46,9 @@ export function loadFixtures(): Fixture[] {
         .filter((f) => f.endsWith('.expect.json'))
         .map((f) => {
           const name = f.slice(0, -'.expect.json'.length)
-          const file = ['sse', 'json'].map((ext) => `${name}.${ext}`).find((b) => existsSync(dir + b))
-          if (!file) throw new Error(`fixture ${name}: no ${name}.sse or ${name}.json next to its expect.json`)
+          // An AWS event stream body is binary: `<name>.eventstream`, the bytes exactly as sent.
+          const file = ['sse', 'json', 'eventstream'].map((ext) => `${name}.${ext}`).find((b) => existsSync(dir + b))
+          if (!file) throw new Error(`fixture ${name}: no ${name}.sse, .json or .eventstream next to its expect.json`)
           return {
             name,
             dialect,

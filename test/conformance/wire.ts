@@ -4,6 +4,8 @@
  * Independent of @usagewire/core on purpose: the corpus must not trust the code it tests.
  */
 
+import { eventStreamProblems, eventStreamText, isEventStream } from './eventstream.js'
+
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json }
 type JsonObject = { [key: string]: Json }
 
@@ -162,7 +164,8 @@ export function blankUsage(text: string): string {
     const str = text.slice(i, end)
     out += str
     i = end
-    if (str !== '"usage"') continue
+    // Bedrock's metrics are a usage block too (docs/dialects/bedrock-invoke.md#invocation-metrics).
+    if (str !== '"usage"' && str !== '"amazon-bedrock-invocationMetrics"') continue
     let k = i
     while (k < text.length && /\s/.test(text[k] as string)) k++
     if (text[k] !== ':') continue
@@ -261,10 +264,14 @@ export interface WireInput {
 /** Run a fixture's wire checks; returns human-readable problems (empty = pass). */
 export function checkWire({ input, output, path, contentType, aborted, checks }: WireInput): string[] {
   const problems: string[] = []
-  const inText = input.toString('utf8')
-  const outText = output.toString('utf8')
-  const inEvents = splitEvents(inText, contentType)
-  const outEvents = splitEvents(outText, contentType)
+  // An AWS event stream is checked as the text of its frames, and its frames checked on their own.
+  const binary = isEventStream(contentType)
+  const inText = binary ? eventStreamText(input) : input.toString('utf8')
+  const outText = binary ? eventStreamText(output) : output.toString('utf8')
+  if (binary) problems.push(...eventStreamProblems(input, output, aborted))
+  const eventType = binary ? 'text/event-stream' : contentType
+  const inEvents = splitEvents(inText, eventType)
+  const outEvents = splitEvents(outText, eventType)
   const usageEvents = outEvents.filter((e) => e.usage !== null)
   const last = usageEvents[usageEvents.length - 1]
 

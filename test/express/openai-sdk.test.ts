@@ -2,13 +2,17 @@
  * The official openai SDK (Chat Completions and Responses, streaming) through Express + usagewire +
  * http-proxy-middleware from a local mock upstream that plays a translating gateway.
  */
+import OpenAI from 'openai'
 import { describe, expect, it } from 'vitest'
+import type { UsagewireOptions } from '@usagewire/express'
 import {
   CHAT_MODEL,
   chatStream,
   RESPONSES_MODEL,
   responsesStream,
+  sseData,
   SSE_HEADERS,
+  startGateway,
   useRig,
   openaiClient,
 } from './helpers.js'
@@ -116,5 +120,69 @@ describe('OpenAI Responses stream through the Express gateway', () => {
     expect(record.usage.input).toBe(1000 - 800)
     expect(record.usage.output).toBe(120)
     expect(record.sources.cacheRead).toBe('response.completed.response.usage.input_tokens_details.cached_tokens')
+  })
+})
+
+describe('a gateway path that does not name the provider', () => {
+  // A compatible server whose chunks carry no `object` member: nothing in the body says "chat completion",
+  // so only the route can (docs/dialects/openai-chat.md#routes-that-hide-the-provider). Its usage names the
+  // cache DeepSeek's way only.
+  const model = 'deepseek-chat'
+  const chunk = (rest: Record<string, unknown>) => sseData({ id: 'c-1', created: 1766105000, model, ...rest })
+  const upstreamChunks = [
+    chunk({ choices: [{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null }], usage: null }),
+    chunk({ choices: [{ index: 0, delta: { content: 'Hi ✓' }, finish_reason: null }], usage: null }),
+    chunk({
+      choices: [{ index: 0, delta: {}, finish_reason: 'stop' }],
+      usage: {
+        prompt_tokens: 339,
+        completion_tokens: 25,
+        total_tokens: 364,
+        prompt_cache_hit_tokens: 320,
+        prompt_cache_miss_tokens: 19,
+      },
+    }),
+    sseData('[DONE]'),
+  ]
+
+  async function callThrough(routes: UsagewireOptions['routes']) {
+    const gateway = await startGateway(rig.upstream.url, { routes })
+    try {
+      rig.upstream.reply = () => ({ headers: SSE_HEADERS, chunks: upstreamChunks })
+      const sdk = new OpenAI({ apiKey: 'x', baseURL: gateway.url, maxRetries: 0 })
+      const stream = await sdk.chat.completions.create(
+        { model, messages: [{ role: 'user', content: 'hi' }], stream: true },
+        { path: '/ai/fast' },
+      )
+      const chunks = []
+      for await (const c of stream) chunks.push(c)
+      return { chunks, record: await gateway.record() }
+    } finally {
+      await gateway.close()
+    }
+  }
+
+  it("routes: [{ path, dialect: 'openai-chat' }] meters and completes the stream behind it", async () => {
+    const { chunks, record } = await callThrough([{ path: '/ai/fast', dialect: 'openai-chat' }])
+    expect(rig.upstream.requests[0]!.url).toBe('/ai/fast')
+    expect(chunks.map((c) => c.choices[0]?.delta.content ?? '').join('')).toBe('Hi ✓')
+    const usage = chunks.at(-1)!.usage!
+    expect(usage.prompt_tokens).toBe(339)
+    expect(usage.prompt_tokens_details?.cached_tokens).toBe(320) // written to agree with prompt_cache_hit_tokens
+    expect(record).toMatchObject({
+      route: '/ai/fast',
+      dialect: 'openai-chat',
+      status: 'complete',
+      final: true,
+      model,
+      usage: { input: 19, cacheRead: 320, cacheWrite: 0, output: 25, reasoning: 0 },
+    })
+  })
+
+  it('without the dialect in the route, the same stream passes through untouched and says why', async () => {
+    const { chunks, record } = await callThrough([{ path: '/ai/fast' }])
+    expect(chunks.at(-1)!.usage!.prompt_tokens_details).toBeUndefined()
+    expect(record).toMatchObject({ route: '/ai/fast', status: 'passthrough' })
+    expect(record.passthrough?.reason).toMatch(/unknown dialect/)
   })
 })

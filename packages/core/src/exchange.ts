@@ -1,3 +1,4 @@
+import { streamsJsonArray } from './dialects/registry.js'
 import type { DialectSpec } from './dialects/types.js'
 import { framingFor, isStreaming, type FramingKind } from './framing/index.js'
 import { Ledger } from './ledger.js'
@@ -159,7 +160,7 @@ export class Exchange implements HoldPolicy {
       return { read: false }
     }
     const contentType = text(head.headers('content-type'))
-    const framing = framingFor(contentType)
+    const framing = framingFor(contentType, streamsJsonArray(this.dialect, this.route))
     if (!framing) {
       this.notRead = `content-type "${contentType}" is not a body usagewire reads`
       return { read: false }

@@ -9,7 +9,7 @@ import {
 } from './framing/index.js'
 import { JsonMemberScanner } from './framing/json-scan.js'
 import { spliceMember } from './framing/json-splice.js'
-import { dialectById, recognizeBody, recognizeEvent } from './dialects/registry.js'
+import { dialectById, recognizeBody, recognizeEvent, streamsJsonArray } from './dialects/registry.js'
 import { matchRoute, routeOf } from './routes.js'
 import type { DialectReader, DialectSpec, EventReading, JsonObject } from './dialects/types.js'
 import { Ledger, type SourceKind } from './ledger.js'
@@ -108,6 +108,11 @@ interface Held {
   chunks: Buffer[]
   bytes: number
   ended: boolean
+  /**
+   * The event awaits a later event of the same response (`EventReading.awaits`), not an outside source:
+   * `scout` reads what comes meanwhile into the ledger, and the hold ends when it has read final usage.
+   */
+  scout?: UsageProcessor
 }
 
 /** The push processor for one response. A class, not closures: one is created per LLM response. */
@@ -140,18 +145,27 @@ class UsageProcessor implements Processor, EventSink {
   private held: Held | undefined
   private readonly holdPolicy: HoldPolicy | undefined
   private lastHeldAt = -1
+  // An event that awaits a later one of the same response: set when it pauses, the offset of the event
+  // (whose usage the ledger already has, so its replay does not observe it again).
+  private awaiting = false
+  private awaitedAt = -1
 
-  constructor(options: ProcessorOptions) {
+  constructor(
+    options: ProcessorOptions,
+    /** Reads ahead for an awaiting event: writes to the ledger, never awaits, its output is dropped. */
+    private readonly scouting = false,
+  ) {
     this.ledger = options.ledger ?? new Ledger()
     this.source = options.source ?? 'stream'
     this.maxEventBytes = options.maxEventBytes ?? DEFAULT_MAX_EVENT_BYTES
-    this.kind = options.framing ?? framingFor(options.contentType)
     this.holdPolicy = options.hold
     const dialect =
       typeof options.dialect === 'string'
         ? dialectById(options.dialect)
         : (options.dialect ?? (options.path ? matchRoute(routeOf(options.path))?.dialect : undefined))
+    this.kind = options.framing ?? framingFor(options.contentType, streamsJsonArray(dialect, options.path))
     if (dialect) this.adopt(dialect)
+    if (scouting) this.settled = true
     if (this.kind) this.framer = createFramer(this.kind, this.maxEventBytes)
     else this.fail(`content-type "${options.contentType ?? ''}" is not a body usagewire reads`, 0)
   }
@@ -218,6 +232,10 @@ class UsageProcessor implements Processor, EventSink {
     this.failure ??= { reason, atByte: this.base + at }
   }
 
+  upstreamError(error: string): void {
+    this.error = error
+  }
+
   // ---- reading ------------------------------------------------------------------------------------
 
   private readEvent(buf: Buffer, start: number, end: number, at: number): Uint8Array | undefined {
@@ -225,15 +243,19 @@ class UsageProcessor implements Processor, EventSink {
     const decoded = framer.decode(buf, start, end)
     if (!decoded) return undefined
     if (this.reader?.control?.(decoded.data)) return undefined
+    const body = this.kind === 'json'
+    // A payload that wraps the dialect's own event (a Bedrock chunk) is read, and rewritten, inside.
+    const wrapped = !body && this.reader?.unwrap !== undefined
+    const data = wrapped ? this.reader!.unwrap!(decoded.data) : decoded.data
+    if (data === undefined) return undefined
     let json: unknown
     try {
-      json = JSON.parse(decoded.data)
+      json = JSON.parse(data)
     } catch {
       const what = this.kind === 'json' ? 'body' : `in ${decoded.name ?? 'a data'} event`
       this.fail(`malformed JSON ${what}`, at)
       return undefined
     }
-    const body = this.kind === 'json'
     if (!this.settled) {
       this.settled = true
       // The first event settles the dialect: the path may be silent, or may not say what the body is.
@@ -243,15 +265,18 @@ class UsageProcessor implements Processor, EventSink {
         this.fail(`unknown dialect: the ${body ? 'body' : 'first event'} is none usagewire reads`, at)
         return undefined
       }
+      if (!body && !wrapped && this.reader.unwrap) return this.readEvent(buf, start, end, at)
     }
     if (!isObject(json)) return undefined
     const reader = this.reader!
     const reading = body ? reader.readBody(json) : reader.read({ name: decoded.name, json, at })
     if (!reading) return undefined
-    this.note(reading)
+    const replayed = at === this.awaitedAt
+    if (replayed) this.awaitedAt = -1
+    this.note(reading, !replayed)
     const block = reading.usage
     if (!block) return undefined
-    if (reading.final && this.shouldHold(reading, at)) {
+    if ((reading.final && this.shouldHold(reading, at)) || this.shouldAwait(reading, at)) {
       this.pausing = {
         at,
         outAt: at + this.outDelta,
@@ -262,24 +287,24 @@ class UsageProcessor implements Processor, EventSink {
     }
     const after = reader.write(block.native, this.ledger.usage(), block.path)
     const changes: Correction[] = []
-    diff(block.native, after, reading.where, 'usage', changes)
+    diff(block.native, after, reading.where, block.field ?? 'usage', changes)
     if (changes.length === 0) return undefined
-    const spliced = spliceMember(decoded.data, block.path, after)
+    const spliced = spliceMember(data, block.path, after)
     if (spliced === undefined) return undefined
     ;(this.corrections ??= []).push(...changes)
-    const out = framer.encode(buf, start, end, decoded, spliced)
+    const out = framer.encode(buf, start, end, decoded, wrapped ? this.reader!.wrap!(decoded.data, spliced) : spliced)
     this.outDelta += out.length - (end - start)
     return out
   }
 
   /** What every reading says beside usage; its usage goes to the ledger as this processor's source. */
-  note(reading: EventReading): void {
+  note(reading: EventReading, observe = true): void {
     if (reading.model !== undefined) this.model = reading.model
     if (reading.error !== undefined) this.error = reading.error
     if (reading.final) this.final = true
     if (reading.ended) this.ended = true
     const block = reading.usage
-    if (block) this.ledger.observe(this.source, block.usage, block.sources, block.whole)
+    if (block && observe) this.ledger.observe(this.source, block.usage, block.sources, block.whole)
   }
 
   unread(where: string, reason: string): void {
@@ -308,6 +333,23 @@ class UsageProcessor implements Processor, EventSink {
     return true
   }
 
+  /** An event that awaits a later one of this response pauses here, once (docs/architecture.md#hold-points). */
+  private shouldAwait(reading: EventReading, at: number): boolean {
+    if (!reading.awaits || this.scouting || at === this.lastHeldAt) return false
+    this.lastHeldAt = at
+    this.awaitedAt = at
+    this.awaiting = true
+    return true
+  }
+
+  /** A scout reads what follows an awaiting event; true when the wait is over. */
+  private scouted(chunk: Buffer | undefined): boolean {
+    const held = this.held!
+    const scout = held.scout!
+    if (chunk) scout.push(chunk)
+    return scout.final || scout.failure !== undefined || held.bytes > this.maxEventBytes
+  }
+
   /** Keeps the bytes from the held event on; the framer starts afresh after them. */
   private beginHold(out: Buffer[], chunk: Buffer | undefined, chunkAt: number, emittedBefore: number): Buffer[] {
     const pausing = this.pausing!
@@ -320,10 +362,16 @@ class UsageProcessor implements Processor, EventSink {
       offset += piece.length
     }
     const held: Held = { at: pausing.at, chunks: [pausing.event], bytes: pausing.event.length, ended: false }
+    if (this.awaiting) {
+      this.awaiting = false
+      const options = { framing: this.kind, dialect: this.spec, maxEventBytes: this.maxEventBytes }
+      held.scout = new UsageProcessor({ ...options, ledger: this.ledger, source: this.source }, true)
+    }
     if (chunk && pausing.endAt < chunkAt + chunk.length) {
       const rest = chunk.subarray(pausing.endAt - chunkAt)
       held.chunks.push(rest)
       held.bytes += rest.length
+      held.scout?.push(rest)
     }
     this.held = held
     this.outDelta = pausing.outAt - pausing.at
@@ -357,20 +405,24 @@ class UsageProcessor implements Processor, EventSink {
     if (this.held) {
       this.held.chunks.push(chunk)
       this.held.bytes += chunk.length
-      return []
+      return this.held.scout && this.scouted(chunk) ? this.release().chunks : []
     }
     const framer = this.framer
     if (!framer || framer.stopped) return [chunk]
     let out = framer.push(chunk, this)
     if (this.pausing) out = this.beginHold(out, chunk, at, this.emitted)
     for (let i = 0; i < out.length; i++) this.emitted += out[i]!.length
+    // The event awaited may have come in the same chunk as the one awaiting it.
+    const held = this.held as Held | undefined
+    if (held?.scout && this.scouted(undefined)) return out.concat(this.release().chunks as Buffer[])
     return out
   }
 
   end(): Uint8Array[] {
     if (this.held) {
       this.held.ended = true
-      return []
+      // An awaiting event waits no longer than the body: what is known now is all there is.
+      return this.held.scout ? this.release().chunks : []
     }
     const framer = this.framer
     if (!framer) return []
@@ -386,6 +438,7 @@ class UsageProcessor implements Processor, EventSink {
       out = this.beginHold(out, undefined, this.bytesIn, this.emitted)
       this.held!.ended = true
       for (let i = 0; i < out.length; i++) this.emitted += out[i]!.length
+      if (this.held!.scout) return out.concat(this.release().chunks as Buffer[])
       return out
     }
     if (!this.failure) {

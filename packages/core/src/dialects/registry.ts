@@ -3,11 +3,19 @@
  * (docs/adding-a-dialect.md).
  */
 import { anthropicMessages } from './anthropic-messages/index.js'
+import { bedrockInvoke } from './bedrock-invoke/index.js'
+import { gemini } from './gemini/index.js'
 import { openaiChat } from './openai-chat/index.js'
 import { openaiResponses } from './openai-responses/index.js'
 import type { DialectSpec, JsonObject } from './types.js'
 
-export const DIALECTS = [anthropicMessages, openaiChat, openaiResponses] as const satisfies readonly DialectSpec[]
+export const DIALECTS = [
+  anthropicMessages,
+  openaiChat,
+  openaiResponses,
+  gemini,
+  bedrockInvoke,
+] as const satisfies readonly DialectSpec[]
 
 /** The id of a dialect in the registry: `anthropic-messages`, `openai-chat`, `openai-responses`. */
 export type DialectId = (typeof DIALECTS)[number]['id']
@@ -28,4 +36,16 @@ export function recognizeEvent(name: string | undefined, json: unknown): Dialect
 /** The dialect of a whole JSON body, when the path did not tell. */
 export function recognizeBody(json: JsonObject): DialectSpec | undefined {
   return (DIALECTS as readonly DialectSpec[]).find((spec) => spec.recognizeBody(json))
+}
+
+/**
+ * Whether `spec` streams an `application/json` body on `route` as a JSON array sent over time
+ * (`DialectSpec.jsonArrayRoutes`): the content-type rule then picks the JSON-array framing.
+ */
+export function streamsJsonArray(spec: DialectSpec | undefined, route: string | undefined): boolean {
+  const suffixes = spec?.jsonArrayRoutes
+  if (!suffixes || route === undefined) return false
+  const q = route.indexOf('?')
+  const path = (q === -1 ? route : route.slice(0, q)).replace(/\/+$/, '').toLowerCase()
+  return suffixes.some((suffix) => path.endsWith(suffix.toLowerCase()))
 }

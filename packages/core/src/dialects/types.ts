@@ -26,6 +26,8 @@ export interface UsageBlock {
    * means "no cache" only when it disagrees with the total known (docs/usage-model.md#one-block-one-snapshot).
    */
   whole?: boolean
+  /** The block's name in corrections (`usageMetadata.totalTokenCount`); default `usage`. */
+  field?: string
 }
 
 /**
@@ -43,6 +45,12 @@ export interface EventReading {
   /** This event marks the end of the response (a stop reason, a terminal event). */
   ended?: boolean
   usage?: UsageBlock
+  /**
+   * A later event of this response states the same usage more truly (Bedrock's invocation metrics, one
+   * frame after the last `message_delta`): this event waits for it, or for the end, before it is
+   * rewritten and leaves.
+   */
+  awaits?: boolean
 }
 
 /** The per-response reader of a dialect; it may keep state between events (a finish chunk seen, …). */
@@ -66,6 +74,13 @@ export interface DialectReader {
    * (docs/architecture.md#oversized-events); the object built from them is read like the whole event.
    */
   readonly largePaths?: readonly (readonly string[])[]
+  /**
+   * For a payload that wraps the dialect's own event (a Bedrock `chunk`'s base64 `bytes`): the event's
+   * JSON text, or undefined when the event cannot carry usage or an error (a byte test, nothing parsed).
+   */
+  unwrap?(payload: string): string | undefined
+  /** The payload `payload` with the event it wraps replaced by `inner`. */
+  wrap?(payload: string, inner: string): string
   /** The stream ended whole (not cut by an abort): a last chance to say it was final or ended. */
   end?(): { final?: boolean; ended?: boolean } | undefined
   /** Where the block at `path` should carry `usage`: the native block with the best values written in. */
@@ -83,6 +98,11 @@ export interface DialectSpec {
   readonly routes: readonly string[]
   /** Names of events (SSE `event:`) that may carry usage or an error; any other named event is never read. */
   readonly usageEvents: readonly Buffer[]
+  /**
+   * Path suffixes (matched case-insensitively) on which an `application/json` body is a stream of JSON
+   * array elements sent over time, not one whole body (Gemini's `:streamGenerateContent` without `alt=sse`).
+   */
+  readonly jsonArrayRoutes?: readonly string[]
   /**
    * Byte strings one of which every event the reader would read contains (its usage events' names, the
    * members its `mayCarry` looks for): a chunk of whole events with none of them leaves unframed. Chosen

@@ -1,3 +1,5 @@
+import { EventStreamFramer } from './eventstream.js'
+import { JsonArrayFramer } from './json-array.js'
 import { JsonFramer } from './json.js'
 import { SseFramer } from './sse.js'
 import type { Framer, FramingKind } from './types.js'
@@ -8,14 +10,17 @@ export { NO_NAME } from './types.js'
 /**
  * The one content-type rule: which framer reads a body of this type, or undefined when usagewire does
  * not read it (docs/transport.md#which-responses-are-read). `text/event-stream` is a stream of SSE events;
- * `application/json` and any `+json` type is one whole JSON body.
+ * `application/vnd.amazon.eventstream` a stream of AWS event stream messages;
+ * `application/json` and any `+json` type is one whole JSON body, or, with `jsonArray` (a route its
+ * dialect streams that way), a JSON array whose elements are events.
  */
-export function framingFor(contentType: string | undefined): FramingKind | undefined {
+export function framingFor(contentType: string | undefined, jsonArray = false): FramingKind | undefined {
   if (!contentType) return undefined
   const semi = contentType.indexOf(';')
   const type = (semi === -1 ? contentType : contentType.slice(0, semi)).trim().toLowerCase()
   if (type === 'text/event-stream') return 'sse'
-  if (type === 'application/json' || type.endsWith('+json')) return 'json'
+  if (type === 'application/vnd.amazon.eventstream') return 'eventstream'
+  if (type === 'application/json' || type.endsWith('+json')) return jsonArray ? 'json-array' : 'json'
   return undefined
 }
 
@@ -23,5 +28,7 @@ export function framingFor(contentType: string | undefined): FramingKind | undef
 export const isStreaming = (kind: FramingKind): boolean => kind !== 'json'
 
 export function createFramer(kind: FramingKind, maxEventBytes: number): Framer {
+  if (kind === 'json-array') return new JsonArrayFramer(maxEventBytes)
+  if (kind === 'eventstream') return new EventStreamFramer(maxEventBytes)
   return kind === 'sse' ? new SseFramer(maxEventBytes) : new JsonFramer(maxEventBytes)
 }

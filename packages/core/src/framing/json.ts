@@ -1,4 +1,5 @@
 import { NO_NAME, type DecodedEvent, type EventSink, type Framer, type PayloadScanner } from './types.js'
+import { toBuffer } from './pieces.js'
 
 /**
  * A whole JSON body as one event: held until its end (bounded by maxEventBytes), then read and, when its
@@ -69,6 +70,3 @@ export class JsonFramer implements Framer {
     return Buffer.from(this.bom ? `\ufeff${data}` : data, 'utf8')
   }
 }
-
-const toBuffer = (bytes: Uint8Array): Buffer =>
-  Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)

@@ -14,6 +14,7 @@
 import { LineEnds } from './line-ends.js'
 import { DATA_COLON, decodeEvent, encodeEvent, EVENT_COLON, matchEventName, type SseEvent } from './sse-event.js'
 import type { EventSink, Framer, PayloadScanner } from './types.js'
+import { finish, joinHeld, toBuffer } from './pieces.js'
 
 export type { SseEvent } from './sse-event.js'
 
@@ -34,9 +35,6 @@ const OTHER = 7
 
 /** From this size on a chunk is likely to hold many events: frameLF asks the sink whether it skips it. */
 const QUICK_HINT = 512
-
-const toBuffer = (bytes: Uint8Array): Buffer =>
-  Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
 
 /**
  * Cuts a byte stream into SSE events for an {@link EventSink}. Untouched events leave as they came (a
@@ -413,11 +411,7 @@ export class SseFramer implements Framer<SseEvent> {
 
   /** The held pieces and `chunk[from, to)` as one buffer, copied once; nothing is held afterwards. */
   private release(chunk: Buffer, from: number, to: number): Buffer {
-    const held = this.held
-    const total = this.heldBytes + to - from
-    if (to > from) held.push(from === 0 && to === chunk.length ? chunk : chunk.subarray(from, to))
-    const event = held.length === 1 ? held[0]! : Buffer.concat(held, total)
-    held.length = 0
+    const event = joinHeld(this.held, this.heldBytes, chunk, from, to)
     this.heldBytes = 0
     return event
   }
@@ -553,13 +547,6 @@ function lastEventEnd(buf: Buffer): number {
     i = i >= 2 ? buf.lastIndexOf(LF, i - 2) : -1
   }
   return -1
-}
-
-/** Where `push` returns: what `out` holds, then `chunk` from `from` (the chunk itself when nothing else). */
-function finish(out: Buffer[] | undefined, chunk: Buffer, from: number): Buffer[] {
-  if (out === undefined) return from === 0 ? [chunk] : from < chunk.length ? [chunk.subarray(from)] : []
-  if (from < chunk.length) out.push(from === 0 ? chunk : chunk.subarray(from))
-  return out
 }
 
 function isBomPrefix(chunk: Buffer): boolean {

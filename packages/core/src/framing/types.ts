@@ -8,8 +8,11 @@
  * from its start.
  */
 
-/** How a body is framed: a stream of events, or one whole JSON document. */
-export type FramingKind = 'sse' | 'json'
+/**
+ * How a body is framed: a stream of events (SSE, or the elements of a JSON array sent over time), or one
+ * whole JSON document.
+ */
+export type FramingKind = 'sse' | 'json' | 'json-array' | 'eventstream'
 
 /** {@link Framer.matchName}: the event has no name in its head. */
 export const NO_NAME = -2
@@ -37,6 +40,11 @@ export interface EventSink {
   oversized(buf: Buffer, start: number, end: number, at: number): PayloadScanner | undefined
   /** The framer stopped on its own (input it cannot follow); every byte from stream offset `at` passes. */
   stopped(reason: string, at: number): void
+  /**
+   * The upstream reported an error in a frame of its own (an AWS event stream `exception` or `error`
+   * message), at stream offset `at`; the frame passes untouched.
+   */
+  upstreamError?(error: string, at: number): void
 }
 
 /**

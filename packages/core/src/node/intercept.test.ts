@@ -115,7 +115,7 @@ describe('options', () => {
   it('are checked once, when the middleware is created', () => {
     expect(() => createInterceptor({ maxEventBytes: -1 })).toThrow(/maxEventBytes/)
     expect(() => createInterceptor({ routes: [{ path: 42 as unknown as string }] })).toThrow(/path/)
-    expect(() => createInterceptor({ routes: [{ path: '/x', dialect: 'gemini' as never }] })).toThrow(/unknown dialect/)
+    expect(() => createInterceptor({ routes: [{ path: '/x', dialect: 'acme-chat' as never }] })).toThrow(/unknown dialect/)
     expect(() => createInterceptor({ routes: [{ path: /\/llm$/, dialect: 'openai-chat' }] })).not.toThrow()
   })
 

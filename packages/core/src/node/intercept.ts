@@ -1,6 +1,7 @@
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http'
 import type { Transform } from 'node:stream'
 import type { Exchange, HeadDecision, Port } from '../exchange.js'
+import { isStreaming } from '../framing/index.js'
 import { createMeter, type Meter } from '../meter.js'
 import type { UsagewireOptions } from '../options.js'
 import { createDecoder, NODE_DECODERS } from './decode.js'
@@ -177,7 +178,7 @@ class Interception implements Port, ResponseHandle {
     ))
     if (!decision.read) return this.restore()
     this.active = true
-    this.sse = decision.framing === 'sse'
+    this.sse = isStreaming(decision.framing) // SSE, or a JSON array sent over time: both leave event by event
     if (decision.decode) {
       this.decoder = createDecoder(decision.decode)!
       this.encodedHeld = []

@@ -1,7 +1,7 @@
 import { isObject, type Usage } from '../../usage.js'
 import { AnyOf, member } from '../bytes.js'
 import type { DialectReader, DialectSpec, EventReading, JsonObject, UsageBlock, WireEvent } from '../types.js'
-import { fromAnthropicUsage, toAnthropicUsage } from './usage.js'
+import { fromAnthropicUsage, ServerToolCounts, toAnthropicUsage } from './usage.js'
 
 const USAGE_EVENTS = ['message_start', 'message_delta', 'error'].map((name) => Buffer.from(name))
 const START_PATH = ['message', 'usage'] as const
@@ -15,7 +15,9 @@ const DELTA_PATH = ['usage'] as const
  */
 export const anthropicMessages = {
   id: 'anthropic-messages' as const,
-  routes: ['/v1/messages'],
+  // Vertex AI serves the same wire on `…/publishers/anthropic/models/{m}:streamRawPredict` and `:rawPredict`
+  // (docs/dialects/anthropic-messages.md#vertex-ai); a body of another dialect there is recognised as such.
+  routes: ['/v1/messages', ':streamRawPredict', ':rawPredict'],
   usageEvents: USAGE_EVENTS,
   // `message_start` and `message_delta` contain `ge_`, a `"usage"` key `ge"`, an error `rror`.
   quick: ['ge_', 'ge"', 'rror'].map((needle) => Buffer.from(needle)),
@@ -32,6 +34,7 @@ const UNNAMED = [member('usage', '{'), member('error')]
 
 class AnthropicReader implements DialectReader {
   private readonly unnamed = new AnyOf(UNNAMED)
+  private readonly serverTools = new ServerToolCounts()
   readonly largePaths = [['type'], ['usage'], ['delta', 'stop_reason'], ['message', 'usage'], ['message', 'model']]
 
   mayCarry(buf: Buffer, start: number, end: number): boolean {
@@ -46,7 +49,7 @@ class AnthropicReader implements DialectReader {
         return {
           where: 'message_start',
           model: typeof message.model === 'string' ? message.model : undefined,
-          usage: block(message.usage, 'message_start.message.usage', START_PATH),
+          usage: this.block(message.usage, 'message_start.message.usage', START_PATH),
         }
       }
       case 'message_delta': {
@@ -57,7 +60,7 @@ class AnthropicReader implements DialectReader {
           where: 'message_delta',
           final: stopped,
           ended: stopped,
-          usage: block(json.usage, 'message_delta.usage', DELTA_PATH),
+          usage: this.block(json.usage, 'message_delta.usage', DELTA_PATH),
         }
       }
       case 'error':
@@ -69,7 +72,7 @@ class AnthropicReader implements DialectReader {
 
   readBody(json: JsonObject): EventReading | undefined {
     if (json.type === 'error') return { where: 'body', error: errorOf(json) }
-    const usage = block(json.usage, 'body.usage', DELTA_PATH)
+    const usage = this.block(json.usage, 'body.usage', DELTA_PATH)
     return {
       where: 'body',
       model: typeof json.model === 'string' ? json.model : undefined,
@@ -80,14 +83,15 @@ class AnthropicReader implements DialectReader {
   }
 
   write(native: JsonObject, usage: Usage): JsonObject {
-    return toAnthropicUsage(native, usage)
+    return this.serverTools.restore(toAnthropicUsage(native, usage))
   }
-}
 
-function block(native: unknown, at: string, path: readonly string[]): UsageBlock | undefined {
-  if (!isObject(native)) return undefined
-  const { usage, sources } = fromAnthropicUsage(native, at)
-  return { path, native, usage, sources }
+  private block(native: unknown, at: string, path: readonly string[]): UsageBlock | undefined {
+    if (!isObject(native)) return undefined
+    this.serverTools.observe(native)
+    const { usage, sources } = fromAnthropicUsage(native, at)
+    return { path, native, usage, sources }
+  }
 }
 
 function errorOf(json: JsonObject): string {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { fromAnthropicUsage, toAnthropicUsage } from './usage.js'
+import { fromAnthropicUsage, ServerToolCounts, toAnthropicUsage } from './usage.js'
 
 describe('Anthropic usage ⇄ canonical buckets', () => {
   it('input_tokens excludes the cache, so the buckets map one to one (docs/dialects/anthropic-messages.md#input-excludes-the-cache)', () => {
@@ -42,5 +42,26 @@ describe('Anthropic usage ⇄ canonical buckets', () => {
       cache_read_input_tokens: 100,
     })
     expect('cache_creation_input_tokens' in out).toBe(false)
+  })
+
+  it('thinking_tokens is written only into an output_tokens_details the block has (docs/dialects/anthropic-messages.md#thinking-and-server-tools)', () => {
+    const usage = { output: 120, reasoning: 40 }
+    expect(toAnthropicUsage({ output_tokens: 120, output_tokens_details: { thinking_tokens: 0 } }, usage)).toEqual({
+      output_tokens: 120,
+      output_tokens_details: { thinking_tokens: 40 },
+    })
+    expect(toAnthropicUsage({ output_tokens: 120 }, usage)).toEqual({ output_tokens: 120 })
+  })
+
+  it('server_tool_use counts: a 0 after a known count is written back, a real 0 stays', () => {
+    const counts = new ServerToolCounts()
+    counts.observe({ server_tool_use: { web_search_requests: 1, web_fetch_requests: 0 } })
+    counts.observe({ server_tool_use: { web_search_requests: 0, web_fetch_requests: 0 } })
+    const out = counts.restore({ output_tokens: 9, server_tool_use: { web_search_requests: 0, web_fetch_requests: 0 } })
+    expect(out).toEqual({ output_tokens: 9, server_tool_use: { web_search_requests: 1, web_fetch_requests: 0 } })
+    counts.observe({ server_tool_use: { web_search_requests: 3 } })
+    expect(counts.restore({ server_tool_use: { web_search_requests: 0 } })).toEqual({
+      server_tool_use: { web_search_requests: 3 },
+    })
   })
 })

@@ -33,6 +33,8 @@ export function fromAnthropicUsage(native: JsonObject, at: string): { usage: Usa
  * Only known values are written: the SDK overwrites on presence, so a written 0 would erase a correct
  * number (docs/peer-bugs.md row 31). The `cache_creation` TTL split is left alone: `message_delta` never carries
  * it and the SDK keeps the `message_start` one (docs/dialects/anthropic-messages.md#ttl-split).
+ * `output_tokens_details` and `server_tool_use` ride along as they came; `thinking_tokens` is written only
+ * into an `output_tokens_details` the block already has (docs/dialects/anthropic-messages.md#thinking-and-server-tools).
  */
 export function toAnthropicUsage(native: JsonObject, usage: Usage): JsonObject {
   const out: JsonObject = { ...native }
@@ -40,5 +42,42 @@ export function toAnthropicUsage(native: JsonObject, usage: Usage): JsonObject {
   if (usage.cacheWrite !== undefined) out.cache_creation_input_tokens = usage.cacheWrite
   if (usage.cacheRead !== undefined) out.cache_read_input_tokens = usage.cacheRead
   if (usage.output !== undefined) out.output_tokens = usage.output
+  const details = native.output_tokens_details
+  if (usage.reasoning !== undefined && isObject(details) && details.thinking_tokens !== usage.reasoning) {
+    out.output_tokens_details = { ...details, thinking_tokens: usage.reasoning }
+  }
   return out
+}
+
+/**
+ * The server-tool request counts of one message (`server_tool_use.web_search_requests`, …). They are
+ * cumulative like the token counts, and the SDK overwrites them on presence, so a 0 that follows a
+ * non-zero count is a translator's "unknown" and is written back as the count known
+ * (docs/dialects/anthropic-messages.md#thinking-and-server-tools).
+ */
+export class ServerToolCounts {
+  private readonly known = new Map<string, number>()
+
+  observe(native: JsonObject): void {
+    const tools = native.server_tool_use
+    if (!isObject(tools)) return
+    for (const key in tools) {
+      const n = count(tools[key])
+      if (n === undefined || (n === 0 && (this.known.get(key) ?? 0) > 0)) continue
+      this.known.set(key, n)
+    }
+  }
+
+  /** `out` with every zeroed count that is known replaced by the count known. */
+  restore(out: JsonObject): JsonObject {
+    const tools = out.server_tool_use
+    if (this.known.size === 0 || !isObject(tools)) return out
+    let fixed: JsonObject | undefined
+    for (const key in tools) {
+      const known = this.known.get(key)
+      if (known !== undefined && known > 0 && tools[key] === 0) (fixed ??= { ...tools })[key] = known
+    }
+    if (fixed) out.server_tool_use = fixed
+    return out
+  }
 }

@@ -16,7 +16,9 @@ export const openaiChat = {
   id: 'openai-chat' as const,
   routes: ['/chat/completions'],
   usageEvents: [],
-  recognizeEvent: (_name, json) => isObject(json) && json.object === 'chat.completion.chunk',
+  // Azure's first chunk (prompt filter results) has an empty `object` (docs/dialects/openai-chat.md#azure-openai).
+  recognizeEvent: (_name, json) =>
+    isObject(json) && (json.object === 'chat.completion.chunk' || Array.isArray(json.prompt_filter_results)),
   recognizeBody: (json) => json.object === 'chat.completion',
   reader: (): DialectReader => new ChatReader(),
 } satisfies DialectSpec

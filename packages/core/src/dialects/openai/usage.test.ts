@@ -102,6 +102,76 @@ describe('OpenAI-shaped usage ⇄ canonical buckets', () => {
     })
   })
 
+  it('a block that counts reasoning outside completion is written back in that convention (docs/dialects/openai-chat.md#xai)', () => {
+    // xAI's recorded shape: its own clients (AI SDK xai provider, LangChain ChatXAI) add completion and reasoning.
+    const native = {
+      prompt_tokens: 12,
+      completion_tokens: 1,
+      total_tokens: 303,
+      prompt_tokens_details: { cached_tokens: 11 },
+      completion_tokens_details: { reasoning_tokens: 290 },
+      cost_in_usd_ticks: 1466250,
+    }
+    const { usage } = read(native)
+    expect(usage).toEqual({ input: 1, cacheRead: 11, output: 291, reasoning: 290 })
+    expect(toOpenAIUsage(native, usage, CHAT_NAMES)).toEqual(native)
+    // New values keep the convention too: completion = output − reasoning, total = prompt + output.
+    expect(toOpenAIUsage(native, { input: 1, cacheRead: 11, output: 400, reasoning: 350 }, CHAT_NAMES)).toMatchObject({
+      prompt_tokens: 12,
+      completion_tokens: 50,
+      total_tokens: 412,
+      completion_tokens_details: { reasoning_tokens: 350 },
+    })
+  })
+
+  it('an OpenAI-convention block stays in the OpenAI convention (reasoning inside completion)', () => {
+    const native = {
+      prompt_tokens: 10,
+      completion_tokens: 100,
+      total_tokens: 110,
+      completion_tokens_details: { reasoning_tokens: 60 },
+    }
+    expect(toOpenAIUsage(native, { input: 10, output: 120, reasoning: 70 }, CHAT_NAMES)).toMatchObject({
+      completion_tokens: 120,
+      total_tokens: 130,
+    })
+  })
+
+  it('DeepSeek: a block with the cache only in prompt_cache_hit_tokens gets cached_tokens that agree', () => {
+    const native = {
+      prompt_tokens: 339,
+      completion_tokens: 5,
+      total_tokens: 344,
+      prompt_cache_hit_tokens: 320,
+      prompt_cache_miss_tokens: 19,
+    }
+    const out = toOpenAIUsage(native, read(native).usage, CHAT_NAMES)
+    expect(out).toEqual({ ...native, prompt_tokens_details: { cached_tokens: 320 } })
+  })
+
+  it("cache_write_tokens is a part of prompt_tokens (OpenAI, and OpenRouter's documented example 194 = … + 100 written)", () => {
+    const { usage } = read({
+      prompt_tokens: 194,
+      completion_tokens: 2,
+      total_tokens: 196,
+      prompt_tokens_details: { cached_tokens: 0, cache_write_tokens: 100 },
+      cost: 0.95,
+    })
+    expect(usage).toEqual({ input: 94, cacheRead: 0, cacheWrite: 100, output: 2 })
+  })
+
+  it('null cached_tokens (vLLM) is not reported, and is not written when nothing knows it', () => {
+    const native = {
+      prompt_tokens: 38,
+      completion_tokens: 3,
+      total_tokens: 41,
+      prompt_tokens_details: { cached_tokens: null },
+    }
+    const { usage } = read(native)
+    expect(usage).toEqual({ input: 38, output: 3 })
+    expect(toOpenAIUsage(native, usage, CHAT_NAMES)).toEqual(native)
+  })
+
   it('never invents a field whose value is not known', () => {
     const native = { prompt_tokens: 10, completion_tokens: 2, total_tokens: 12 }
     expect(toOpenAIUsage(native, read(native).usage, CHAT_NAMES)).toEqual(native)

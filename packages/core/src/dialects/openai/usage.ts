@@ -47,19 +47,22 @@ function pick(candidates: Array<[unknown, string]>): [number, string] | undefine
   return zero
 }
 
+/** The counts of an OpenAI-shaped block and the inclusion rules its own numbers show. */
+interface Shape {
+  cacheRead: [number, string] | undefined
+  cacheWrite: [number, string] | undefined
+  prompt: number | undefined
+  completion: number | undefined
+  reasoning: number | undefined
+  promptIncludesCache: boolean
+  completionIncludesReasoning: boolean
+}
+
 /**
- * Reads an OpenAI-shaped usage block into canonical buckets, resolving the disagreements translating
- * gateways produce from the evidence in the block itself:
- * - cache counts may sit in `*_details.cached_tokens` / `cache_write_tokens`, in Anthropic-named extension
- *   fields (`cache_read_input_tokens`, `cache_creation_input_tokens`), in LiteLLM's
- *   `cache_creation_tokens`, or in DeepSeek's `prompt_cache_hit_tokens`;
- * - `prompt_tokens` includes the cache by OpenAI's semantics, but translators send it without
- *   (docs/peer-bugs.md row 21): when `total_tokens == prompt + completion + cache`, or the cache alone
- *   exceeds `prompt_tokens`, the prompt left the cache out (the guard of Helicone PR #5652);
- * - `completion_tokens` includes reasoning, except where `total_tokens == prompt + completion + reasoning`
- *   shows it did not (xAI; Gemini thoughts through Portkey, docs/peer-bugs.md rows 24, 58).
+ * Reads the counts of a block and decides, from the block alone, what its prompt and completion counts
+ * include (docs/dialects/openai-chat.md#prompt-inclusion, docs/dialects/openai-chat.md#reasoning-inclusion).
  */
-export function fromOpenAIUsage(native: JsonObject, names: OpenAIUsageNames, at: string): OpenAIReading {
+function shapeOf(native: JsonObject, names: OpenAIUsageNames, at: string): Shape {
   const promptDetails = isObject(native[names.promptDetails]) ? (native[names.promptDetails] as JsonObject) : {}
   const completionDetails = isObject(native[names.completionDetails])
     ? (native[names.completionDetails] as JsonObject)
@@ -79,11 +82,6 @@ export function fromOpenAIUsage(native: JsonObject, names: OpenAIUsageNames, at:
   const completion = count(native[names.completion])
   const reasoning = count(completionDetails.reasoning_tokens)
   const total = count(native.total_tokens)
-
-  const usage: Usage = {}
-  const sources: UsageSources = {}
-  if (cacheRead) [usage.cacheRead, sources.cacheRead] = cacheRead
-  if (cacheWrite) [usage.cacheWrite, sources.cacheWrite] = cacheWrite
   const cache = (cacheRead?.[0] ?? 0) + (cacheWrite?.[0] ?? 0)
 
   let promptIncludesCache = true
@@ -91,23 +89,45 @@ export function fromOpenAIUsage(native: JsonObject, names: OpenAIUsageNames, at:
     const excludedByTotal = total !== undefined && completion !== undefined && total === prompt + completion + cache
     if (prompt < cache || excludedByTotal) promptIncludesCache = false
   }
+  const completionIncludesReasoning = !(
+    completion !== undefined &&
+    reasoning !== undefined &&
+    reasoning > 0 &&
+    total !== undefined &&
+    prompt !== undefined &&
+    total !== prompt + completion &&
+    total === prompt + (promptIncludesCache ? 0 : cache) + completion + reasoning
+  )
+  return { cacheRead, cacheWrite, prompt, completion, reasoning, promptIncludesCache, completionIncludesReasoning }
+}
+
+/**
+ * Reads an OpenAI-shaped usage block into canonical buckets, resolving the disagreements translating
+ * gateways and compatible servers produce from the evidence in the block itself:
+ * - cache counts may sit in `*_details.cached_tokens` / `cache_write_tokens`, in Anthropic-named extension
+ *   fields (`cache_read_input_tokens`, `cache_creation_input_tokens`), in LiteLLM's
+ *   `cache_creation_tokens`, or in DeepSeek's `prompt_cache_hit_tokens`;
+ * - `prompt_tokens` includes the cache by OpenAI's semantics, but translators send it without
+ *   (docs/peer-bugs.md row 21): when `total_tokens == prompt + completion + cache`, or the cache alone
+ *   exceeds `prompt_tokens`, the prompt left the cache out (the guard of Helicone PR #5652);
+ * - `completion_tokens` includes reasoning, except where `total_tokens == prompt + completion + reasoning`
+ *   shows it did not (xAI, docs/dialects/openai-chat.md#xai; Gemini thoughts through Portkey,
+ *   docs/peer-bugs.md rows 24, 58).
+ */
+export function fromOpenAIUsage(native: JsonObject, names: OpenAIUsageNames, at: string): OpenAIReading {
+  const shape = shapeOf(native, names, at)
+  const { cacheRead, cacheWrite, prompt, completion, reasoning, promptIncludesCache, completionIncludesReasoning } =
+    shape
+  const usage: Usage = {}
+  const sources: UsageSources = {}
+  if (cacheRead) [usage.cacheRead, sources.cacheRead] = cacheRead
+  if (cacheWrite) [usage.cacheWrite, sources.cacheWrite] = cacheWrite
+  const cache = (cacheRead?.[0] ?? 0) + (cacheWrite?.[0] ?? 0)
   if (prompt !== undefined) {
     usage.input = promptIncludesCache ? prompt - cache : prompt
     sources.input = label(at, names.prompt)
   }
-
-  let completionIncludesReasoning = true
   if (completion !== undefined) {
-    if (
-      reasoning !== undefined &&
-      reasoning > 0 &&
-      total !== undefined &&
-      prompt !== undefined &&
-      total !== prompt + completion &&
-      total === prompt + (promptIncludesCache ? 0 : cache) + completion + reasoning
-    ) {
-      completionIncludesReasoning = false
-    }
     usage.output = completionIncludesReasoning ? completion : completion + (reasoning ?? 0)
     sources.output = label(at, names.completion)
   }
@@ -126,7 +146,9 @@ export interface OpenAIWriteOptions {
 /**
  * Writes canonical values back into an OpenAI-shaped usage block (a copy) so it is self-consistent by
  * OpenAI's own semantics: prompt includes cache reads and writes, `cached_tokens` is the cache reads,
- * `cache_write_tokens` where known, completion includes reasoning, `total = prompt + completion`.
+ * `cache_write_tokens` where known, completion includes reasoning, `total = prompt + completion`. The one
+ * exception is a block that shows reasoning counted outside its completion (xAI): it is written back in
+ * that convention, `total = prompt + completion + reasoning`.
  * Extension fields a translator added (`cache_read_input_tokens`, …) are kept and made to agree.
  */
 export function toOpenAIUsage(
@@ -146,10 +168,20 @@ export function toOpenAIUsage(
   if (usage.input !== undefined) {
     out[names.prompt] = usage.input + (usage.cacheRead ?? 0) + (usage.cacheWrite ?? 0)
   }
-  if (usage.output !== undefined) out[names.completion] = usage.output
+  // A block that counts reasoning outside its completion (xAI's documented convention) keeps that
+  // convention: its own clients add the two, so folding reasoning in would count it twice
+  // (docs/dialects/openai-chat.md#writing-the-block).
+  const apart =
+    !shapeOf(native, names, 'written').completionIncludesReasoning &&
+    usage.output !== undefined &&
+    usage.reasoning !== undefined &&
+    usage.reasoning <= usage.output
+  if (usage.output !== undefined) out[names.completion] = apart ? usage.output - usage.reasoning! : usage.output
   const prompt = count(out[names.prompt])
   const completion = count(out[names.completion])
-  if (prompt !== undefined && completion !== undefined) out.total_tokens = prompt + completion
+  if (prompt !== undefined && completion !== undefined) {
+    out.total_tokens = prompt + completion + (apart ? usage.reasoning! : 0)
+  }
 
   if (usage.cacheRead !== undefined) promptDetails.cached_tokens = usage.cacheRead
   else if (options.requireDetails && count(promptDetails.cached_tokens) === undefined) promptDetails.cached_tokens = 0

@@ -1,0 +1,87 @@
+import { findMember } from '../../framing/json-splice.js'
+import { isObject, type Usage } from '../../usage.js'
+import { anthropicMessages } from '../anthropic-messages/index.js'
+import type { DialectReader, DialectSpec, EventReading, JsonObject, WireEvent } from '../types.js'
+import { fromInvocationMetrics, METRICS, toInvocationMetrics } from './usage.js'
+
+const METRICS_PATH = [METRICS] as const
+
+/**
+ * What every inner event the reader reads contains: Anthropic's `message_start` / `message_delta` /
+ * `message_stop` types, a usage block, an error, or Bedrock's metrics. Searched in the decoded `bytes`.
+ */
+const NEEDLES = ['"message_', '"usage"', '"error"', 'invocationMetrics'].map((needle) => Buffer.from(needle))
+
+/**
+ * Bedrock InvokeModelWithResponseStream with an Anthropic model (docs/dialects/bedrock-invoke.md), framed
+ * as an AWS event stream. Each `chunk` frame's JSON payload holds one Anthropic Messages event, base64 in
+ * `bytes`; the Anthropic rules apply inside, read and written by the anthropic-messages reader. The last
+ * chunk adds `amazon-bedrock-invocationMetrics`, AWS's own counts: they enter the ledger, and the last
+ * `message_delta` (one frame earlier) waits for them, so the block Anthropic clients read last carries
+ * them (docs/dialects/bedrock-invoke.md#the-last-message_delta-waits-for-the-metrics).
+ *
+ * InvokeModel (`/invoke`) answers with one Anthropic message as JSON, recognised as anthropic-messages.
+ */
+export const bedrockInvoke = {
+  id: 'bedrock-invoke' as const,
+  routes: ['/invoke-with-response-stream', '/invoke'],
+  usageEvents: [Buffer.from('chunk')],
+  recognizeEvent: (name) => name === 'chunk',
+  // An InvokeModel body is an Anthropic message; anthropic-messages recognises it.
+  recognizeBody: () => false,
+  reader: (): DialectReader => new BedrockInvokeReader(),
+} satisfies DialectSpec
+
+class BedrockInvokeReader implements DialectReader {
+  private readonly anthropic = anthropicMessages.reader()
+
+  mayCarry(): boolean {
+    return false // every frame is a named `chunk`; an unnamed one is none of this dialect's
+  }
+
+  unwrap(payload: string): string | undefined {
+    const span = findMember(payload, ['bytes'])
+    if (!span || payload.charCodeAt(span[0]) !== 0x22) return undefined
+    const raw = payload.slice(span[0] + 1, span[1] - 1)
+    // Base64 never needs escapes, but `/` may be written `\/`.
+    const text = raw.includes('\\') ? (JSON.parse(payload.slice(span[0], span[1])) as string) : raw
+    const inner = Buffer.from(text, 'base64')
+    for (const needle of NEEDLES) if (inner.includes(needle)) return inner.toString('utf8')
+    return undefined
+  }
+
+  wrap(payload: string, inner: string): string {
+    const [start, end] = findMember(payload, ['bytes'])!
+    return `${payload.slice(0, start)}"${Buffer.from(inner, 'utf8').toString('base64')}"${payload.slice(end)}`
+  }
+
+  read(event: WireEvent): EventReading | undefined {
+    const { json } = event
+    const reading = this.anthropic.read(event)
+    const metrics = json[METRICS]
+    if (isObject(metrics) && !reading?.usage) {
+      // The last chunk (Anthropic's `message_stop`): the stream's end and AWS's counts.
+      const where = typeof json.type === 'string' ? json.type : 'chunk'
+      const { usage, sources } = fromInvocationMetrics(metrics, `${where}.${METRICS}`)
+      return {
+        ...reading,
+        where,
+        final: true,
+        ended: true,
+        usage: { path: METRICS_PATH, native: metrics, usage, sources, field: METRICS },
+      }
+    }
+    if (json.type === 'message_stop') return { where: 'message_stop', ended: true }
+    // The metrics come one frame after the message_delta that stops the message.
+    if (reading?.final && json.type === 'message_delta') return { ...reading, awaits: true }
+    return reading
+  }
+
+  readBody(json: JsonObject): EventReading | undefined {
+    return this.anthropic.readBody(json)
+  }
+
+  write(native: JsonObject, usage: Usage, path: readonly string[]): JsonObject {
+    return path[0] === METRICS ? toInvocationMetrics(native, usage) : this.anthropic.write(native, usage, path)
+  }
+}

@@ -1,0 +1,88 @@
+import { EventStreamCodec, type MessageHeaders } from '@smithy/eventstream-codec'
+import { fromUtf8, toUtf8 } from '@smithy/util-utf8'
+import { describe, expect, it } from 'vitest'
+import { createProcessor } from '../../processor.js'
+import { fromInvocationMetrics, toInvocationMetrics } from './usage.js'
+
+const codec = new EventStreamCodec(toUtf8, fromUtf8)
+const headers: MessageHeaders = {
+  ':event-type': { type: 'string', value: 'chunk' },
+  ':message-type': { type: 'string', value: 'event' },
+}
+const chunk = (event: object) =>
+  Buffer.from(
+    codec.encode({
+      headers,
+      body: fromUtf8(JSON.stringify({ bytes: Buffer.from(JSON.stringify(event)).toString('base64') })),
+    }),
+  )
+const events = (bytes: Uint8Array[]) => {
+  const body = Buffer.concat(bytes)
+  const out = []
+  for (let pos = 0; pos < body.length; pos += body.readUInt32BE(pos)) {
+    const message = codec.decode(body.subarray(pos, pos + body.readUInt32BE(pos)))
+    out.push(JSON.parse(Buffer.from(JSON.parse(toUtf8(message.body)).bytes, 'base64').toString('utf8')))
+  }
+  return out
+}
+
+describe('amazon-bedrock-invocationMetrics', () => {
+  it('maps to disjoint buckets: inputTokenCount excludes the cache', () => {
+    const { usage, sources } = fromInvocationMetrics(
+      {
+        inputTokenCount: 24,
+        outputTokenCount: 30,
+        cacheReadInputTokenCount: 6000,
+        cacheWriteInputTokenCount: 1200,
+        invocationLatency: 900,
+      },
+      'message_stop.m',
+    )
+    expect(usage).toEqual({ input: 24, cacheRead: 6000, cacheWrite: 1200, output: 30 })
+    expect(sources.cacheRead).toBe('message_stop.m.cacheReadInputTokenCount')
+  })
+
+  it('reports nothing for counts it lacks, so they never replace known ones', () => {
+    expect(fromInvocationMetrics({ inputTokenCount: 24, outputTokenCount: null }, 'm').usage).toEqual({ input: 24 })
+  })
+
+  it('writes known counts, adding a missing cache count only when it is not 0', () => {
+    const native = { inputTokenCount: 0, outputTokenCount: 30, invocationLatency: 900 }
+    expect(toInvocationMetrics(native, { input: 24, cacheRead: 6000, cacheWrite: 0, output: 30 })).toEqual({
+      inputTokenCount: 24,
+      outputTokenCount: 30,
+      invocationLatency: 900,
+      cacheReadInputTokenCount: 6000,
+    })
+  })
+})
+
+describe('the last message_delta waits for the metrics', () => {
+  const start = chunk({ type: 'message_start', message: { usage: { input_tokens: 0, output_tokens: 1 } } })
+  const delta = chunk({ type: 'message_delta', delta: { stop_reason: 'end_turn' }, usage: { output_tokens: 7 } })
+  const stop = chunk({
+    type: 'message_stop',
+    'amazon-bedrock-invocationMetrics': { inputTokenCount: 55, outputTokenCount: 7 },
+  })
+  const options = { dialect: 'bedrock-invoke', contentType: 'application/vnd.amazon.eventstream' }
+
+  it('is held until the metrics come, then leaves with them', () => {
+    const processor = createProcessor(options)
+    expect(processor.push(start)).toEqual([start])
+    expect(processor.push(delta)).toEqual([])
+    const out = processor.push(stop)
+    expect(events(out).map((e) => e.usage ?? null)).toEqual([{ output_tokens: 7, input_tokens: 55 }, null])
+    expect(processor.end()).toEqual([])
+    expect(processor.holding).toBe(false)
+  })
+
+  it('is released unchanged when the body ends without metrics', () => {
+    const processor = createProcessor(options)
+    processor.push(start)
+    expect(processor.push(delta)).toEqual([])
+    const out = processor.end()
+    expect(Buffer.concat(out).equals(delta)).toBe(false) // input 0 from message_start is known and written
+    expect(events(out)[0].usage).toEqual({ output_tokens: 7, input_tokens: 0 })
+    expect(processor.result()).toMatchObject({ ended: true, final: true })
+  })
+})

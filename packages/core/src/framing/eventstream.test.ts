@@ -1,0 +1,164 @@
+import { EventStreamCodec, type MessageHeaders } from '@smithy/eventstream-codec'
+import { fromUtf8, toUtf8 } from '@smithy/util-utf8'
+import fc from 'fast-check'
+import { describe, expect, it } from 'vitest'
+import { inspect } from '../testing/inspect.js'
+import { EventStreamFramer, type EventStreamEvent } from './eventstream.js'
+import type { EventSink, PayloadScanner } from './types.js'
+
+const codec = new EventStreamCodec(toUtf8, fromUtf8)
+
+function frame(headers: Record<string, string>, payload: string): Buffer {
+  const h: MessageHeaders = {}
+  for (const [name, value] of Object.entries(headers)) h[name] = { type: 'string', value }
+  return Buffer.from(codec.encode({ headers: h, body: fromUtf8(payload) }))
+}
+
+const event = (type: string, payload: object) =>
+  frame({ ':event-type': type, ':content-type': 'application/json', ':message-type': 'event' }, JSON.stringify(payload))
+const chunk = (inner: object) =>
+  event('chunk', { bytes: Buffer.from(JSON.stringify(inner)).toString('base64'), p: 'abcd' })
+
+/** Records what the framer asks; rewrites events named `usage` by appending `"!"` to their payload's `n`. */
+class Sink implements EventSink {
+  readonly seen: string[] = []
+  readonly errors: string[] = []
+  stops: string[] = []
+  constructor(private readonly framer: EventStreamFramer) {}
+  passes = () => false
+  skips = () => false
+  oversized = (): PayloadScanner | undefined => undefined
+  stopped(reason: string, at: number) {
+    this.stops.push(`${reason}@${at}`)
+  }
+  upstreamError(error: string, at: number) {
+    this.errors.push(`${error}@${at}`)
+  }
+  event(buf: Buffer, start: number, end: number, at: number) {
+    const decoded = this.framer.decode(buf, start, end) as EventStreamEvent
+    this.seen.push(`${decoded.name}@${at}`)
+    if (decoded.name !== 'usage') return undefined
+    const json = JSON.parse(decoded.data) as { n: string }
+    return this.framer.encode(buf, start, end, decoded, JSON.stringify({ ...json, n: `${json.n}!` }))
+  }
+}
+
+function run(body: Buffer, sizes: number[] = [body.length], max = 1 << 20) {
+  const framer = new EventStreamFramer(max)
+  const sink = new Sink(framer)
+  const out: Buffer[] = []
+  let at = 0
+  for (let n = 0; at < body.length; n++) {
+    const size = Math.max(1, sizes[n % sizes.length]!)
+    const piece = at === 0 && size >= body.length ? body : body.subarray(at, at + size)
+    out.push(...framer.push(piece, sink))
+    at += size
+  }
+  out.push(...framer.end(sink))
+  return { out, output: Buffer.concat(out), sink }
+}
+
+const decodeAll = (body: Buffer) => {
+  const messages = []
+  for (let pos = 0; pos < body.length; pos += body.readUInt32BE(pos))
+    messages.push(codec.decode(body.subarray(pos, pos + body.readUInt32BE(pos))))
+  return messages
+}
+
+const plain = Buffer.concat([event('text', { t: 'a' }), event('text', { t: 'bb' }), event('text', { t: 'ccc' })])
+const mixed = Buffer.concat([event('text', { t: 'hello' }), event('usage', { n: '41' }), event('text', { t: 'bye' })])
+
+describe('the AWS event stream framer', () => {
+  it('hands back a chunk of whole untouched frames as the same Buffer', () => {
+    const { out, sink } = run(plain)
+    expect(out).toHaveLength(1)
+    expect(out[0]).toBe(plain)
+    expect(sink.seen).toEqual(['text@0', `text@${plain.readUInt32BE(0)}`, expect.stringMatching(/^text@/)])
+  })
+
+  it('re-encodes only the frame whose payload changed, with valid lengths and CRCs', () => {
+    const { output } = run(mixed)
+    const messages = decodeAll(output) // throws on a bad CRC
+    expect(messages.map((m) => toUtf8(m.body))).toEqual(['{"t":"hello"}', '{"n":"41!"}', '{"t":"bye"}'])
+    expect(messages[1]!.headers[':event-type']).toEqual({ type: 'string', value: 'usage' })
+    const first = mixed.readUInt32BE(0)
+    expect(output.subarray(0, first).equals(mixed.subarray(0, first))).toBe(true)
+    expect(output.subarray(output.length - 40).equals(mixed.subarray(mixed.length - 40))).toBe(true)
+  })
+
+  it('any chunking yields the same output bytes and the same events at the same offsets', () => {
+    const whole = run(mixed)
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 1, max: 80 }), { minLength: 1, maxLength: 10 }), (sizes) => {
+        const cut = run(mixed, sizes)
+        expect(cut.output.equals(whole.output)).toBe(true)
+        expect(cut.sink.seen).toEqual(whole.sink.seen)
+      }),
+      { numRuns: 200, examples: [[[1]], [[3]], [[4]], [[12, 1]]] },
+    )
+  })
+
+  it('passes exception and error frames untouched, unread, and tells the sink', () => {
+    const throttled = frame(
+      { ':exception-type': 'throttlingException', ':content-type': 'application/json', ':message-type': 'exception' },
+      '{"message":"slow down"}',
+    )
+    const failed = frame({ ':error-code': 'InternalFailure', ':error-message': 'boom', ':message-type': 'error' }, '')
+    const body = Buffer.concat([event('text', { t: 'a' }), throttled, failed])
+    const { output, sink } = run(body, [5])
+    expect(output.equals(body)).toBe(true)
+    expect(sink.seen).toEqual(['text@0'])
+    const at = body.readUInt32BE(0)
+    expect(sink.errors).toEqual([`throttlingException@${at}`, `InternalFailure@${at + throttled.length}`])
+  })
+
+  it('a frame cut short at the end leaves as it came', () => {
+    const body = mixed.subarray(0, mixed.length - 7)
+    const { output, sink } = run(body, [9])
+    expect(output.length).toBe(body.length + 1) // the rewritten usage frame is one byte longer
+    expect(output.subarray(output.length - 20).equals(body.subarray(body.length - 20))).toBe(true)
+    expect(sink.seen).toHaveLength(2)
+  })
+
+  it('stops on a length no frame has, or one over the bound, and passes every byte', () => {
+    const garbage = Buffer.from('{"not":"an event stream"}')
+    const bad = run(garbage, [3])
+    expect(bad.output.equals(garbage)).toBe(true)
+    expect(bad.sink.stops).toHaveLength(1)
+    const big = run(mixed, [7], 40)
+    expect(big.output.equals(mixed)).toBe(true)
+    expect(big.sink.stops[0]).toMatch(/over maxEventBytes/)
+  })
+})
+
+describe('the event stream through the processor', () => {
+  const body = Buffer.concat([
+    chunk({ type: 'message_start', message: { model: 'm', usage: { input_tokens: 0, output_tokens: 1 } } }),
+    chunk({ type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: 'hi' } }),
+    chunk({ type: 'message_delta', delta: { stop_reason: 'end_turn' }, usage: { output_tokens: 5 } }),
+    chunk({ type: 'message_stop', 'amazon-bedrock-invocationMetrics': { inputTokenCount: 77, outputTokenCount: 5 } }),
+  ])
+  const options = { path: '/model/m/invoke-with-response-stream', contentType: 'application/vnd.amazon.eventstream' }
+
+  it('any chunking yields identical output frames and the same record', () => {
+    const whole = inspect(body, options)
+    expect(whole.record.usage).toMatchObject({ input: 77, output: 5 })
+    const { id: _i, timing: _t, ...record } = whole.record
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 1, max: 120 }), { minLength: 1, maxLength: 10 }), (chunks) => {
+        const cut = inspect(body, { ...options, chunks })
+        expect(cut.output.equals(whole.output)).toBe(true)
+        const { id: _id, timing: _timing, ...rest } = cut.record
+        expect(rest).toEqual(record)
+      }),
+      { numRuns: 150 },
+    )
+  })
+
+  it('the content frame between the usage frames leaves byte for byte', () => {
+    const { output } = inspect(body, options)
+    const second = body.subarray(body.readUInt32BE(0), body.readUInt32BE(0) + body.readUInt32BE(body.readUInt32BE(0)))
+    expect(output.includes(second)).toBe(true)
+    expect(output.equals(body)).toBe(false)
+  })
+})
