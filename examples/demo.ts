@@ -3,7 +3,7 @@
  * gateway in front of it (Express unless named; `all` runs each in turn), and one streaming
  * request per scenario through the gateway with the official SDKs. For each, the table shows the
  * usage as the upstream sent it, as the client received it, and the usagewire record, each
- * checked against the scenario's true usage. Exits 1 if any request failed.
+ * checked against the scenario's true usage. Exits 1 if any request failed or any usage differs from the truth.
  *
  * Always runs on the mock (ANTHROPIC_UPSTREAM / OPENAI_UPSTREAM are for start.ts): the SDKs
  * here send a dummy key.
@@ -26,6 +26,8 @@ const DIALECT: Record<ClientKind, MockDialect> = {
   'anthropic-0.50.1': 'anthropic-messages',
   'openai-chat': 'openai-chat',
   'openai-responses': 'openai-responses',
+  bedrock: 'bedrock-invoke',
+  gemini: 'gemini',
 }
 
 const CASES: Case[] = [
@@ -42,6 +44,10 @@ const CASES: Case[] = [
   { label: 'responses healthy', scenario: 'healthy', client: 'openai-responses' },
   { label: 'responses-cached', scenario: 'responses-cached', client: 'openai-responses' },
   { label: 'responses-anthropic-fields', scenario: 'responses-anthropic-fields', client: 'openai-responses' },
+  { label: 'bedrock healthy', scenario: 'healthy', client: 'bedrock' },
+  { label: 'bedrock-zero-start', scenario: 'bedrock-zero-start', client: 'bedrock' },
+  { label: 'gemini healthy', scenario: 'healthy', client: 'gemini' },
+  { label: 'gemini-last-drops-cache', scenario: 'gemini-last-drops-cache', client: 'gemini' },
 ]
 
 const RECORD_WAIT_MS = 2000
@@ -84,6 +90,7 @@ async function main(adapter: Adapter): Promise<number> {
         headers: { 'x-demo-tag': tag, ...(c.gzip ? { 'x-mock-gzip': '1' } : {}) },
       })
       clientOk = sameBuckets(canonicalFromClient(dialect, usage), truth)
+      if (!clientOk) failures++
       client = `${compact(usage)} ${mark(clientOk)}`
     } catch (err) {
       failures++
@@ -94,6 +101,7 @@ async function main(adapter: Adapter): Promise<number> {
     let recordText = 'no record'
     if (record) {
       const ok = sameBuckets(record.usage, truth)
+      if (!ok) failures++
       recordText = `${recordSummary(record)} ${mark(ok)}${ok ? '' : ` (true ${buckets(truth)})`}`
     } else {
       failures++
@@ -102,7 +110,12 @@ async function main(adapter: Adapter): Promise<number> {
     lines.push(`${''.padEnd(29)}${`→ ${client}`.padEnd(70)}${recordText}`)
   }
 
-  lines.push('', failures === 0 ? `all ${CASES.length} requests completed` : `${failures} failure(s)`)
+  lines.push(
+    '',
+    failures === 0
+      ? `all ${CASES.length} requests completed, client and record equal the true usage`
+      : `${failures} failure(s)`,
+  )
   console.log(lines.map((l) => l.trimEnd()).join('\n'))
 
   await gateway.close()

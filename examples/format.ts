@@ -3,6 +3,7 @@
  * recognisable), and the canonical reading a standard client makes of it (docs/usage-model.md#how-dialects-map).
  */
 import type { UsageRecord } from '@usagewire/core'
+import { decodeChunks } from './mock-upstream/eventstream.js'
 import type { MockDialect, TrueUsage } from './mock-upstream/index.js'
 
 type Json = Record<string, unknown>
@@ -22,11 +23,25 @@ const LABELS: [path: string, label: string][] = [
   ['output_tokens_details.reasoning_tokens', 'rs'],
   ['completion_tokens_details.reasoning_tokens', 'rs'],
   ['total_tokens', 't'],
+  // Bedrock's amazon-bedrock-invocationMetrics
+  ['inputTokenCount', 'in'],
+  ['cacheReadInputTokenCount', 'cr'],
+  ['cacheWriteInputTokenCount', 'cw'],
+  ['outputTokenCount', 'out'],
+  // Gemini's usageMetadata
+  ['promptTokenCount', 'prompt'],
+  ['cachedContentTokenCount', 'cached'],
+  ['toolUsePromptTokenCount', 'tool'],
+  ['candidatesTokenCount', 'cand'],
+  ['thoughtsTokenCount', 'thoughts'],
+  ['totalTokenCount', 't'],
 ]
 
 export const LEGEND =
   'in/cr/cw/out: input, cache_read_input_tokens, cache_creation_input_tokens, output; p/c/t: prompt/completion/total_tokens; ' +
-  'cached, cwt, rs: *_details.cached_tokens, cache_write_tokens, reasoning_tokens (0 details omitted)'
+  'cached, cwt, rs: *_details.cached_tokens, cache_write_tokens, reasoning_tokens (0 details omitted)\n' +
+  'Bedrock metrics{in/cr/cw/out}: amazon-bedrock-invocationMetrics; Gemini prompt/cached/cand/thoughts/t: ' +
+  'usageMetadata promptTokenCount/cachedContentTokenCount/candidatesTokenCount/thoughtsTokenCount/totalTokenCount'
 
 function get(obj: Json, path: string): unknown {
   let value: unknown = obj
@@ -54,16 +69,15 @@ export function compact(usage: unknown): string {
 
 /** Usage blocks in the raw upstream body (uncompressed), as `start{…} delta{…}` or one block. */
 export function upstreamUsage(dialect: MockDialect, body: Buffer): string {
+  if (dialect === 'bedrock-invoke') return anthropicBlocks(decodeChunks(body))
   const events = parseSse(body.toString('utf8'))
-  if (dialect === 'anthropic-messages') {
-    return events
-      .map((e) => {
-        if (e.event === 'message_start') return `start{${compact(get(e.data, 'message.usage'))}}`
-        if (e.event === 'message_delta') return `delta{${compact(e.data.usage)}}`
-        return ''
-      })
-      .filter(Boolean)
-      .join(' ')
+  if (dialect === 'anthropic-messages') return anthropicBlocks(events.map((e) => e.data))
+  if (dialect === 'gemini') {
+    // Cumulative snapshots: the first and the last say what changed.
+    const snapshots = events.map((e) => e.data.usageMetadata).filter(isJson)
+    if (snapshots.length === 0) return 'no usageMetadata'
+    const last = `last{${compact(snapshots.at(-1))}}`
+    return snapshots.length === 1 ? last : `${snapshots.length} snapshots: first{${compact(snapshots[0])}} … ${last}`
   }
   if (dialect === 'openai-chat') {
     const withUsage = events.filter((e) => isJson(e.data.usage))
@@ -79,6 +93,21 @@ export function upstreamUsage(dialect: MockDialect, body: Buffer): string {
   }
   const done = events.find((e) => e.event === 'response.completed')
   return done ? `completed{${compact(get(done.data, 'response.usage'))}}` : 'no response.completed'
+}
+
+/** Anthropic's usage blocks in order, and Bedrock's invocation metrics on the last event. */
+function anthropicBlocks(events: Json[]): string {
+  return events
+    .map((e) => {
+      const blocks: string[] = []
+      if (e.type === 'message_start') blocks.push(`start{${compact(get(e, 'message.usage'))}}`)
+      if (e.type === 'message_delta') blocks.push(`delta{${compact(e.usage)}}`)
+      const metrics = e['amazon-bedrock-invocationMetrics']
+      if (isJson(metrics)) blocks.push(`metrics{${compact(metrics)}}`)
+      return blocks.join(' ')
+    })
+    .filter(Boolean)
+    .join(' ')
 }
 
 function parseSse(text: string): { event: string | undefined; data: Json }[] {
@@ -106,13 +135,26 @@ const num = (value: unknown): number => (typeof value === 'number' ? value : 0)
 /** What a client that follows each dialect's documented rules concludes from the usage it got. */
 export function canonicalFromClient(dialect: MockDialect, usage: unknown): TrueUsage {
   const u = isJson(usage) ? usage : {}
-  if (dialect === 'anthropic-messages') {
+  // A Bedrock application decodes the chunks and reads the Anthropic usage inside (clients.ts).
+  if (dialect === 'anthropic-messages' || dialect === 'bedrock-invoke') {
     return {
       input: num(u.input_tokens),
       cacheRead: num(u.cache_read_input_tokens),
       cacheWrite: num(u.cache_creation_input_tokens),
       output: num(u.output_tokens),
       reasoning: num(get(u, 'output_tokens_details.thinking_tokens')),
+    }
+  }
+  if (dialect === 'gemini') {
+    // The prompt count includes the cache; tool-use prompts and thoughts are outside their neighbours.
+    const cacheRead = num(u.cachedContentTokenCount)
+    const reasoning = num(u.thoughtsTokenCount)
+    return {
+      input: num(u.promptTokenCount) - cacheRead + num(u.toolUsePromptTokenCount),
+      cacheRead,
+      cacheWrite: 0,
+      output: num(u.candidatesTokenCount) + reasoning,
+      reasoning,
     }
   }
   // OpenAI: the prompt count includes cache reads and writes; reasoning is part of output.

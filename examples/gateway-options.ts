@@ -7,7 +7,7 @@ import type { UsageRecord } from '@usagewire/core'
 export type GatewayLogger = Pick<Console, 'info' | 'warn' | 'error'>
 
 export interface GatewayOptions {
-  /** Where every route goes unless overridden below, e.g. the embedded mock's URL. */
+  /** Where every route goes unless overridden below (Bedrock's and Gemini's too), e.g. the embedded mock's URL. */
   upstream: string
   /** Base URL for `POST /v1/messages` (Anthropic), e.g. https://api.anthropic.com. */
   anthropicUpstream?: string | undefined
@@ -23,8 +23,13 @@ export function upstreamsFromEnv(env: NodeJS.ProcessEnv = process.env) {
 }
 
 /**
- * Client paths always start with /v1 and are forwarded as they are, so an upstream is an
- * origin: `https://api.openai.com/v1` (how OpenAI base URLs are usually written) becomes
+ * The path prefixes the gateways forward: /v1 (Anthropic, OpenAI), /v1beta (the Gemini API) and /model
+ * (Bedrock InvokeModel). Anything else is answered by the gateway itself (404).
+ */
+export const FORWARDED_PREFIXES = ['/v1', '/v1beta', '/model'] as const
+
+/**
+ * Client paths are forwarded as they are, so an upstream is an origin: `https://api.openai.com/v1` (how OpenAI base URLs are usually written) becomes
  * `https://api.openai.com`, or every path would start with /v1/v1.
  */
 export function originOf(baseUrl: string): string {

@@ -10,7 +10,7 @@ import express, { type Express } from 'express'
 import { createProxyMiddleware, fixRequestBody } from 'http-proxy-middleware'
 import type { IncomingMessage } from 'node:http'
 import { usagewire } from '@usagewire/express'
-import { upstreamRouter, type GatewayOptions } from '../gateway-options.js'
+import { FORWARDED_PREFIXES, upstreamRouter, type GatewayOptions } from '../gateway-options.js'
 
 export function createGateway(opts: GatewayOptions): Express {
   const { fallback, targetFor: route } = upstreamRouter(opts)
@@ -18,12 +18,12 @@ export function createGateway(opts: GatewayOptions): Express {
 
   const app = express()
   app.disable('x-powered-by')
-  app.use('/v1', usagewire({ onUsage: opts.onUsage, ...(opts.log ? { logger: opts.log } : {}) }))
-  // Mounted at the root with a pathFilter, not at '/v1': Express strips a mount path from
+  app.use([...FORWARDED_PREFIXES], usagewire({ onUsage: opts.onUsage, ...(opts.log ? { logger: opts.log } : {}) }))
+  // Mounted at the root with a pathFilter, not at the prefixes: Express strips a mount path from
   // req.url, and the upstream must see the full /v1/... path.
   app.use(
     createProxyMiddleware({
-      pathFilter: '/v1/',
+      pathFilter: FORWARDED_PREFIXES.map((prefix) => `${prefix}/`),
       target: fallback,
       router: targetFor,
       changeOrigin: true,

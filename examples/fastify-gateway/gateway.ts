@@ -1,6 +1,6 @@
 /**
  * The same gateway as ../express-gateway, in Fastify: usagewire registered as a plugin, then
- * @fastify/http-proxy for everything under /v1.
+ * @fastify/http-proxy for everything under /v1, /v1beta and /model.
  *
  * usagewire meets each response in Fastify's `onSend` hook, before it is sent: it rewrites the
  * usage blocks the client reads and hands one record per request to `onUsage`. Credentials are not
@@ -10,7 +10,7 @@
 import Fastify, { type FastifyInstance } from 'fastify'
 import proxy from '@fastify/http-proxy'
 import { usagewire } from '@usagewire/fastify'
-import { upstreamRouter, type GatewayOptions } from '../gateway-options.js'
+import { FORWARDED_PREFIXES, upstreamRouter, type GatewayOptions } from '../gateway-options.js'
 
 /** The gateway as a Fastify instance, not yet listening: `await createGateway(…).listen({ port, host })`. */
 export function createGateway(opts: GatewayOptions): FastifyInstance {
@@ -25,7 +25,8 @@ export function createGateway(opts: GatewayOptions): FastifyInstance {
     ['/v1/messages', targetFor('/v1/messages')],
     ['/v1/chat/completions', targetFor('/v1/chat/completions')],
     ['/v1/responses', targetFor('/v1/responses')],
-    ['/v1', fallback],
+    // Bedrock (/model) and Gemini (/v1beta) and any other path under the prefixes.
+    ...FORWARDED_PREFIXES.map((prefix): [string, string] => [prefix, fallback]),
   ]
   for (const [path, upstream] of routes) void app.register(proxy, { upstream, prefix: path, rewritePrefix: path })
   return app

@@ -10,7 +10,7 @@
 import http, { type IncomingMessage } from 'node:http'
 import { createProxyMiddleware } from 'http-proxy-middleware'
 import { usagewire } from '@usagewire/http-proxy-middleware'
-import { upstreamRouter, type GatewayOptions } from '../gateway-options.js'
+import { FORWARDED_PREFIXES, upstreamRouter, type GatewayOptions } from '../gateway-options.js'
 
 /** The gateway as a node:http server, not yet listening: `createGateway(…).listen(port, host)`. */
 export function createGateway(opts: GatewayOptions): http.Server {
@@ -18,7 +18,7 @@ export function createGateway(opts: GatewayOptions): http.Server {
   const targetFor = (req: IncomingMessage): string => route(req.url ?? '')
 
   const proxy = createProxyMiddleware({
-    pathFilter: '/v1/',
+    pathFilter: FORWARDED_PREFIXES.map((prefix) => `${prefix}/`),
     target: fallback,
     router: targetFor,
     changeOrigin: true,

@@ -1,6 +1,6 @@
 /**
  * The same gateway as ../express-gateway, in Koa: `app.use(usagewire(...))`, then koa-proxies for
- * everything under /v1.
+ * everything under /v1, /v1beta and /model.
  *
  * usagewire is mounted before the proxy so it sees the proxied response on its way out (koa-proxies
  * writes it straight to `ctx.res`); it rewrites the usage blocks the client reads and hands one record
@@ -12,7 +12,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import Koa from 'koa'
 import proxy from 'koa-proxies'
 import { usagewire } from '@usagewire/koa'
-import { upstreamRouter, type GatewayOptions } from '../gateway-options.js'
+import { FORWARDED_PREFIXES, upstreamRouter, type GatewayOptions } from '../gateway-options.js'
 
 /**
  * http-proxy keeps reading an upstream response whose client went away: destroy it, so the provider
@@ -33,12 +33,15 @@ export function createGateway(opts: GatewayOptions): Koa {
   // A client that leaves mid-stream makes koa-proxies reject; Koa reports it here instead of on stderr.
   app.on('error', (error: Error) => log.warn(`gateway: ${error.message}`))
   app.use(usagewire({ onUsage: opts.onUsage, ...(opts.log ? { logger: opts.log } : {}) }))
-  app.use(
-    proxy('/v1', (_params, ctx) => ({
-      target: targetFor(ctx.path),
-      changeOrigin: true,
-      events: { proxyRes: letGoWhenClientLeaves },
-    })),
-  )
+  // One proxy per prefix: koa-proxies matches whole path segments, so '/v1' does not take '/v1beta/…'.
+  for (const prefix of FORWARDED_PREFIXES) {
+    app.use(
+      proxy(prefix, (_params, ctx) => ({
+        target: targetFor(ctx.path),
+        changeOrigin: true,
+        events: { proxyRes: letGoWhenClientLeaves },
+      })),
+    )
+  }
   return app
 }

@@ -71,45 +71,41 @@ export function anthropicMessage(ctx: RequestContext, body: AnthropicBody): unkn
   }
 }
 
-export function anthropicStream(ctx: RequestContext, body: AnthropicBody): string[] {
-  const events: string[] = [
-    sseEvent(
-      {
-        type: 'message_start',
-        message: {
-          id: messageId(ctx),
-          type: 'message',
-          role: 'assistant',
-          model: ANTHROPIC_MODEL,
-          content: [],
-          stop_reason: null,
-          stop_sequence: null,
-          usage: body.usage,
-        },
+/**
+ * The streamed events as JSON, in order, without the `ping` only the first-party SSE stream has; the
+ * same events Bedrock wraps in its `chunk` messages (bedrock.ts).
+ */
+export function anthropicEvents(ctx: RequestContext, body: AnthropicBody): Record<string, unknown>[] {
+  const events: Record<string, unknown>[] = [
+    {
+      type: 'message_start',
+      message: {
+        id: messageId(ctx),
+        type: 'message',
+        role: 'assistant',
+        model: ANTHROPIC_MODEL,
+        content: [],
+        stop_reason: null,
+        stop_sequence: null,
+        usage: body.usage,
       },
-      'message_start',
-    ),
-    sseEvent(
-      { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } },
-      'content_block_start',
-    ),
-    // The API really sends this one with a space after the colon.
-    sseEvent('{"type": "ping"}', 'ping'),
+    },
+    { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } },
   ]
   for (const text of textDeltas(body.text)) {
-    events.push(
-      sseEvent({ type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text } }, 'content_block_delta'),
-    )
+    events.push({ type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text } })
   }
-  events.push(sseEvent({ type: 'content_block_stop', index: 0 }, 'content_block_stop'))
+  events.push({ type: 'content_block_stop', index: 0 })
   for (const usage of body.deltaUsages ?? []) {
-    events.push(
-      sseEvent(
-        { type: 'message_delta', delta: { stop_reason: 'end_turn', stop_sequence: null }, usage },
-        'message_delta',
-      ),
-    )
+    events.push({ type: 'message_delta', delta: { stop_reason: 'end_turn', stop_sequence: null }, usage })
   }
-  events.push(sseEvent({ type: 'message_stop' }, 'message_stop'))
+  events.push({ type: 'message_stop' })
+  return events
+}
+
+export function anthropicStream(ctx: RequestContext, body: AnthropicBody): string[] {
+  const events = anthropicEvents(ctx, body).map((event) => sseEvent(event, event.type as string))
+  // After content_block_start; the API really sends this one with a space after the colon.
+  events.splice(2, 0, sseEvent('{"type": "ping"}', 'ping'))
   return events
 }

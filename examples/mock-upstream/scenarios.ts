@@ -1,7 +1,8 @@
 /**
  * The mock upstream's scenarios: for each, the usage it really represents (`truth`, in canonical
- * disjoint buckets) and the bytes an upstream sends for it. A client picks one with the request's
- * `model` field (or an `x-mock-scenario` header); an unknown model gets the dialect's `healthy`.
+ * disjoint buckets) and the bytes an upstream sends for it. A client picks one with the model it asks
+ * for (the request's `model` field; for Bedrock and Gemini the model in the path) or an
+ * `x-mock-scenario` header; an unknown model gets the dialect's `healthy`.
  *
  * The non-healthy scenarios reproduce what translating gateways put on the wire; each names the
  * bug it comes from (its row in docs/peer-bugs.md).
@@ -14,6 +15,8 @@ import {
   startUsage,
   type AnthropicBody,
 } from './anthropic.js'
+import { bedrockStream, invocationMetrics, type BedrockBody } from './bedrock.js'
+import { geminiResponse, geminiSnapshots, geminiStream, geminiUsage, type GeminiBody } from './gemini.js'
 import { chatCompletion, chatStream, chatUsage, type ChatBody } from './openai-chat.js'
 import { responsesBody, responsesStream, responsesUsage, type ResponsesBody } from './openai-responses.js'
 import type { MockDialect, RequestContext, TrueUsage } from './types.js'
@@ -24,8 +27,11 @@ export interface Scenario {
   /** One line: what the upstream gets wrong (or right), and where that was seen. */
   about: string
   truth: TrueUsage
-  /** SSE events in order, each ending in a blank line. */
-  stream(ctx: RequestContext): string[]
+  /**
+   * The streamed body in pieces, each written on its own: SSE events ending in a blank line, AWS
+   * event stream messages (Bedrock), or the pieces of a JSON array (Gemini without `alt=sse`).
+   */
+  stream(ctx: RequestContext): Array<string | Uint8Array>
   /** The non-streaming body. */
   json(ctx: RequestContext): unknown
 }
@@ -78,6 +84,40 @@ function responses(
     truth,
     stream: (ctx) => responsesStream(ctx, full),
     json: (ctx) => responsesBody(ctx, full),
+  }
+}
+
+function bedrock(
+  name: string,
+  about: string,
+  truth: TrueUsage,
+  body: (t: TrueUsage) => Omit<BedrockBody, 'text'>,
+): Scenario {
+  const full = { text: TEXT, ...body(truth) }
+  return {
+    name,
+    dialect: 'bedrock-invoke',
+    about,
+    truth,
+    stream: (ctx) => bedrockStream(ctx, full),
+    json: (ctx) => anthropicMessage(ctx, { text: TEXT, usage: fullUsage(truth) }),
+  }
+}
+
+function gemini(
+  name: string,
+  about: string,
+  truth: TrueUsage,
+  body: (t: TrueUsage) => Omit<GeminiBody, 'text'>,
+): Scenario {
+  const full = { text: TEXT, ...body(truth) }
+  return {
+    name,
+    dialect: 'gemini',
+    about,
+    truth,
+    stream: (ctx) => geminiStream(ctx, full),
+    json: (ctx) => geminiResponse(ctx, full),
   }
 }
 
@@ -197,6 +237,48 @@ export const scenarios: readonly Scenario[] = [
         ...anthropicCacheFields(t),
       },
     }),
+  ),
+
+  // ── Bedrock InvokeModelWithResponseStream (Anthropic model) ──────────────────────────────────
+  bedrock(
+    'healthy',
+    'Bedrock direct: Anthropic events in chunk messages, full usage on message_start and message_delta, ' +
+      'the same counts in amazon-bedrock-invocationMetrics on the last chunk.',
+    { input: 1912, cacheRead: 20480, cacheWrite: 2048, cacheWrite5m: 2048, cacheWrite1h: 0, output: 357, reasoning: 0 },
+    (t) => ({ usage: startUsage(t), deltaUsages: [deltaUsage(t)], metrics: invocationMetrics(t) }),
+  ),
+  bedrock(
+    'bedrock-zero-start',
+    'Translating gateway in front of Bedrock: message_start says 0 input and cache, message_delta only ' +
+      'output_tokens, while the invocation metrics one chunk later carry the truth (docs/peer-bugs.md rows 1, 14; ' +
+      'docs/dialects/bedrock-invoke.md#the-last-message_delta-waits-for-the-metrics). Anthropic clients report 0 input.',
+    { input: 3, cacheRead: 48211, cacheWrite: 1536, output: 622, reasoning: 0 },
+    (t) => ({
+      usage: { input_tokens: 0, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: 1 },
+      deltaUsages: [{ output_tokens: t.output }],
+      metrics: invocationMetrics(t),
+    }),
+  ),
+
+  // ── Gemini API ────────────────────────────────────────────────────────────────────────────
+  gemini(
+    'healthy',
+    'Gemini 2.5 Flash with thinking and an implicit cache hit: a cumulative usageMetadata snapshot on every ' +
+      'chunk; promptTokenCount includes cachedContentTokenCount, thoughtsTokenCount is outside candidatesTokenCount.',
+    { input: 2084, cacheRead: 12288, cacheWrite: 0, output: 1453, reasoning: 1167 },
+    (t) => ({ snapshots: geminiSnapshots(t, 4), usage: geminiUsage(t) }),
+  ),
+  gemini(
+    'gemini-last-drops-cache',
+    'The last snapshot leaves cachedContentTokenCount out while the prompt count still includes the cache; ' +
+      'clients keep the last snapshot, so the cache reads turn into input ' +
+      '(docs/dialects/gemini.md#omitted-counts).',
+    { input: 1167, cacheRead: 8704, cacheWrite: 0, output: 412, reasoning: 0 },
+    (t) => {
+      const snapshots = geminiSnapshots(t, 3)
+      const { cachedContentTokenCount: _dropped, cacheTokensDetails: _details, ...last } = snapshots.at(-1)!
+      return { snapshots: [...snapshots.slice(0, -1), last], usage: geminiUsage(t) }
+    },
   ),
 ]
 

@@ -1,7 +1,8 @@
 /**
- * An embedded mock LLM upstream on plain node:http. It answers the three dialects' endpoints
- * with the bytes of the scenario the request selects (scenarios.ts), streaming when the request
- * says `"stream": true`. Binds 127.0.0.1 on a free port unless told otherwise.
+ * An embedded mock LLM upstream on plain node:http. It answers each dialect's endpoints with the
+ * bytes of the scenario the request selects (scenarios.ts), streaming when the request says
+ * `"stream": true` (Bedrock and Gemini: when the path names the streaming method). Binds 127.0.0.1
+ * on a free port unless told otherwise.
  */
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -33,7 +34,7 @@ export interface MockExchange {
 }
 
 export interface MockUpstream {
-  /** Base URL without a trailing slash, e.g. http://127.0.0.1:41234 (paths start with /v1). */
+  /** Base URL without a trailing slash, e.g. http://127.0.0.1:41234 (paths start with /v1, /v1beta or /model). */
   url: string
   port: number
   close(): Promise<void>
@@ -43,6 +44,52 @@ const ROUTES: Record<string, MockDialect> = {
   '/v1/messages': 'anthropic-messages',
   '/v1/chat/completions': 'openai-chat',
   '/v1/responses': 'openai-responses',
+}
+
+/** Bedrock InvokeModel(WithResponseStream): the model id is in the path, percent-encoded (`:` as %3A). */
+const BEDROCK = /^\/model\/([^/]+)\/(invoke|invoke-with-response-stream)$/
+/** The Gemini API: the model and the method in the path, `?alt=sse` for SSE. */
+const GEMINI = /^\/v1beta\/models\/([^/:]+):(generateContent|streamGenerateContent)$/
+
+interface Route {
+  dialect: MockDialect
+  /** Bedrock and Gemini: the model in the path; the others read the body's `model`. */
+  model?: string
+  /** Bedrock and Gemini: the method says it; the others read the body's `stream`. */
+  streaming?: boolean
+}
+
+function routeOf(path: string): Route | undefined {
+  const fixed = ROUTES[path]
+  if (fixed) return { dialect: fixed }
+  const bedrock = BEDROCK.exec(path)
+  if (bedrock) {
+    return {
+      dialect: 'bedrock-invoke',
+      model: decodeURIComponent(bedrock[1]!),
+      streaming: bedrock[2] === 'invoke-with-response-stream',
+    }
+  }
+  const gemini = GEMINI.exec(path)
+  if (gemini)
+    return { dialect: 'gemini', model: decodeURIComponent(gemini[1]!), streaming: gemini[2] !== 'generateContent' }
+  return undefined
+}
+
+const STREAM_TYPE: Record<MockDialect, string> = {
+  'anthropic-messages': 'text/event-stream; charset=utf-8',
+  'openai-chat': 'text/event-stream; charset=utf-8',
+  'openai-responses': 'text/event-stream; charset=utf-8',
+  'bedrock-invoke': 'application/vnd.amazon.eventstream',
+  gemini: 'text/event-stream',
+}
+
+const REQUEST_ID_HEADER: Record<MockDialect, string> = {
+  'anthropic-messages': 'request-id',
+  'openai-chat': 'x-request-id',
+  'openai-responses': 'x-request-id',
+  'bedrock-invoke': 'x-amzn-requestid',
+  gemini: 'x-request-id',
 }
 
 export async function startMockUpstream(opts: MockUpstreamOptions = {}): Promise<MockUpstream> {
@@ -70,9 +117,9 @@ export async function startMockUpstream(opts: MockUpstreamOptions = {}): Promise
 }
 
 async function handle(req: http.IncomingMessage, res: http.ServerResponse, seq: number, opts: MockUpstreamOptions) {
-  const path = (req.url ?? '/').split('?')[0] ?? '/'
-  const dialect = ROUTES[path]
-  if (!dialect) return sendJson(res, 404, { error: { type: 'not_found_error', message: `no route ${path}` } })
+  const [path = '/', query = ''] = (req.url ?? '/').split('?')
+  const route = routeOf(path)
+  if (!route) return sendJson(res, 404, { error: { type: 'not_found_error', message: `no route ${path}` } })
   if (req.method !== 'POST')
     return sendJson(res, 405, { error: { type: 'invalid_request_error', message: 'POST only' } })
 
@@ -85,8 +132,11 @@ async function handle(req: http.IncomingMessage, res: http.ServerResponse, seq: 
     return sendJson(res, 400, { error: { type: 'invalid_request_error', message: 'body must be a JSON object' } })
   }
 
+  const { dialect } = route
   const header = req.headers['x-mock-scenario']
-  const model = typeof requestBody.model === 'string' ? requestBody.model : ''
+  const model = route.model ?? (typeof requestBody.model === 'string' ? requestBody.model : '')
+  const streaming = route.streaming ?? requestBody.stream === true
+  const jsonArray = dialect === 'gemini' && streaming && new URLSearchParams(query).get('alt') !== 'sse'
   const scenario = findScenario(dialect, typeof header === 'string' ? header : model)
   const streamOptions = (requestBody.stream_options ?? {}) as Record<string, unknown>
   const ctx: RequestContext = {
@@ -94,16 +144,16 @@ async function handle(req: http.IncomingMessage, res: http.ServerResponse, seq: 
     requestedModel: model,
     includeUsage: streamOptions.include_usage === true,
     includeObfuscation: streamOptions.include_obfuscation !== false,
+    jsonArray,
     created: 1_755_800_000 + seq,
   }
-  const streaming = requestBody.stream === true
   const gzip = req.headers['x-mock-gzip'] === '1'
   const pieces = streaming ? scenario.stream(ctx) : [JSON.stringify(scenario.json(ctx))]
 
   res.statusCode = 200
-  res.setHeader('content-type', streaming ? 'text/event-stream; charset=utf-8' : 'application/json')
+  res.setHeader('content-type', streaming && !jsonArray ? STREAM_TYPE[dialect] : 'application/json')
   if (streaming) res.setHeader('cache-control', 'no-cache')
-  res.setHeader(dialect === 'anthropic-messages' ? 'request-id' : 'x-request-id', `req_mock_${seq}`)
+  res.setHeader(REQUEST_ID_HEADER[dialect], `req_mock_${seq}`)
   if (gzip) res.setHeader('content-encoding', 'gzip')
 
   const sent = await write(res, pieces, gzip, streaming ? (opts.eventDelayMs ?? 0) : 0)
@@ -116,13 +166,18 @@ async function handle(req: http.IncomingMessage, res: http.ServerResponse, seq: 
       gzip,
       requestHeaders: req.headers,
       requestBody,
-      body: Buffer.from(pieces.join('')),
+      body: Buffer.concat(pieces.map((piece) => Buffer.from(piece))),
     })
   }
 }
 
 /** Writes the pieces one by one (gzip flushed after each, as a streaming server must); false if the client left. */
-async function write(res: http.ServerResponse, pieces: string[], gzip: boolean, delayMs: number): Promise<boolean> {
+async function write(
+  res: http.ServerResponse,
+  pieces: Array<string | Uint8Array>,
+  gzip: boolean,
+  delayMs: number,
+): Promise<boolean> {
   const gz = gzip ? zlib.createGzip() : undefined
   if (gz) gz.pipe(res)
   const out: NodeJS.WritableStream = gz ?? res

@@ -1,5 +1,8 @@
-/** The three wire dialects the mock speaks, named as in a usagewire record. */
-export type MockDialect = 'anthropic-messages' | 'openai-chat' | 'openai-responses'
+/**
+ * The wire dialects the mock speaks, named as in a usagewire record (Bedrock's InvokeModel JSON body is
+ * an Anthropic message, recorded as `anthropic-messages`; its stream is `bedrock-invoke`).
+ */
+export type MockDialect = 'anthropic-messages' | 'openai-chat' | 'openai-responses' | 'bedrock-invoke' | 'gemini'
 
 /**
  * What a response really cost, in usagewire's canonical disjoint buckets
@@ -21,12 +24,14 @@ export interface TrueUsage {
 export interface RequestContext {
   /** Sequence number of the request on this mock, used for deterministic ids. */
   seq: number
-  /** The `model` field the client sent (also the scenario selector). */
+  /** The model the client asked for: the `model` field, or the path's for Bedrock and Gemini (also the scenario selector). */
   requestedModel: string
   /** OpenAI Chat: `stream_options.include_usage` was true. */
   includeUsage: boolean
   /** OpenAI: `stream_options.include_obfuscation` was not false (obfuscation is on by default). */
   includeObfuscation: boolean
+  /** Gemini: `:streamGenerateContent` without `alt=sse`, answered as one JSON array sent over time. */
+  jsonArray?: boolean
   /** Unix seconds, fixed per request. */
   created: number
 }

@@ -88,3 +88,45 @@ export function anthropicStream(options: {
     chunk(stop),
   ])
 }
+
+/**
+ * A ConverseStream frame (docs/dialects/bedrock-converse.md#conversestream): `:event-type` names the
+ * union member and the payload is that member's JSON, with `p` padding beside it.
+ */
+export function converseEvent(type: string, payload: object, padding = 'abcdefgh'): Buffer {
+  return frame(
+    { ':event-type': type, ':content-type': 'application/json', ':message-type': 'event' },
+    JSON.stringify({ ...payload, p: padding }),
+  )
+}
+
+/** A short ConverseStream answer; `usage` is the `metadata` event's, which `cut` leaves out. */
+export function converseStream(options: { usage?: object | null; text?: string[]; cut?: boolean }): Buffer {
+  const text = options.text ?? ['Hello', ' from Converse.']
+  const usage = options.usage === undefined ? { inputTokens: 12, outputTokens: 9, totalTokens: 21 } : options.usage
+  const frames = [
+    converseEvent('messageStart', { role: 'assistant' }),
+    ...text.map((t, n) =>
+      converseEvent('contentBlockDelta', { contentBlockIndex: 0, delta: { text: t } }, 'ab'.repeat(n + 1)),
+    ),
+    converseEvent('contentBlockStop', { contentBlockIndex: 0 }),
+    converseEvent('messageStop', { stopReason: 'end_turn' }),
+  ]
+  if (!options.cut) {
+    const metadata = { ...(usage !== null && { usage }), metrics: { latencyMs: 812 } }
+    frames.push(converseEvent('metadata', metadata, 'abcdefghijklmnop'))
+  }
+  return Buffer.concat(frames)
+}
+
+/** A Converse (non-streaming) answer body with `usage`. */
+export function converseBody(usage: object, text = 'Hello from Converse.'): Buffer {
+  return Buffer.from(
+    JSON.stringify({
+      output: { message: { role: 'assistant', content: [{ text }] } },
+      stopReason: 'end_turn',
+      usage,
+      metrics: { latencyMs: 640 },
+    }),
+  )
+}

@@ -1,10 +1,11 @@
 /**
- * Writes the bedrock-invoke conformance bodies (`.eventstream`, binary) from the readable definitions
- * below: `npx tsx test/bedrock/make-fixtures.ts`. The expect.json files beside them are written by hand.
+ * Writes the bedrock-invoke and bedrock-converse conformance bodies (`.eventstream`, binary, and Converse's
+ * `.json`) from the readable definitions below: `npx tsx test/bedrock/make-fixtures.ts`. The expect.json
+ * files beside them are written by hand.
  */
 import { writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import { anthropicStream, chunk, exception } from './bodies.js'
+import { anthropicStream, chunk, converseBody, converseEvent, converseStream, exception } from './bodies.js'
 
 const dir = fileURLToPath(new URL('../../packages/core/src/dialects/bedrock-invoke/fixtures/', import.meta.url))
 
@@ -79,3 +80,73 @@ const bodies: Record<string, Buffer> = {
 }
 
 for (const [name, body] of Object.entries(bodies)) writeFileSync(`${dir}${name}.eventstream`, body)
+
+const converseDir = fileURLToPath(
+  new URL('../../packages/core/src/dialects/bedrock-converse/fixtures/', import.meta.url),
+)
+
+const converseBodies: Record<string, Buffer> = {
+  // docs/peer-bugs.md row 12: the metadata event's usage must reach the client.
+  'bedrock-converse-stream-metadata-usage': converseStream({
+    usage: { inputTokens: 25, outputTokens: 31, totalTokens: 56, cacheReadInputTokens: 0, cacheWriteInputTokens: 0 },
+  }),
+  // Row 15: cache reads and writes (with their TTL split) beside a disjoint input.
+  'bedrock-converse-stream-cache-read-write': converseStream({
+    usage: {
+      inputTokens: 24,
+      outputTokens: 30,
+      totalTokens: 7254,
+      cacheReadInputTokens: 6000,
+      cacheWriteInputTokens: 1200,
+      cacheDetails: [
+        { ttl: '1h', inputTokens: 200 },
+        { ttl: '5m', inputTokens: 1000 },
+      ],
+    },
+  }),
+  // Row 16: an OpenAI-family model on ConverseStream reports inputTokens with the cache write in it.
+  'bedrock-converse-stream-openai-inclusive-input': converseStream({
+    usage: {
+      inputTokens: 4995,
+      outputTokens: 19,
+      totalTokens: 10007,
+      cacheReadInputTokens: 0,
+      cacheWriteInputTokens: 4993,
+      cacheDetails: [{ ttl: '5m', inputTokens: 4993 }],
+    },
+  }),
+  // Row 56: a non-Anthropic model; the metadata event is the only report, with serverToolUsage beside it.
+  'bedrock-converse-stream-usage-only-in-metadata': converseStream({
+    usage: { inputTokens: 310, outputTokens: 12, totalTokens: 322, serverToolUsage: {} },
+  }),
+  // docs/dialects/bedrock-converse.md#conversestream: a stream cut between messageStop and metadata.
+  'bedrock-converse-stream-cut-before-metadata': converseStream({ cut: true }),
+  // docs/dialects/bedrock-converse.md#in-stream-exceptions
+  'bedrock-converse-throttling-exception': Buffer.concat([
+    converseEvent('messageStart', { role: 'assistant' }),
+    converseEvent('contentBlockDelta', { contentBlockIndex: 0, delta: { text: 'Hel' } }),
+    exception('throttlingException', 'Too many tokens, please wait before trying again.'),
+  ]),
+}
+
+const converseJson: Record<string, Buffer> = {
+  // Row 17: inputTokens is already disjoint; nothing is subtracted from it.
+  'bedrock-converse-json-disjoint-input': converseBody({
+    inputTokens: 3,
+    outputTokens: 210,
+    totalTokens: 30646,
+    cacheReadInputTokens: 30433,
+    cacheWriteInputTokens: 0,
+  }),
+  // Row 22: cache reads are a part of the prompt; a totalTokens that leaves them out is made whole.
+  'bedrock-converse-json-total-omits-cache-read': converseBody({
+    inputTokens: 86,
+    outputTokens: 40,
+    totalTokens: 126,
+    cacheReadInputTokens: 1920,
+    cacheWriteInputTokens: 0,
+  }),
+}
+
+for (const [name, body] of Object.entries(converseBodies)) writeFileSync(`${converseDir}${name}.eventstream`, body)
+for (const [name, body] of Object.entries(converseJson)) writeFileSync(`${converseDir}${name}.json`, body)

@@ -1,6 +1,6 @@
 /**
  * The conformance fixtures live with their dialect (packages/core/src/dialects/<id>/fixtures/): a raw
- * upstream body (`.sse` or `.json`) and its `<name>.expect.json`. Both corpus runs load them here.
+ * upstream body (`.sse`, `.json`, `.eventstream` or `.ndjson`) and its `<name>.expect.json`. Both corpus runs load them here.
  */
 import { existsSync, readFileSync, readdirSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
@@ -46,9 +46,10 @@ export function loadFixtures(): Fixture[] {
         .filter((f) => f.endsWith('.expect.json'))
         .map((f) => {
           const name = f.slice(0, -'.expect.json'.length)
-          // An AWS event stream body is binary: `<name>.eventstream`, the bytes exactly as sent.
-          const file = ['sse', 'json', 'eventstream'].map((ext) => `${name}.${ext}`).find((b) => existsSync(dir + b))
-          if (!file) throw new Error(`fixture ${name}: no ${name}.sse, .json or .eventstream next to its expect.json`)
+          // An AWS event stream body is binary: `<name>.eventstream`, the bytes exactly as sent. Newline-delimited
+          // JSON (Ollama's streams) is `<name>.ndjson`.
+          const file = ['sse', 'json', 'eventstream', 'ndjson'].map((ext) => `${name}.${ext}`).find((b) => existsSync(dir + b))
+          if (!file) throw new Error(`fixture ${name}: no ${name}.sse, .json, .eventstream or .ndjson next to its expect.json`)
           return {
             name,
             dialect,

@@ -175,6 +175,7 @@ export class Exchange implements HoldPolicy {
     this.processor = createProcessor({
       framing,
       dialect: this.dialect,
+      route: this.route,
       maxEventBytes: this.context.maxEventBytes ?? DEFAULT_MAX_EVENT_BYTES,
       ledger: this.ledger,
       hold: this,

@@ -8,7 +8,7 @@ import {
   type PayloadScanner,
 } from './framing/index.js'
 import { JsonMemberScanner } from './framing/json-scan.js'
-import { spliceMember } from './framing/json-splice.js'
+import { findMember, spliceMember } from './framing/json-splice.js'
 import { dialectById, recognizeBody, recognizeEvent, streamsJsonArray } from './dialects/registry.js'
 import { matchRoute, routeOf } from './routes.js'
 import type { DialectReader, DialectSpec, EventReading, JsonObject } from './dialects/types.js'
@@ -35,6 +35,8 @@ export interface ProcessorOptions {
   dialect?: DialectSpec | string
   /** The request path, when `dialect` is not given: the default routes name the dialect. */
   path?: string
+  /** The request path without its query string, told to the dialect's reader; default: from `path`. */
+  route?: string
   /** An event (or whole JSON body) larger than this is not held: it leaves as it comes. Default 1 MiB. */
   maxEventBytes?: number
   /** The ledger the usage read goes to (the Exchange's). */
@@ -92,13 +94,35 @@ function diff(before: JsonObject, after: JsonObject, where: string, prefix: stri
   for (const key in after) {
     const value = after[key]
     const was = before[key]
+    const field = prefix === '' ? key : `${prefix}.${key}`
     if (typeof value === 'number') {
-      if (was !== value)
-        out.push({ where, field: `${prefix}.${key}`, from: typeof was === 'number' ? was : null, to: value })
+      if (was !== value) out.push({ where, field, from: typeof was === 'number' ? was : null, to: value })
     } else if (isObject(value)) {
-      diff(isObject(was) ? was : {}, value, where, `${prefix}.${key}`, out)
+      diff(isObject(was) ? was : {}, value, where, field, out)
     }
   }
+}
+
+/**
+ * For a block whose members are the event's own (an empty path: Ollama's counts beside its other members,
+ * docs/dialects/ollama.md#writing): each member of `after` that differs from `before` replaced in place,
+ * or appended to the object when it was absent; every other byte kept.
+ */
+function spliceMembers(text: string, before: JsonObject, after: JsonObject): string | undefined {
+  for (const key in after) {
+    const value = after[key]
+    if (value === before[key]) continue
+    if (before[key] !== undefined) {
+      const span = findMember(text, [key])
+      if (!span) return undefined
+      text = text.slice(0, span[0]) + JSON.stringify(value) + text.slice(span[1])
+      continue
+    }
+    const close = text.lastIndexOf('}')
+    if (close === -1) return undefined
+    text = `${text.slice(0, close)},${JSON.stringify(key)}:${JSON.stringify(value)}${text.slice(close)}`
+  }
+  return text
 }
 
 /** Bytes kept while a final usage event waits (docs/architecture.md#hold-points). */
@@ -144,6 +168,7 @@ class UsageProcessor implements Processor, EventSink {
   private pausing: { at: number; outAt: number; event: Buffer; endAt: number } | undefined
   private held: Held | undefined
   private readonly holdPolicy: HoldPolicy | undefined
+  private readonly route: string | undefined
   private lastHeldAt = -1
   // An event that awaits a later one of the same response: set when it pauses, the offset of the event
   // (whose usage the ledger already has, so its replay does not observe it again).
@@ -159,6 +184,7 @@ class UsageProcessor implements Processor, EventSink {
     this.source = options.source ?? 'stream'
     this.maxEventBytes = options.maxEventBytes ?? DEFAULT_MAX_EVENT_BYTES
     this.holdPolicy = options.hold
+    this.route = options.route ?? (options.path ? routeOf(options.path) : undefined)
     const dialect =
       typeof options.dialect === 'string'
         ? dialectById(options.dialect)
@@ -173,7 +199,7 @@ class UsageProcessor implements Processor, EventSink {
   private adopt(spec: DialectSpec): void {
     if (spec === this.spec) return
     this.spec = spec
-    this.reader = spec.reader()
+    this.reader = spec.reader(this.route)
     this.usageEvents = spec.usageEvents
     this.quick = spec.quick
   }
@@ -289,7 +315,8 @@ class UsageProcessor implements Processor, EventSink {
     const changes: Correction[] = []
     diff(block.native, after, reading.where, block.field ?? 'usage', changes)
     if (changes.length === 0) return undefined
-    const spliced = spliceMember(data, block.path, after)
+    const spliced =
+      block.path.length === 0 ? spliceMembers(data, block.native, after) : spliceMember(data, block.path, after)
     if (spliced === undefined) return undefined
     ;(this.corrections ??= []).push(...changes)
     const out = framer.encode(buf, start, end, decoded, wrapped ? this.reader!.wrap!(decoded.data, spliced) : spliced)
@@ -364,7 +391,8 @@ class UsageProcessor implements Processor, EventSink {
     const held: Held = { at: pausing.at, chunks: [pausing.event], bytes: pausing.event.length, ended: false }
     if (this.awaiting) {
       this.awaiting = false
-      const options = { framing: this.kind, dialect: this.spec, maxEventBytes: this.maxEventBytes }
+      const { kind: framing, spec: dialect, maxEventBytes, route } = this
+      const options = { framing, dialect, maxEventBytes, route }
       held.scout = new UsageProcessor({ ...options, ledger: this.ledger, source: this.source }, true)
     }
     if (chunk && pausing.endAt < chunkAt + chunk.length) {

@@ -3,8 +3,10 @@
  * (docs/adding-a-dialect.md).
  */
 import { anthropicMessages } from './anthropic-messages/index.js'
+import { bedrockConverse } from './bedrock-converse/index.js'
 import { bedrockInvoke } from './bedrock-invoke/index.js'
 import { gemini } from './gemini/index.js'
+import { ollama } from './ollama/index.js'
 import { openaiChat } from './openai-chat/index.js'
 import { openaiResponses } from './openai-responses/index.js'
 import type { DialectSpec, JsonObject } from './types.js'
@@ -15,6 +17,8 @@ export const DIALECTS = [
   openaiResponses,
   gemini,
   bedrockInvoke,
+  bedrockConverse,
+  ollama,
 ] as const satisfies readonly DialectSpec[]
 
 /** The id of a dialect in the registry: `anthropic-messages`, `openai-chat`, `openai-responses`. */

@@ -14,7 +14,11 @@ export interface WireEvent {
 
 /** A usage block found in an event: where it sits, as the wire had it, and in canonical buckets. */
 export interface UsageBlock {
-  /** Object keys from the event's root to the block, for splicing the rewritten block back. */
+  /**
+   * Object keys from the event's root to the block, for splicing the rewritten block back. Empty when the
+   * counts are members of the event itself (Ollama): `native` then holds just those members, and each one
+   * that changes is spliced on its own.
+   */
   path: readonly string[]
   /** The block as the wire carried it. */
   native: JsonObject
@@ -114,6 +118,9 @@ export interface DialectSpec {
   recognizeEvent(name: string | undefined, json: unknown): boolean
   /** Is this a whole JSON body in this dialect? */
   recognizeBody(json: JsonObject): boolean
-  /** A fresh reader for one response. */
-  reader(): DialectReader
+  /**
+   * A fresh reader for one response. `route` is the request path without its query string, for a dialect
+   * whose path says what its body does not (Bedrock Converse names the model only in the path).
+   */
+  reader(route?: string): DialectReader
 }

@@ -9,10 +9,10 @@
  */
 
 /**
- * How a body is framed: a stream of events (SSE, or the elements of a JSON array sent over time), or one
- * whole JSON document.
+ * How a body is framed: a stream of events (SSE, the elements of a JSON array sent over time, the lines of
+ * newline-delimited JSON), or one whole JSON document.
  */
-export type FramingKind = 'sse' | 'json' | 'json-array' | 'eventstream'
+export type FramingKind = 'sse' | 'json' | 'json-array' | 'eventstream' | 'ndjson'
 
 /** {@link Framer.matchName}: the event has no name in its head. */
 export const NO_NAME = -2
