@@ -11,6 +11,7 @@ import { PassThrough } from 'node:stream'
 import { createProcessor } from '@usagewire/core'
 import {
   anthropicBenchStream,
+  bedrockBenchStream,
   chatBenchStream,
   fixedChunks,
   oneEventChunks,
@@ -37,7 +38,7 @@ function processorPass(c: Corpus): number {
   let out = 0
   for (let s = 0; s < c.streams.length; s++) {
     const stream = c.streams[s]!
-    const p = createProcessor({ path: stream.path, contentType: 'text/event-stream' })
+    const p = createProcessor({ path: stream.path, contentType: stream.contentType })
     const chunks = c.chunks[s]!
     for (let i = 0; i < chunks.length; i++) {
       const bufs = p.push(chunks[i]!)
@@ -155,7 +156,7 @@ interface SameBuffer {
 function sameBuffer(c: Corpus): SameBuffer {
   const r: SameBuffer = { chunks: 0, same: 0, recut: 0, changed: 0, corrections: 0 }
   for (let s = 0; s < c.streams.length; s++) {
-    const p = createProcessor({ path: c.streams[s]!.path, contentType: 'text/event-stream' })
+    const p = createProcessor({ path: c.streams[s]!.path, contentType: c.streams[s]!.contentType })
     const chunks = c.chunks[s]!
     const input = Buffer.concat(chunks)
     const output: Buffer[] = []
@@ -221,6 +222,9 @@ export async function processorBench(
   const r64 = corpus('openai-responses, 64 KiB chunks', responses, (s) => fixedChunks(s, KIB64))
   const c1 = corpus('openai-chat, 1 event/chunk', chat, oneEventChunks)
   const r1 = corpus('openai-responses, 1 event/chunk', responses, oneEventChunks)
+  const bedrock = Array.from({ length: opts.openaiStreams }, (_, i) => bedrockBenchStream(2048, i))
+  const b1 = corpus('bedrock-invoke event stream, 1 frame/chunk', bedrock, oneEventChunks)
+  const b64 = corpus('bedrock-invoke event stream, 64 KiB chunks', bedrock, (s) => fixedChunks(s, KIB64))
   log(
     `processor corpora: anthropic ${anthropic.length} streams × ${anthropic[0]!.events.length} events (${mb(a1)}, ` +
       `${fmt(a1.bytes / (anthropic.length * anthropic[0]!.events.length), 1)} B/event); chat ${mb(c64)}; responses ${mb(r64)}`,
@@ -246,7 +250,7 @@ export async function processorBench(
   }
 
   // The dialects against each other, per byte, in the same rounds.
-  const compared = [a1, c1, r1, a64, c64, r64]
+  const compared = [a1, c1, r1, b1, a64, c64, r64, b64]
   const rates = interleaved(compared, opts.passes.compare, opts.warmup)
   const rate = new Map(compared.map((c, k) => [c, rates[k]!]))
   log(`  interleaved: ${compared.map((c) => `${c.label} ${fmt(rate.get(c)!)} GB/s`).join('; ')}`)
@@ -255,6 +259,8 @@ export async function processorBench(
     ['1d', r1, a1],
     ['1e', c64, a64],
     ['1f', r64, a64],
+    ['1g', b1, a1],
+    ['1h', b64, a64],
   ] as const) {
     const slower = rate.get(base)! / rate.get(c)! // = ns per byte of c ÷ ns per byte of Anthropic
     rows.push({
@@ -273,6 +279,7 @@ export async function processorBench(
     ['2a', a1],
     ['2b', c1],
     ['2c', r1],
+    ['2d', b1],
   ] as const) {
     const p = parsesPerStream(c)
     const s0 = c.streams[0]!
@@ -301,6 +308,7 @@ export async function processorBench(
     ['3b', c1, false],
     ['3c', r1, false],
     ['3d', a64, false],
+    ['3e', b1, false],
   ] as const) {
     const s = sameBuffer(c)
     const untouched = s.same + s.recut

@@ -6,10 +6,12 @@
 import { deltaUsage, startUsage, ANTHROPIC_MODEL } from '../examples/mock-upstream/anthropic.js'
 import { chatStream, chatUsage } from '../examples/mock-upstream/openai-chat.js'
 import { responsesStream, responsesUsage } from '../examples/mock-upstream/openai-responses.js'
+import { invocationMetrics } from '../examples/mock-upstream/bedrock.js'
+import { chunkMessage } from '../examples/mock-upstream/eventstream.js'
 import { idFragment, sseEvent } from '../examples/mock-upstream/sse.js'
 import type { RequestContext, TrueUsage } from '../examples/mock-upstream/types.js'
 
-export type BenchDialect = 'anthropic' | 'openai-chat' | 'openai-responses'
+export type BenchDialect = 'anthropic' | 'openai-chat' | 'openai-responses' | 'bedrock-invoke'
 
 /** One response body as a list of SSE events (each ending in its blank line). */
 export interface BenchStream {
@@ -162,6 +164,30 @@ export function responsesBenchStream(words: number, seq = 0): BenchStream {
   const text = textPieces(words, seq + 13, [1, 1]).join('')
   const events = responsesStream(ctx(seq), { text, usage: responsesUsage(TRUTH), reasoningItem: true })
   return finish('openai-responses', '/v1/responses', events, (e) => /"usage":\{/.test(e))
+}
+
+/**
+ * The same response as {@link anthropicBenchStream} as Bedrock's InvokeModelWithResponseStream sends it:
+ * one AWS event stream `chunk` frame per Anthropic event (base64 inside JSON, with Bedrock's padding),
+ * `amazon-bedrock-invocationMetrics` on the last.
+ */
+export function bedrockBenchStream(deltas: number, seq = 0): BenchStream {
+  const sse = anthropicBenchStream(deltas, seq)
+  const events = sse.events.map((e) => JSON.parse(e.toString('utf8').split('\ndata: ')[1]!) as Record<string, unknown>)
+  const last = events.length - 1
+  events[last] = { ...events[last], 'amazon-bedrock-invocationMetrics': invocationMetrics(TRUTH) }
+  const frames = events.map((event, i) =>
+    Buffer.from(chunkMessage(event, idFragment(seq + i, 4 + ((seq + i * 7) % 29)))),
+  )
+  return {
+    dialect: 'bedrock-invoke',
+    path: '/model/anthropic.claude-sonnet-4-5/invoke-with-response-stream',
+    contentType: 'application/vnd.amazon.eventstream',
+    events: frames,
+    // message_start and message_delta, and the last chunk, which carries the invocation metrics.
+    usageEvents: [...sse.usageEvents, last],
+    bytes: frames.reduce((n, b) => n + b.length, 0),
+  }
 }
 
 /** One Buffer per event, each its own allocation (as separate socket reads would be). */

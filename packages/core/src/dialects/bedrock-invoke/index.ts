@@ -13,6 +13,19 @@ const METRICS_PATH = [METRICS] as const
 const NEEDLES = ['"message_', '"usage"', '"error"', 'invocationMetrics'].map((needle) => Buffer.from(needle))
 
 /**
+ * The base64 of how the inner events that can carry none of those begin: Anthropic writes `type` first,
+ * so a `bytes` value that starts with one of these is a text delta, a block start or stop, or a ping,
+ * and is passed over without decoding it (the whole multiple of 3 bytes of each, so the base64 is exact).
+ */
+const PASSING = [
+  '{"type":"content_block_delta"',
+  '{"type":"content_block_start"',
+  '{"type":"content_block_stop"',
+  '{"type":"ping"',
+].map((head) => Buffer.from(head.slice(0, head.length - (head.length % 3))).toString('base64'))
+const BYTES_HEAD = '{"bytes":"'
+
+/**
  * Bedrock InvokeModelWithResponseStream with an Anthropic model (docs/dialects/bedrock-invoke.md), framed
  * as an AWS event stream. Each `chunk` frame's JSON payload holds one Anthropic Messages event, base64 in
  * `bytes`; the Anthropic rules apply inside, read and written by the anthropic-messages reader. The last
@@ -40,11 +53,17 @@ class BedrockInvokeReader implements DialectReader {
   }
 
   unwrap(payload: string): string | undefined {
-    const span = findMember(payload, ['bytes'])
-    if (!span || payload.charCodeAt(span[0]) !== 0x22) return undefined
-    const raw = payload.slice(span[0] + 1, span[1] - 1)
+    let raw: string
+    const close = payload.startsWith(BYTES_HEAD) ? payload.indexOf('"', BYTES_HEAD.length) : -1
+    if (close !== -1) raw = payload.slice(BYTES_HEAD.length, close)
+    else {
+      const span = findMember(payload, ['bytes'])
+      if (!span || payload.charCodeAt(span[0]) !== 0x22) return undefined
+      raw = payload.slice(span[0] + 1, span[1] - 1)
+    }
+    for (const head of PASSING) if (raw.startsWith(head)) return undefined
     // Base64 never needs escapes, but `/` may be written `\/`.
-    const text = raw.includes('\\') ? (JSON.parse(payload.slice(span[0], span[1])) as string) : raw
+    const text = raw.includes('\\') ? (JSON.parse(`"${raw}"`) as string) : raw
     const inner = Buffer.from(text, 'base64')
     for (const needle of NEEDLES) if (inner.includes(needle)) return inner.toString('utf8')
     return undefined
