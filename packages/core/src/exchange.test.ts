@@ -111,6 +111,23 @@ describe('the Exchange', () => {
     expect(decision).toEqual({ read: false })
     expect(exchange.finish({ kind: 'end' })?.passthrough?.reason).toMatch(/zstd/)
   })
+
+  it('says whether the body it reads is a stream of events, by framing and route, not by content type alone', () => {
+    const { meter } = setup()
+    const streaming = (url: string, contentType: string) => {
+      const exchange = meter.begin({ method: 'POST', url })!
+      exchange.respond(
+        { status: 200, headers: (n) => (n === 'content-type' ? contentType : undefined) },
+        { decoders: [] },
+      )
+      return exchange.streaming
+    }
+    expect(streaming('/v1/messages', 'text/event-stream')).toBe(true)
+    expect(streaming('/v1/messages', 'application/json')).toBe(false)
+    expect(streaming('/v1beta/models/gemini-2.5-flash:streamGenerateContent', 'application/json')).toBe(true)
+    expect(streaming('/v1beta/models/gemini-2.5-flash:generateContent', 'application/json')).toBe(false)
+    expect(streaming('/api/chat', 'application/x-ndjson')).toBe(true)
+  })
 })
 
 describe('hold points', () => {

@@ -191,6 +191,14 @@ export class Exchange implements HoldPolicy {
     return this.processor !== undefined
   }
 
+  /**
+   * True when the body being read is a stream of events (SSE, a streamed JSON array, NDJSON, an AWS event
+   * stream): a carrier flushes each write through a compressor rather than letting it gather a window.
+   */
+  get streaming(): boolean {
+    return this.framing !== undefined && isStreaming(this.framing)
+  }
+
   // ---- the body -----------------------------------------------------------------------------------
 
   /** Bytes of the (decoded) body in; the bytes to send now out. */

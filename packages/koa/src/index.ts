@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { Readable } from 'node:stream'
-import { createMeter, framingFor, type Exchange, type UsagewireOptions } from '@usagewire/core'
+import { createMeter, type Exchange, type UsagewireOptions } from '@usagewire/core'
 import { attachExchange, carryBody, interceptResponse, type HeldHead, type ResponseHandle } from '@usagewire/core/node'
 import { carriable } from './body.js'
 import { flushWhenCompressed } from './flush.js'
@@ -68,13 +68,12 @@ function watchClient(res: ServerResponse, exchange: Exchange): void {
 /**
  * Hands Koa the carried stream. Koa drops Content-Length when one body stream replaces another, but a
  * whole (JSON) body carried as a stream keeps it: usagewire sets it to the new length before the first
- * byte leaves (docs/transport.md#content-length-and-etag). An SSE body is flushed through koa-compress
- * event by event.
+ * byte leaves (docs/transport.md#content-length-and-etag). A stream of events (SSE, a streamed JSON
+ * array, NDJSON) is flushed through koa-compress event by event.
  */
 function sendStream(ctx: KoaContext, exchange: Exchange, carried: Readable): void {
   const res = ctx.res
-  const contentType = res.getHeader('content-type')
-  if (framingFor(typeof contentType === 'string' ? contentType : undefined) === 'sse') flushWhenCompressed(carried)
+  if (exchange.streaming) flushWhenCompressed(carried)
   watchClient(res, exchange)
   const length = res.getHeader('content-length')
   ctx.body = carried
