@@ -25,14 +25,16 @@ interface Mock {
 }
 
 /** Writes each frame on its own, split in two, as a network would; no Content-Length (chunked), as AWS does. */
-async function mockBedrock(reply: (path: string) => { type: string; body: Buffer }): Promise<Mock> {
+async function mockBedrock(
+  reply: (path: string) => { type: string; body: Buffer; headers?: Record<string, string> },
+): Promise<Mock> {
   const paths: string[] = []
   const server: Server = http.createServer((req, res) => {
     req.resume()
     req.on('end', async () => {
       paths.push(req.url ?? '')
-      const { type, body } = reply(req.url ?? '')
-      res.writeHead(200, { 'content-type': type, 'x-amzn-requestid': 'req-bdrk-1' })
+      const { type, body, headers } = reply(req.url ?? '')
+      res.writeHead(200, { 'content-type': type, 'x-amzn-requestid': 'req-bdrk-1', ...headers })
       for (let pos = 0; pos < body.length;) {
         const size = type.includes('eventstream') ? body.readUInt32BE(pos) : body.length
         const half = Math.ceil(size / 2)
@@ -191,5 +193,46 @@ describe('the AWS SDK through an Express gateway with usagewire', () => {
     expect(JSON.parse(Buffer.from(response.body).toString('utf8'))).toEqual(message)
     const record = await gateway.record()
     expect(record).toMatchObject({ status: 'complete', usage: { input: 24, cacheRead: 600, output: 3 } })
+  })
+
+  it('InvokeModel: a body without usage is metered from the x-amzn-bedrock-*-token-count headers', async () => {
+    // A model whose body carries no usage block (row 56): AWS's headers still have the counts.
+    const message = { id: 'msg_bdrk_04', type: 'message', role: 'assistant', content: [{ type: 'text', text: 'Hi.' }] }
+    const headers = {
+      'x-amzn-bedrock-input-token-count': '31',
+      'x-amzn-bedrock-output-token-count': '7',
+      'x-amzn-bedrock-cache-read-input-token-count': '1024',
+    }
+    const { gateway } = await rig(() => ({
+      type: 'application/json',
+      body: Buffer.from(JSON.stringify(message)),
+      headers,
+    }))
+    const response = await client(gateway.url).send(new InvokeModelCommand(request))
+    expect(JSON.parse(Buffer.from(response.body).toString('utf8'))).toEqual(message)
+    const record = await gateway.record()
+    expect(record.usage).toMatchObject({ input: 31, cacheRead: 1024, output: 7 })
+    expect(record.sources).toMatchObject({
+      input: 'x-amzn-bedrock-input-token-count',
+      output: 'x-amzn-bedrock-output-token-count',
+    })
+  })
+
+  it('InvokeModel: counts in the body win over the headers', async () => {
+    const message = {
+      id: 'msg_bdrk_05',
+      type: 'message',
+      role: 'assistant',
+      content: [{ type: 'text', text: 'Hi.' }],
+      usage: { input_tokens: 40, output_tokens: 9 },
+    }
+    const headers = { 'x-amzn-bedrock-input-token-count': '31', 'x-amzn-bedrock-output-token-count': '7' }
+    const { gateway } = await rig(() => ({
+      type: 'application/json',
+      body: Buffer.from(JSON.stringify(message)),
+      headers,
+    }))
+    await client(gateway.url).send(new InvokeModelCommand(request))
+    expect((await gateway.record()).usage).toMatchObject({ input: 40, output: 9 })
   })
 })

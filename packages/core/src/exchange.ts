@@ -159,6 +159,9 @@ export class Exchange implements HoldPolicy {
       this.ignored = true // nothing was generated, nothing to record
       return { read: false }
     }
+    // Counts in the head (Bedrock InvokeModel): known before the body, replaced by any it reports.
+    const fromHead = this.dialect?.headUsage?.((name) => text(head.headers(name)) || undefined)
+    if (fromHead) this.ledger.observe('stream', fromHead.usage, fromHead.sources)
     const contentType = text(head.headers('content-type'))
     const framing = framingFor(contentType, streamsJsonArray(this.dialect, this.route))
     if (!framing) {

@@ -114,6 +114,12 @@ export interface DialectSpec {
    * `"usage": null`).
    */
   readonly quick?: readonly Buffer[]
+  /**
+   * Counts the response head carries (Bedrock's `x-amzn-bedrock-*-token-count`): the Exchange enters them
+   * in the ledger when the head arrives, so a body that reports none, or 0, still has them, and one that
+   * reports counts replaces them.
+   */
+  headUsage?(header: (name: string) => string | undefined): { usage: Usage; sources: UsageSources } | undefined
   /** Is this the first event of a stream in this dialect? */
   recognizeEvent(name: string | undefined, json: unknown): boolean
   /** Is this a whole JSON body in this dialect? */

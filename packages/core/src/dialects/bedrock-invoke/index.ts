@@ -1,5 +1,5 @@
 import { findMember } from '../../framing/json-splice.js'
-import { isObject, type Usage } from '../../usage.js'
+import { isObject, type Usage, type UsageSources } from '../../usage.js'
 import { anthropicMessages } from '../anthropic-messages/index.js'
 import type { DialectReader, DialectSpec, EventReading, JsonObject, WireEvent } from '../types.js'
 import { fromInvocationMetrics, METRICS, toInvocationMetrics } from './usage.js'
@@ -42,8 +42,31 @@ export const bedrockInvoke = {
   recognizeEvent: (name) => name === 'chunk',
   // An InvokeModel body is an Anthropic message; anthropic-messages recognises it.
   recognizeBody: () => false,
+  headUsage: countsFromHeaders,
   reader: (): DialectReader => new BedrockInvokeReader(),
 } satisfies DialectSpec
+
+/** InvokeModel's counts as response headers (docs/dialects/bedrock-invoke.md#invokemodel). */
+const HEADERS = [
+  ['input', 'x-amzn-bedrock-input-token-count'],
+  ['output', 'x-amzn-bedrock-output-token-count'],
+  ['cacheRead', 'x-amzn-bedrock-cache-read-input-token-count'],
+  ['cacheWrite', 'x-amzn-bedrock-cache-write-input-token-count'],
+] as const
+
+function countsFromHeaders(
+  header: (name: string) => string | undefined,
+): { usage: Usage; sources: UsageSources } | undefined {
+  let usage: Usage | undefined
+  const sources: UsageSources = {}
+  for (const [field, name] of HEADERS) {
+    const value = header(name)
+    if (value === undefined || !/^\d+$/.test(value.trim())) continue
+    ;(usage ??= {})[field] = Number(value)
+    sources[field] = name
+  }
+  return usage && { usage, sources }
+}
 
 class BedrockInvokeReader implements DialectReader {
   private readonly anthropic = anthropicMessages.reader()
