@@ -233,7 +233,10 @@ class UsageProcessor implements Processor, EventSink {
     if (this.settled && reader) {
       // The hot path: decide from bytes alone whether the event may carry usage or an error.
       const named = this.framer!.matchName(buf, start, end, this.usageEvents)
-      if (named === -1 || (named === NO_NAME && !reader.mayCarry(buf, start, end))) {
+      if (
+        named === -1 ||
+        (named === NO_NAME ? !reader.mayCarry(buf, start, end) : reader.namedMayCarry?.(buf, start, end) === false)
+      ) {
         return undefined
       }
     }

@@ -64,6 +64,11 @@ export interface DialectReader {
    * test on `buf[start, end)`; only the events it accepts are decoded and parsed.
    */
   mayCarry(buf: Buffer, start: number, end: number): boolean
+  /**
+   * For an event named as a usage event whose name says too little (every Bedrock frame is a `chunk`):
+   * may this one carry usage? A byte test like `mayCarry`; without it every such event is read.
+   */
+  namedMayCarry?(buf: Buffer, start: number, end: number): boolean
   /** Reads one event the byte tests let through. */
   read(event: WireEvent): EventReading | undefined
   /** Reads a whole (non-streaming) JSON body. */

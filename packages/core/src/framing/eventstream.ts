@@ -66,7 +66,7 @@ export class EventStreamFramer implements Framer<EventStreamEvent> {
     let runStart = pos
     while (pos < chunk.length) {
       if (chunk.length - pos < 4) break
-      const total = chunk.readUInt32BE(pos)
+      const total = u32(chunk, pos)
       if (!this.plausible(total, chunk, pos, chunkAt + pos, sink)) {
         if (runStart < pos) out.push(chunk.subarray(runStart, pos))
         out.push(chunk.subarray(pos))
@@ -149,7 +149,7 @@ export class EventStreamFramer implements Framer<EventStreamEvent> {
     if (total < MIN_FRAME) problem = `event stream message length ${total} is below ${MIN_FRAME}`
     else if (total > this.maxEventBytes)
       problem = `event stream message of ${total} bytes is over maxEventBytes (${this.maxEventBytes})`
-    else if (buf.length - pos >= 8 && buf.readUInt32BE(pos + 4) > total - MIN_FRAME) {
+    else if (buf.length - pos >= 8 && u32(buf, pos + 4) > total - MIN_FRAME) {
       problem = 'event stream headers longer than their message'
     }
     if (problem === undefined) return true
@@ -161,10 +161,10 @@ export class EventStreamFramer implements Framer<EventStreamEvent> {
   /** One whole frame `buf[start, end)`: an upstream error is reported and passes; an event goes to the sink. */
   private frame(buf: Buffer, start: number, end: number, at: number, sink: EventSink): Buffer | undefined {
     const messageType = header(buf, start, MESSAGE_TYPE)
-    if (messageType && !equals(buf, messageType, EVENT)) {
-      const kind = buf.toString('utf8', messageType[0], messageType[1])
+    if (messageType !== -1 && !equals(buf, messageType, valueEnd(buf, messageType), EVENT)) {
+      const kind = buf.toString('utf8', messageType, valueEnd(buf, messageType))
       const type = header(buf, start, kind === 'exception' ? EXCEPTION_TYPE : ERROR_CODE)
-      sink.upstreamError?.(type ? buf.toString('utf8', type[0], type[1]) : kind, at)
+      sink.upstreamError?.(type !== -1 ? buf.toString('utf8', type, valueEnd(buf, type)) : kind, at)
       return undefined
     }
     const replacement = sink.event(buf, start, end, at)
@@ -190,8 +190,9 @@ export class EventStreamFramer implements Framer<EventStreamEvent> {
 
   matchName(buf: Buffer, start: number, _end: number, names: readonly Buffer[]): number {
     const value = header(buf, start, EVENT_TYPE)
-    if (!value) return NO_NAME
-    for (let n = 0; n < names.length; n++) if (equals(buf, value, names[n]!)) return n
+    if (value === -1) return NO_NAME
+    const end = valueEnd(buf, value)
+    for (let n = 0; n < names.length; n++) if (equals(buf, value, end, names[n]!)) return n
     return -1
   }
 
@@ -204,11 +205,11 @@ export class EventStreamFramer implements Framer<EventStreamEvent> {
    */
   decode(buf: Buffer, start: number, end: number): EventStreamEvent | undefined {
     if (end - start < PRELUDE + 4) return undefined
-    const payloadAt = start + PRELUDE + buf.readUInt32BE(start + 4)
+    const payloadAt = start + PRELUDE + u32(buf, start + 4)
     if (payloadAt > end - 4) return undefined
     const type = header(buf, start, EVENT_TYPE)
     return {
-      name: type ? buf.toString('utf8', type[0], type[1]) : undefined,
+      name: type !== -1 ? buf.toString('utf8', type, valueEnd(buf, type)) : undefined,
       data: buf.toString('utf8', payloadAt, end - 4),
       frame: buf.subarray(start, end),
     }
@@ -225,20 +226,25 @@ export class EventStreamFramer implements Framer<EventStreamEvent> {
   }
 }
 
+/** Where the payload of the frame at `start` begins (after its prelude and headers). */
+export function payloadStart(buf: Buffer, start: number): number {
+  return start + PRELUDE + u32(buf, start + 4)
+}
+
 /**
  * The value range of the string header `name` of the frame at `start`, or undefined. A plain walk over
  * the header bytes (docs/dialects/bedrock-invoke.md#the-event-stream): each header is a name length
  * (uint8), the name, a value type (uint8) and a value whose size follows from the type.
  */
-function header(buf: Buffer, start: number, name: Buffer): [number, number] | undefined {
+function header(buf: Buffer, start: number, name: Buffer): number {
   let pos = start + PRELUDE
-  const stop = pos + buf.readUInt32BE(start + 4)
-  if (stop > buf.length) return undefined
+  const stop = pos + u32(buf, start + 4)
+  if (stop > buf.length) return -1
   while (pos < stop) {
     const nameLength = buf[pos]!
     const nameAt = pos + 1
     const typeAt = nameAt + nameLength
-    if (typeAt >= stop) return undefined
+    if (typeAt >= stop) return -1
     const type = buf[typeAt]!
     let valueAt = typeAt + 1
     let valueEnd: number
@@ -262,24 +268,34 @@ function header(buf: Buffer, start: number, name: Buffer): [number, number] | un
         break
       case 6:
       case STRING:
-        if (valueAt + 2 > stop) return undefined
-        valueEnd = valueAt + 2 + buf.readUInt16BE(valueAt)
+        if (valueAt + 2 > stop) return -1
+        valueEnd = valueAt + 2 + ((buf[valueAt]! << 8) | buf[valueAt + 1]!)
         valueAt += 2
         break
       case 9:
         valueEnd = valueAt + 16
         break
       default:
-        return undefined
+        return -1
     }
-    if (valueEnd > stop) return undefined
-    if (type === STRING && nameLength === name.length && equals(buf, [nameAt, typeAt], name)) return [valueAt, valueEnd]
+    if (valueEnd > stop) return -1
+    if (type === STRING && nameLength === name.length && equals(buf, nameAt, typeAt, name)) return valueAt
     pos = valueEnd
   }
-  return undefined
+  return -1
 }
 
-function equals(buf: Buffer, [from, to]: readonly [number, number], bytes: Buffer): boolean {
+/** The end of the string header value that starts at `valueAt` (its length is the two bytes before). */
+function valueEnd(buf: Buffer, valueAt: number): number {
+  return valueAt + ((buf[valueAt - 2]! << 8) | buf[valueAt - 1]!)
+}
+
+/** A big-endian uint32, without Buffer#readUInt32BE's argument checks (the hot path reads two per frame). */
+function u32(buf: Buffer, at: number): number {
+  return ((buf[at]! << 24) | (buf[at + 1]! << 16) | (buf[at + 2]! << 8) | buf[at + 3]!) >>> 0
+}
+
+function equals(buf: Buffer, from: number, to: number, bytes: Buffer): boolean {
   if (to - from !== bytes.length) return false
   for (let i = 0; i < bytes.length; i++) if (buf[from + i] !== bytes[i]) return false
   return true

@@ -1,3 +1,4 @@
+import { payloadStart } from '../../framing/eventstream.js'
 import { findMember } from '../../framing/json-splice.js'
 import { isObject, type Usage, type UsageSources } from '../../usage.js'
 import { anthropicMessages } from '../anthropic-messages/index.js'
@@ -24,6 +25,15 @@ const PASSING = [
   '{"type":"ping"',
 ].map((head) => Buffer.from(head.slice(0, head.length - (head.length % 3))).toString('base64'))
 const BYTES_HEAD = '{"bytes":"'
+const BYTES_HEAD_BYTES = Buffer.from(BYTES_HEAD)
+const PASSING_BYTES = PASSING.map((head) => Buffer.from(head))
+
+/** `buf[at, end)` begins with `bytes`: a plain loop, cheaper than Buffer#compare's checks for 40 bytes. */
+function startsWith(buf: Buffer, at: number, end: number, bytes: Buffer): boolean {
+  if (at + bytes.length > end) return false
+  for (let i = 0; i < bytes.length; i++) if (buf[at + i] !== bytes[i]) return false
+  return true
+}
 
 /**
  * Bedrock InvokeModelWithResponseStream with an Anthropic model (docs/dialects/bedrock-invoke.md), framed
@@ -73,6 +83,14 @@ class BedrockInvokeReader implements DialectReader {
 
   mayCarry(): boolean {
     return false // every frame is a named `chunk`; an unnamed one is none of this dialect's
+  }
+
+  /** A `chunk` whose base64 begins like an event that carries nothing read here is passed over unread. */
+  namedMayCarry(buf: Buffer, start: number, end: number): boolean {
+    const at = payloadStart(buf, start) + BYTES_HEAD_BYTES.length
+    if (at > end || !startsWith(buf, at - BYTES_HEAD_BYTES.length, end, BYTES_HEAD_BYTES)) return true
+    for (const head of PASSING_BYTES) if (startsWith(buf, at, end, head)) return false
+    return true
   }
 
   unwrap(payload: string): string | undefined {
