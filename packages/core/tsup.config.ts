@@ -2,12 +2,20 @@ import { defineConfig } from 'tsup'
 
 export default defineConfig([
   {
-    entry: { index: 'src/index.ts', node: 'src/node/index.ts', web: 'src/web/index.ts', testing: 'src/testing/index.ts' },
+    entry: {
+      index: 'src/index.ts',
+      node: 'src/node/index.ts',
+      web: 'src/web/index.ts',
+      testing: 'src/testing/index.ts',
+      prometheus: 'src/prometheus/index.ts',
+      otel: 'src/otel/index.ts',
+    },
     format: ['esm', 'cjs'],
     dts: true,
     clean: true,
     target: 'node20',
     sourcemap: true,
+    external: ['prom-client', '@opentelemetry/api'],
   },
   {
     entry: { cli: 'src/cli.ts' },

@@ -130,6 +130,32 @@ describe('the Exchange', () => {
   })
 })
 
+describe('attributes', () => {
+  it('labels each record with what attributes(request) derives, and survives one that throws', () => {
+    const logged: string[] = []
+    const { meter, records } = setup({
+      attributes: (request) => {
+        const key = request.headers?.('x-team')
+        if (key === 'boom') throw new Error('no team')
+        return { team: String(key) }
+      },
+      logger: { warn: (m: string) => logged.push(m) },
+    })
+    for (const team of ['search', 'boom']) {
+      const exchange = meter.begin({
+        method: 'POST',
+        url: '/v1/messages',
+        headers: (n) => (n === 'x-team' ? team : undefined),
+      })!
+      exchange.respond({ status: 200, headers: () => undefined }, { decoders: [] })
+      exchange.finish({ kind: 'end' })
+    }
+    expect(records[0]!.attributes).toEqual({ team: 'search' })
+    expect(records[1]!.attributes).toBeUndefined()
+    expect(logged.join()).toMatch(/no team/)
+  })
+})
+
 describe('hold points', () => {
   it('a final usage event waits for a truer source, then leaves with its numbers', () => {
     const { meter, records } = setup()

@@ -77,6 +77,7 @@ export interface ExchangeContext {
   sinks: Sinks
   logger: Logger | undefined
   maxEventBytes: number | undefined
+  attributes?: ((request: RequestInfo) => Record<string, string> | undefined) | undefined
 }
 
 const since = (start: number): number => Math.round((performance.now() - start) * 100) / 100
@@ -120,6 +121,7 @@ export class Exchange implements HoldPolicy {
   private holds = 0
   private port: Port | undefined
   private finished: UsageRecord | undefined | null = null
+  private attributes: Record<string, string> | undefined
 
   constructor(
     request: RequestInfo,
@@ -132,6 +134,13 @@ export class Exchange implements HoldPolicy {
     this.route = route
     this.requested = requestFacts(request.body)
     this.requestId = text(request.headers?.('x-request-id'))
+    if (context.attributes) {
+      try {
+        this.attributes = context.attributes(request) ?? undefined
+      } catch (error) {
+        this.warn(`attributes(request) failed: ${(error as Error).message}`)
+      }
+    }
   }
 
   /**
@@ -358,6 +367,7 @@ export class Exchange implements HoldPolicy {
     else if (status === 'incomplete')
       record.error = outcome.kind === 'cut' ? outcome.reason : 'the stream ended before the response did'
     if (result && result.unrewritten.length > 0) record.unrewritten = result.unrewritten
+    if (this.attributes) record.attributes = this.attributes
     return record
   }
 

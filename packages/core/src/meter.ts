@@ -26,7 +26,12 @@ export function createMeter(options: UsagewireOptions = {}): Meter {
   if (options.onUsage) all.push({ name: 'onUsage', write: options.onUsage })
   if (options.sinks) all.push(...options.sinks)
   const sinks = new Sinks(all, options.logger)
-  const context = { sinks, logger: options.logger, maxEventBytes: options.maxEventBytes }
+  const context = {
+    sinks,
+    logger: options.logger,
+    maxEventBytes: options.maxEventBytes,
+    attributes: options.attributes,
+  }
   return {
     options,
     stats: sinks.stats,

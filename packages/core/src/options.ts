@@ -4,6 +4,7 @@ import type { SinkLike } from './sinks.js'
 import type { UsageRecord } from './record.js'
 
 import type { Logger } from './log.js'
+import type { RequestInfo } from './exchange.js'
 
 export type { Logger }
 
@@ -28,12 +29,20 @@ export interface UsagewireOptions {
    * on the way but not rewritten (the record says so). Default 1 MiB.
    */
   maxEventBytes?: number
+  /**
+   * Labels of your own for each record, from the request (a team, an API key's name, a tenant):
+   * `record.attributes`, which the metrics and trace sinks turn into labels and attributes. Called once
+   * per LLM request when it begins; a throw is logged and leaves the record without attributes.
+   */
+  attributes?: (request: RequestInfo) => Record<string, string> | undefined
   logger?: Logger
 }
 
 /** Options are checked once, when the middleware is created: a mistake there is the developer's to see. */
 export function validateOptions(options: UsagewireOptions): void {
-  const { onUsage, sinks, routes, maxEventBytes, logger } = options
+  const { onUsage, sinks, routes, maxEventBytes, logger, attributes } = options
+  if (attributes !== undefined && typeof attributes !== 'function')
+    throw new TypeError('usagewire: attributes must be a function of the request')
   if (onUsage !== undefined && typeof onUsage !== 'function')
     throw new TypeError('usagewire: onUsage must be a function')
   if (sinks !== undefined) {

@@ -71,4 +71,6 @@ export interface UsageRecord {
   error?: string
   /** Usage events that were read but left as they came (too large to hold), with why. */
   unrewritten?: { where: string; reason: string }[]
+  /** What the `attributes` option derived from the request (a team, a key's name), when it is set. */
+  attributes?: Record<string, string>
 }
