@@ -10,6 +10,7 @@ import {
   type Processor,
   type ProcessorResult,
 } from './processor.js'
+import type { Pricer } from './cost/price.js'
 import type { RecordUsage, UsageRecord, UsageStatus } from './record.js'
 import type { Sinks } from './sinks.js'
 import { isObject } from './usage.js'
@@ -78,6 +79,8 @@ export interface ExchangeContext {
   logger: Logger | undefined
   maxEventBytes: number | undefined
   attributes?: ((request: RequestInfo) => Record<string, string> | undefined) | undefined
+  /** Prices a record's usage (docs/cost.md); absent when cost is off. */
+  price?: Pricer | undefined
 }
 
 const since = (start: number): number => Math.round((performance.now() - start) * 100) / 100
@@ -368,6 +371,10 @@ export class Exchange implements HoldPolicy {
       record.error = outcome.kind === 'cut' ? outcome.reason : 'the stream ended before the response did'
     if (result && result.unrewritten.length > 0) record.unrewritten = result.unrewritten
     if (this.attributes) record.attributes = this.attributes
+    // A usage nobody reported is not a free request: it gets no cost at all.
+    const reported = RECORD_FIELDS.some((field) => known[field] !== undefined)
+    const cost = reported ? this.context.price?.(record.model, usage) : undefined
+    if (cost) record.cost = cost
     return record
   }
 

@@ -18,7 +18,21 @@ export {
 export type { UsagewireOptions, Logger } from './options.js'
 export { validateOptions } from './options.js'
 export type { Sink, SinkLike, SinkStats } from './sinks.js'
-export type { Dialect, UsageStatus, Correction, RecordUsage, UsageRecord } from './record.js'
+export type { Dialect, UsageStatus, Correction, RecordCost, RecordUsage, UsageRecord } from './record.js'
+export {
+  createPricer,
+  DEFAULT_PRICES,
+  matchModel,
+  PRICES_AS_OF,
+  priceUsage,
+  type Cost,
+  type PriceEntry,
+  type PriceRates,
+  type PriceTable,
+  type PriceTier,
+  type Pricer,
+  type PricesOption,
+} from './cost/index.js'
 export type { Usage, UsageField, UsageSources } from './usage.js'
 export { promptTotal, totalTokens, USAGE_FIELDS } from './usage.js'
 export { Ledger, type SourceKind } from './ledger.js'

@@ -1,3 +1,4 @@
+import { createPricer } from './cost/price.js'
 import type { DialectSpec } from './dialects/types.js'
 import { Exchange, type RequestInfo } from './exchange.js'
 import { validateOptions, type UsagewireOptions } from './options.js'
@@ -31,6 +32,7 @@ export function createMeter(options: UsagewireOptions = {}): Meter {
     logger: options.logger,
     maxEventBytes: options.maxEventBytes,
     attributes: options.attributes,
+    price: createPricer(options.prices),
   }
   return {
     options,

@@ -1,3 +1,4 @@
+import { validatePrices, type PricesOption } from './cost/price.js'
 import { DIALECT_IDS } from './dialects/registry.js'
 import type { RouteRule } from './routes.js'
 import type { SinkLike } from './sinks.js'
@@ -35,12 +36,19 @@ export interface UsagewireOptions {
    * per LLM request when it begins; a throw is logged and leaves the record without attributes.
    */
   attributes?: (request: RequestInfo) => Record<string, string> | undefined
+  /**
+   * List prices for `record.cost` (docs/cost.md). Default: the built-in table. `{ table }` replaces it,
+   * `{ extend }` adds entries to it (or to `table`) and wins over its entries of the same id; `false` turns
+   * cost off. A model with no entry gets no cost.
+   */
+  prices?: PricesOption
   logger?: Logger
 }
 
 /** Options are checked once, when the middleware is created: a mistake there is the developer's to see. */
 export function validateOptions(options: UsagewireOptions): void {
-  const { onUsage, sinks, routes, maxEventBytes, logger, attributes } = options
+  const { onUsage, sinks, routes, maxEventBytes, logger, attributes, prices } = options
+  validatePrices(prices)
   if (attributes !== undefined && typeof attributes !== 'function')
     throw new TypeError('usagewire: attributes must be a function of the request')
   if (onUsage !== undefined && typeof onUsage !== 'function')

@@ -73,4 +73,22 @@ export interface UsageRecord {
   unrewritten?: { where: string; reason: string }[]
   /** What the `attributes` option derived from the request (a team, a key's name), when it is set. */
   attributes?: Record<string, string>
+  /** What the usage cost at list prices; absent when the model has no price (docs/cost.md). */
+  cost?: RecordCost
+}
+
+/** The cost of a record's usage, bucket by bucket, in USD (docs/cost.md#the-cost-in-the-record). */
+export interface RecordCost {
+  currency: 'USD'
+  /** `input + cacheRead + cacheWrite + output`, summed in nano-dollars so it equals the parts exactly. */
+  total: number
+  input: number
+  cacheRead: number
+  cacheWrite: number
+  /** Output, reasoning included (reasoning is a part of output and is never priced twice). */
+  output: number
+  /** The day the prices were taken from their source. */
+  asOf: string
+  /** The price table entry used, e.g. `claude-sonnet-4-5` for `anthropic.claude-sonnet-4-5-20250929-v1:0`. */
+  model: string
 }
