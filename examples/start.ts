@@ -63,6 +63,7 @@ async function main() {
       `  @google/genai:                new GoogleGenAI({ apiKey, httpOptions: { baseUrl: '${url}' } })`,
       `  curl -N ${url}/v1/messages -H 'content-type: application/json' -H "x-api-key: $ANTHROPIC_API_KEY" \\`,
       `    -d '{"model":"anthropic-zero-start","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"hi"}]}'`,
+      `Metrics (Prometheus text format, from @usagewire/core/prometheus): curl ${url}/metrics`,
       `Mock scenarios (pass as "model"; Bedrock's model id, Gemini's model): ${names}`,
       'One line per record: id route dialect model status in/cr/cw/out/rs corrections duration. Ctrl-C stops.',
     ].join('\n'),

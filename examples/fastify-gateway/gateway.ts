@@ -9,7 +9,9 @@
  */
 import Fastify, { type FastifyInstance } from 'fastify'
 import proxy from '@fastify/http-proxy'
+import { Registry } from 'prom-client'
 import { usagewire } from '@usagewire/fastify'
+import { metricsHandler, prometheusSink } from '@usagewire/core/prometheus'
 import { FORWARDED_PREFIXES, upstreamRouter, type GatewayOptions } from '../gateway-options.js'
 
 /** The gateway as a Fastify instance, not yet listening: `await createGateway(…).listen({ port, host })`. */
@@ -18,8 +20,20 @@ export function createGateway(opts: GatewayOptions): FastifyInstance {
 
   // Streams still open at shutdown (a client mid-answer) must not keep close() waiting.
   const app = Fastify({ forceCloseConnections: true })
+  // A registry per gateway (the tests run several in one process); one gateway per process can use
+  // prom-client's global register: prometheusSink() and metricsHandler() without arguments.
+  const registry = new Registry()
+  const metrics = metricsHandler(registry)
+  app.get('/metrics', (request, reply) => {
+    reply.hijack() // the handler writes reply.raw itself
+    metrics(request.raw, reply.raw)
+  })
   // Registered before the proxies' routes, so its hooks are theirs too (fastify-plugin: no new scope).
-  void app.register(usagewire, { onUsage: opts.onUsage, ...(opts.log ? { logger: opts.log } : {}) })
+  void app.register(usagewire, {
+    onUsage: opts.onUsage,
+    sinks: [prometheusSink({ registry })],
+    ...(opts.log ? { logger: opts.log } : {}),
+  })
   // One proxy per upstream, each under the paths it serves; paths are forwarded as they are.
   const routes: Array<[path: string, upstream: string]> = [
     ['/v1/messages', targetFor('/v1/messages')],

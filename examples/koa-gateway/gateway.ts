@@ -11,7 +11,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import Koa from 'koa'
 import proxy from 'koa-proxies'
+import { Registry } from 'prom-client'
 import { usagewire } from '@usagewire/koa'
+import { metricsHandler, prometheusSink } from '@usagewire/core/prometheus'
 import { FORWARDED_PREFIXES, upstreamRouter, type GatewayOptions } from '../gateway-options.js'
 
 /**
@@ -28,11 +30,27 @@ function letGoWhenClientLeaves(proxyRes: IncomingMessage, _req: IncomingMessage,
 export function createGateway(opts: GatewayOptions): Koa {
   const { targetFor } = upstreamRouter(opts)
 
+  // A registry per gateway (the tests run several in one process); one gateway per process can use
+  // prom-client's global register: prometheusSink() and metricsHandler() without arguments.
+  const registry = new Registry()
+  const metrics = metricsHandler(registry)
+
   const app = new Koa()
   const log = opts.log ?? console
   // A client that leaves mid-stream makes koa-proxies reject; Koa reports it here instead of on stderr.
   app.on('error', (error: Error) => log.warn(`gateway: ${error.message}`))
-  app.use(usagewire({ onUsage: opts.onUsage, ...(opts.log ? { logger: opts.log } : {}) }))
+  app.use(async (ctx, next) => {
+    if (ctx.path !== '/metrics') return next()
+    ctx.respond = false // the handler writes ctx.res itself
+    metrics(ctx.req, ctx.res)
+  })
+  app.use(
+    usagewire({
+      onUsage: opts.onUsage,
+      sinks: [prometheusSink({ registry })],
+      ...(opts.log ? { logger: opts.log } : {}),
+    }),
+  )
   // One proxy per prefix: koa-proxies matches whole path segments, so '/v1' does not take '/v1beta/…'.
   for (const prefix of FORWARDED_PREFIXES) {
     app.use(

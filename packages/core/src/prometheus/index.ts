@@ -1,1 +1,3 @@
-export {}
+export { prometheusSink, type PrometheusSink, type PrometheusSinkOptions } from './sink.js'
+export { metricsHandler } from './handler.js'
+export { OTHER } from './labels.js'

@@ -1,0 +1,202 @@
+/**
+ * The Prometheus sink: each usage record becomes counter increments and histogram observations on a
+ * prom-client registry. Names, labels and meanings are listed in docs/metrics.md; the token counters
+ * follow the canonical buckets of docs/usage-model.md, so they add up without double counting.
+ */
+import { Counter, Histogram, register as globalRegistry, type Registry } from 'prom-client'
+import type { UsageRecord } from '../record.js'
+import { createLabelGuard, isLabelName } from './labels.js'
+
+export interface PrometheusSinkOptions {
+  /** Where the metrics are registered. Default: prom-client's global `register`. */
+  registry?: Registry
+  /**
+   * Keys of `record.attributes` (the `attributes` option of the middleware) to export as labels, e.g.
+   * `['team']`. Prometheus needs label names up front; a record without one of them exports `""`.
+   */
+  attributeLabels?: readonly string[]
+  /**
+   * Distinct values kept per label (model, route, each attribute, correction field); later ones are
+   * exported as `other` and counted in `usagewire_label_overflow_total`. Default 100.
+   */
+  maxValuesPerLabel?: number
+  /** Per label, the only values exported as themselves (e.g. `{ model: ['claude-sonnet-4-5'] }`); the rest are `other`. */
+  allowedValues?: Readonly<Record<string, readonly string[]>>
+  /** Histogram buckets in seconds. */
+  buckets?: { timeToFirstByte?: readonly number[]; duration?: readonly number[] }
+}
+
+/** A usagewire sink (`sinks: [prometheusSink()]`) that also says which registry it writes to. */
+export interface PrometheusSink {
+  readonly name: 'prometheus'
+  readonly registry: Registry
+  write(record: UsageRecord): void
+}
+
+/** LLM answers take from tens of milliseconds to minutes to start, and minutes to finish. */
+const TTFB_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60]
+const DURATION_BUCKETS = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600]
+
+/** Labels the sink sets itself; an attribute label may not reuse them. */
+const OWN_LABELS = ['model', 'dialect', 'route', 'status', 'ttl', 'field', 'label', 'le', 'quantile']
+
+type Labels = Record<string, string>
+
+/** A token count that is not a finite non-negative number counts as 0: a counter throws on anything else. */
+const tokens = (value: unknown): number =>
+  typeof value === 'number' && Number.isFinite(value) && value > 0 ? value : 0
+
+const observable = (ms: unknown): ms is number => typeof ms === 'number' && Number.isFinite(ms) && ms >= 0
+
+function checkOptions(options: PrometheusSinkOptions): void {
+  const { attributeLabels = [], maxValuesPerLabel, allowedValues } = options
+  if (!Array.isArray(attributeLabels)) throw new TypeError('usagewire/prometheus: attributeLabels must be an array')
+  for (const name of attributeLabels) {
+    if (typeof name !== 'string' || !isLabelName(name))
+      throw new TypeError(`usagewire/prometheus: "${String(name)}" is not a Prometheus label name`)
+    if (OWN_LABELS.includes(name))
+      throw new TypeError(`usagewire/prometheus: attribute label "${name}" clashes with a label the sink sets`)
+  }
+  if (new Set(attributeLabels).size !== attributeLabels.length)
+    throw new TypeError('usagewire/prometheus: attributeLabels has a name twice')
+  if (maxValuesPerLabel !== undefined && !(Number.isInteger(maxValuesPerLabel) && maxValuesPerLabel > 0))
+    throw new TypeError('usagewire/prometheus: maxValuesPerLabel must be a positive integer')
+  if (allowedValues !== undefined && (typeof allowedValues !== 'object' || allowedValues === null))
+    throw new TypeError('usagewire/prometheus: allowedValues must map label names to arrays of values')
+  for (const [label, values] of Object.entries(allowedValues ?? {}))
+    if (!Array.isArray(values)) throw new TypeError(`usagewire/prometheus: allowedValues.${label} must be an array`)
+}
+
+const sameLabels = (a: readonly string[], b: readonly string[]): boolean =>
+  a.length === b.length && a.every((name) => b.includes(name))
+
+/**
+ * The metric already on the registry (a second sink on the same registry shares it), or a new one. A metric
+ * of that name with other labels or of another kind is a configuration mistake, told at once.
+ */
+function metric<M extends Counter<string> | Histogram<string>>(
+  registry: Registry,
+  kind: new (config: never) => M,
+  config: { name: string; help: string; labelNames: readonly string[]; buckets?: readonly number[] },
+): M {
+  const existing = registry.getSingleMetric(config.name)
+  if (existing) {
+    const labelNames = (existing as { labelNames?: readonly string[] }).labelNames ?? []
+    if (existing instanceof kind && sameLabels(labelNames, config.labelNames)) return existing
+    throw new TypeError(
+      `usagewire/prometheus: ${config.name} is already registered with other labels or of another type ` +
+        '(attributeLabels must be the same for every sink on one registry)',
+    )
+  }
+  return new kind({ ...config, labelNames: [...config.labelNames], registers: [registry] } as never)
+}
+
+/**
+ * A sink that turns every usage record into Prometheus metrics on `registry`: token counters per canonical
+ * bucket, requests by status, corrections made on the wire, time to first byte and duration. Records of
+ * every status count (an aborted stream's tokens were generated and billed). Options are checked here,
+ * once; `write` never throws for a record's content.
+ */
+export function prometheusSink(options: PrometheusSinkOptions = {}): PrometheusSink {
+  checkOptions(options)
+  const registry = options.registry ?? globalRegistry
+  const attributeLabels = [...(options.attributeLabels ?? [])]
+  const common = ['model', 'dialect', 'route', ...attributeLabels]
+
+  const counter = (name: string, help: string, labelNames: readonly string[] = common) =>
+    metric(registry, Counter, { name, help, labelNames })
+  const histogram = (name: string, help: string, buckets: readonly number[]) =>
+    metric(registry, Histogram, { name, help, labelNames: [...common, 'status'], buckets })
+
+  const requests = counter(
+    'usagewire_requests_total',
+    'LLM requests metered by usagewire, by how they ended (status: complete, incomplete, aborted, upstream_error, passthrough).',
+    [...common, 'status'],
+  )
+  const input = counter(
+    'usagewire_input_tokens_total',
+    'Uncached prompt tokens: read at the base rate, neither served from nor written to the provider prompt cache.',
+  )
+  const cacheRead = counter(
+    'usagewire_cache_read_input_tokens_total',
+    "Prompt tokens served from the provider's prompt cache (provider prompt-cache reads; never the gateway's own response cache).",
+  )
+  const cacheWrite = counter(
+    'usagewire_cache_write_input_tokens_total',
+    "Prompt tokens written to the provider's prompt cache, by cache TTL (ttl: 5m, 1h, or unknown when the provider did not split them).",
+    [...common, 'ttl'],
+  )
+  const output = counter('usagewire_output_tokens_total', 'Generated tokens, reasoning tokens included.')
+  const reasoning = counter(
+    'usagewire_reasoning_output_tokens_total',
+    'The part of usagewire_output_tokens_total spent on reasoning or thinking (already counted there: never add the two).',
+  )
+  const corrections = counter(
+    'usagewire_corrections_total',
+    'Usage fields usagewire rewrote on the wire because the upstream sent a wrong or missing value (field: path inside the usage block).',
+    [...common, 'field'],
+  )
+  const overflow = counter(
+    'usagewire_label_overflow_total',
+    'Label values exported as "other" because the label reached its cap of distinct values or the value is not in its allow-list.',
+    ['label'],
+  )
+  const firstByte = histogram(
+    'usagewire_time_to_first_byte_seconds',
+    "Seconds from the request to the response's first byte, as usagewire saw them.",
+    options.buckets?.timeToFirstByte ?? TTFB_BUCKETS,
+  )
+  const duration = histogram(
+    'usagewire_duration_seconds',
+    'Seconds from the request to the end of the response (or to the client leaving).',
+    options.buckets?.duration ?? DURATION_BUCKETS,
+  )
+
+  const guard = createLabelGuard({
+    maxValuesPerLabel: options.maxValuesPerLabel ?? 100,
+    allowedValues: options.allowedValues ?? {},
+    onOverflow: (label) => overflow.inc({ label }),
+  })
+
+  return {
+    name: 'prometheus',
+    registry,
+    write(record) {
+      const labels: Labels = {
+        model: guard.value('model', typeof record.model === 'string' && record.model !== '' ? record.model : 'unknown'),
+        dialect: String(record.dialect),
+        route: guard.value('route', String(record.route)),
+      }
+      for (const name of attributeLabels) {
+        const value = record.attributes?.[name]
+        labels[name] = typeof value === 'string' ? guard.value(name, value) : ''
+      }
+      const status = { ...labels, status: String(record.status) }
+      requests.inc(status)
+
+      // Every token series is written, 0 included: a cache counter with no series at all cannot be told
+      // from a broken pipeline (docs/metrics.md#zero-is-a-value).
+      const usage = record.usage ?? {}
+      input.inc(labels, tokens(usage.input))
+      cacheRead.inc(labels, tokens(usage.cacheRead))
+      output.inc(labels, tokens(usage.output))
+      reasoning.inc(labels, tokens(usage.reasoning))
+      // The TTL split, when reported, is a part of cacheWrite; what it does not cover is `unknown`.
+      const split5m = tokens(usage.cacheWrite5m)
+      const split1h = tokens(usage.cacheWrite1h)
+      if (split5m > 0) cacheWrite.inc({ ...labels, ttl: '5m' }, split5m)
+      if (split1h > 0) cacheWrite.inc({ ...labels, ttl: '1h' }, split1h)
+      const rest = tokens(usage.cacheWrite) - split5m - split1h
+      if (rest > 0 || split5m + split1h === 0) cacheWrite.inc({ ...labels, ttl: 'unknown' }, Math.max(rest, 0))
+
+      for (const correction of record.corrections ?? []) {
+        corrections.inc({ ...labels, field: guard.value('field', String(correction.field)) })
+      }
+
+      const firstByteMs = record.timing?.firstByteMs
+      const totalMs = record.timing?.totalMs
+      if (observable(firstByteMs)) firstByte.observe(status, firstByteMs / 1000)
+      if (observable(totalMs)) duration.observe(status, totalMs / 1000)
+    },
+  }
+}
