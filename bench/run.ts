@@ -8,6 +8,7 @@
  *   pnpm bench -- --smoke            every benchmark at toy sizes, no valgrind (~8 s): the bench still runs
  *   pnpm bench -- --only=proc        processor benchmarks only (1–3)
  *   pnpm bench -- --only=framer      framer benchmarks only (7)
+ *   pnpm bench -- --only=sinks       metrics sinks only (9)
  *   pnpm bench -- --only=e2e         end-to-end benchmarks only (4–6)
  *   pnpm bench -- --only=callgrind   instructions per response under callgrind only (8)
  *
@@ -45,9 +46,10 @@ const { processorBench, PROCESSOR_FULL, PROCESSOR_SMOKE } = await import('./proc
 const { framerBench, FRAMER_SMOKE } = await import('./framer.bench.js')
 const { callgrindBench, CALLGRIND_FULL, CALLGRIND_SMOKE, RESULTS, valgrindMissing } =
   await import('./callgrind.bench.js')
+const { sinksBench, SINKS_FULL, SINKS_SMOKE } = await import('./sinks.bench.js')
 const { formatTable } = await import('./table.js')
 
-const SECTIONS = ['proc', 'framer', 'e2e', 'callgrind'] as const
+const SECTIONS = ['proc', 'framer', 'sinks', 'e2e', 'callgrind'] as const
 type Section = (typeof SECTIONS)[number]
 
 // pnpm passes a literal `--` through on some versions: read flags wherever they are.
@@ -102,6 +104,9 @@ await section('proc', 'processor (in this process)', () =>
 )
 await section('framer', 'framer: one large event in any chunking (in this process)', () =>
   framerBench(log, smoke ? FRAMER_SMOKE : {}),
+)
+await section('sinks', 'metrics sinks: CPU per record (in this process)', () =>
+  sinksBench(log, smoke ? SINKS_SMOKE : SINKS_FULL),
 )
 await section(
   'e2e',
