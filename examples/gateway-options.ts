@@ -2,7 +2,7 @@
  * What every example gateway shares: its options, where each route goes, and reading real upstreams
  * from the environment. Each `<framework>-gateway/gateway.ts` holds only its framework's own lines.
  */
-import type { UsageRecord } from '@usagewire/core'
+import type { SinkLike, UsageRecord } from '@usagewire/core'
 
 export type GatewayLogger = Pick<Console, 'info' | 'warn' | 'error'>
 
@@ -14,6 +14,8 @@ export interface GatewayOptions {
   /** Base URL for `/v1/chat/completions` and `/v1/responses`, e.g. https://api.openai.com/v1. */
   openaiUpstream?: string | undefined
   onUsage: (record: UsageRecord) => void
+  /** More sinks beside the gateway's own Prometheus one (e.g. the Postgres ledger start.ts adds). */
+  sinks?: SinkLike[]
   log?: GatewayLogger
 }
 

@@ -30,6 +30,16 @@ function line(r: UsageRecord): string {
   ].join(' ')
 }
 
+async function ledgerFromEnv() {
+  const url = process.env.USAGEWIRE_DATABASE_URL
+  if (!url) return undefined
+  const { default: pg } = await import('pg')
+  const { migrate, postgresLedger } = await import('@usagewire/core/postgres')
+  const pool = new pg.Pool({ connectionString: url })
+  await migrate(pool)
+  return postgresLedger({ pool, spillFile: process.env.USAGEWIRE_SPILL_FILE ?? 'usagewire.spill' })
+}
+
 async function main() {
   const arg = process.argv.slice(2).find((a) => a !== '--') ?? 'express'
   if (!isAdapter(arg)) {
@@ -40,9 +50,12 @@ async function main() {
   const env = upstreamsFromEnv()
   // The proxy's per-request info lines would drown the record lines; keep its warnings and errors.
   const log = { info: () => {}, warn: console.warn, error: console.error }
+  // USAGEWIRE_DATABASE_URL=postgres://…: every record also goes to the durable ledger (docs/ledger.md),
+  // spilling to USAGEWIRE_SPILL_FILE (default ./usagewire.spill) while the database is away.
+  const ledger = await ledgerFromEnv()
   const gateway = await startGateway(
     arg,
-    { upstream: mock.url, ...env, onUsage: (r) => console.log(line(r)), log },
+    { upstream: mock.url, ...env, onUsage: (r) => console.log(line(r)), log, sinks: ledger ? [ledger] : [] },
     PORT,
     HOST,
   )
@@ -64,6 +77,9 @@ async function main() {
       `  curl -N ${url}/v1/messages -H 'content-type: application/json' -H "x-api-key: $ANTHROPIC_API_KEY" \\`,
       `    -d '{"model":"anthropic-zero-start","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"hi"}]}'`,
       `Metrics (Prometheus text format, from @usagewire/core/prometheus): curl ${url}/metrics`,
+      ledger
+        ? `Ledger: PostgreSQL at USAGEWIRE_DATABASE_URL (table usagewire_usage)`
+        : 'Ledger: off (set USAGEWIRE_DATABASE_URL)',
       `Mock scenarios (pass as "model"; Bedrock's model id, Gemini's model): ${names}`,
       'One line per record: id route dialect model status in/cr/cw/out/rs corrections duration. Ctrl-C stops.',
     ].join('\n'),
@@ -72,6 +88,7 @@ async function main() {
   const stop = () => {
     void gateway
       .close()
+      .then(() => ledger?.close())
       .then(() => mock.close())
       .then(() => process.exit(0))
   }

@@ -22,7 +22,7 @@ export function createGateway(opts: GatewayOptions): Express {
   // A registry per gateway (the tests run several in one process); one gateway per process can use
   // prom-client's global register: prometheusSink() and metricsHandler() without arguments.
   const registry = new Registry()
-  const sinks = [prometheusSink({ registry })]
+  const sinks = [prometheusSink({ registry }), ...(opts.sinks ?? [])]
 
   const app = express()
   app.disable('x-powered-by')

@@ -31,7 +31,7 @@ export function createGateway(opts: GatewayOptions): FastifyInstance {
   // Registered before the proxies' routes, so its hooks are theirs too (fastify-plugin: no new scope).
   void app.register(usagewire, {
     onUsage: opts.onUsage,
-    sinks: [prometheusSink({ registry })],
+    sinks: [prometheusSink({ registry }), ...(opts.sinks ?? [])],
     ...(opts.log ? { logger: opts.log } : {}),
   })
   // One proxy per upstream, each under the paths it serves; paths are forwarded as they are.

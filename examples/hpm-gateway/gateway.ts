@@ -32,7 +32,7 @@ export function createGateway(opts: GatewayOptions): http.Server {
     plugins: [
       usagewire({
         onUsage: opts.onUsage,
-        sinks: [prometheusSink({ registry })],
+        sinks: [prometheusSink({ registry }), ...(opts.sinks ?? [])],
         ...(opts.log ? { logger: opts.log } : {}),
       }),
     ],

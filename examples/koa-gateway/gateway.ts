@@ -47,7 +47,7 @@ export function createGateway(opts: GatewayOptions): Koa {
   app.use(
     usagewire({
       onUsage: opts.onUsage,
-      sinks: [prometheusSink({ registry })],
+      sinks: [prometheusSink({ registry }), ...(opts.sinks ?? [])],
       ...(opts.log ? { logger: opts.log } : {}),
     }),
   )
