@@ -12,7 +12,7 @@
  * there every byte passes untouched (fail open).
  */
 import { NO_NAME, type DecodedEvent, type EventSink, type Framer, type PayloadScanner } from './types.js'
-import { finish, joinHeld, toBuffer } from './pieces.js'
+import { finish, HeldEventFramer, toBuffer } from './pieces.js'
 
 const QUOTE = 0x22
 const BACKSLASH = 0x5c
@@ -38,9 +38,8 @@ const enum Phase {
   Done,
 }
 
-export class JsonArrayFramer implements Framer {
+export class JsonArrayFramer extends HeldEventFramer implements Framer {
   readonly kind = 'json-array' as const
-  stopped = false
 
   private seen = 0 // stream bytes pushed so far
   private phase = Phase.Start
@@ -52,16 +51,9 @@ export class JsonArrayFramer implements Framer {
   private escape = false
   private scalar = false // a number, true, false or null: ends at the next delimiter
   // The element in progress, held: its pieces, their length, its stream offset.
-  private readonly held: Buffer[] = []
-  private heldBytes = 0
-  private eventAt = 0
   // The element in progress grew over the bound: its bytes leave as they come, read by `scanner`, if any.
-  private passing = false
-  private scanner: PayloadScanner | undefined
   // Inside push or end: bytes held when a sink stops the framer leave with what push or end returns.
   private busy = false
-
-  constructor(private readonly maxEventBytes: number) {}
 
   push(chunk: Buffer, sink: EventSink): Buffer[] {
     const base = this.seen
@@ -178,7 +170,7 @@ export class JsonArrayFramer implements Framer {
       this.eventAt = base + i
     }
     if (this.phase !== Phase.Value) return finish(out, chunk, flushed)
-    return this.pending(chunk, eventStart, out, flushed, sink)
+    return this.pending(chunk, eventStart >= 0 ? eventStart : 0, out, flushed, sink)
   }
 
   /**
@@ -228,57 +220,6 @@ export class JsonArrayFramer implements Framer {
     return end
   }
 
-  /**
-   * The element in progress did not end in `chunk`: held, or, once it is over the bound, leaving as it
-   * comes with its payload read on the way by the sink's scanner.
-   */
-  private pending(
-    chunk: Buffer,
-    eventStart: number,
-    out: Buffer[] | undefined,
-    flushed: number,
-    sink: EventSink,
-  ): Buffer[] {
-    const len = chunk.length
-    if (this.passing) {
-      this.scanner?.write(chunk, 0, len)
-      return finish(out, chunk, flushed)
-    }
-    const from = eventStart >= 0 ? eventStart : 0
-    if (this.heldBytes + len - from > this.maxEventBytes) {
-      const head = this.heldBytes > 0 ? this.release(chunk, from, len) : chunk
-      const start = head === chunk ? from : 0
-      const scanner = sink.oversized(head, start, head.length, this.eventAt)
-      if (!this.stopped) {
-        this.passing = true
-        this.scanner = scanner
-        scanner?.write(head, start, head.length)
-      }
-      if (head === chunk) return finish(out, chunk, flushed)
-      return finish([head], chunk, len)
-    }
-    if (eventStart > 0) {
-      // A copy, so that a few bytes held never keep a whole chunk alive.
-      this.held.push(Buffer.from(chunk.subarray(eventStart)))
-      this.heldBytes = len - eventStart
-      out ??= []
-      if (eventStart > flushed) out.push(chunk.subarray(flushed, eventStart))
-      return out
-    }
-    this.held.push(chunk)
-    this.heldBytes += len
-    return out ?? []
-  }
-
-  /** A complete element over the bound: it leaves as it came, its payload read by the sink's scanner. */
-  private oversizedWhole(buf: Buffer, start: number, end: number, at: number, sink: EventSink): undefined {
-    const scanner = sink.oversized(buf, start, end, at)
-    if (scanner === undefined || this.stopped) return undefined
-    scanner.write(buf, start, end)
-    scanner.end()
-    return undefined
-  }
-
   /** Input this framer cannot follow: the sink is told, and every byte from `chunk[i]` on passes. */
   private halt(
     reason: string,
@@ -292,13 +233,6 @@ export class JsonArrayFramer implements Framer {
     this.stopped = true
     sink.stopped(reason, base + i)
     return finish(out, chunk, flushed)
-  }
-
-  /** The held pieces and `chunk[from, to)` as one buffer, copied once; nothing is held afterwards. */
-  private release(chunk: Buffer, from: number, to: number): Buffer {
-    const event = joinHeld(this.held, this.heldBytes, chunk, from, to)
-    this.heldBytes = 0
-    return event
   }
 
   end(sink: EventSink): Buffer[] {

@@ -10,7 +10,7 @@
  * does not end in `}`): then it leaves unread and the response is recorded incomplete.
  */
 import { NO_NAME, type DecodedEvent, type EventSink, type Framer, type PayloadScanner } from './types.js'
-import { finish, joinHeld, toBuffer } from './pieces.js'
+import { finish, HeldEventFramer, toBuffer } from './pieces.js'
 
 const LF = 0x0a
 const CR = 0x0d
@@ -24,22 +24,14 @@ function blank(buf: Buffer, start: number, end: number): boolean {
   return true
 }
 
-export class NdjsonFramer implements Framer {
+export class NdjsonFramer extends HeldEventFramer implements Framer {
   readonly kind = 'ndjson' as const
-  stopped = false
 
   private seen = 0 // stream bytes pushed so far
   // The line in progress, held: its pieces, their length, its stream offset.
-  private readonly held: Buffer[] = []
-  private heldBytes = 0
-  private eventAt = 0
   // The line in progress grew over the bound: its bytes leave as they come, read by `scanner`, if any.
-  private passing = false
-  private scanner: PayloadScanner | undefined
   // Inside push or end: bytes held when a sink stops the framer leave with what push or end returns.
   private busy = false
-
-  constructor(private readonly maxEventBytes: number) {}
 
   push(chunk: Buffer, sink: EventSink): Buffer[] {
     const base = this.seen
@@ -62,7 +54,7 @@ export class NdjsonFramer implements Framer {
     if (this.passing || this.heldBytes > 0) {
       // The line began in an earlier chunk.
       const nl = chunk.indexOf(LF)
-      if (nl === -1) return this.pending(chunk, 0, base, out, flushed, sink)
+      if (nl === -1) return this.pendingLine(chunk, 0, base, out, flushed, sink)
       if (this.passing) {
         this.passing = false
         const scanner = this.scanner
@@ -81,7 +73,7 @@ export class NdjsonFramer implements Framer {
     }
     while (i < len) {
       const nl = chunk.indexOf(LF, i)
-      if (nl === -1) return this.pending(chunk, i, base, out, flushed, sink)
+      if (nl === -1) return this.pendingLine(chunk, i, base, out, flushed, sink)
       const end = nl > i && chunk[nl - 1] === CR ? nl - 1 : nl
       if (!blank(chunk, i, end)) {
         const replacement =
@@ -114,11 +106,8 @@ export class NdjsonFramer implements Framer {
     return end === line.length ? [toBuffer(replacement)] : [toBuffer(replacement), line.subarray(end)]
   }
 
-  /**
-   * The line from `chunk[from]` goes on past the chunk: held, or, once it is over the bound, leaving as it
-   * comes with its payload read on the way by the sink's scanner.
-   */
-  private pending(
+  /** The line from `chunk[from]` goes on past the chunk: its offset is noted, then as for every held event. */
+  private pendingLine(
     chunk: Buffer,
     from: number,
     base: number,
@@ -126,51 +115,8 @@ export class NdjsonFramer implements Framer {
     flushed: number,
     sink: EventSink,
   ): Buffer[] {
-    const len = chunk.length
-    if (this.passing) {
-      this.scanner?.write(chunk, from, len)
-      return finish(out, chunk, flushed)
-    }
-    if (this.heldBytes === 0) this.eventAt = base + from
-    if (this.heldBytes + len - from > this.maxEventBytes) {
-      const head = this.heldBytes > 0 ? this.release(chunk, from, len) : chunk
-      const start = head === chunk ? from : 0
-      const scanner = sink.oversized(head, start, head.length, this.eventAt)
-      if (!this.stopped) {
-        this.passing = true
-        this.scanner = scanner
-        scanner?.write(head, start, head.length)
-      }
-      if (head === chunk) return finish(out, chunk, flushed)
-      return finish([head], chunk, len)
-    }
-    if (from > 0) {
-      // A copy, so that a few bytes held never keep a whole chunk alive.
-      this.held.push(Buffer.from(chunk.subarray(from)))
-      this.heldBytes = len - from
-      out ??= []
-      if (from > flushed) out.push(chunk.subarray(flushed, from))
-      return out
-    }
-    this.held.push(chunk)
-    this.heldBytes += len
-    return out ?? []
-  }
-
-  /** A complete line over the bound: it leaves as it came, its payload read by the sink's scanner. */
-  private oversizedWhole(buf: Buffer, start: number, end: number, at: number, sink: EventSink): undefined {
-    const scanner = sink.oversized(buf, start, end, at)
-    if (scanner === undefined || this.stopped) return undefined
-    scanner.write(buf, start, end)
-    scanner.end()
-    return undefined
-  }
-
-  /** The held pieces and `chunk[from, to)` as one buffer, copied once; nothing is held afterwards. */
-  private release(chunk: Buffer, from: number, to: number): Buffer {
-    const line = joinHeld(this.held, this.heldBytes, chunk, from, to)
-    this.heldBytes = 0
-    return line
+    if (!this.passing && this.heldBytes === 0) this.eventAt = base + from
+    return this.pending(chunk, from, out, flushed, sink)
   }
 
   end(sink: EventSink): Buffer[] {
