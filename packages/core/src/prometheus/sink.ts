@@ -92,6 +92,50 @@ function metric<M extends Counter<string> | Histogram<string>>(
 }
 
 /**
+ * A counter's sums, kept per label set and handed to prom-client when it is scraped. prom-client hashes
+ * the whole label set on every `inc`, and a record makes nine of them; a tally keys the label set once
+ * per record and adds to a number (docs/metrics.md#cost-per-record). Every sink on one registry shares
+ * the metric, and so its tally.
+ */
+class Tally {
+  private readonly series = new Map<string, { labels: Labels; value: number }>()
+
+  /** The series for `key` (its labels copied when it is new): a sink keeps it and adds to `value`. */
+  entry(key: string, labels: Labels): { labels: Labels; value: number } {
+    let known = this.series.get(key)
+    if (!known) this.series.set(key, (known = { labels: { ...labels }, value: 0 }))
+    return known
+  }
+
+  /** At scrape time: the counter holds exactly the sums. */
+  report(counter: Counter<string>): void {
+    counter.reset()
+    for (const { labels, value } of this.series.values()) counter.inc(labels, value)
+  }
+}
+
+const TALLIES = new WeakMap<object, Tally>()
+
+/** A counter whose values come from its tally when scraped. */
+function talliedCounter(
+  registry: Registry,
+  config: { name: string; help: string; labelNames: readonly string[] },
+): { counter: Counter<string>; tally: Tally } {
+  const counter = metric(registry, Counter, {
+    ...config,
+    collect(this: Counter<string>) {
+      TALLIES.get(this)?.report(this)
+    },
+  } as never)
+  let tally = TALLIES.get(counter)
+  if (!tally) TALLIES.set(counter, (tally = new Tally()))
+  return { counter, tally }
+}
+
+/** Joins label values into one key; a separator no label value holds. */
+const SEP = '\u0000'
+
+/**
  * A sink that turns every usage record into Prometheus metrics on `registry`: token counters per canonical
  * bucket, requests by status, corrections made on the wire, time to first byte and duration. Records of
  * every status count (an aborted stream's tokens were generated and billed). Options are checked here,
@@ -104,7 +148,7 @@ export function prometheusSink(options: PrometheusSinkOptions = {}): PrometheusS
   const common = ['model', 'dialect', 'route', ...attributeLabels]
 
   const counter = (name: string, help: string, labelNames: readonly string[] = common) =>
-    metric(registry, Counter, { name, help, labelNames })
+    talliedCounter(registry, { name, help, labelNames }).tally
   const histogram = (name: string, help: string, buckets: readonly number[]) =>
     metric(registry, Histogram, { name, help, labelNames: [...common, 'status'], buckets })
 
@@ -136,11 +180,11 @@ export function prometheusSink(options: PrometheusSinkOptions = {}): PrometheusS
     'Usage fields usagewire rewrote on the wire because the upstream sent a wrong or missing value (field: path inside the usage block).',
     [...common, 'field'],
   )
-  const overflow = counter(
-    'usagewire_label_overflow_total',
-    'Label values exported as "other" because the label reached its cap of distinct values or the value is not in its allow-list.',
-    ['label'],
-  )
+  const overflow = metric(registry, Counter, {
+    name: 'usagewire_label_overflow_total',
+    help: 'Label values exported as "other" because the label reached its cap of distinct values or the value is not in its allow-list.',
+    labelNames: ['label'],
+  })
   const firstByte = histogram(
     'usagewire_time_to_first_byte_seconds',
     "Seconds from the request to the response's first byte, as usagewire saw them.",
@@ -158,6 +202,29 @@ export function prometheusSink(options: PrometheusSinkOptions = {}): PrometheusS
     onOverflow: (label) => overflow.inc({ label }),
   })
 
+  type Entry = { labels: Labels; value: number }
+  interface SeriesSet {
+    input: Entry
+    cacheRead: Entry
+    output: Entry
+    reasoning: Entry
+    writeUnknown?: Entry
+    write5m?: Entry
+    write1h?: Entry
+    requests: Map<string, Entry>
+    corrections: Map<string, Entry>
+  }
+  // The series of each label set seen: a record adds to numbers, never re-keys nine counters.
+  const sets = new Map<string, SeriesSet>()
+  const seriesSet = (key: string, labels: Labels): SeriesSet => ({
+    input: input.entry(key, labels),
+    cacheRead: cacheRead.entry(key, labels),
+    output: output.entry(key, labels),
+    reasoning: reasoning.entry(key, labels),
+    requests: new Map(),
+    corrections: new Map(),
+  })
+
   return {
     name: 'prometheus',
     registry,
@@ -167,32 +234,49 @@ export function prometheusSink(options: PrometheusSinkOptions = {}): PrometheusS
         dialect: String(record.dialect),
         route: guard.value('route', String(record.route)),
       }
+      let key = labels.model + SEP + labels.dialect + SEP + labels.route
       for (const name of attributeLabels) {
         const value = record.attributes?.[name]
         labels[name] = typeof value === 'string' ? guard.value(name, value) : ''
+        key += SEP + labels[name]
       }
-      const status = { ...labels, status: String(record.status) }
-      requests.inc(status)
+      // One lookup per record: the series of this label set, kept by the sink once made.
+      let set = sets.get(key)
+      if (!set) sets.set(key, (set = seriesSet(key, labels)))
+      const statusName = String(record.status)
+      let statusEntry = set.requests.get(statusName)
+      if (!statusEntry) {
+        statusEntry = requests.entry(key + SEP + statusName, { ...labels, status: statusName })
+        set.requests.set(statusName, statusEntry)
+      }
+      statusEntry.value += 1
 
       // Every token series is written, 0 included: a cache counter with no series at all cannot be told
       // from a broken pipeline (docs/metrics.md#zero-is-a-value).
       const usage = record.usage ?? {}
-      input.inc(labels, tokens(usage.input))
-      cacheRead.inc(labels, tokens(usage.cacheRead))
-      output.inc(labels, tokens(usage.output))
-      reasoning.inc(labels, tokens(usage.reasoning))
+      set.input.value += tokens(usage.input)
+      set.cacheRead.value += tokens(usage.cacheRead)
+      set.output.value += tokens(usage.output)
+      set.reasoning.value += tokens(usage.reasoning)
       // The TTL split, when reported, is a part of cacheWrite; what it does not cover is `unknown`.
       const split5m = tokens(usage.cacheWrite5m)
       const split1h = tokens(usage.cacheWrite1h)
-      if (split5m > 0) cacheWrite.inc({ ...labels, ttl: '5m' }, split5m)
-      if (split1h > 0) cacheWrite.inc({ ...labels, ttl: '1h' }, split1h)
+      if (split5m > 0) (set.write5m ??= cacheWrite.entry(key + SEP + '5m', { ...labels, ttl: '5m' })).value += split5m
+      if (split1h > 0) (set.write1h ??= cacheWrite.entry(key + SEP + '1h', { ...labels, ttl: '1h' })).value += split1h
       const rest = tokens(usage.cacheWrite) - split5m - split1h
-      if (rest > 0 || split5m + split1h === 0) cacheWrite.inc({ ...labels, ttl: 'unknown' }, Math.max(rest, 0))
-
-      for (const correction of record.corrections ?? []) {
-        corrections.inc({ ...labels, field: guard.value('field', String(correction.field)) })
+      if (rest > 0 || split5m + split1h === 0) {
+        set.writeUnknown ??= cacheWrite.entry(key + SEP + 'unknown', { ...labels, ttl: 'unknown' })
+        set.writeUnknown.value += Math.max(rest, 0)
       }
 
+      for (const correction of record.corrections ?? []) {
+        const field = guard.value('field', String(correction.field))
+        let entry = set.corrections.get(field)
+        if (!entry) set.corrections.set(field, (entry = corrections.entry(key + SEP + field, { ...labels, field })))
+        entry.value += 1
+      }
+
+      const status = { ...labels, status: statusName }
       const firstByteMs = record.timing?.firstByteMs
       const totalMs = record.timing?.totalMs
       if (observable(firstByteMs)) firstByte.observe(status, firstByteMs / 1000)
