@@ -4,66 +4,15 @@
  * `metadata.usage` / `usage`, and the record (docs/dialects/bedrock-converse.md). The SDK checks every
  * frame's CRCs, so a rewritten `metadata` frame it accepts is a valid one.
  */
-import http, { type Server } from 'node:http'
-import { BedrockRuntimeClient, ConverseCommand, ConverseStreamCommand } from '@aws-sdk/client-bedrock-runtime'
-import { NodeHttpHandler } from '@smithy/node-http-handler'
-import { afterEach, describe, expect, it } from 'vitest'
-import { listen, shut, startGateway, type Gateway } from '../express/helpers.js'
+import { ConverseCommand, ConverseStreamCommand } from '@aws-sdk/client-bedrock-runtime'
+import { describe, expect, it } from 'vitest'
 import { converseBody, converseStream, exception, converseEvent } from './bodies.js'
-
-interface Mock {
-  url: string
-  paths: string[]
-  close(): Promise<void>
-}
-
-/** Writes each frame on its own, split in two, as a network would; no Content-Length, as AWS does. */
-async function mockBedrock(reply: { type: string; body: Buffer }): Promise<Mock> {
-  const paths: string[] = []
-  const server: Server = http.createServer((req, res) => {
-    req.resume()
-    req.on('end', async () => {
-      paths.push(req.url ?? '')
-      const { type, body } = reply
-      res.writeHead(200, { 'content-type': type, 'x-amzn-requestid': 'req-cnv-1' })
-      for (let pos = 0; pos < body.length;) {
-        const size = type.includes('eventstream') ? body.readUInt32BE(pos) : body.length
-        const half = Math.ceil(size / 2)
-        res.write(body.subarray(pos, pos + half))
-        await new Promise((r) => setImmediate(r))
-        res.write(body.subarray(pos + half, pos + size))
-        pos += size
-      }
-      res.end()
-    })
-  })
-  const url = await listen(server)
-  return { url, paths, close: () => shut(server) }
-}
-
-const client = (endpoint: string) =>
-  new BedrockRuntimeClient({
-    endpoint,
-    region: 'us-east-1',
-    credentials: { accessKeyId: 'x', secretAccessKey: 'y' },
-    requestHandler: new NodeHttpHandler(),
-    maxAttempts: 1,
-  })
+import { client, useRig } from './mock.js'
 
 const input = (modelId: string) => ({ modelId, messages: [{ role: 'user' as const, content: [{ text: 'hi' }] }] })
 
-let open: Array<{ close(): Promise<void> }> = []
-afterEach(async () => {
-  await Promise.all(open.map((s) => s.close()))
-  open = []
-})
-
-async function rig(reply: { type: string; body: Buffer }): Promise<{ mock: Mock; gateway: Gateway }> {
-  const mock = await mockBedrock(reply)
-  const gateway = await startGateway(mock.url)
-  open.push(gateway, mock)
-  return { mock, gateway }
-}
+const rigOf = useRig()
+const rig = (reply: { type: string; body: Buffer }) => rigOf(() => reply)
 
 const EVENTSTREAM = 'application/vnd.amazon.eventstream'
 

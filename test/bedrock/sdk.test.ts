@@ -5,59 +5,12 @@
  * (docs/dialects/bedrock-invoke.md#the-last-message_delta-waits-for-the-metrics). SigV4 signs the
  * request only, so the rewritten response is one the SDK accepts (it checks every frame's CRCs).
  */
-import http, { type Server } from 'node:http'
-import {
-  BedrockRuntimeClient,
-  InvokeModelCommand,
-  InvokeModelWithResponseStreamCommand,
-} from '@aws-sdk/client-bedrock-runtime'
-import { NodeHttpHandler } from '@smithy/node-http-handler'
-import { afterEach, describe, expect, it } from 'vitest'
-import { listen, shut, startGateway, type Gateway } from '../express/helpers.js'
+import { InvokeModelCommand, InvokeModelWithResponseStreamCommand } from '@aws-sdk/client-bedrock-runtime'
+import { describe, expect, it } from 'vitest'
 import { anthropicStream, exception, chunk } from './bodies.js'
+import { client, useRig } from './mock.js'
 
 const MODEL_ID = 'anthropic.claude-sonnet-4-5-20250929-v1:0'
-
-interface Mock {
-  url: string
-  paths: string[]
-  close(): Promise<void>
-}
-
-/** Writes each frame on its own, split in two, as a network would; no Content-Length (chunked), as AWS does. */
-async function mockBedrock(
-  reply: (path: string) => { type: string; body: Buffer; headers?: Record<string, string> },
-): Promise<Mock> {
-  const paths: string[] = []
-  const server: Server = http.createServer((req, res) => {
-    req.resume()
-    req.on('end', async () => {
-      paths.push(req.url ?? '')
-      const { type, body, headers } = reply(req.url ?? '')
-      res.writeHead(200, { 'content-type': type, 'x-amzn-requestid': 'req-bdrk-1', ...headers })
-      for (let pos = 0; pos < body.length;) {
-        const size = type.includes('eventstream') ? body.readUInt32BE(pos) : body.length
-        const half = Math.ceil(size / 2)
-        res.write(body.subarray(pos, pos + half))
-        await new Promise((r) => setImmediate(r))
-        res.write(body.subarray(pos + half, pos + size))
-        pos += size
-      }
-      res.end()
-    })
-  })
-  const url = await listen(server)
-  return { url, paths, close: () => shut(server) }
-}
-
-const client = (endpoint: string) =>
-  new BedrockRuntimeClient({
-    endpoint,
-    region: 'us-east-1',
-    credentials: { accessKeyId: 'x', secretAccessKey: 'y' },
-    requestHandler: new NodeHttpHandler(),
-    maxAttempts: 1,
-  })
 
 const request = {
   modelId: MODEL_ID,
@@ -70,18 +23,7 @@ const request = {
   }),
 }
 
-let open: Array<{ close(): Promise<void> }> = []
-afterEach(async () => {
-  await Promise.all(open.map((s) => s.close()))
-  open = []
-})
-
-async function rig(reply: Parameters<typeof mockBedrock>[0]): Promise<{ mock: Mock; gateway: Gateway }> {
-  const mock = await mockBedrock(reply)
-  const gateway = await startGateway(mock.url)
-  open.push(gateway, mock)
-  return { mock, gateway }
-}
+const rig = useRig()
 
 /** What an application does with the stream: decode each chunk, keep usage as the Anthropic SDK does. */
 async function consume(stream: AsyncIterable<{ chunk?: { bytes?: Uint8Array } }>) {

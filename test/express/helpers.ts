@@ -23,182 +23,12 @@ export const sha256 = (data: Uint8Array | string): string => createHash('sha256'
 // Gates, polling and servers on 127.0.0.1: the same as the conformance matrix's.
 export { createGate, listen, shut, waitFor, within, type Gate } from '../matrix/upstream.js'
 import { listen, shut, waitFor } from '../matrix/upstream.js'
+import { ANTHROPIC_MODEL, CHAT_MODEL } from '../wire-fixtures.js'
 
 // ---------------------------------------------------------------------------------------------------------
-// Wire fixtures
+// Wire fixtures: shared with the conformance matrix
 
-/** One named SSE event (Anthropic, OpenAI Responses). */
-export const sseEvent = (name: string, data: unknown): string => `event: ${name}\ndata: ${JSON.stringify(data)}\n\n`
-
-/** One data-only SSE event (OpenAI Chat Completions). */
-export const sseData = (data: unknown): string => `data: ${typeof data === 'string' ? data : JSON.stringify(data)}\n\n`
-
-export interface AnthropicStreamSpec {
-  model?: string
-  /** `message_start.message.usage` */
-  start: Record<string, unknown>
-  /** `message_delta.usage` */
-  delta: Record<string, unknown>
-  /** Text deltas of the single text block. */
-  texts?: string[]
-}
-
-export const ANTHROPIC_MODEL = 'claude-sonnet-4-6'
-
-/** The events of one Anthropic Messages stream, each as its own string (so each can be its own write). */
-export function anthropicStream({
-  model = ANTHROPIC_MODEL,
-  start,
-  delta,
-  texts = ['Hello', ', wörld ✓'],
-}: AnthropicStreamSpec): string[] {
-  return [
-    sseEvent('message_start', {
-      type: 'message_start',
-      message: {
-        id: 'msg_01XFDUDYJgAACzvnptvVoYEL',
-        type: 'message',
-        role: 'assistant',
-        model,
-        content: [],
-        stop_reason: null,
-        stop_sequence: null,
-        usage: start,
-      },
-    }),
-    sseEvent('content_block_start', {
-      type: 'content_block_start',
-      index: 0,
-      content_block: { type: 'text', text: '' },
-    }),
-    sseEvent('ping', { type: 'ping' }),
-    ...texts.map((text) =>
-      sseEvent('content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text } }),
-    ),
-    sseEvent('content_block_stop', { type: 'content_block_stop', index: 0 }),
-    sseEvent('message_delta', {
-      type: 'message_delta',
-      delta: { stop_reason: 'end_turn', stop_sequence: null },
-      usage: delta,
-    }),
-    sseEvent('message_stop', { type: 'message_stop' }),
-  ]
-}
-
-/** A non-streaming Anthropic Messages body. */
-export function anthropicMessage(
-  usage: Record<string, unknown>,
-  text = 'Héllo ✓',
-  model = ANTHROPIC_MODEL,
-): Record<string, unknown> {
-  return {
-    id: 'msg_01XFDUDYJgAACzvnptvVoYEL',
-    type: 'message',
-    role: 'assistant',
-    model,
-    content: [{ type: 'text', text }],
-    stop_reason: 'end_turn',
-    stop_sequence: null,
-    usage,
-  }
-}
-
-export const CHAT_MODEL = 'gpt-4o-2024-08-06'
-
-/** An OpenAI chat stream ending with a usage-only chunk (`choices: []`) and `[DONE]`. */
-export function chatStream(usage: Record<string, unknown>, texts = ['Hel', 'lo ✓'], model = CHAT_MODEL): string[] {
-  const base = {
-    id: 'chatcmpl-B9MHDbslfkBeAs8l4bebGdFOJ6PeG',
-    object: 'chat.completion.chunk',
-    created: 1741570283,
-    model,
-  }
-  return [
-    sseData({
-      ...base,
-      choices: [{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null }],
-      usage: null,
-    }),
-    ...texts.map((content) =>
-      sseData({ ...base, choices: [{ index: 0, delta: { content }, finish_reason: null }], usage: null }),
-    ),
-    sseData({ ...base, choices: [{ index: 0, delta: {}, finish_reason: 'stop' }], usage: null }),
-    sseData({ ...base, choices: [], usage }),
-    sseData('[DONE]'),
-  ]
-}
-
-/** A non-streaming chat completion body. */
-export function chatCompletion(
-  usage: Record<string, unknown>,
-  content = 'Héllo ✓',
-  model = CHAT_MODEL,
-): Record<string, unknown> {
-  return {
-    id: 'chatcmpl-B9MHDbslfkBeAs8l4bebGdFOJ6PeG',
-    object: 'chat.completion',
-    created: 1741570283,
-    model,
-    choices: [
-      { index: 0, message: { role: 'assistant', content, refusal: null }, logprobs: null, finish_reason: 'stop' },
-    ],
-    usage,
-  }
-}
-
-export const RESPONSES_MODEL = 'gpt-5-2025-08-07'
-
-/** An OpenAI Responses stream ending in `response.completed` with `usage`. */
-export function responsesStream(usage: Record<string, unknown>, text = 'Hello ✓', model = RESPONSES_MODEL): string[] {
-  const response = (status: string, extra: Record<string, unknown>) => ({
-    id: 'resp_67ccd2bed1ec8190b14f964abc0542670bb6a6b452d3795b',
-    object: 'response',
-    created_at: 1741476542,
-    status,
-    model,
-    output: [],
-    usage: null,
-    ...extra,
-  })
-  const item = {
-    id: 'msg_67ccd2bf17f0819081ff3bb2cf6508e6',
-    type: 'message',
-    status: 'in_progress',
-    role: 'assistant',
-    content: [],
-  }
-  const part = { type: 'output_text', text: '', annotations: [] }
-  let seq = 0
-  const ev = (type: string, data: Record<string, unknown>) => sseEvent(type, { type, sequence_number: seq++, ...data })
-  const done = { ...item, status: 'completed', content: [{ ...part, text }] }
-  return [
-    ev('response.created', { response: response('in_progress', {}) }),
-    ev('response.in_progress', { response: response('in_progress', {}) }),
-    ev('response.output_item.added', { output_index: 0, item }),
-    ev('response.content_part.added', { item_id: item.id, output_index: 0, content_index: 0, part }),
-    ev('response.output_text.delta', { item_id: item.id, output_index: 0, content_index: 0, delta: text }),
-    ev('response.output_text.done', { item_id: item.id, output_index: 0, content_index: 0, text }),
-    ev('response.content_part.done', { item_id: item.id, output_index: 0, content_index: 0, part: { ...part, text } }),
-    ev('response.output_item.done', { output_index: 0, item: done }),
-    ev('response.completed', { response: response('completed', { output: [done], usage }) }),
-  ]
-}
-
-/** Cuts an SSE body into `{ name, data }` events (enough for the bodies these tests produce). */
-export function parseSse(text: string): Array<{ name: string | undefined; data: string }> {
-  return text
-    .split(/\r?\n\r?\n/)
-    .filter((block) => block.trim() !== '')
-    .map((block) => {
-      let name: string | undefined
-      const data: string[] = []
-      for (const line of block.split(/\r?\n/)) {
-        if (line.startsWith('event:')) name = line.slice(6).trim()
-        else if (line.startsWith('data:')) data.push(line.slice(5).replace(/^ /, ''))
-      }
-      return { name, data: data.join('\n') }
-    })
-}
+export * from '../wire-fixtures.js'
 
 // ---------------------------------------------------------------------------------------------------------
 // Mock upstream
@@ -416,9 +246,6 @@ export const anthropicRequest = {
   messages: [{ role: 'user' as const, content: 'hi' }],
 }
 export const chatRequest = { model: CHAT_MODEL, messages: [{ role: 'user' as const, content: 'hi' }] }
-
-export const SSE_HEADERS = { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache' } as const
-export const JSON_HEADERS = { 'content-type': 'application/json' } as const
 
 export interface Rig {
   upstream: Upstream
