@@ -1,50 +1,10 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { JsonArrayFramer } from './json-array.js'
-import type { EventSink, PayloadScanner } from './types.js'
+import { RecordingSink } from './test-sink.js'
 
-/** A scanner that keeps what it is fed. */
-class Collector implements PayloadScanner {
-  readonly pieces: Buffer[] = []
-  ended = 0
-  write(bytes: Buffer, start: number, end: number): void {
-    this.pieces.push(Buffer.from(bytes.subarray(start, end)))
-  }
-  end(): void {
-    this.ended++
-  }
-  get text(): string {
-    return Buffer.concat(this.pieces).toString('utf8')
-  }
-}
-
-/** A sink that records what the framer hands it, and may replace elements. */
-class Sink implements EventSink {
-  readonly events: { raw: string; at: number }[] = []
-  readonly oversize: { head: string; at: number; scanner: Collector }[] = []
-  readonly stops: { reason: string; at: number }[] = []
-  constructor(private readonly replace?: (raw: string) => string | undefined) {}
-  passes(): boolean {
-    throw new Error('a JSON array has no named heads')
-  }
-  skips(): boolean {
-    throw new Error('a JSON array is always framed')
-  }
-  event(buf: Buffer, start: number, end: number, at: number): Uint8Array | undefined {
-    const raw = buf.toString('utf8', start, end)
-    this.events.push({ raw, at })
-    const replacement = this.replace?.(raw)
-    return replacement === undefined ? undefined : Buffer.from(replacement)
-  }
-  oversized(buf: Buffer, start: number, end: number, at: number): PayloadScanner {
-    const scanner = new Collector()
-    this.oversize.push({ head: buf.toString('utf8', start, end), at, scanner })
-    return scanner
-  }
-  stopped(reason: string, at: number): void {
-    this.stops.push({ reason, at })
-  }
-}
+/** The framer's sink in these tests. */
+class Sink extends RecordingSink {}
 
 function run(
   body: Buffer | string,

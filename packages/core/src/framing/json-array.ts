@@ -11,7 +11,7 @@
  * array (an error body) is one element. Anything else that is not a JSON array stops the framer: from
  * there every byte passes untouched (fail open).
  */
-import { NO_NAME, type DecodedEvent, type EventSink, type Framer, type PayloadScanner } from './types.js'
+import type { EventSink, Framer } from './types.js'
 import { finish, HeldEventFramer, toBuffer } from './pieces.js'
 
 const QUOTE = 0x22
@@ -52,8 +52,6 @@ export class JsonArrayFramer extends HeldEventFramer implements Framer {
   private scalar = false // a number, true, false or null: ends at the next delimiter
   // The element in progress, held: its pieces, their length, its stream offset.
   // The element in progress grew over the bound: its bytes leave as they come, read by `scanner`, if any.
-  // Inside push or end: bytes held when a sink stops the framer leave with what push or end returns.
-  private busy = false
 
   push(chunk: Buffer, sink: EventSink): Buffer[] {
     const base = this.seen
@@ -256,26 +254,5 @@ export class JsonArrayFramer extends HeldEventFramer implements Framer {
     } finally {
       this.busy = false
     }
-  }
-
-  stop(): Buffer[] {
-    this.stopped = true
-    if (this.busy) return []
-    const held = this.held.slice()
-    this.held.length = 0
-    this.heldBytes = 0
-    return held
-  }
-
-  matchName(): number {
-    return NO_NAME
-  }
-
-  decode(buf: Buffer, start: number, end: number): DecodedEvent {
-    return { name: undefined, data: buf.toString('utf8', start, end) }
-  }
-
-  encode(_buf: Buffer, _start: number, _end: number, _event: DecodedEvent, data: string): Buffer {
-    return Buffer.from(data, 'utf8')
   }
 }

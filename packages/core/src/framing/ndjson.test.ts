@@ -1,47 +1,10 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { NdjsonFramer } from './ndjson.js'
-import type { EventSink, PayloadScanner } from './types.js'
+import { RecordingSink } from './test-sink.js'
 
-/** A scanner that keeps what it is fed. */
-class Collector implements PayloadScanner {
-  readonly pieces: Buffer[] = []
-  ended = 0
-  write(bytes: Buffer, start: number, end: number): void {
-    this.pieces.push(Buffer.from(bytes.subarray(start, end)))
-  }
-  end(): void {
-    this.ended++
-  }
-  get text(): string {
-    return Buffer.concat(this.pieces).toString('utf8')
-  }
-}
-
-/** A sink that records the lines the framer hands it, and may replace them. */
-class Sink implements EventSink {
-  readonly events: { raw: string; at: number }[] = []
-  readonly oversize: { head: string; at: number; scanner: Collector }[] = []
-  constructor(private readonly replace?: (raw: string) => string | undefined) {}
-  passes(): boolean {
-    throw new Error('NDJSON lines have no named heads')
-  }
-  skips(): boolean {
-    throw new Error('NDJSON is always framed')
-  }
-  event(buf: Buffer, start: number, end: number, at: number): Uint8Array | undefined {
-    const raw = buf.toString('utf8', start, end)
-    this.events.push({ raw, at })
-    const replacement = this.replace?.(raw)
-    return replacement === undefined ? undefined : Buffer.from(replacement)
-  }
-  oversized(buf: Buffer, start: number, end: number, at: number): PayloadScanner {
-    const scanner = new Collector()
-    this.oversize.push({ head: buf.toString('utf8', start, end), at, scanner })
-    return scanner
-  }
-  stopped(): void {}
-}
+/** The framer's sink in these tests. */
+class Sink extends RecordingSink {}
 
 /** Pushes `body` cut at `sizes` (cycled), then ends; returns what left and the chunks that left untouched. */
 function run(body: string, sizes: number[], sink: Sink, max = 1 << 20) {

@@ -9,7 +9,7 @@
  * completes. A last line without its LF is still an event at the end of the body, unless it is cut (it
  * does not end in `}`): then it leaves unread and the response is recorded incomplete.
  */
-import { NO_NAME, type DecodedEvent, type EventSink, type Framer, type PayloadScanner } from './types.js'
+import type { EventSink, Framer } from './types.js'
 import { finish, HeldEventFramer, toBuffer } from './pieces.js'
 
 const LF = 0x0a
@@ -30,8 +30,6 @@ export class NdjsonFramer extends HeldEventFramer implements Framer {
   private seen = 0 // stream bytes pushed so far
   // The line in progress, held: its pieces, their length, its stream offset.
   // The line in progress grew over the bound: its bytes leave as they come, read by `scanner`, if any.
-  // Inside push or end: bytes held when a sink stops the framer leave with what push or end returns.
-  private busy = false
 
   push(chunk: Buffer, sink: EventSink): Buffer[] {
     const base = this.seen
@@ -141,26 +139,5 @@ export class NdjsonFramer extends HeldEventFramer implements Framer {
     } finally {
       this.busy = false
     }
-  }
-
-  stop(): Buffer[] {
-    this.stopped = true
-    if (this.busy) return []
-    const held = this.held.slice()
-    this.held.length = 0
-    this.heldBytes = 0
-    return held
-  }
-
-  matchName(): number {
-    return NO_NAME
-  }
-
-  decode(buf: Buffer, start: number, end: number): DecodedEvent {
-    return { name: undefined, data: buf.toString('utf8', start, end) }
-  }
-
-  encode(_buf: Buffer, _start: number, _end: number, _event: DecodedEvent, data: string): Buffer {
-    return Buffer.from(data, 'utf8')
   }
 }

@@ -1,4 +1,4 @@
-import type { EventSink, PayloadScanner } from './types.js'
+import { NO_NAME, type DecodedEvent, type EventSink, type PayloadScanner } from './types.js'
 
 /**
  * What every framer does with the pieces of a chunk: hand back bytes as Buffers without copying, return
@@ -40,6 +40,8 @@ export abstract class HeldEventFramer {
   protected eventAt = 0
   protected passing = false
   protected scanner: PayloadScanner | undefined
+  /** Inside push or end: bytes held when a sink stops the framer leave with what push or end returns. */
+  protected busy = false
 
   constructor(protected readonly maxEventBytes: number) {}
 
@@ -97,5 +99,27 @@ export abstract class HeldEventFramer {
     const event = joinHeld(this.held, this.heldBytes, chunk, from, to)
     this.heldBytes = 0
     return event
+  }
+
+  stop(): Buffer[] {
+    this.stopped = true
+    if (this.busy) return []
+    const held = this.held.slice()
+    this.held.length = 0
+    this.heldBytes = 0
+    return held
+  }
+
+  /** Elements and lines have no names. */
+  matchName(): number {
+    return NO_NAME
+  }
+
+  decode(buf: Buffer, start: number, end: number): DecodedEvent {
+    return { name: undefined, data: buf.toString('utf8', start, end) }
+  }
+
+  encode(_buf: Buffer, _start: number, _end: number, _event: DecodedEvent, data: string): Buffer {
+    return Buffer.from(data, 'utf8')
   }
 }
