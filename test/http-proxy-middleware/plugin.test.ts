@@ -417,6 +417,24 @@ describe.each(MAJORS)('http-proxy-middleware %s', (_, create) => {
     await waitFor(() => upstream.progress.closedEarly, 'the upstream connection to close')
   })
 
+  it("the client leaves mid-stream with onAbort 'drain': the upstream is read to its end for the record", async () => {
+    const release = createGate()
+    gates.push(release)
+    const chunks = zeroing()
+    upstream.reply = () => ({ headers: SSE_HEADERS, chunks, holdBefore: 3, hold: release.promise })
+    const gw = await gateway(create, 'node:http', {}, { onAbort: 'drain' })
+    const response = open(`${gw.url}/v1/messages`)
+    await response.events(3)
+    response.request.destroy()
+    await response.done
+    await new Promise((r) => setTimeout(r, 30))
+    expect(gw.records.map((r) => [r.status, r.error])).toEqual([]) // the record waits for the rest of the upstream body
+    release.open()
+    const record = await gw.record()
+    expect(record).toMatchObject({ status: 'aborted', final: true, usage: TRUE_RECORD })
+    expect(upstream.progress.closedEarly).toBe(false)
+  })
+
   it('the client leaves before the upstream answered: the upstream request is cancelled', async () => {
     let upstreamClosed = false
     let answering!: () => void

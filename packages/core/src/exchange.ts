@@ -13,7 +13,16 @@ import {
 import type { Pricer } from './cost/price.js'
 import type { RecordUsage, UsageRecord, UsageStatus } from './record.js'
 import type { Sinks } from './sinks.js'
+import { matchRoute, routeOf } from './routes.js'
+import { UpstreamTap } from './tap.js'
 import { isObject } from './usage.js'
+
+/** How long a client-facing final usage event waits for the upstream tap, by default (ms). */
+export const DEFAULT_MAX_WAIT_MS = 1000
+/** How long a held `message_start` waits for the prompt's true counts, by default (ms). */
+export const DEFAULT_MAX_HOLD_MS = 5000
+/** How long the upstream is read on after the client left (`onAbort: 'drain'`), by default (ms). */
+export const DEFAULT_MAX_DRAIN_MS = 30_000
 
 /** A header lookup: Node's `res.getHeader`, a Fetch `Headers#get`, Koa's `ctx.response.get`. */
 export type HeaderLookup = (name: string) => string | number | readonly string[] | null | undefined
@@ -73,8 +82,28 @@ export interface Port {
   end(): void
 }
 
+/**
+ * What the client-facing `message_start` does when the prompt's true counts are not known yet
+ * (docs/truth-sources.md#message_start-policies).
+ */
+export type MessageStartPolicy = 'patch-final' | 'hold' | 'estimate'
+
 /** What an Exchange shares with every other one of the same middleware. */
 export interface ExchangeContext {
+  /** The `message_start` policy, or how to choose it per request; default `patch-final`. */
+  messageStart?: MessageStartPolicy | ((request: RequestInfo) => MessageStartPolicy) | undefined
+  /** The longest a held `message_start` waits, in ms. */
+  maxHoldMs?: number | undefined
+  /** Estimates a request body's prompt tokens, for the `estimate` policy. */
+  estimateInput?: ((body: unknown, dialect: string | undefined) => number | undefined) | undefined
+  /** Ask a streaming OpenAI Chat upstream for its usage chunk when the client did not. */
+  ensureStreamUsage?: boolean | undefined
+  /** What a client that leaves early means for the upstream: cancel it, or read it to its end for the usage. */
+  onAbort?: 'cancel' | 'drain' | undefined
+  /** The longest a drain after a client abort reads on, in ms. */
+  maxDrainMs?: number | undefined
+  /** Estimates tokens of generated text, for the output of a response the client left early. */
+  estimateOutput?: ((text: string) => number) | undefined
   sinks: Sinks
   logger: Logger | undefined
   maxEventBytes: number | undefined
@@ -125,6 +154,16 @@ export class Exchange implements HoldPolicy {
   private port: Port | undefined
   private finished: UsageRecord | undefined | null = null
   private attributes: Record<string, string> | undefined
+  private policy: MessageStartPolicy = 'patch-final'
+  private estimated = false
+  /** usagewire asked the upstream for usage-only chunks the client did not ask for. */
+  private addedStreamUsage = false
+  private startTimer: ReturnType<typeof setTimeout> | undefined
+  /** Taps reading the provider's response now. */
+  private openTaps = 0
+  /** How the carrier reads the rest of the upstream body after the client left (onAbort: 'drain'). */
+  private drainer: ((done: () => void) => boolean) | undefined
+  private draining: { outcome: Outcome; self: boolean; timer: ReturnType<typeof setTimeout> } | undefined
 
   constructor(
     request: RequestInfo,
@@ -144,6 +183,42 @@ export class Exchange implements HoldPolicy {
         this.warn(`attributes(request) failed: ${(error as Error).message}`)
       }
     }
+    const policy = context.messageStart
+    if (policy !== undefined) {
+      try {
+        this.policy = (typeof policy === 'function' ? policy(request) : policy) ?? 'patch-final'
+      } catch (error) {
+        this.warn(`messageStart(request) failed: ${(error as Error).message}`)
+      }
+    }
+    if (request.body !== undefined) this.readBody(request.body)
+  }
+
+  /** What the policies need from the request body: an estimate of its prompt, stream usage asked for. */
+  private readBody(body: unknown): void {
+    if (this.policy === 'estimate' && !this.estimated && this.context.estimateInput) {
+      this.estimated = true
+      try {
+        const input = this.context.estimateInput(body, this.dialect?.id)
+        if (input !== undefined) this.ledger.observe('estimate', { input }, { input: 'estimate:request' })
+      } catch (error) {
+        this.warn(`estimateInput failed: ${(error as Error).message}`)
+      }
+    }
+    if (this.context.ensureStreamUsage && this.dialect?.id === 'openai-chat') this.addStreamUsage(body)
+  }
+
+  /**
+   * A streaming OpenAI Chat request without `stream_options.include_usage`: the flag is added to the
+   * parsed body the gateway forwards, and the usage-only chunk it brings is left out of the client's
+   * stream (docs/truth-sources.md#ensurestreamusage).
+   */
+  private addStreamUsage(body: unknown): void {
+    if (this.addedStreamUsage || this.processor || !isObject(body) || body.stream !== true) return
+    const options = isObject(body.stream_options) ? body.stream_options : undefined
+    if (options?.include_usage === true) return
+    body.stream_options = { ...options, include_usage: true }
+    this.addedStreamUsage = true
   }
 
   /**
@@ -155,6 +230,7 @@ export class Exchange implements HoldPolicy {
     const facts = requestFacts(body)
     this.requested.model ??= facts.model
     this.requested.stream ??= facts.stream
+    if (body !== undefined) this.readBody(body)
   }
 
   // ---- the response head --------------------------------------------------------------------------
@@ -194,6 +270,9 @@ export class Exchange implements HoldPolicy {
       maxEventBytes: this.context.maxEventBytes ?? DEFAULT_MAX_EVENT_BYTES,
       ledger: this.ledger,
       hold: this,
+      zeroStartIsUnknown: this.policy === 'estimate',
+      dropUsageOnly: this.addedStreamUsage,
+      collectText: this.context.estimateOutput !== undefined,
     })
     // A stream's length is not known ahead, nor a rewritten body's; a decoded body leaves as identity.
     const remove = ['content-length']
@@ -264,6 +343,68 @@ export class Exchange implements HoldPolicy {
   }
 
   /**
+   * The `hold` policy: the first usage block waits, unless the provider's own prompt counts are known
+   * already, for at most `maxHoldMs` (docs/truth-sources.md#message_start-policies).
+   */
+  holdStart(): boolean {
+    if (this.policy !== 'hold' || this.ledger.kindOf('input') === 'tap') return false
+    const timer = setTimeout(() => this.releaseStart(), this.context.maxHoldMs ?? DEFAULT_MAX_HOLD_MS)
+    timer.unref?.()
+    this.startTimer = timer
+    return true
+  }
+
+  /** The stream's own final usage was read while its start waits: enough, unless a tap is on its way. */
+  startSettled(): boolean {
+    return this.holds === 0 || this.ledger.kindOf('input') === 'tap'
+  }
+
+  /** The upstream tap read something: a held start whose truth is now known leaves. */
+  tapped(): void {
+    if (this.processor?.holdingStart && this.ledger.kindOf('input') === 'tap') this.releaseStart()
+  }
+
+  private releaseStart(): void {
+    clearTimeout(this.startTimer)
+    this.startTimer = undefined
+    if (this.processor?.holdingStart) this.releaseHeld(true)
+  }
+
+  /**
+   * The gateway's own call to the provider at `path` began while this request is served: an
+   * {@link UpstreamTap} to hand its response to, or undefined when the path is not an LLM endpoint.
+   * The client-facing final usage event may wait for it, at most `maxWaitMs`.
+   */
+  openTap(path: string, maxWaitMs = DEFAULT_MAX_WAIT_MS): UpstreamTap | undefined {
+    if (this.finished !== null) return undefined
+    const route = routeOf(path)
+    const rule = matchRoute(route)
+    if (!rule) return undefined
+    this.openTaps++
+    return new UpstreamTap(this, route, rule.dialect, this.hold(maxWaitMs))
+  }
+
+  /** An {@link UpstreamTap} is over: a record that waits for the drain may be written now. */
+  tapClosed(): void {
+    this.openTaps--
+    if (this.draining && this.openTaps <= 0 && !this.draining.self) this.endDrain()
+  }
+
+  /** True when a client that leaves early should not cancel the provider's response (onAbort: 'drain'). */
+  get drainsOnAbort(): boolean {
+    return this.context.onAbort === 'drain'
+  }
+
+  /**
+   * For `onAbort: 'drain'`: how the carrier reads the rest of the upstream body into this Exchange once
+   * the client left. It returns false when it cannot (the body ended, or is encoded), and calls `done`
+   * when the body ended or failed.
+   */
+  drainWith(drainer: (done: () => void) => boolean): void {
+    this.drainer = drainer
+  }
+
+  /**
    * A truer source (the upstream tap, a sidecar's provider side) is on its way: the final usage event
    * may wait for it, at most `maxMs`. Call before the response head; `release()` when the source has
    * written to the ledger (or failed).
@@ -277,14 +418,19 @@ export class Exchange implements HoldPolicy {
       if (released) return
       released = true
       clearTimeout(timer)
-      if (--this.holds === 0) this.releaseHeld()
+      if (--this.holds === 0) {
+        this.releaseHeld()
+        // A start that waited for the tap, which is over without the prompt's counts: it waits no longer.
+        if (this.processor?.holdingStart && (this.processor.readAheadFinal || this.processor.holdEnded))
+          this.releaseStart()
+      }
     }
     return { release }
   }
 
-  private releaseHeld(): void {
+  private releaseHeld(start = false): void {
     const processor = this.processor
-    if (!processor?.holding) return
+    if (!processor?.holding || (!start && processor.holdingStart)) return
     const { chunks, ended } = processor.release()
     const port = this.port
     if (!port) return
@@ -305,6 +451,8 @@ export class Exchange implements HoldPolicy {
   finish(outcome: Outcome): UsageRecord | undefined {
     if (this.finished !== null) return this.finished
     if (this.ignored) return (this.finished = undefined)
+    if (this.draining) return undefined
+    if (outcome.kind === 'abort' && this.context.onAbort === 'drain' && this.drain(outcome)) return undefined
     const record = this.build(outcome)
     this.finished = record
     if (record.passthrough) {
@@ -312,6 +460,38 @@ export class Exchange implements HoldPolicy {
     }
     this.context.sinks.deliver(record)
     return record
+  }
+
+  /**
+   * The client left: the upstream body is read on (by the carrier, or by a tap still reading the
+   * provider's call), and the record waits for its end, at most `maxDrainMs`. False when nothing reads on.
+   */
+  private drain(outcome: Outcome): boolean {
+    const drainer = this.drainer
+    this.drainer = undefined
+    let self = false
+    try {
+      self =
+        drainer?.(() => {
+          if (this.draining) this.draining.self = false
+          if (this.draining && this.openTaps <= 0) this.endDrain()
+        }) ?? false
+    } catch (error) {
+      this.warn(`could not drain the upstream: ${(error as Error).message}`)
+    }
+    if (!self && this.openTaps <= 0) return false
+    const timer = setTimeout(() => this.endDrain(), this.context.maxDrainMs ?? DEFAULT_MAX_DRAIN_MS)
+    timer.unref?.()
+    this.draining = { outcome, self, timer }
+    return true
+  }
+
+  private endDrain(): void {
+    const draining = this.draining
+    if (!draining) return
+    clearTimeout(draining.timer)
+    this.draining = undefined
+    this.finish(draining.outcome)
   }
 
   get record(): UsageRecord | undefined {
@@ -372,6 +552,20 @@ export class Exchange implements HoldPolicy {
     if (result && result.unrewritten.length > 0) record.unrewritten = result.unrewritten
     if (this.attributes) record.attributes = this.attributes
     // A usage nobody reported is not a free request: it gets no cost at all.
+    // The client left before the final usage: the text it was sent says more about the output than a
+    // partial count (docs/truth-sources.md#aborts).
+    if (outcome.kind === 'abort' && !result?.final && this.context.estimateOutput && this.processor) {
+      const text = this.processor.streamedText
+      try {
+        const estimate = text ? this.context.estimateOutput(text) : 0
+        if (estimate > usage.output) {
+          usage.output = estimate
+          sources.output = 'estimate:streamed-text'
+        }
+      } catch (error) {
+        this.warn(`estimateOutput failed: ${(error as Error).message}`)
+      }
+    }
     const reported = RECORD_FIELDS.some((field) => known[field] !== undefined)
     const cost = reported ? this.context.price?.(record.model, usage) : undefined
     if (cost) record.cost = cost

@@ -10,12 +10,16 @@ export {
   type HeadDecision,
   type HeaderLookup,
   type Hold,
+  type MessageStartPolicy,
+  DEFAULT_MAX_HOLD_MS,
+  DEFAULT_MAX_WAIT_MS,
   type Outcome,
   type Port,
   type RequestInfo,
   type ResponseHead,
 } from './exchange.js'
 export type { UsagewireOptions, Logger } from './options.js'
+export { UpstreamTap, type TapHead } from './tap.js'
 export { validateOptions } from './options.js'
 export type { Sink, SinkLike, SinkStats } from './sinks.js'
 export type { Dialect, UsageStatus, Correction, RecordCost, RecordUsage, UsageRecord } from './record.js'

@@ -64,6 +64,11 @@ export class Ledger {
     return usage
   }
 
+  /** Who observed the value known for `field`. */
+  kindOf(field: UsageField): SourceKind | undefined {
+    return this.entries.get(field)?.kind
+  }
+
   get(field: UsageField): number | undefined {
     return this.entries.get(field)?.value
   }

@@ -33,6 +33,13 @@ export function createMeter(options: UsagewireOptions = {}): Meter {
     maxEventBytes: options.maxEventBytes,
     attributes: options.attributes,
     price: createPricer(options.prices),
+    messageStart: options.messageStart,
+    maxHoldMs: options.maxHoldMs,
+    estimateInput: options.estimateInput,
+    ensureStreamUsage: options.ensureStreamUsage,
+    onAbort: options.onAbort,
+    maxDrainMs: options.maxDrainMs,
+    estimateOutput: options.estimateOutput,
   }
   return {
     options,

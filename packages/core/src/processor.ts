@@ -14,16 +14,24 @@ import { matchRoute, routeOf } from './routes.js'
 import type { DialectReader, DialectSpec, EventReading, JsonObject } from './dialects/types.js'
 import { Ledger, type SourceKind } from './ledger.js'
 import type { Correction } from './record.js'
-import { isObject } from './usage.js'
+import { isObject, type UsageSources } from './usage.js'
 
 export const DEFAULT_MAX_EVENT_BYTES = 1024 * 1024
 
 /** Chunks shorter than this are framed without first being tested whole (`EventSink.skips`). */
 const QUICK_MIN_BYTES = 512
 
-/** Asked when an event carrying final usage is about to leave: may it wait for a truer source? */
+/** The Exchange's hold points (docs/architecture.md#hold-points), asked as usage events are about to leave. */
 export interface HoldPolicy {
+  /** An event carrying final usage: may it wait for a truer source? */
   shouldHold(reading: EventReading): boolean
+  /**
+   * The response's first usage block (`EventReading.start`): should it, and what follows, wait until the
+   * true prompt counts are known (the `hold` policy)? The processor then reads ahead meanwhile.
+   */
+  holdStart?(reading: EventReading): boolean
+  /** While a start waits: the response's own final usage was read; may it leave now? */
+  startSettled?(): boolean
 }
 
 export interface ProcessorOptions {
@@ -45,6 +53,20 @@ export interface ProcessorOptions {
   source?: SourceKind
   /** Whether to hold a final usage event for a truer source (the Exchange's hold points). */
   hold?: HoldPolicy
+  /** Read only: usage goes to the ledger, nothing is rewritten, nothing waits (the upstream tap). */
+  readOnly?: boolean
+  /**
+   * A first usage block whose prompt counts are all 0 says nothing of the prompt (a translator that does
+   * not know it yet): its prompt counts are not observed, so an estimate or a truer source fills them.
+   */
+  zeroStartIsUnknown?: boolean
+  /** Leave out events that carry only usage (`EventReading.usageOnly`): the client did not ask for them. */
+  dropUsageOnly?: boolean
+  /**
+   * Keep the generated text every event carries (`DialectSpec.text`), for an output estimate if the client
+   * leaves early. Every event is then parsed: a cost only paid where it is asked for.
+   */
+  collectText?: boolean
 }
 
 /** What the processor learned from one response, beside the usage it wrote to the ledger. */
@@ -82,8 +104,34 @@ export interface Processor {
   release(): { chunks: Uint8Array[]; ended: boolean }
   /** True while a final usage event waits for a truer source. */
   readonly holding: boolean
+  /** True while the response's first usage block waits for the true prompt counts (the `hold` policy). */
+  readonly holdingStart: boolean
+  /** True once the response's final usage was read. */
+  readonly final: boolean
+  /** While a hold reads ahead: true once what it read held the response's final usage. */
+  readonly readAheadFinal: boolean
+  /** While a hold keeps bytes: true once the body ended. */
+  readonly holdEnded: boolean
+  /** The generated text streamed so far, when `collectText` is on. */
+  readonly streamedText: string
   readonly ledger: Ledger
   result(): ProcessorResult
+}
+
+const EMPTY = new Uint8Array(0)
+
+const tapLabels = new Map<string, string>()
+
+/** Sources of the upstream tap are told apart in records: `tap:metadata.usage.inputTokens`. */
+function tapSources(sources: UsageSources): UsageSources {
+  const out: UsageSources = {}
+  for (const field in sources) {
+    const at = sources[field as keyof UsageSources]!
+    let text = tapLabels.get(at)
+    if (text === undefined) tapLabels.set(at, (text = `tap:${at}`))
+    out[field as keyof UsageSources] = text
+  }
+  return out
 }
 
 const toBuffer = (chunk: Uint8Array): Buffer =>
@@ -137,6 +185,8 @@ interface Held {
    * `scout` reads what comes meanwhile into the ledger, and the hold ends when it has read final usage.
    */
   scout?: UsageProcessor
+  /** The hold began at the response's first usage block (the `hold` policy), not at its final one. */
+  start?: boolean
 }
 
 /** The push processor for one response. A class, not closures: one is created per LLM response. */
@@ -153,7 +203,7 @@ class UsageProcessor implements Processor, EventSink {
   /** The dialect is settled by the first event read; until then every event is read. */
   private settled = false
   private model: string | undefined
-  private final = false
+  private final_ = false
   private ended = false
   private error: string | undefined
   // Made when first needed: most responses have none, and this object is made per response.
@@ -174,6 +224,12 @@ class UsageProcessor implements Processor, EventSink {
   // (whose usage the ledger already has, so its replay does not observe it again).
   private awaiting = false
   private awaitedAt = -1
+  private startHold = false
+  private readonly readOnly: boolean
+  private readonly zeroStartIsUnknown: boolean
+  private readonly dropUsageOnly: boolean
+  private readonly collectText: boolean
+  private collected = ''
 
   constructor(
     options: ProcessorOptions,
@@ -184,6 +240,10 @@ class UsageProcessor implements Processor, EventSink {
     this.source = options.source ?? 'stream'
     this.maxEventBytes = options.maxEventBytes ?? DEFAULT_MAX_EVENT_BYTES
     this.holdPolicy = options.hold
+    this.readOnly = options.readOnly === true
+    this.zeroStartIsUnknown = options.zeroStartIsUnknown === true
+    this.dropUsageOnly = options.dropUsageOnly === true
+    this.collectText = options.collectText === true && !scouting
     this.route = options.route ?? (options.path ? routeOf(options.path) : undefined)
     const dialect =
       typeof options.dialect === 'string'
@@ -213,14 +273,20 @@ class UsageProcessor implements Processor, EventSink {
   // ---- EventSink: what the framer asks -------------------------------------------------------------
 
   passes(buf: Buffer, start: number, end: number): boolean {
-    if (!this.settled || this.pausing) return false
+    if (!this.settled || this.pausing || this.collectText) return false
     return this.framer!.matchName(buf, start, end, this.usageEvents) === -1
   }
 
   skips(chunk: Buffer, start: number): boolean {
     const needles = this.quick
     // A search for several bytes costs as much as framing a few events: worth it on chunks of many.
-    if (needles === undefined || chunk.length - start < QUICK_MIN_BYTES || !this.settled || this.pausing) {
+    if (
+      needles === undefined ||
+      chunk.length - start < QUICK_MIN_BYTES ||
+      !this.settled ||
+      this.pausing ||
+      this.collectText
+    ) {
       return false
     }
     for (let i = 0; i < needles.length; i++) if (chunk.indexOf(needles[i]!, start) !== -1) return false
@@ -229,6 +295,7 @@ class UsageProcessor implements Processor, EventSink {
 
   event(buf: Buffer, start: number, end: number, at: number): Uint8Array | undefined {
     if (this.pausing) return undefined
+    if (this.collectText) this.collect(buf, start, end)
     const reader = this.reader
     if (this.settled && reader) {
       // The hot path: decide from bytes alone whether the event may carry usage or an error.
@@ -246,6 +313,25 @@ class UsageProcessor implements Processor, EventSink {
       this.fail(`internal error: ${(error as Error).message}`, this.base + at)
       return undefined
     }
+  }
+
+  /** The text an event carries, kept for an output estimate; nothing here may fail the response. */
+  private collect(buf: Buffer, start: number, end: number): void {
+    const text = this.spec?.text
+    if (!text || this.kind === 'json') return
+    try {
+      const decoded = this.framer!.decode(buf, start, end)
+      if (!decoded || decoded.data.charCodeAt(0) !== 0x7b) return
+      const json: unknown = JSON.parse(decoded.data)
+      const piece = isObject(json) ? text(json) : undefined
+      if (piece) this.collected += piece
+    } catch {
+      // Not JSON, or not an event with text: nothing to keep.
+    }
+  }
+
+  get streamedText(): string {
+    return this.collected
   }
 
   oversized(buf: Buffer, start: number, end: number, at: number): PayloadScanner | undefined {
@@ -304,8 +390,14 @@ class UsageProcessor implements Processor, EventSink {
     if (replayed) this.awaitedAt = -1
     this.note(reading, !replayed)
     const block = reading.usage
-    if (!block) return undefined
-    if ((reading.final && this.shouldHold(reading, at)) || this.shouldAwait(reading, at)) {
+    if (!block || this.readOnly) return undefined
+    // The client did not ask for usage-only events (usagewire asked the upstream for them): left out.
+    if (reading.usageOnly && this.dropUsageOnly) return EMPTY
+    if (
+      (reading.final && this.shouldHold(reading, at)) ||
+      this.shouldAwait(reading, at) ||
+      (reading.start && this.shouldHoldStart(reading, at))
+    ) {
       this.pausing = {
         at,
         outAt: at + this.outDelta,
@@ -331,10 +423,21 @@ class UsageProcessor implements Processor, EventSink {
   note(reading: EventReading, observe = true): void {
     if (reading.model !== undefined) this.model = reading.model
     if (reading.error !== undefined) this.error = reading.error
-    if (reading.final) this.final = true
+    if (reading.final) this.final_ = true
     if (reading.ended) this.ended = true
     const block = reading.usage
-    if (block && observe) this.ledger.observe(this.source, block.usage, block.sources, block.whole)
+    if (!block || !observe) return
+    let { usage, sources } = block
+    if (
+      reading.start &&
+      this.zeroStartIsUnknown &&
+      (usage.input ?? 0) + (usage.cacheRead ?? 0) + (usage.cacheWrite ?? 0) === 0
+    ) {
+      const { input: _i, cacheRead: _r, cacheWrite: _w, cacheWrite5m: _5, cacheWrite1h: _1, ...rest } = usage
+      usage = rest
+    }
+    if (this.source === 'tap') sources = tapSources(sources)
+    this.ledger.observe(this.source, usage, sources, block.whole)
   }
 
   unread(where: string, reason: string): void {
@@ -372,12 +475,29 @@ class UsageProcessor implements Processor, EventSink {
     return true
   }
 
+  /** The response's first usage block waits (the `hold` policy), reading ahead meanwhile, once. */
+  private shouldHoldStart(reading: EventReading, at: number): boolean {
+    if (this.scouting || at === this.lastHeldAt || !this.holdPolicy?.holdStart?.(reading)) return false
+    this.lastHeldAt = at
+    this.awaitedAt = at
+    this.awaiting = true
+    this.startHold = true
+    return true
+  }
+
   /** A scout reads what follows an awaiting event; true when the wait is over. */
   private scouted(chunk: Buffer | undefined): boolean {
     const held = this.held!
     const scout = held.scout!
     if (chunk) scout.push(chunk)
-    return scout.final || scout.failure !== undefined || held.bytes > this.maxEventBytes
+    if (scout.failure !== undefined || held.bytes > this.maxEventBytes) return true
+    if (!scout.final) return false
+    // A start that waits for the truth: the stream's own final usage may not be it (a tap is on its way).
+    return !held.start || this.holdPolicy?.startSettled?.() !== false
+  }
+
+  get final(): boolean {
+    return this.final_
   }
 
   /** Keeps the bytes from the held event on; the framer starts afresh after them. */
@@ -392,6 +512,10 @@ class UsageProcessor implements Processor, EventSink {
       offset += piece.length
     }
     const held: Held = { at: pausing.at, chunks: [pausing.event], bytes: pausing.event.length, ended: false }
+    if (this.startHold) {
+      this.startHold = false
+      held.start = true
+    }
     if (this.awaiting) {
       this.awaiting = false
       const { kind: framing, spec: dialect, maxEventBytes, route } = this
@@ -415,14 +539,30 @@ class UsageProcessor implements Processor, EventSink {
     return this.held !== undefined
   }
 
+  get holdEnded(): boolean {
+    return this.held?.ended ?? false
+  }
+
+  get readAheadFinal(): boolean {
+    return this.held?.scout?.final ?? false
+  }
+
+  get holdingStart(): boolean {
+    return this.held?.start === true
+  }
+
   release(): { chunks: Uint8Array[]; ended: boolean } {
     const held = this.held
     if (!held) return { chunks: [], ended: false }
     this.held = undefined
     const out: Uint8Array[] = []
+    // The held bytes are read again from where the hold began: their offsets are the same as the first time.
+    this.bytesIn = held.at
     for (const chunk of held.chunks) out.push(...this.push(chunk))
     if (!held.ended) return { chunks: out, ended: false }
-    return { chunks: out.concat(this.end()), ended: true }
+    const rest = out.concat(this.end())
+    // The replay may have stopped at another hold point (the final event waits for the tap): not ended yet.
+    return { chunks: rest, ended: this.held === undefined }
   }
 
   // ---- the push API -------------------------------------------------------------------------------
@@ -450,10 +590,13 @@ class UsageProcessor implements Processor, EventSink {
   }
 
   end(): Uint8Array[] {
-    if (this.held) {
-      this.held.ended = true
-      // An awaiting event waits no longer than the body: what is known now is all there is.
-      return this.held.scout ? this.release().chunks : []
+    const held = this.held
+    if (held) {
+      held.ended = true
+      // An awaiting event waits no longer than the body: what is known now is all there is. A start that
+      // waits for a tap still on its way waits on (the Exchange releases it, bounded by maxHoldMs).
+      if (!held.scout || (held.start && this.holdPolicy?.startSettled?.() === false)) return []
+      return this.release().chunks
     }
     const framer = this.framer
     if (!framer) return []
@@ -474,7 +617,7 @@ class UsageProcessor implements Processor, EventSink {
     }
     if (!this.failure) {
       const last = this.reader?.end?.()
-      if (last?.final) this.final = true
+      if (last?.final) this.final_ = true
       if (last?.ended) this.ended = true
     }
     return out
@@ -495,7 +638,7 @@ class UsageProcessor implements Processor, EventSink {
       dialect: this.spec?.id,
       model: this.model,
       streaming: this.kind !== undefined && this.kind !== 'json',
-      final: this.final,
+      final: this.final_,
       ended: this.ended,
       corrections: this.corrections ? [...this.corrections] : [],
       error: this.error,

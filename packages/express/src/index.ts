@@ -1,5 +1,5 @@
 import type { UsagewireOptions } from '@usagewire/core'
-import { createInterceptor } from '@usagewire/core/node'
+import { createInterceptor, runInExchange } from '@usagewire/core/node'
 
 export { exchangeOf } from '@usagewire/core/node'
 import type { IncomingMessage, ServerResponse } from 'node:http'
@@ -31,14 +31,17 @@ export function usagewire(options: UsagewireOptions = {}): UsagewireMiddleware {
     res: ServerResponse,
     next: (error?: unknown) => void,
   ) {
+    let exchange
     try {
       // originalUrl keeps the mount path Express strips from req.url, so routes match the full path; a
       // body parsed before this middleware tells the model and whether a stream was asked for.
-      intercept(req, res, req.originalUrl ?? req.url, req.body)
+      exchange = intercept(req, res, req.originalUrl ?? req.url, req.body)
     } catch (error) {
       options.logger?.warn(`usagewire: could not wrap the response: ${(error as Error).message}`)
     }
-    next()
+    // The rest of the request runs inside its Exchange: the upstream tap ties the gateway's calls to it.
+    if (exchange) runInExchange(exchange, next)
+    else next()
   }
   return Object.assign(middleware, { stats: intercept.meter.stats })
 }

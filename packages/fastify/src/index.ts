@@ -8,6 +8,7 @@ import {
   carryBody,
   exchangeOf,
   interceptResponse,
+  runInExchange,
   type Body,
   type HeldHead,
   type ResponseHandle,
@@ -169,6 +170,7 @@ const usagewirePlugin: FastifyPluginCallback<UsagewireOptions> = (fastify, optio
   // The response is intercepted as the request arrives, so whatever answers it is seen: `reply.send`
   // (carried in onSend below) or raw writes after `reply.hijack()`, which never reach onSend.
   fastify.addHook('onRequest', (request, reply, next) => {
+    let begun: Exchange | undefined
     try {
       // Another registration further up already meters this request: one record per request.
       if (request.usagewire) return next()
@@ -185,18 +187,24 @@ const usagewirePlugin: FastifyPluginCallback<UsagewireOptions> = (fastify, optio
         const handle = interceptResponse(exchange, raw)
         raw.once('finish', finishedWriting)
         pending.set(request, { exchange, handle, carried: undefined })
+        begun = exchange
       }
     } catch (error) {
       warn(`could not wrap the response: ${(error as Error).message}`)
     }
-    next()
+    // The rest of the request runs inside its Exchange: the upstream tap ties the gateway's calls to it.
+    if (begun) runInExchange(begun, next)
+    else next()
   })
 
   // Fastify parses the body after onRequest: its model and stream flag reach the record here.
   fastify.addHook('preValidation', (request, _reply, next) => {
     const body: unknown = request.body
-    if (body !== undefined && pending.has(request)) request.usagewire?.readRequestBody(body)
-    next()
+    const exchange = pending.has(request) ? request.usagewire : null
+    if (!exchange) return next()
+    if (body !== undefined) exchange.readRequestBody(body)
+    // The body was read on the socket's events, outside the request's Exchange: the handler runs inside it.
+    runInExchange(exchange, next)
   })
 
   fastify.addHook('onSend', (request, reply, payload, next) => {

@@ -1,6 +1,6 @@
 import type { ClientRequest, IncomingMessage, ServerResponse } from 'node:http'
 import type { Exchange, UsagewireOptions } from '@usagewire/core'
-import { createInterceptor, exchangeOf } from '@usagewire/core/node'
+import { createInterceptor, exchangeOf, tapClientRequest, tapInstalled } from '@usagewire/core/node'
 
 export { exchangeOf } from '@usagewire/core/node'
 export type { UsageRecord, UsagewireOptions, RouteRule, Logger, Dialect, Sink } from '@usagewire/core'
@@ -31,12 +31,76 @@ interface Metered {
   answered: boolean
   /** The client's response closed before it finished: the client went away. */
   gone: boolean
+  /** With onAbort 'drain': the upstream body was read to its end (or failed), or drain was not possible. */
+  drained?: boolean
 }
 
 const explain = (error: unknown): string => {
   const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown }
   return [code, message].filter((part) => typeof part === 'string' && part !== '').join(': ') || String(error)
 }
+
+/**
+ * `onAbort: 'drain'`: once the client left, the rest of the upstream body is read into the Exchange
+ * (nobody sees it), so the record holds the provider's final usage. An encoded body is not: its reading
+ * happens in the response's decoder, which went with the client.
+ */
+function drainOnAbort(state: Metered, proxyRes: IncomingMessage, req: IncomingMessage, res: ServerResponse): void {
+  const { exchange } = state
+  const encoding = proxyRes.headers['content-encoding']
+  // http-proxy-middleware's own plugins destroy the upstream response when the client's closes.
+  const destroy = proxyRes.destroy
+  proxyRes.destroy = function (this: IncomingMessage, error?: Error) {
+    return keeps(state, req) ? this : destroy.call(this, error)
+  }
+  const cancel = (): false => {
+    // Nothing will read on: the upstream is cancelled after all.
+    state.drained = true
+    state.upstream?.destroy()
+    return false
+  }
+  exchange.drainWith((done) => {
+    if (proxyRes.complete) return false
+    if ((encoding && encoding !== 'identity') || proxyRes.destroyed || !exchange.reading) {
+      state.drained = true
+      proxyRes.destroy()
+      return cancel()
+    }
+    proxyRes.unpipe(res)
+    proxyRes.on('data', (chunk: Buffer) => exchange.push(chunk))
+    const over = (): void => {
+      state.drained = true
+      done()
+    }
+    proxyRes.once('end', () => {
+      exchange.end()
+      over()
+    })
+    proxyRes.once('close', over)
+    proxyRes.resume()
+    return true
+  })
+}
+
+/**
+ * `onAbort: 'drain'`: the proxy cancels the upstream request when the client leaves (http-proxy on the
+ * request's 'aborted', httpxy on the response's 'close'); once the upstream answered, that cancel is
+ * skipped so the body can be read to its end. Before the upstream answered, it is cancelled as usual.
+ */
+function keepWhenClientLeaves(proxyReq: ClientRequest, req: IncomingMessage, state: Metered): void {
+  const destroy = proxyReq.destroy
+  const abort = proxyReq.abort
+  proxyReq.destroy = function (this: ClientRequest, error?: Error) {
+    return keeps(state, req) ? this : destroy.call(this, error)
+  }
+  proxyReq.abort = function (this: ClientRequest) {
+    if (!keeps(state, req)) abort.call(this)
+  }
+}
+
+/** The client left after the upstream answered, and its body is still to be drained. */
+const keeps = (state: Metered, req: IncomingMessage): boolean =>
+  state.answered && !state.drained && (state.gone || req.destroyed || req.socket?.destroyed === true)
 
 /**
  * An http-proxy-middleware (3 or 4) plugin: every LLM response the proxy streams leaves with complete,
@@ -93,7 +157,8 @@ export function usagewire(options: UsagewireOptions = {}): UsagewirePlugin {
         res.once('close', () => {
           if (res.writableFinished) return
           state.gone = true
-          state.upstream?.destroy()
+          // With onAbort 'drain', an upstream that answered is read to its end instead (below).
+          if (!(state.answered && exchange.drainsOnAbort)) state.upstream?.destroy()
         })
       } catch (error) {
         warn('could not wrap the response', error)
@@ -108,6 +173,10 @@ export function usagewire(options: UsagewireOptions = {}): UsagewirePlugin {
         return
       }
       state.upstream = proxyReq
+      if (state.exchange.drainsOnAbort) keepWhenClientLeaves(proxyReq, req, state)
+      // A gateway that translates what the provider answers (`selfHandleResponse`) has the provider's own
+      // numbers only here: with the upstream tap installed, they enter the request's ledger.
+      if (tapInstalled()) tapClientRequest(state.exchange, proxyReq)
       // An upstream that fails after it answered (a reset mid-stream) cut the body on its way: the proxy's
       // error handler then ends the response, which would otherwise read as a stream that merely stopped.
       proxyReq.on('error', (error: Error) => {
@@ -123,6 +192,7 @@ export function usagewire(options: UsagewireOptions = {}): UsagewirePlugin {
       // (docs/architecture.md#what-plugs-in-where) attaches here, and a user's `on.proxyRes` handler can
       // reach the same Exchange with exchangeOf(req) to write truer numbers or hold the final usage event.
       if (selfHandled) return
+      if (state.exchange.drainsOnAbort) drainOnAbort(state, proxyRes, req, res)
       // The upstream body broke off (a reset, a connection closed mid-body). http-proxy 1.x would leave the
       // client waiting for the rest forever, and either major's error handler may end the response as if
       // it were whole: the record says the body was cut, and a response still open is cut for the client.

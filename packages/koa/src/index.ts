@@ -1,7 +1,14 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { Readable } from 'node:stream'
 import { createMeter, type Exchange, type UsagewireOptions } from '@usagewire/core'
-import { attachExchange, carryBody, interceptResponse, type HeldHead, type ResponseHandle } from '@usagewire/core/node'
+import {
+  attachExchange,
+  carryBody,
+  interceptResponse,
+  runInExchange,
+  type HeldHead,
+  type ResponseHandle,
+} from '@usagewire/core/node'
 import { carriable } from './body.js'
 import { flushWhenCompressed } from './flush.js'
 
@@ -154,7 +161,8 @@ export function usagewire(options: UsagewireOptions = {}): UsagewireMiddleware {
     const wired = wire(ctx)
     // A throw from downstream passes through unchanged; the interception stays on `ctx.res`, so the error
     // response Koa (or an error handler mounted before usagewire) writes still yields the record.
-    await next()
+    // The rest of the request runs inside its Exchange: the upstream tap ties the gateway's calls to it.
+    await (wired ? runInExchange(wired.exchange, next) : next())
     if (wired) settle(ctx, wired)
   }
   return Object.assign(middleware, { stats: meter.stats })

@@ -55,6 +55,16 @@ export interface EventReading {
    * rewritten and leaves.
    */
   awaits?: boolean
+  /**
+   * The response's first usage block, which some clients read the prompt's counts from alone (Anthropic's
+   * `message_start`): the `messageStart` policy applies to it (docs/truth-sources.md#message_start-policies).
+   */
+  start?: boolean
+  /**
+   * The event carries only usage, nothing of the answer (OpenAI Chat's `choices: []` chunk): it may be
+   * left out for a client that did not ask for it (docs/truth-sources.md#ensurestreamusage).
+   */
+  usageOnly?: boolean
 }
 
 /** The per-response reader of a dialect; it may keep state between events (a finish chunk seen, …). */
@@ -125,6 +135,11 @@ export interface DialectSpec {
    * reports counts replaces them.
    */
   headUsage?(header: (name: string) => string | undefined): { usage: Usage; sources: UsageSources } | undefined
+  /**
+   * The generated text an event carries (text, tool-call arguments, reasoning), for an estimate of the
+   * output of a response the client left before its usage came (docs/truth-sources.md#aborts).
+   */
+  text?(json: JsonObject): string | undefined
   /** Is this the first event of a stream in this dialect? */
   recognizeEvent(name: string | undefined, json: unknown): boolean
   /** Is this a whole JSON body in this dialect? */

@@ -9,3 +9,14 @@ export {
 export { carryBody, type Body, type HeldHead } from './carry.js'
 export { UsageTransform } from './stream.js'
 export { createDecoder, NODE_DECODERS } from './decode.js'
+export {
+  currentExchange,
+  runInExchange,
+  tapClientRequest,
+  tapFetch,
+  tapInstalled,
+  tapUpstream,
+  upstreamInterceptor,
+  type InstalledTap,
+  type TapOptions,
+} from './tap.js'

@@ -28,6 +28,8 @@ export class UsageTransform extends Transform {
   ) {
     super()
     this.headDue = headDue
+    // A hold released before the body ends (a held message_start) sends what it kept through here.
+    exchange.connect({ write: (held) => this.forward(held), end: () => this.done() })
     if (decision.decode) {
       const decoder = createDecoder(decision.decode)
       if (decoder) {

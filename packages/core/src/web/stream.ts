@@ -17,6 +17,10 @@ export function usageTransformStream(exchange: Exchange): TransformStream<Uint8A
   const transformer: ConstructorParameters<typeof TransformStream<Uint8Array, Uint8Array>>[0] & {
     cancel?: (reason: unknown) => void
   } = {
+    // A hold released before the body ends (a held message_start) sends what it kept through here.
+    start(controller) {
+      exchange.connect({ write: (held) => enqueue(controller, held), end: () => {} })
+    },
     transform(chunk, controller) {
       enqueue(controller, exchange.push(chunk))
     },

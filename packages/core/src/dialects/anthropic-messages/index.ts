@@ -13,6 +13,8 @@ const DELTA_PATH = ['usage'] as const
  * writes the best values known into each of them, so the last `message_delta` carries the complete
  * totals every SDK version accumulates correctly, and never writes a value that is not known.
  */
+const str = (value: unknown): string | undefined => (typeof value === 'string' ? value : undefined)
+
 export const anthropicMessages = {
   id: 'anthropic-messages' as const,
   // Vertex AI serves the same wire on `…/publishers/anthropic/models/{m}:streamRawPredict` and `:rawPredict`
@@ -26,6 +28,11 @@ export const anthropicMessages = {
     return kind === 'message_start' || kind === 'ping' || kind === 'content_block_start'
   },
   recognizeBody: (json) => json.type === 'message',
+  text(json) {
+    if (json.type !== 'content_block_delta' || !isObject(json.delta)) return undefined
+    const { text, partial_json, thinking } = json.delta
+    return str(text) ?? str(partial_json) ?? str(thinking)
+  },
   reader: (): DialectReader => new AnthropicReader(),
 } satisfies DialectSpec
 
@@ -48,6 +55,7 @@ class AnthropicReader implements DialectReader {
         const message = isObject(json.message) ? json.message : {}
         return {
           where: 'message_start',
+          start: true,
           model: typeof message.model === 'string' ? message.model : undefined,
           usage: this.block(message.usage, 'message_start.message.usage', START_PATH),
         }

@@ -22,6 +22,8 @@ const STREAM_EVENTS = new Set([
  * takes it from there, for the record and for the one model family whose streamed input includes the
  * cache (docs/dialects/bedrock-converse.md#inclusive-input-override).
  */
+const str = (value: unknown): string | undefined => (typeof value === 'string' ? value : undefined)
+
 export const bedrockConverse = {
   id: 'bedrock-converse' as const,
   routes: ['/converse-stream', '/converse'],
@@ -29,6 +31,13 @@ export const bedrockConverse = {
   recognizeEvent: (name) => name !== undefined && STREAM_EVENTS.has(name),
   recognizeBody: (json) =>
     isObject(json.usage) && json.usage.inputTokens !== undefined && (isObject(json.output) || 'stopReason' in json),
+  text(json) {
+    const delta = isObject(json.delta) ? json.delta : undefined
+    if (!delta) return undefined
+    if (typeof delta.text === 'string') return delta.text
+    if (isObject(delta.toolUse)) return str(delta.toolUse.input)
+    return isObject(delta.reasoningContent) ? str(delta.reasoningContent.text) : undefined
+  },
   reader: (route?: string): DialectReader => new BedrockConverseReader(modelIdOf(route)),
 } satisfies DialectSpec
 

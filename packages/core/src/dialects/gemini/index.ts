@@ -12,6 +12,8 @@ const STREAM = ':streamGenerateContent'
  * are data-only SSE events; without it they are the elements of one JSON array sent over time, which is
  * why the stream route declares `jsonArrayRoutes` (docs/dialects/gemini.md#stream-encodings).
  */
+const str = (value: unknown): string | undefined => (typeof value === 'string' ? value : undefined)
+
 export const gemini = {
   id: 'gemini' as const,
   // Suffixes: the Gemini API (`/v1beta/models/{m}:…`) and Vertex (`…/publishers/google/models/{m}:…`).
@@ -22,6 +24,16 @@ export const gemini = {
   quick: ['eM', 'rror', 'hR'].map((needle) => Buffer.from(needle)),
   recognizeEvent: (_name, json) => isObject(json) && isGeminiResponse(json),
   recognizeBody: (json) => isGeminiResponse(json),
+  text(json) {
+    if (!Array.isArray(json.candidates)) return undefined
+    let out = ''
+    for (const candidate of json.candidates) {
+      const parts = isObject(candidate) && isObject(candidate.content) ? candidate.content.parts : undefined
+      if (!Array.isArray(parts)) continue
+      for (const part of parts) if (isObject(part) && typeof part.text === 'string') out += part.text
+    }
+    return out || undefined
+  },
   reader: (): DialectReader => new GeminiReader(),
 } satisfies DialectSpec
 

@@ -9,6 +9,8 @@ import { countsOf, fromOllamaUsage, toOllamaUsage } from './usage.js'
  * its own beside the durations (docs/dialects/ollama.md#where-the-counts-ride). `"stream": false` answers
  * that object alone as `application/json`. Ollama's `/v1/…` routes are OpenAI's dialects.
  */
+const str = (value: unknown): string | undefined => (typeof value === 'string' ? value : undefined)
+
 export const ollama = {
   id: 'ollama' as const,
   routes: ['/api/chat', '/api/generate'],
@@ -17,6 +19,7 @@ export const ollama = {
   quick: ['true', 'rror'].map((needle) => Buffer.from(needle)),
   recognizeEvent: (_name, json) => isObject(json) && isOllamaResponse(json),
   recognizeBody: (json) => isOllamaResponse(json),
+  text: (json) => (isObject(json.message) ? str(json.message.content) : str(json.response)),
   reader: (): DialectReader => new OllamaReader(),
 } satisfies DialectSpec
 

@@ -12,6 +12,8 @@ const FINISH = member('finish_reason', '"')
  * cumulatively (vLLM continuous usage) or under `x_groq.usage`. Every other chunk says `"usage": null`,
  * which the byte test rejects, so those chunks are never parsed.
  */
+const str = (value: unknown): string | undefined => (typeof value === 'string' ? value : undefined)
+
 export const openaiChat = {
   id: 'openai-chat' as const,
   routes: ['/chat/completions'],
@@ -20,6 +22,23 @@ export const openaiChat = {
   recognizeEvent: (_name, json) =>
     isObject(json) && (json.object === 'chat.completion.chunk' || Array.isArray(json.prompt_filter_results)),
   recognizeBody: (json) => json.object === 'chat.completion',
+  text(json) {
+    if (!Array.isArray(json.choices)) return undefined
+    let out = ''
+    for (const choice of json.choices) {
+      const delta = isObject(choice) && isObject(choice.delta) ? choice.delta : undefined
+      if (!delta) continue
+      if (typeof delta.content === 'string') out += delta.content
+      if (typeof delta.reasoning_content === 'string') out += delta.reasoning_content
+      if (Array.isArray(delta.tool_calls)) {
+        for (const call of delta.tool_calls) {
+          if (isObject(call) && isObject(call.function) && typeof call.function.arguments === 'string')
+            out += call.function.arguments
+        }
+      }
+    }
+    return out || undefined
+  },
   reader: (): DialectReader => new ChatReader(),
 } satisfies DialectSpec
 
@@ -64,7 +83,15 @@ class ChatReader implements DialectReader {
     if (choices.some((c) => isObject(c) && c.finish_reason != null)) this.finishSeen = true
     const usage = block(json, 'chunk.usage')
     if (usage) this.usageSeen = true
-    return { where, model: modelOf(json), usage, final: usage !== undefined && this.finishSeen, ended: this.finishSeen }
+    const reading: EventReading = {
+      where,
+      model: modelOf(json),
+      usage,
+      final: usage !== undefined && this.finishSeen,
+      ended: this.finishSeen,
+    }
+    if (usage && Array.isArray(json.choices) && json.choices.length === 0) reading.usageOnly = true
+    return reading
   }
 
   end(): { final?: boolean; ended?: boolean } {

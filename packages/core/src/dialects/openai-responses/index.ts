@@ -15,6 +15,8 @@ const BODY_PATH = ['usage'] as const
  * `input_tokens_details.cached_tokens` and `output_tokens_details.reasoning_tokens` are always present:
  * the schema requires them and strict clients abort without them. `sequence_number` is never touched.
  */
+const str = (value: unknown): string | undefined => (typeof value === 'string' ? value : undefined)
+
 export const openaiResponses = {
   id: 'openai-responses' as const,
   routes: ['/responses'],
@@ -26,6 +28,7 @@ export const openaiResponses = {
     return kind?.startsWith('response.') === true
   },
   recognizeBody: (json) => json.object === 'response',
+  text: (json) => (typeof json.type === 'string' && json.type.endsWith('.delta') ? str(json.delta) : undefined),
   reader: (): DialectReader => new ResponsesReader(),
 } satisfies DialectSpec
 
