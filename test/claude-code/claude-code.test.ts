@@ -1,0 +1,175 @@
+/**
+ * Claude Code, run for real, behind an Anthropic-speaking gateway: the token counts it exports
+ * (`claude_code.token.usage`, and the `usage` of its JSON result) are what a team's dashboards show.
+ * An honest upstream proves the harness; a translating gateway in front of a Bedrock Converse provider
+ * reproduces docs/peer-bugs.md row 1 (0 input on `message_start`, Claude Code reports 0 input), and
+ * usagewire with the upstream tap makes Claude Code report the provider's true numbers.
+ */
+import http from 'node:http'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { tapUpstream } from '@usagewire/core/node'
+import {
+  anthropicMessage,
+  anthropicStream,
+  deltaUsage,
+  fullUsage,
+  startUsage,
+} from '../../examples/mock-upstream/anthropic.js'
+import type { TrueUsage } from '../../examples/mock-upstream/types.js'
+import { probeClaudeCode, runClaudeCode, type ClaudeCodeRun } from '../clients/claude-code.js'
+import { listen, shut, waitFor } from '../matrix/upstream.js'
+import {
+  startProvider,
+  startTranslator,
+  TEXT,
+  TEXT_DELTAS,
+  type GatewayAdapter,
+  type Truth,
+} from '../translator/index.js'
+
+const TRUTH: Truth = { input: 1234, cacheRead: 3000, cacheWrite: 200, output: 56 }
+/** What Claude Code reports for the truth: its `cacheCreation` is the cache write. */
+const REPORTED = { input: 1234, cacheRead: 3000, cacheCreation: 200, output: 56 }
+
+const probe = await probeClaudeCode()
+if (!probe.ok) console.warn(`claude-code tests skipped: ${probe.reason}`)
+
+/** The `usage` of the JSON result, in the metric's terms. */
+function jsonUsage(run: ClaudeCodeRun) {
+  const usage = (run.json as { usage?: Record<string, number> } | undefined)?.usage ?? {}
+  return {
+    input: usage.input_tokens,
+    cacheRead: usage.cache_read_input_tokens,
+    cacheCreation: usage.cache_creation_input_tokens,
+    output: usage.output_tokens,
+  }
+}
+
+/** A run that must have succeeded: on failure, the assertion shows Claude Code's stderr. */
+function expectSuccess(run: ClaudeCodeRun) {
+  expect(run.exitCode, `claude exited ${run.exitCode}: ${run.stderr}`).toBe(0)
+  expect(run.json).toMatchObject({ type: 'result', is_error: false })
+}
+
+/**
+ * An honest first-party Anthropic upstream: complete usage on `message_start`, cumulative totals on
+ * `message_delta` (docs/dialects/anthropic-messages.md#where-usage-rides), for any `/v1/messages` request.
+ */
+async function startHonestUpstream(truth: TrueUsage) {
+  const requests: { path: string; headers: http.IncomingHttpHeaders; body: Record<string, unknown> }[] = []
+  const server = http.createServer(async (req, res) => {
+    const parts: Buffer[] = []
+    for await (const part of req) parts.push(part as Buffer)
+    const path = (req.url ?? '/').split('?')[0]!
+    if (req.method !== 'POST' || path !== '/v1/messages') {
+      res.writeHead(404, { 'content-type': 'application/json' }).end('{"type":"error"}')
+      return
+    }
+    const body = JSON.parse(Buffer.concat(parts).toString('utf8')) as Record<string, unknown>
+    requests.push({ path, headers: req.headers, body })
+    const ctx = {
+      seq: requests.length,
+      requestedModel: String(body.model),
+      includeUsage: false,
+      includeObfuscation: false,
+      created: 1_760_000_000,
+    }
+    const text = 'Hello from the honest upstream.'
+    if (body.stream !== true) {
+      res.writeHead(200, { 'content-type': 'application/json' })
+      res.end(JSON.stringify(anthropicMessage(ctx, { text, usage: fullUsage(truth) })))
+      return
+    }
+    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8' })
+    for (const event of anthropicStream(ctx, { text, usage: startUsage(truth), deltaUsages: [deltaUsage(truth)] }))
+      await new Promise<void>((resolve) => res.write(event, () => resolve()))
+    res.end()
+  })
+  const url = await listen(server)
+  return { url, requests, close: () => shut(server) }
+}
+
+if (!probe.ok && process.env.CI === 'true') {
+  it('runs the claude binary', () => {
+    throw new Error(`Claude Code cannot run here: ${probe.reason}`)
+  })
+}
+
+describe.skipIf(!probe.ok)('Claude Code (the real binary) behind a gateway', () => {
+  it('reports exactly what an honest upstream sent (the harness itself)', async () => {
+    const upstream = await startHonestUpstream({ ...TRUTH, reasoning: 0 })
+    try {
+      const run = await runClaudeCode({ baseUrl: upstream.url })
+      expectSuccess(run)
+      expect(upstream.requests.length).toBe(1)
+      expect(upstream.requests[0]!.body).toMatchObject({ stream: true })
+      expect(run.metrics).toEqual(REPORTED)
+      expect(jsonUsage(run)).toEqual(REPORTED)
+    } finally {
+      await upstream.close()
+    }
+  })
+
+  describe('through a translating gateway to Bedrock Converse', () => {
+    let provider: Awaited<ReturnType<typeof startProvider>>
+    beforeAll(async () => {
+      provider = await startProvider(TRUTH)
+    })
+    afterAll(async () => {
+      await provider?.close()
+    })
+
+    it('without usagewire: Claude Code reports 0 input (the bug)', async () => {
+      const translator = await startTranslator({
+        adapter: 'express',
+        upstream: 'bedrock-converse',
+        providerUrl: provider.url,
+      })
+      try {
+        const run = await runClaudeCode({ baseUrl: translator.url })
+        expectSuccess(run)
+        expect(run.json).toMatchObject({ result: TEXT })
+        // Zeros on message_start and, as output, the number of text chunks the translator forwarded (4).
+        expect(run.metrics).toEqual({ input: 0, cacheRead: 0, cacheCreation: 0, output: TEXT_DELTAS.length })
+        expect(jsonUsage(run)).toEqual(run.metrics)
+      } finally {
+        await translator.close()
+      }
+    })
+
+    describe('with usagewire and the upstream tap', () => {
+      let tap: { close(): void }
+      beforeAll(() => {
+        tap = tapUpstream({ maxWaitMs: 1000 })
+      })
+      afterAll(() => tap?.close())
+
+      it.each<GatewayAdapter>(['express', 'koa', 'fastify', 'http-proxy-middleware'])(
+        "%s: Claude Code reports the provider's numbers",
+        async (adapter) => {
+          const translator = await startTranslator({
+            adapter,
+            upstream: 'bedrock-converse',
+            providerUrl: provider.url,
+            usagewire: {},
+          })
+          try {
+            const run = await runClaudeCode({ baseUrl: translator.url })
+            expectSuccess(run)
+            expect(run.json).toMatchObject({ result: TEXT })
+            expect(run.metrics).toEqual(REPORTED)
+            expect(jsonUsage(run)).toEqual(REPORTED)
+            // One request, one record, and it agrees: the truth, read from the gateway's call to the provider.
+            await waitFor(() => translator.records.length > 0, 'the usage record')
+            expect(translator.records.length).toBe(1)
+            const [record] = translator.records
+            expect(record!.usage).toMatchObject(TRUTH)
+            expect(record!.sources.input).toMatch(/^tap:/)
+          } finally {
+            await translator.close()
+          }
+        },
+      )
+    })
+  })
+})
