@@ -14,8 +14,14 @@ import { usagewire as fastifyUsagewire } from '@usagewire/fastify'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { listen, shut, waitFor } from '../express/helpers.js'
 
-const chunk = (data: object) => `data: ${JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', model: 'gpt-x', ...data })}\n\n`
-const USAGE = { prompt_tokens: 1234, completion_tokens: 56, total_tokens: 1290, prompt_tokens_details: { cached_tokens: 1024 } }
+const chunk = (data: object) =>
+  `data: ${JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', model: 'gpt-x', ...data })}\n\n`
+const USAGE = {
+  prompt_tokens: 1234,
+  completion_tokens: 56,
+  total_tokens: 1290,
+  prompt_tokens_details: { cached_tokens: 1024 },
+}
 
 /** An OpenAI Chat upstream that, as OpenAI does, sends the usage chunk only when the request asks for it. */
 async function startChatUpstream() {

@@ -4,7 +4,8 @@ import zlib from 'node:zlib'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import type { UsageRecord } from '../record.js'
 import { createInterceptor } from './intercept.js'
-import { runInExchange, tapFetch, tapUpstream, type InstalledTap } from './tap.js'
+import { runInExchange, tapFetch, tapUpstream, upstreamInterceptor, type InstalledTap } from './tap.js'
+import { Agent, request as undiciRequest } from 'undici'
 
 /**
  * The tap's transports: a small translating gateway (OpenAI Chat upstream, Anthropic SSE out, with
@@ -307,5 +308,51 @@ describe('a client that leaves early', () => {
     expect(records).toHaveLength(1)
     expect(records[0]).toMatchObject({ status: 'aborted', usage: { input: 210, cacheRead: 1024, output: 56 } })
     expect(records[0]!.sources.output).toMatch(/^tap:/)
+  })
+})
+
+describe('upstreamInterceptor, composed into an undici 7 Agent of your own', () => {
+  const agent = new Agent().compose(upstreamInterceptor() as never)
+  afterAll(() => agent.close())
+
+  /** undici's own request API on that Agent: its handlers speak undici 7's onResponseStart/onResponseData. */
+  const viaUndici: Call = async (url, onChunk, signal) => {
+    const response = await undiciRequest(url, {
+      method: 'POST',
+      body: '{"stream":true}',
+      dispatcher: agent,
+      ...(signal ? { signal } : {}),
+    })
+    const decoder = new TextDecoder()
+    for await (const piece of response.body) onChunk(decoder.decode(piece as Uint8Array, { stream: true }))
+  }
+
+  it('reads the provider call without tapUpstream() installed', async () => {
+    // Without an installed tap, requests do not run inside their Exchange: tapFetch turns that on for good.
+    tapFetch(fetch)
+    const records: UsageRecord[] = []
+    const url = await gateway(await provider(), viaUndici, records)
+    const seen = await ask(url)
+    expect(seen.usage).toEqual(TRUTH)
+    await settle()
+    expect(records[0]!.sources.input).toBe('tap:chunk.usage.prompt_tokens')
+  })
+
+  it("with onAbort 'drain', reads on after the caller aborted", async () => {
+    let whole: boolean | undefined
+    const records: UsageRecord[] = []
+    const url = await gateway(await provider({ slow: 100, done: (w) => (whole = w) }), viaUndici, records, {
+      onAbort: 'drain',
+    })
+    const controller = new AbortController()
+    const response = await fetch(`${url}/v1/messages`, { method: 'POST', body: '{}', signal: controller.signal })
+    const reader = response.body!.getReader()
+    let text = ''
+    while (!text.includes('"text":"Hel"')) text += Buffer.from((await reader.read()).value!).toString()
+    controller.abort()
+    await reader.cancel().catch(() => {})
+    await new Promise((r) => setTimeout(r, 300))
+    expect(whole).toBe(true)
+    expect(records[0]).toMatchObject({ status: 'aborted', usage: { input: 210, cacheRead: 1024, output: 56 } })
   })
 })
