@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util'
 import { inspect } from './testing/inspect.js'
 
 const USAGE = `usage: usagewire inspect FILE [--path P] [--content-type T] [--rewrite OUT]
+       usagewire proxy --listen [HOST:]PORT --target URL [...]   (with @usagewire/proxy installed; --help for its options)
 
 Reads a captured LLM response body (SSE or JSON), prints its usage record as JSON,
 and with --rewrite writes the bytes a client would receive through usagewire.
@@ -47,9 +48,30 @@ function main(argv: string[]): number {
   return 0
 }
 
-try {
-  process.exitCode = main(process.argv.slice(2))
-} catch (error) {
-  process.stderr.write(`usagewire: ${(error as Error).message}\n${USAGE}`)
-  process.exitCode = 2
+/** `usagewire proxy …` is the sidecar's, in its own package: loaded only when asked for. */
+async function proxy(argv: string[]): Promise<void> {
+  const name = '@usagewire/proxy'
+  let module: { runProxyCli(argv: string[]): Promise<void> }
+  try {
+    module = (await import(name)) as typeof module
+  } catch (error) {
+    process.stderr.write(
+      `usagewire proxy needs ${name} installed beside @usagewire/core (${(error as Error).message})\n`,
+    )
+    process.exitCode = 2
+    return
+  }
+  await module.runProxyCli(argv)
+}
+
+const argv = process.argv.slice(2)
+if (argv[0] === 'proxy') {
+  await proxy(argv.slice(1))
+} else {
+  try {
+    process.exitCode = main(argv)
+  } catch (error) {
+    process.stderr.write(`usagewire: ${(error as Error).message}\n${USAGE}`)
+    process.exitCode = 2
+  }
 }

@@ -11,7 +11,7 @@ import {
   type ProcessorResult,
 } from './processor.js'
 import type { Pricer } from './cost/price.js'
-import type { RecordUsage, UsageRecord, UsageStatus } from './record.js'
+import type { RecordCorrelation, RecordUsage, UsageRecord, UsageStatus } from './record.js'
 import type { Sinks } from './sinks.js'
 import { matchRoute, routeOf } from './routes.js'
 import { UpstreamTap } from './tap.js'
@@ -159,6 +159,7 @@ export class Exchange implements HoldPolicy {
   /** usagewire asked the upstream for usage-only chunks the client did not ask for. */
   private addedStreamUsage = false
   private startTimer: ReturnType<typeof setTimeout> | undefined
+  private correlation: RecordCorrelation | undefined
   /** Taps reading the provider's response now. */
   private openTaps = 0
   /** How the carrier reads the rest of the upstream body after the client left (onAbort: 'drain'). */
@@ -494,6 +495,11 @@ export class Exchange implements HoldPolicy {
     this.finish(draining.outcome)
   }
 
+  /** How a sidecar joined this request to its provider call, for the record. */
+  correlate(correlation: RecordCorrelation): void {
+    this.correlation = correlation
+  }
+
   get record(): UsageRecord | undefined {
     return this.finished ?? undefined
   }
@@ -551,6 +557,7 @@ export class Exchange implements HoldPolicy {
       record.error = outcome.kind === 'cut' ? outcome.reason : 'the stream ended before the response did'
     if (result && result.unrewritten.length > 0) record.unrewritten = result.unrewritten
     if (this.attributes) record.attributes = this.attributes
+    if (this.correlation) record.correlation = this.correlation
     // A usage nobody reported is not a free request: it gets no cost at all.
     // The client left before the final usage: the text it was sent says more about the output than a
     // partial count (docs/truth-sources.md#aborts).

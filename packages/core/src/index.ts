@@ -22,7 +22,15 @@ export type { UsagewireOptions, Logger } from './options.js'
 export { UpstreamTap, type TapHead } from './tap.js'
 export { validateOptions } from './options.js'
 export type { Sink, SinkLike, SinkStats } from './sinks.js'
-export type { Dialect, UsageStatus, Correction, RecordCost, RecordUsage, UsageRecord } from './record.js'
+export type {
+  Dialect,
+  UsageStatus,
+  Correction,
+  RecordCorrelation,
+  RecordCost,
+  RecordUsage,
+  UsageRecord,
+} from './record.js'
 export {
   createPricer,
   DEFAULT_PRICES,

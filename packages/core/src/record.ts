@@ -75,6 +75,17 @@ export interface UsageRecord {
   attributes?: Record<string, string>
   /** What the usage cost at list prices; absent when the model has no price (docs/cost.md). */
   cost?: RecordCost
+  /**
+   * How a sidecar joined this request to the gateway's call to the provider (docs/sidecar.md#correlation):
+   * `none` when it could not, with the reason, and then nothing from the provider's side was applied.
+   */
+  correlation?: RecordCorrelation
+}
+
+/** How a request was joined to its provider call (docs/sidecar.md#correlation). */
+export interface RecordCorrelation {
+  by: 'header' | 'content' | 'single' | 'none'
+  reason?: string
 }
 
 /** The cost of a record's usage, bucket by bucket, in USD (docs/cost.md#the-cost-in-the-record). */

@@ -11,6 +11,8 @@ export { UsageTransform } from './stream.js'
 export { createDecoder, NODE_DECODERS } from './decode.js'
 export {
   currentExchange,
+  observeIncoming,
+  type BodyObserver,
   runInExchange,
   tapClientRequest,
   tapFetch,

@@ -105,26 +105,50 @@ export function tapClientRequest(exchange: Exchange, request: ClientRequest): vo
   request.once('response', (res: IncomingMessage) => {
     answered = true
     const feed = open(tap, res.statusCode ?? 0, (name) => res.headers[name])
-    if (!feed) return
-    const push = res.push
-    let ended = false
-    res.push = function tappedPush(this: IncomingMessage, chunk: unknown, encoding?: BufferEncoding): boolean {
-      if (!ended) {
+    if (feed) observeIncoming(res, feed)
+  })
+}
+
+/** What {@link observeIncoming} hands a body's bytes to. */
+export interface BodyObserver {
+  data(chunk: Uint8Array): void
+  /** The body ended whole. */
+  end(): void
+  /** The body was cut (the socket closed before its end). */
+  fail(): void
+}
+
+/**
+ * Sees the body of an `IncomingMessage` (a client response, a proxied upstream response) as the socket
+ * hands it over, before any consumer reads it: nothing about how the body is read, piped or paused
+ * changes, and no data listener switches it into flowing mode.
+ */
+export function observeIncoming(res: IncomingMessage, observer: BodyObserver): void {
+  const push = res.push
+  let ended = false
+  res.push = function observedPush(this: IncomingMessage, chunk: unknown, encoding?: BufferEncoding): boolean {
+    if (!ended) {
+      try {
         if (chunk === null) {
           ended = true
-          feed.end()
+          observer.end()
         } else if (chunk instanceof Uint8Array) {
-          feed.data(chunk)
+          observer.data(chunk)
         }
+      } catch {
+        // An observer never fails the body.
       }
-      return push.call(this, chunk, encoding)
     }
-    res.once('close', () => {
-      if (!ended) {
-        ended = true
-        feed.fail()
-      }
-    })
+    return push.call(this, chunk, encoding)
+  }
+  res.once('close', () => {
+    if (ended) return
+    ended = true
+    try {
+      observer.fail()
+    } catch {
+      // An observer never fails the body.
+    }
   })
 }
 

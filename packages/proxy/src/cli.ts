@@ -1,0 +1,3 @@
+import { runProxyCli } from './args.js'
+
+await runProxyCli(process.argv.slice(2))
