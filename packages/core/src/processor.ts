@@ -383,6 +383,7 @@ class UsageProcessor implements Processor, EventSink {
       if (!body && !wrapped && this.reader.unwrap) return this.readEvent(buf, start, end, at)
     }
     if (!isObject(json)) return undefined
+    if (body && this.collectText) this.collected += this.spec?.text?.(json) ?? ''
     const reader = this.reader!
     const reading = body ? reader.readBody(json) : reader.read({ name: decoded.name, json, at })
     if (!reading) return undefined

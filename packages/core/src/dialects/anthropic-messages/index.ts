@@ -28,13 +28,26 @@ export const anthropicMessages = {
     return kind === 'message_start' || kind === 'ping' || kind === 'content_block_start'
   },
   recognizeBody: (json) => json.type === 'message',
-  text(json) {
-    if (json.type !== 'content_block_delta' || !isObject(json.delta)) return undefined
-    const { text, partial_json, thinking } = json.delta
-    return str(text) ?? str(partial_json) ?? str(thinking)
-  },
+  text: anthropicText,
   reader: (): DialectReader => new AnthropicReader(),
 } satisfies DialectSpec
+
+/** The text of a `content_block_delta`, or of a whole message's content blocks. */
+export function anthropicText(json: JsonObject): string | undefined {
+  if (json.type === 'content_block_delta' && isObject(json.delta)) {
+    const { text, partial_json, thinking } = json.delta
+    return str(text) ?? str(partial_json) ?? str(thinking)
+  }
+  if (json.type !== 'message' || !Array.isArray(json.content)) return undefined
+  let out = ''
+  for (const block of json.content) {
+    if (!isObject(block)) continue
+    if (typeof block.text === 'string') out += block.text
+    else if (typeof block.thinking === 'string') out += block.thinking
+    else if (block.type === 'tool_use' && block.input !== undefined) out += JSON.stringify(block.input)
+  }
+  return out || undefined
+}
 
 /** Some translators send Anthropic events without `event:` lines: those are read when they mention usage. */
 const UNNAMED = [member('usage', '{'), member('error')]

@@ -33,7 +33,22 @@ export const bedrockConverse = {
     isObject(json.usage) && json.usage.inputTokens !== undefined && (isObject(json.output) || 'stopReason' in json),
   text(json) {
     const delta = isObject(json.delta) ? json.delta : undefined
-    if (!delta) return undefined
+    if (!delta) {
+      // A whole Converse answer: `output.message.content` blocks.
+      const message = isObject(json.output) && isObject(json.output.message) ? json.output.message : undefined
+      if (!message || !Array.isArray(message.content)) return undefined
+      let out = ''
+      for (const block of message.content) {
+        if (!isObject(block)) continue
+        if (typeof block.text === 'string') out += block.text
+        else if (isObject(block.toolUse) && block.toolUse.input !== undefined)
+          out += JSON.stringify(block.toolUse.input)
+        else if (isObject(block.reasoningContent) && isObject(block.reasoningContent.reasoningText)) {
+          out += str(block.reasoningContent.reasoningText.text) ?? ''
+        }
+      }
+      return out || undefined
+    }
     if (typeof delta.text === 'string') return delta.text
     if (isObject(delta.toolUse)) return str(delta.toolUse.input)
     return isObject(delta.reasoningContent) ? str(delta.reasoningContent.text) : undefined

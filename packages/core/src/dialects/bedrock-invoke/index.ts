@@ -1,7 +1,7 @@
 import { payloadStart } from '../../framing/eventstream.js'
 import { findMember } from '../../framing/json-splice.js'
 import { isObject, type Usage, type UsageSources } from '../../usage.js'
-import { anthropicMessages } from '../anthropic-messages/index.js'
+import { anthropicMessages, anthropicText } from '../anthropic-messages/index.js'
 import type { DialectReader, DialectSpec, EventReading, JsonObject, WireEvent } from '../types.js'
 import { fromInvocationMetrics, METRICS, toInvocationMetrics } from './usage.js'
 
@@ -53,6 +53,16 @@ export const bedrockInvoke = {
   // An InvokeModel body is an Anthropic message; anthropic-messages recognises it.
   recognizeBody: () => false,
   headUsage: countsFromHeaders,
+  // A `chunk` wraps an Anthropic event in base64; a whole InvokeModel body is an Anthropic message.
+  text(json) {
+    if (typeof json.bytes !== 'string') return anthropicText(json)
+    try {
+      const inner: unknown = JSON.parse(Buffer.from(json.bytes, 'base64').toString('utf8'))
+      return isObject(inner) ? anthropicText(inner) : undefined
+    } catch {
+      return undefined
+    }
+  },
   reader: (): DialectReader => new BedrockInvokeReader(),
 } satisfies DialectSpec
 

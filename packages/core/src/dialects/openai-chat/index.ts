@@ -26,7 +26,14 @@ export const openaiChat = {
     if (!Array.isArray(json.choices)) return undefined
     let out = ''
     for (const choice of json.choices) {
-      const delta = isObject(choice) && isObject(choice.delta) ? choice.delta : undefined
+      // A chunk's delta, or a whole completion's message.
+      const delta = !isObject(choice)
+        ? undefined
+        : isObject(choice.delta)
+          ? choice.delta
+          : isObject(choice.message)
+            ? choice.message
+            : undefined
       if (!delta) continue
       if (typeof delta.content === 'string') out += delta.content
       if (typeof delta.reasoning_content === 'string') out += delta.reasoning_content

@@ -28,7 +28,19 @@ export const openaiResponses = {
     return kind?.startsWith('response.') === true
   },
   recognizeBody: (json) => json.object === 'response',
-  text: (json) => (typeof json.type === 'string' && json.type.endsWith('.delta') ? str(json.delta) : undefined),
+  text(json) {
+    if (typeof json.type === 'string' && json.type.endsWith('.delta')) return str(json.delta)
+    // A whole response: its output items' text and function-call arguments.
+    if (json.object !== 'response' || !Array.isArray(json.output)) return undefined
+    let out = ''
+    for (const item of json.output) {
+      if (!isObject(item)) continue
+      if (typeof item.arguments === 'string') out += item.arguments
+      if (!Array.isArray(item.content)) continue
+      for (const part of item.content) if (isObject(part) && typeof part.text === 'string') out += part.text
+    }
+    return out || undefined
+  },
   reader: (): DialectReader => new ResponsesReader(),
 } satisfies DialectSpec
 

@@ -1,0 +1,402 @@
+/**
+ * The first field report, with the real peer: Headroom (`headroom-ai[proxy,bedrock]` 0.27.0, the same
+ * streaming usage code as the 0.26.0 the report names) as an Anthropic API proxy with a Bedrock backend.
+ * Streamed, its `message_start` always says `"usage": {"input_tokens": 0, "output_tokens": 0}`, so
+ * clients that read input from `message_start` (Claude Code) report 0 input (docs/peer-bugs.md row 1).
+ *
+ * Each test first shows what a client sees through Headroom alone, then through the usagewire sidecar:
+ * client → sidecar → Headroom → the sidecar's provider-facing listener (Headroom's Bedrock runtime
+ * endpoint) → mock Bedrock. The mock reports input 1234, cache read 3000, cache write 200, output 56 on
+ * every answer, on all four runtime routes; which one Headroom's LiteLLM calls depends on the model id
+ * (a dated id it finds among the inference profiles goes to Converse, a bare alias to InvokeModel).
+ *
+ * Headroom passes no client header on to Bedrock: for the Bedrock backend, `LiteLLMBackend` uses the
+ * request headers only to take an API key for providers that do not authenticate from the environment
+ * (Bedrock is not one of them) and calls `litellm.acompletion` without `extra_headers`; LiteLLM then signs
+ * a request with its own headers. So the sidecar's correlation header never reaches its provider-facing
+ * listener (the first test shows it dropped on the wire), and the sidecar joins requests to Headroom's
+ * calls otherwise: by content (the text each client receives is its provider answer's, on every route,
+ * streamed or not), the strongest way left.
+ *
+ * Headroom starts once per configuration (three, in parallel): alone, behind the sidecar, and behind a
+ * sidecar that holds `message_start`.
+ */
+import Anthropic from '@anthropic-ai/sdk'
+import { createParser } from 'eventsource-parser'
+import { afterAll, beforeAll, describe, expect, it, type TestContext } from 'vitest'
+import { startProxy, type Sidecar, type UsageRecord } from '@usagewire/proxy'
+import { probeClaudeCode, runClaudeCode, type ClaudeCodeRun } from '../clients/claude-code.js'
+import { waitFor } from '../matrix/upstream.js'
+import { freePort, startHeadroom, type Headroom } from './headroom.js'
+import {
+  BEDROCK_DELTAS,
+  BEDROCK_TEXT,
+  BEDROCK_TRUTH,
+  deltasFor,
+  INFERENCE_PROFILES,
+  startMockBedrock,
+  type BedrockRoute,
+  type MockBedrock,
+} from './mock-bedrock.js'
+import { PEERS, peerOrSkip, type Peer } from './python.js'
+
+type Join = 'content' | 'single'
+
+const T = BEDROCK_TRUTH
+/** The provider's numbers as an Anthropic client reads them. */
+const SDK_TRUTH = {
+  input_tokens: T.input,
+  cache_read_input_tokens: T.cacheRead,
+  cache_creation_input_tokens: T.cacheWrite,
+  output_tokens: T.output,
+}
+/** The provider's numbers as Claude Code reports them (`cacheCreation` is the cache write). */
+const CLAUDE_CODE_TRUTH = { input: T.input, cacheRead: T.cacheRead, cacheCreation: T.cacheWrite, output: T.output }
+
+/**
+ * The two route families: a dated Claude id is among the inference profiles the control plane lists and
+ * goes to Converse (its `:` URL-encoded in the path); a bare alias is not, Headroom sends it as
+ * `us.anthropic.<alias>-v1:0`, which LiteLLM's model map does not list, and it goes to InvokeModel
+ * (the `:` raw in the path). `streamJoin` and `jsonJoin`: how the sidecar joins a request on that route
+ * to Headroom's call (by content where it reads the provider's text).
+ */
+const FAMILIES = [
+  {
+    family: 'converse',
+    model: 'claude-haiku-4-5-20251001',
+    modelId: 'us.anthropic.claude-haiku-4-5-20251001-v1:0',
+    pathId: 'us.anthropic.claude-haiku-4-5-20251001-v1%3A0',
+    streamRoute: 'converse-stream',
+    jsonRoute: 'converse',
+    streamJoin: 'content',
+    jsonJoin: 'content',
+  },
+  {
+    family: 'invoke',
+    model: 'claude-sonnet-4-6',
+    modelId: 'us.anthropic.claude-sonnet-4-6-v1:0',
+    pathId: 'us.anthropic.claude-sonnet-4-6-v1:0',
+    streamRoute: 'invoke-with-response-stream',
+    jsonRoute: 'invoke',
+    streamJoin: 'content',
+    jsonJoin: 'content',
+  },
+] as const satisfies ReadonlyArray<{
+  family: string
+  model: string
+  modelId: string
+  pathId: string
+  streamRoute: BedrockRoute
+  jsonRoute: BedrockRoute
+  streamJoin: Join
+  jsonJoin: Join
+}>
+
+/** A request; with `word`, the mock's answer ends in it instead of `Bedrock.`. */
+const request = (model: string, word?: string) => ({
+  model,
+  max_tokens: 64,
+  messages: [{ role: 'user' as const, content: word === undefined ? 'Say hello.' : `Say hello. [reply:${word}]` }],
+})
+
+const sdk = (baseURL: string) => new Anthropic({ baseURL, apiKey: 'sk-ant-fake', maxRetries: 0 })
+
+/** The four counts an Anthropic client accumulates, as the SDK reports them. */
+const fourCounts = (usage: Anthropic.Usage) => ({
+  input_tokens: usage.input_tokens,
+  cache_read_input_tokens: usage.cache_read_input_tokens,
+  cache_creation_input_tokens: usage.cache_creation_input_tokens,
+  output_tokens: usage.output_tokens,
+})
+
+interface RawEvent {
+  event: string
+  data: Record<string, any>
+}
+
+/** A streaming request sent with fetch, its SSE read with eventsource-parser: every event as it came. */
+async function rawStream(url: string, model: string, headers: Record<string, string> = {}): Promise<RawEvent[]> {
+  const response = await fetch(`${url}/v1/messages`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-api-key': 'x', 'anthropic-version': '2023-06-01', ...headers },
+    body: JSON.stringify({ ...request(model), stream: true }),
+  })
+  expect(response.status).toBe(200)
+  const events: RawEvent[] = []
+  const parser = createParser({ onEvent: (e) => events.push({ event: e.event ?? '', data: JSON.parse(e.data) }) })
+  const decoder = new TextDecoder()
+  for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+    parser.feed(decoder.decode(chunk, { stream: true }))
+  }
+  return events
+}
+
+const textOf = (events: RawEvent[]) =>
+  events
+    .filter((e) => e.event === 'content_block_delta')
+    .map((e) => e.data.delta?.text ?? '')
+    .join('')
+
+/** The runtime calls a mock got while `run` ran. */
+async function callsDuring(mock: MockBedrock, run: () => Promise<unknown>) {
+  const before = mock.runtime().length
+  await run()
+  return mock.runtime().slice(before)
+}
+
+/** The record of the next client request through `sidecar`: waits for the one after the records there are now. */
+function nextRecord(sidecar: Sidecar): () => Promise<UsageRecord> {
+  const n = sidecar.records.length
+  return () => waitFor(() => sidecar.records[n], `usage record #${n + 1}`)
+}
+
+/** A record with the provider's numbers, each read on the provider side, joined `by`. */
+function expectProviderRecord(record: UsageRecord, streaming: boolean, by: Join) {
+  expect(record).toMatchObject({ route: '/v1/messages', status: 'complete', streaming })
+  expect(record.usage).toMatchObject({
+    input: T.input,
+    cacheRead: T.cacheRead,
+    cacheWrite: T.cacheWrite,
+    output: T.output,
+  })
+  for (const field of ['input', 'cacheRead', 'cacheWrite', 'output'] as const)
+    expect(record.sources[field], `sources.${field}`).toMatch(/^tap:/)
+  expect(record.correlation).toMatchObject({ by })
+}
+
+const probe = await probeClaudeCode()
+
+/** The `usage` of Claude Code's JSON result, in the metric's terms. */
+function jsonUsage(run: ClaudeCodeRun) {
+  const usage = (run.json as { usage?: Record<string, number> } | undefined)?.usage ?? {}
+  return {
+    input: usage.input_tokens,
+    cacheRead: usage.cache_read_input_tokens,
+    cacheCreation: usage.cache_creation_input_tokens,
+    output: usage.output_tokens,
+  }
+}
+
+function expectSuccess(run: ClaudeCodeRun) {
+  expect(run.exitCode, `claude exited ${run.exitCode}: ${run.stderr}`).toBe(0)
+  expect(run.json).toMatchObject({ type: 'result', is_error: false, result: BEDROCK_TEXT })
+}
+
+interface Fixed {
+  sidecar: Sidecar
+  headroom: Headroom
+  close(): Promise<void>
+}
+
+/** Headroom behind a sidecar that is also its Bedrock runtime endpoint. */
+async function behindSidecar(peer: Peer, mock: MockBedrock, messageStart?: 'hold'): Promise<Fixed> {
+  const port = await freePort()
+  const sidecar = await startProxy({
+    listen: '127.0.0.1:0',
+    target: `http://127.0.0.1:${port}`,
+    providerListen: '127.0.0.1:0',
+    provider: mock.url,
+    maxWaitMs: 2000,
+    ...(messageStart ? { messageStart } : {}),
+  })
+  try {
+    // The control plane (ListInferenceProfiles, at startup) is no LLM call: straight to the mock.
+    const headroom = await startHeadroom(peer, { runtimeUrl: sidecar.providerUrl!, controlPlaneUrl: mock.url, port })
+    const close = async () => {
+      await headroom.close()
+      await sidecar.close(0)
+    }
+    return { sidecar, headroom, close }
+  } catch (error) {
+    await sidecar.close(0)
+    throw error
+  }
+}
+
+describe('Headroom 0.27 with a Bedrock backend (the first field report)', () => {
+  let skip: string | undefined
+  const mocks = {} as Record<'plain' | 'fixed' | 'held', MockBedrock>
+  let plain: Headroom
+  let fixed: Fixed
+  let held: Fixed
+  const closers: Array<() => Promise<void>> = []
+
+  beforeAll(async () => {
+    const peer = await peerOrSkip(PEERS.headroom)
+    if ('skip' in peer) {
+      skip = peer.skip
+      return
+    }
+    for (const name of ['plain', 'fixed', 'held'] as const) {
+      mocks[name] = await startMockBedrock()
+      closers.push(mocks[name].close)
+    }
+    // All three start at once; whatever started is closed after, even when another failed.
+    const started = await Promise.allSettled([
+      startHeadroom(peer, { runtimeUrl: mocks.plain.url }).then((h) => (plain = h)),
+      behindSidecar(peer, mocks.fixed).then((f) => (fixed = f)),
+      behindSidecar(peer, mocks.held, 'hold').then((f) => (held = f)),
+    ])
+    for (const result of started) if (result.status === 'fulfilled') closers.push(result.value.close)
+    const failed = started.find((result) => result.status === 'rejected')
+    if (failed) throw failed.reason
+  }, 15 * 60_000)
+
+  afterAll(async () => {
+    await Promise.all(closers.map((close) => close()))
+  }, 30_000)
+
+  const needsPeer = (ctx: TestContext) => {
+    if (skip) ctx.skip()
+  }
+
+  it('asks the control plane for the inference profiles at startup, and passes no client header on to Bedrock', async (ctx) => {
+    needsPeer(ctx)
+    for (const mock of Object.values(mocks)) {
+      expect(mock.requests[0]).toMatchObject({ method: 'GET', path: '/inference-profiles?type=SYSTEM_DEFINED' })
+    }
+    const calls = await callsDuring(mocks.plain, () =>
+      rawStream(plain.url, FAMILIES[0].model, { 'x-usagewire-correlation': 'probe-1', 'x-client-probe': 'probe-2' }),
+    )
+    expect(calls.length).toBe(1)
+    expect(calls[0]!.headers['user-agent']).toMatch(/^litellm\//)
+    expect(calls[0]!.headers['x-usagewire-correlation']).toBeUndefined()
+    expect(calls[0]!.headers['x-client-probe']).toBeUndefined()
+    expect(Object.values(calls[0]!.headers).join('\n')).not.toMatch(/probe-/)
+  })
+
+  describe.each(FAMILIES)('$family routes ($model)', (family) => {
+    const { model, modelId, pathId, streamRoute, jsonRoute, streamJoin, jsonJoin } = family
+    it('Anthropic SDK, streaming: input 0 and output = the number of text chunks; with the sidecar, the provider’s numbers', async (ctx) => {
+      needsPeer(ctx)
+      let message!: Anthropic.Message
+      const calls = await callsDuring(mocks.plain, async () => {
+        message = await sdk(plain.url).messages.stream(request(model)).finalMessage()
+      })
+      expect(calls.map((c) => [c.route, c.modelId])).toEqual([[streamRoute, modelId]])
+      expect(calls[0]!.path).toBe(`/model/${pathId}/${streamRoute}`)
+      expect(message.content).toEqual([{ type: 'text', text: BEDROCK_TEXT }])
+      expect(message.usage).toEqual({ input_tokens: 0, output_tokens: BEDROCK_DELTAS.length })
+
+      const record = nextRecord(fixed.sidecar)
+      const fixedCalls = await callsDuring(mocks.fixed, async () => {
+        message = await sdk(fixed.sidecar.url).messages.stream(request(model)).finalMessage()
+      })
+      expect(fixedCalls.map((c) => c.route)).toEqual([streamRoute])
+      expect(message.content).toEqual([{ type: 'text', text: BEDROCK_TEXT }])
+      expect(fourCounts(message.usage)).toEqual(SDK_TRUTH)
+      expectProviderRecord(await record(), true, streamJoin)
+    })
+
+    it('Anthropic SDK, not streaming: input 4434 (the cache counted in) and no cache fields; with the sidecar, the provider’s numbers', async (ctx) => {
+      needsPeer(ctx)
+      let message!: Anthropic.Message
+      const calls = await callsDuring(mocks.plain, async () => {
+        message = await sdk(plain.url).messages.create(request(model))
+      })
+      expect(calls.map((c) => [c.route, c.modelId])).toEqual([[jsonRoute, modelId]])
+      expect(calls[0]!.path).toBe(`/model/${pathId}/${jsonRoute}`)
+      expect(message.content).toEqual([{ type: 'text', text: BEDROCK_TEXT }])
+      expect(message.usage).toEqual({ input_tokens: T.input + T.cacheRead + T.cacheWrite, output_tokens: T.output })
+
+      const record = nextRecord(fixed.sidecar)
+      const fixedCalls = await callsDuring(mocks.fixed, async () => {
+        message = await sdk(fixed.sidecar.url).messages.create(request(model))
+      })
+      expect(fixedCalls.map((c) => c.route)).toEqual([jsonRoute])
+      expect(message.content).toEqual([{ type: 'text', text: BEDROCK_TEXT }])
+      expect(fourCounts(message.usage)).toEqual(SDK_TRUTH)
+      expectProviderRecord(await record(), false, jsonJoin)
+    })
+
+    it('raw stream: message_start all zeros; with message_start held, it carries the provider’s input and cache counts', async (ctx) => {
+      needsPeer(ctx)
+      const names = ['message_start', 'content_block_start']
+        .concat(BEDROCK_DELTAS.map(() => 'content_block_delta'))
+        .concat(['content_block_stop', 'message_delta', 'message_stop'])
+
+      const bare = await rawStream(plain.url, model)
+      expect(bare.map((e) => e.event)).toEqual(names)
+      expect(bare[0]!.data.message.usage).toEqual({ input_tokens: 0, output_tokens: 0 })
+      expect(bare.at(-2)!.data.usage).toEqual({ output_tokens: BEDROCK_DELTAS.length })
+
+      const record = nextRecord(held.sidecar)
+      const calls = await callsDuring(mocks.held, async () => {
+        const events = await rawStream(held.sidecar.url, model)
+        expect(events.map((e) => e.event)).toEqual(names)
+        expect(textOf(events)).toBe(BEDROCK_TEXT)
+        expect(events[0]!.data.message.usage).toMatchObject({
+          input_tokens: T.input,
+          cache_read_input_tokens: T.cacheRead,
+          cache_creation_input_tokens: T.cacheWrite,
+        })
+        expect(events.at(-2)!.data.usage).toMatchObject(SDK_TRUTH)
+      })
+      expect(calls.map((c) => c.route)).toEqual([streamRoute])
+      expectProviderRecord(await record(), true, streamJoin)
+    })
+  })
+
+  it('Anthropic SDK, three streams at once (ConverseStream): each joined by its text to its own provider call', async (ctx) => {
+    needsPeer(ctx)
+    const { model, streamRoute } = FAMILIES[0]
+    const words = ['alpha', 'bravo', 'charlie']
+    const texts = words.map((word) => [{ type: 'text', text: deltasFor(word).join('') }])
+    // The mock answers the three together: all three are in flight on both sides of Headroom at once.
+    const send = (url: string, mock: MockBedrock) => {
+      mock.gather(words.length)
+      return Promise.all(words.map((word) => sdk(url).messages.stream(request(model, word)).finalMessage()))
+    }
+
+    const calls = await callsDuring(mocks.plain, async () => {
+      const messages = await send(plain.url, mocks.plain)
+      expect(messages.map((m) => m.content)).toEqual(texts)
+      for (const message of messages)
+        expect(message.usage).toEqual({ input_tokens: 0, output_tokens: BEDROCK_DELTAS.length })
+    })
+    expect(calls.map((c) => c.route)).toEqual(words.map(() => streamRoute))
+
+    const n = fixed.sidecar.records.length
+    const messages = await send(fixed.sidecar.url, mocks.fixed)
+    expect(messages.map((m) => m.content)).toEqual(texts)
+    for (const message of messages) expect(fourCounts(message.usage)).toEqual(SDK_TRUTH)
+    await waitFor(() => fixed.sidecar.records.length >= n + words.length, 'three usage records')
+    const records = fixed.sidecar.records.slice(n)
+    expect(records.length).toBe(words.length)
+    // Three requests wait at once: only their text tells them apart.
+    for (const record of records) expectProviderRecord(record, true, 'content')
+  })
+
+  it('Claude Code: 0/0/0/4 without usagewire; with the sidecar, exactly the provider’s numbers', async (ctx) => {
+    needsPeer(ctx)
+    if (!probe.ok) {
+      if (process.env.CI === 'true') throw new Error(`Claude Code cannot run here: ${probe.reason}`)
+      ctx.skip()
+    }
+    let run!: ClaudeCodeRun
+    const calls = await callsDuring(mocks.plain, async () => {
+      run = await runClaudeCode({ baseUrl: plain.url })
+    })
+    expectSuccess(run)
+    // Claude Code names a model of its own; its route follows the same rule as the SDK's requests.
+    expect(calls.length).toBe(1)
+    const { modelId, route } = calls[0]!
+    expect(modelId).toMatch(/^us\.anthropic\.claude-/)
+    expect(route).toBe(INFERENCE_PROFILES.includes(modelId!) ? 'converse-stream' : 'invoke-with-response-stream')
+    expect(run.metrics).toEqual({ input: 0, cacheRead: 0, cacheCreation: 0, output: BEDROCK_DELTAS.length })
+    expect(jsonUsage(run)).toEqual(run.metrics)
+
+    const n = fixed.sidecar.records.length
+    const fixedCalls = await callsDuring(mocks.fixed, async () => {
+      run = await runClaudeCode({ baseUrl: fixed.sidecar.url })
+    })
+    expectSuccess(run)
+    expect(fixedCalls.map((c) => c.route)).toEqual([route])
+    expect(run.metrics).toEqual(CLAUDE_CODE_TRUTH)
+    expect(jsonUsage(run)).toEqual(CLAUDE_CODE_TRUTH)
+    await waitFor(() => fixed.sidecar.records.length > n, 'the usage record')
+    const records = fixed.sidecar.records.slice(n).filter((r) => r.route === '/v1/messages')
+    expect(records.length).toBe(1)
+    expectProviderRecord(records[0]!, true, 'content')
+  })
+})

@@ -1,0 +1,176 @@
+/**
+ * Headroom (`headroom proxy --backend bedrock`) as a real peer: an Anthropic-speaking proxy that sends
+ * every request to Bedrock through LiteLLM. Started from its venv (test/peers/python.ts) with a fresh
+ * HOME and an environment built from scratch, so nothing of the machine's configuration or credentials
+ * reaches it; fake AWS keys, the Bedrock runtime and control plane at URLs the test chooses, every
+ * update check and telemetry off. Binds 127.0.0.1. The child is killed on close and when the test
+ * process exits; its output is kept for error messages.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import http from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import type { Peer } from './python.js'
+
+export interface HeadroomOptions {
+  /** Where LiteLLM sends the runtime calls (`AWS_BEDROCK_RUNTIME_ENDPOINT`). */
+  runtimeUrl: string
+  /** Where the startup `ListInferenceProfiles` goes (`AWS_ENDPOINT_URL_BEDROCK`); the runtime URL when unset. */
+  controlPlaneUrl?: string
+  /**
+   * The port to listen on; a free one when unset. Set it when something must know Headroom's URL before
+   * Headroom starts (a sidecar in front of it that is also its Bedrock endpoint).
+   */
+  port?: number
+  /** How long to wait for `/livez`. */
+  readyTimeoutMs?: number
+}
+
+export interface Headroom {
+  url: string
+  /** Milliseconds from spawn to the first successful `/livez`. */
+  startupMs: number
+  /** Everything the process wrote to stdout and stderr so far. */
+  output(): string
+  close(): Promise<void>
+}
+
+/** A port the OS says is free now (Headroom takes a port number, not 0). */
+export async function freePort(): Promise<number> {
+  const server = http.createServer()
+  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as AddressInfo
+  await new Promise<void>((resolve) => server.close(() => resolve()))
+  return port
+}
+
+const live = new Set<ChildProcess>()
+
+/** Kills the child's process group (it runs in its own), or the child alone if that fails. */
+function kill(child: ChildProcess, signal: NodeJS.Signals) {
+  try {
+    process.kill(-child.pid!, signal)
+  } catch {
+    try {
+      child.kill(signal)
+    } catch {
+      // Already gone.
+    }
+  }
+}
+
+process.once('exit', () => {
+  for (const child of live) kill(child, 'SIGKILL')
+})
+
+function environment(home: string, options: HeadroomOptions): NodeJS.ProcessEnv {
+  return {
+    PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
+    HOME: home,
+    LANG: 'C.UTF-8',
+    NO_PROXY: '127.0.0.1,localhost',
+    AWS_ACCESS_KEY_ID: 'AKIAMOCKMOCKMOCKMOCK',
+    AWS_SECRET_ACCESS_KEY: 'x',
+    AWS_REGION: 'us-east-1',
+    AWS_BEDROCK_RUNTIME_ENDPOINT: options.runtimeUrl,
+    AWS_ENDPOINT_URL_BEDROCK: options.controlPlaneUrl ?? options.runtimeUrl,
+    AWS_EC2_METADATA_DISABLED: 'true',
+    LITELLM_LOCAL_MODEL_COST_MAP: 'True',
+    HEADROOM_UPDATE_CHECK: 'off',
+    HEADROOM_TELEMETRY: 'off',
+    HEADROOM_OFFLINE: '1',
+    HF_HUB_OFFLINE: '1',
+  }
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+async function isLive(url: string): Promise<boolean> {
+  try {
+    const res = await fetch(`${url}/livez`, { signal: AbortSignal.timeout(1_000) })
+    await res.arrayBuffer()
+    return res.ok
+  } catch {
+    return false
+  }
+}
+
+async function startOnce(peer: Peer, options: HeadroomOptions): Promise<Headroom> {
+  const port = options.port ?? (await freePort())
+  const url = `http://127.0.0.1:${port}`
+  const home = mkdtempSync(path.join(tmpdir(), 'usagewire-headroom-'))
+  const args = [
+    'proxy',
+    '--backend',
+    'bedrock',
+    '--region',
+    'us-east-1',
+    '--host',
+    '127.0.0.1',
+    '--port',
+    String(port),
+    '--no-telemetry',
+    '--disable-kompress',
+    '--no-subscription-tracking',
+  ]
+  const started = performance.now()
+  const child = spawn(peer.bin('headroom'), args, {
+    cwd: home,
+    env: environment(home, options),
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  })
+  live.add(child)
+  let output = ''
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => (output += d))
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (output += d))
+  let exited: string | undefined
+  const gone = new Promise<void>((resolve) => {
+    child.once('error', (error) => {
+      exited = `failed to start: ${error.message}`
+      resolve()
+    })
+    child.once('exit', (code, signal) => {
+      exited ??= `exited ${code ?? signal}`
+      live.delete(child)
+      resolve()
+    })
+  })
+
+  const close = async () => {
+    if (exited === undefined) {
+      kill(child, 'SIGTERM')
+      const timer = setTimeout(() => kill(child, 'SIGKILL'), 5_000)
+      await gone
+      clearTimeout(timer)
+    }
+    rmSync(home, { recursive: true, force: true })
+  }
+
+  const deadline = Date.now() + (options.readyTimeoutMs ?? 60_000)
+  for (;;) {
+    if (await isLive(url)) break
+    if (exited !== undefined || Date.now() > deadline) {
+      const why = exited ?? `not live after ${options.readyTimeoutMs ?? 60_000} ms`
+      await close()
+      throw new Error(`headroom proxy ${why}; its output:\n${output.slice(-4000)}`)
+    }
+    await sleep(200)
+  }
+  return { url, startupMs: Math.round(performance.now() - started), output: () => output, close }
+}
+
+/**
+ * Starts Headroom and waits for `/livez`; when it chose the port itself, one retry if another process
+ * took that port meanwhile.
+ */
+export async function startHeadroom(peer: Peer, options: HeadroomOptions): Promise<Headroom> {
+  try {
+    return await startOnce(peer, options)
+  } catch (error) {
+    if (options.port !== undefined || !/address already in use|Errno 98/i.test((error as Error).message)) throw error
+    return startOnce(peer, options)
+  }
+}
