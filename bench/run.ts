@@ -11,6 +11,7 @@
  *   pnpm bench -- --only=sinks       metrics sinks only (9)
  *   pnpm bench -- --only=e2e         end-to-end benchmarks only (4–6)
  *   pnpm bench -- --only=callgrind   instructions per response under callgrind only (8)
+ *   pnpm bench -- --only=sidecar     the sidecar (@usagewire/proxy) against the gateway alone only (10)
  *
  * Results go to bench/results/: latest.md and latest.json for a full run, latest-<only>.* for --only,
  * smoke.* for --smoke (bench/README.md, "Reading the results").
@@ -47,9 +48,10 @@ const { framerBench, FRAMER_SMOKE } = await import('./framer.bench.js')
 const { callgrindBench, CALLGRIND_FULL, CALLGRIND_SMOKE, RESULTS, valgrindMissing } =
   await import('./callgrind.bench.js')
 const { sinksBench, SINKS_FULL, SINKS_SMOKE } = await import('./sinks.bench.js')
+const { sidecarBench, SIDECAR_FULL, SIDECAR_SMOKE } = await import('./sidecar.bench.js')
 const { formatTable } = await import('./table.js')
 
-const SECTIONS = ['proc', 'framer', 'sinks', 'e2e', 'callgrind'] as const
+const SECTIONS = ['proc', 'framer', 'sinks', 'e2e', 'callgrind', 'sidecar'] as const
 type Section = (typeof SECTIONS)[number]
 
 // pnpm passes a literal `--` through on some versions: read flags wherever they are.
@@ -120,6 +122,11 @@ await section('callgrind', 'instructions per response: the gateway process under
   log(`  skipped: ${missing}`)
   return [{ id: '8', what: 'gateway instructions per response', value: 'skipped', baseline: missing, result: 'info' }]
 })
+await section(
+  'sidecar',
+  'sidecar (child processes: provider, gateways, sidecars; the load client in this process)',
+  () => sidecarBench(log, smoke ? SIDECAR_SMOKE : SIDECAR_FULL),
+)
 
 const seconds = (Date.now() - started) / 1000
 const table = formatTable(rows)

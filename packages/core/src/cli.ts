@@ -4,6 +4,7 @@ import { inspect } from './testing/inspect.js'
 
 const USAGE = `usage: usagewire inspect FILE [--path P] [--content-type T] [--rewrite OUT]
        usagewire proxy --listen [HOST:]PORT --target URL [...]   (with @usagewire/proxy installed; --help for its options)
+       usagewire doctor --gateway URL [...]                      (with @usagewire/doctor installed; --help for its options)
 
 Reads a captured LLM response body (SSE or JSON), prints its usage record as JSON,
 and with --rewrite writes the bytes a client would receive through usagewire.
@@ -64,9 +65,25 @@ async function proxy(argv: string[]): Promise<void> {
   await module.runProxyCli(argv)
 }
 
+/** `usagewire doctor …` audits a gateway, in its own package: loaded only when asked for. */
+async function doctor(argv: string[]): Promise<void> {
+  const name = '@usagewire/doctor'
+  let module: { runDoctorCli(argv: string[]): Promise<number> }
+  try {
+    module = (await import(name)) as typeof module
+  } catch (error) {
+    process.stderr.write(`usagewire doctor needs ${name} installed beside @usagewire/core (${(error as Error).message})\n`)
+    process.exitCode = 2
+    return
+  }
+  process.exitCode = await module.runDoctorCli(argv)
+}
+
 const argv = process.argv.slice(2)
 if (argv[0] === 'proxy') {
   await proxy(argv.slice(1))
+} else if (argv[0] === 'doctor') {
+  await doctor(argv.slice(1))
 } else {
   try {
     process.exitCode = main(argv)

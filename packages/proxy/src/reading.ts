@@ -79,9 +79,17 @@ export class Reading {
     }
   }
 
-  /** The generated text read so far, without whitespace (translators re-serialize tool arguments). */
+  private compared: string | undefined
+
+  /**
+   * The generated text, without whitespace (translators re-serialize tool arguments): compared only once
+   * the body is done, and made once then.
+   */
   get text(): string {
-    return (this.processor?.streamedText ?? '').replace(/\s+/g, '')
+    if (this.compared !== undefined) return this.compared
+    const text = (this.processor?.streamedText ?? '').replace(/\s+/g, '')
+    if (this.done) this.compared = text
+    return text
   }
 
   /** True when the response's final usage was read. */

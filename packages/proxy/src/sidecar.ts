@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import http, { type IncomingMessage, type ServerResponse } from 'node:http'
+import https from 'node:https'
 import type { AddressInfo } from 'node:net'
 import { createProxyMiddleware } from 'http-proxy-middleware'
 import { Registry } from 'prom-client'
@@ -84,6 +85,13 @@ async function serve(server: http.Server, address: string): Promise<string> {
   return `http://${shown}:${bound.port}`
 }
 
+/**
+ * Connections to the gateway and to the provider are kept and reused: without an agent http-proxy sends
+ * `connection: close`, and every request would pay for a new connection on both hops.
+ */
+const agentFor = (url: string): http.Agent =>
+  url.startsWith('https:') ? new https.Agent({ keepAlive: true }) : new http.Agent({ keepAlive: true })
+
 const answer = (res: ServerResponse, status: number, type: string, message: string): void => {
   if (res.headersSent) return void res.destroy()
   res.writeHead(status, { 'content-type': 'application/json' })
@@ -132,9 +140,11 @@ export async function startProxy(options: ProxyOptions): Promise<Sidecar> {
     },
   })
   const ids = new WeakMap<IncomingMessage, string>()
+  const agents: http.Agent[] = [agentFor(target)]
   const clientProxy = createProxyMiddleware<IncomingMessage, ServerResponse>({
     target,
     changeOrigin: true,
+    agent: agents[0],
     plugins: [plugin],
     on: {
       proxyReq: (proxyReq, req, res) => {
@@ -174,6 +184,7 @@ export async function startProxy(options: ProxyOptions): Promise<Sidecar> {
       handler: createProxyMiddleware<IncomingMessage & { rawBody?: Buffer }, ServerResponse>({
         target: route.url,
         changeOrigin: true,
+        agent: agents[agents.push(agentFor(route.url)) - 1],
         ...(route.prefix
           ? { pathRewrite: (path: string) => path.slice(route.prefix!.replace(/\/+$/, '').length) || '/' }
           : {}),
@@ -274,6 +285,7 @@ export async function startProxy(options: ProxyOptions): Promise<Sidecar> {
     registry,
     async close(graceMs = 10_000) {
       await Promise.all([closeServer(clientServer, graceMs), providerServer && closeServer(providerServer, graceMs)])
+      for (const agent of agents) agent.destroy()
     },
   }
 }
