@@ -65,12 +65,25 @@ process.once('exit', () => {
   for (const child of live) kill(child, 'SIGKILL')
 })
 
-function environment(home: string, options: HeadroomOptions): NodeJS.ProcessEnv {
+/**
+ * Everything Headroom would fetch from the internet goes to `deadProxy` (a loopback port nothing listens on)
+ * and fails at once; loopback calls bypass it. Its tokenizer vocabulary in particular (0.39 and 0.42 count
+ * Claude prompts with tiktoken's `o200k_base`, downloaded on first use into `TIKTOKEN_CACHE_DIR`) is never
+ * there, so Headroom falls back to its character estimator, and its `message_start` estimates are the same
+ * on every machine.
+ */
+function environment(home: string, deadProxy: string, options: HeadroomOptions): NodeJS.ProcessEnv {
   return {
     PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
     HOME: home,
     LANG: 'C.UTF-8',
     NO_PROXY: '127.0.0.1,localhost',
+    no_proxy: '127.0.0.1,localhost',
+    HTTP_PROXY: deadProxy,
+    HTTPS_PROXY: deadProxy,
+    http_proxy: deadProxy,
+    https_proxy: deadProxy,
+    TIKTOKEN_CACHE_DIR: path.join(home, 'tiktoken'),
     AWS_ACCESS_KEY_ID: 'AKIAMOCKMOCKMOCKMOCK',
     AWS_SECRET_ACCESS_KEY: 'x',
     AWS_REGION: 'us-east-1',
@@ -101,6 +114,7 @@ async function startOnce(peer: Peer, options: HeadroomOptions): Promise<Headroom
   const port = options.port ?? (await freePort())
   const url = `http://127.0.0.1:${port}`
   const home = mkdtempSync(path.join(tmpdir(), 'usagewire-headroom-'))
+  const deadProxy = `http://127.0.0.1:${await freePort()}`
   const args = [
     'proxy',
     '--backend',
@@ -118,7 +132,7 @@ async function startOnce(peer: Peer, options: HeadroomOptions): Promise<Headroom
   const started = performance.now()
   const child = spawn(peer.bin('headroom'), args, {
     cwd: home,
-    env: environment(home, options),
+    env: environment(home, deadProxy, options),
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
   })
@@ -172,5 +186,51 @@ export async function startHeadroom(peer: Peer, options: HeadroomOptions): Promi
   } catch (error) {
     if (options.port !== undefined || !/address already in use|Errno 98/i.test((error as Error).message)) throw error
     return startOnce(peer, options)
+  }
+}
+
+export interface Recorder {
+  url: string
+  /** Each response body that went through, whole, once it ended. */
+  bodies: string[]
+  close(): Promise<void>
+}
+
+/**
+ * A plain HTTP pass-through to `target` that keeps every response body: what a client that shows only its
+ * totals (Claude Code) was sent. Bytes and headers pass unchanged; binds 127.0.0.1.
+ */
+export async function startRecorder(target: string): Promise<Recorder> {
+  const { hostname, port } = new URL(target)
+  const bodies: string[] = []
+  const server = http.createServer((req, res) => {
+    const upstream = http.request(
+      { host: hostname, port, method: req.method, path: req.url, headers: req.headers },
+      (up) => {
+        res.writeHead(up.statusCode ?? 502, up.headers)
+        const parts: Buffer[] = []
+        up.on('data', (chunk: Buffer) => {
+          parts.push(chunk)
+          res.write(chunk)
+        })
+        up.on('end', () => {
+          bodies.push(Buffer.concat(parts).toString('utf8'))
+          res.end()
+        })
+      },
+    )
+    upstream.on('error', () => res.destroy())
+    req.pipe(upstream)
+  })
+  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, '127.0.0.1', resolve))
+  const { port: own } = server.address() as AddressInfo
+  return {
+    url: `http://127.0.0.1:${own}`,
+    bodies,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections()
+        server.close(() => resolve())
+      }),
   }
 }

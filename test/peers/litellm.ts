@@ -1,9 +1,9 @@
 /**
- * The LiteLLM proxy (`PEERS.litellm`, installed by test/peers/python.ts) as a child process, with a config
- * written to a temp dir and a fresh master key. It binds 127.0.0.1 on a port the OS just handed out (LiteLLM
- * takes the port as a flag; if another process takes it first, the next attempt picks another) and is ready
- * when `GET /health/liveliness` answers, 7–11 s after the start. `DATABASE_URL` is never set: with it,
- * even empty, LiteLLM loads prisma and fails.
+ * The LiteLLM proxy (`PEERS.litellm`, `PEERS.litellmNewest`, installed by test/peers/python.ts) as a child
+ * process, with a config written to a temp dir and a fresh master key. It binds 127.0.0.1 on a port the OS
+ * just handed out (LiteLLM takes the port as a flag; if another process takes it first, the next attempt
+ * picks another) and is ready when `GET /health/liveliness` answers, 7–11 s after the start. `DATABASE_URL`
+ * is never set: with it, even empty, LiteLLM loads prisma and fails.
  *
  * The process never outlives the test: `stop()` ends it (SIGTERM, then SIGKILL), the test process's `exit`
  * kills it, and a watcher thread started in LiteLLM's own interpreter ends it once its parent is gone (a test
@@ -15,9 +15,10 @@
  * (except `x-stainless-*`), and `anthropic-beta`, after dropping the headers it authenticates with
  * (`authorization`, `x-api-key`, `x-litellm-api-key`, `x-goog-api-key`, `api-key`, `x-mcp-*`, …). So the
  * sidecar's `x-usagewire-correlation` reaches an `anthropic/` deployment, on `/v1/messages` and
- * `/v1/chat/completions` alike. It does not reach an OpenAI Responses upstream behind the `/v1/messages`
- * bridge: that path (`litellm.responses`) sends only a deployment's `extra_headers`, whatever the setting.
- * Without the setting no client header is passed on.
+ * `/v1/chat/completions` alike. In 1.83.10 it does not reach an OpenAI Responses upstream behind the
+ * `/v1/messages` bridge: that path (`litellm.responses`) sends only a deployment's `extra_headers`, whatever
+ * the setting; 1.108.7 passes it on there too (test/peers/litellm-bridge.test.ts). Without the setting no
+ * client header is passed on.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
