@@ -9,7 +9,7 @@ export default defineConfig({
       { find: /^@usagewire\/core$/, replacement: src('./packages/core/src/index.ts') },
       { find: /^@usagewire\/core\/(node|web|testing|prometheus|otel|postgres|estimate)$/, replacement: src('./packages/core/src/$1/index.ts') },
       {
-        find: /^@usagewire\/(express|koa|fastify|http-proxy-middleware|proxy)$/,
+        find: /^@usagewire\/(express|koa|fastify|http-proxy-middleware|proxy|doctor)$/,
         replacement: src('./packages/$1/src/index.ts'),
       },
     ],

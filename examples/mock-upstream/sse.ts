@@ -1,26 +1,2 @@
-/**
- * SSE serialization as the providers write it (docs/transport.md#sse-framing): an optional `event:` line, one
- * `data:` line of compact JSON, and a blank line. Anthropic and OpenAI Responses name their
- * events; OpenAI Chat Completions sends data-only events and ends with `data: [DONE]`.
- */
-export function sseEvent(data: unknown, event?: string): string {
-  const payload = typeof data === 'string' ? data : JSON.stringify(data)
-  return (event === undefined ? '' : `event: ${event}\n`) + `data: ${payload}\n\n`
-}
-
-/** A short deterministic id fragment, so a scenario's bytes are the same on every run. */
-export function idFragment(seq: number, length = 24): string {
-  const alphabet = 'ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789'
-  let state = (seq + 1) * 2654435761
-  let out = ''
-  for (let i = 0; i < length; i++) {
-    state = (state * 1103515245 + 12345) % 2147483648
-    out += alphabet[state % alphabet.length]
-  }
-  return out
-}
-
-/** Cuts a reply into word-sized deltas, the granularity real streams use. */
-export function textDeltas(text: string): string[] {
-  return text.match(/\S+\s*/g) ?? [text]
-}
+// SSE serialization and deterministic ids: moved to the doctor's provider (packages/doctor/src/provider/sse.ts).
+export { idFragment, sseEvent, textDeltas } from '@usagewire/doctor'

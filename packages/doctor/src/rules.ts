@@ -1,0 +1,485 @@
+/**
+ * The wire rules a gateway can break, each detected on what the client received (its raw events or body)
+ * against what the provider stated. Each rule names the rows of docs/peer-bugs.md it comes from. Pure
+ * functions: test/doctor/rules.test.ts checks every detector on small event lists.
+ */
+import type { ScenarioName } from './provider/scenarios.js'
+import type { TrueUsage } from './provider/types.js'
+import {
+  anthropicCounts,
+  readAnthropicBody,
+  readAnthropicStream,
+  readChatBody,
+  readChatStream,
+  readResponsesBody,
+  readResponsesStream,
+  responsesCounts,
+  type ClientFormat,
+  type Counts,
+} from './readers.js'
+import { differences } from './truth.js'
+import { at, isObject, type Json, type WireEvent } from './wire.js'
+
+export type RuleId =
+  | 'zero-start'
+  | 'zero-erases'
+  | 'cache-in-input'
+  | 'cache-outside-prompt'
+  | 'cache-twice'
+  | 'cache-dropped'
+  | 'reasoning-outside'
+  | 'output-per-chunk'
+  | 'usage-ignored'
+  | 'final-missing'
+  | 'unasked-usage'
+  | 'event-order'
+  | 'strict-details'
+  | 'stream-vs-json'
+  | 'ttl-split'
+  | 'error-status'
+  | 'request-failed'
+  | 'wrong-count'
+
+export interface RuleInfo {
+  title: string
+  /** Rows of docs/peer-bugs.md where gateways broke it. */
+  rows: number[]
+}
+
+export const RULES: Record<RuleId, RuleInfo> = {
+  'zero-start': { title: 'zeros in message_start', rows: [1, 2, 8, 28, 30] },
+  'zero-erases': { title: 'a 0 (or null) that erases a count stated earlier', rows: [31, 42] },
+  'cache-in-input': {
+    title: 'cache counted in Anthropic input_tokens (left out of its own fields, or counted twice)',
+    rows: [3, 53],
+  },
+  'cache-outside-prompt': { title: 'cache left out of the prompt total', rows: [20, 21, 22] },
+  'cache-twice': { title: 'cache counted twice in the prompt total', rows: [53, 54] },
+  'cache-dropped': { title: 'cache reads or writes missing', rows: [5, 6, 7, 9, 13, 15] },
+  'reasoning-outside': { title: 'reasoning left out of the output, or added to it twice', rows: [24, 58] },
+  'output-per-chunk': { title: 'output counted per chunk', rows: [4] },
+  'usage-ignored': { title: 'usage only on a chunk the client ignores', rows: [10, 11, 23, 38] },
+  'final-missing': { title: 'the final usage block is missing', rows: [12, 14, 32, 38] },
+  'unasked-usage': { title: 'a usage chunk the client did not ask for', rows: [34] },
+  'event-order': { title: 'an event order a client rejects', rows: [35, 37] },
+  'strict-details': { title: 'usage details strict clients require are missing', rows: [36] },
+  'stream-vs-json': { title: 'streamed and non-streamed usage disagree', rows: [18] },
+  'ttl-split': { title: 'the cache-write TTL split is lost or wrong', rows: [] },
+  'error-status': { title: "the provider's 4xx reached the client as another status", rows: [] },
+  'request-failed': { title: 'a request failed at the gateway', rows: [] },
+  'wrong-count': { title: "a count differs from the provider's", rows: [] },
+}
+
+/** How a client called: Anthropic `stream` / `create`; Chat `stream+usage` (include_usage), `stream`, `create`. */
+export type Mode = 'stream' | 'stream+usage' | 'create'
+
+export const MODES: Record<ClientFormat, readonly Mode[]> = {
+  anthropic: ['stream', 'create'],
+  'openai-chat': ['stream+usage', 'stream', 'create'],
+  'openai-responses': ['stream', 'create'],
+}
+
+/** What one client request received, and what the provider stated for it. */
+export interface Observation {
+  format: ClientFormat
+  mode: Mode
+  scenario: ScenarioName
+  /** What the provider's answer stated (canonical); none for the error scenario. */
+  truth?: TrueUsage
+  /** The HTTP status the client got; none when it got no answer. */
+  status?: number
+  /** A streamed answer's events. */
+  events?: WireEvent[]
+  /** A non-streamed answer's body. */
+  body?: unknown
+  /** The client left before the end (the abort scenario). */
+  partial?: boolean
+}
+
+export interface Finding {
+  rule: RuleId
+  detail: string
+}
+
+const streaming = (mode: Mode) => mode !== 'create'
+
+const list = (parts: string[]) => parts.join(', ')
+
+// ---- shared: prompt totals, cache and reasoning -------------------------------------------------------
+
+/** OpenAI-shaped counts (Chat or Responses) against the truth: cache and reasoning inclusion. */
+function openaiShape(format: ClientFormat, counts: Counts, truth: TrueUsage, where: string): Finding[] {
+  const out: Finding[] = []
+  const promptKey = format === 'openai-chat' ? 'prompt' : 'input'
+  const outputKey = format === 'openai-chat' ? 'completion' : 'output'
+  const promptName = format === 'openai-chat' ? 'prompt_tokens' : 'input_tokens'
+  const outputName = format === 'openai-chat' ? 'completion_tokens' : 'output_tokens'
+  const prompt = truth.input + truth.cacheRead + truth.cacheWrite
+  const reported = counts[promptKey]
+  const cache = truth.cacheRead + truth.cacheWrite
+  if (reported !== undefined && cache > 0 && reported !== prompt) {
+    const missing = [truth.cacheRead, truth.cacheWrite, cache].filter((n) => n > 0)
+    if (missing.some((n) => reported === prompt - n))
+      out.push({
+        rule: 'cache-outside-prompt',
+        detail: `${where}: ${promptName} ${reported}, the prompt is ${prompt} with the cache`,
+      })
+    else if (missing.some((n) => reported === prompt + n))
+      out.push({ rule: 'cache-twice', detail: `${where}: ${promptName} ${reported}, the prompt is ${prompt}` })
+  }
+  if (truth.cacheRead > 0 && !counts.cached)
+    out.push({
+      rule: 'cache-dropped',
+      detail: `${where}: cached_tokens ${counts.cached ?? 'absent'}, the provider read ${truth.cacheRead} from the cache`,
+    })
+  const output = counts[outputKey]
+  if (truth.reasoning > 0 && output !== undefined && output !== truth.output) {
+    if (output === truth.output - truth.reasoning)
+      out.push({
+        rule: 'reasoning-outside',
+        detail: `${where}: ${outputName} ${output} leaves out ${truth.reasoning} reasoning tokens`,
+      })
+    else if (output === truth.output + truth.reasoning)
+      out.push({
+        rule: 'reasoning-outside',
+        detail: `${where}: ${outputName} ${output} adds the ${truth.reasoning} reasoning tokens again`,
+      })
+  }
+  return out
+}
+
+/** Anthropic counts against the truth: the cache inside `input_tokens`, dropped cache, reasoning. */
+function anthropicShape(counts: Counts, truth: TrueUsage, where: string): Finding[] {
+  const out: Finding[] = []
+  const cache = truth.cacheRead + truth.cacheWrite
+  const inclusive = [truth.cacheRead, truth.cacheWrite, cache].filter((n) => n > 0).map((n) => truth.input + n)
+  let inInput = false
+  if (cache > 0 && counts.input !== undefined && counts.input !== truth.input && inclusive.includes(counts.input)) {
+    inInput = true
+    const repeated = (counts.cacheRead ?? 0) > 0 || (counts.cacheWrite ?? 0) > 0
+    out.push({
+      rule: 'cache-in-input',
+      detail: repeated
+        ? `${where}: input_tokens ${counts.input} includes the cache, and the cache fields count it again`
+        : `${where}: input_tokens ${counts.input} includes the cache (input ${truth.input}); the cache fields say ${counts.cacheRead ?? 'nothing'}`,
+    })
+  }
+  if (!inInput) {
+    const dropped: string[] = []
+    if (truth.cacheRead > 0 && !counts.cacheRead)
+      dropped.push(`cache read ${counts.cacheRead ?? 'absent'} (provider ${truth.cacheRead})`)
+    if (truth.cacheWrite > 0 && !counts.cacheWrite)
+      dropped.push(`cache write ${counts.cacheWrite ?? 'absent'} (provider ${truth.cacheWrite})`)
+    if (dropped.length > 0) out.push({ rule: 'cache-dropped', detail: `${where}: ${list(dropped)}` })
+  }
+  if (truth.reasoning > 0 && counts.output === truth.output - truth.reasoning)
+    out.push({ rule: 'reasoning-outside', detail: `${where}: output_tokens ${counts.output} leaves out the thinking` })
+  return out
+}
+
+// ---- Anthropic Messages --------------------------------------------------------------------------------
+
+const USAGE_KEYS = ['input_tokens', 'cache_read_input_tokens', 'cache_creation_input_tokens', 'output_tokens'] as const
+
+function anthropicStreamFindings(obs: Observation, events: WireEvent[], truth: TrueUsage | undefined): Finding[] {
+  const out: Finding[] = []
+  const named = events.filter((e) => e.event !== null && e.event !== 'ping' && isObject(e.json))
+  const types = named.map((e) => String((e.json as Json).type))
+  const starts = named.filter((e) => (e.json as Json).type === 'message_start')
+  const deltas = named.filter((e) => (e.json as Json).type === 'message_delta')
+  const stop = types.indexOf('message_stop')
+
+  // Event order (what the SDK throws on or loses).
+  const order: string[] = []
+  if (starts.length > 1) order.push(`${starts.length} message_start events`)
+  if (types.length > 0 && types[0] !== 'message_start' && !types.includes('error'))
+    order.push(`the first event is ${types[0]}`)
+  if (stop !== -1 && stop < types.length - 1)
+    order.push(`${types.length - 1 - stop} event(s) after message_stop (${types.slice(stop + 1).join(', ')})`)
+  if (stop === -1 && !obs.partial && types.length > 0 && !types.includes('error')) order.push('no message_stop')
+  const unnamed = events.filter((e) => e.event === null && isObject(e.json))
+  if (unnamed.length > 0 && named.length === 0) order.push('no event has an event: name (the SDK skips them all)')
+  if (order.length > 0) out.push({ rule: 'event-order', detail: `${obs.scenario}/${obs.mode}: ${list(order)}` })
+
+  // Usage on events the SDK never yields.
+  const hidden = unnamed.filter((e) => isObject(at(e.json, 'usage')) || isObject(at(e.json, 'message', 'usage')))
+  if (hidden.length > 0)
+    out.push({
+      rule: 'usage-ignored',
+      detail: `${obs.scenario}/${obs.mode}: usage on ${hidden.length} event(s) without an event: name, which the SDK skips`,
+    })
+
+  if (!truth) return out
+  const where = `${obs.scenario}/${obs.mode}`
+
+  // message_start: a placeholder 0 (or nothing) where the provider stated a count. A cache count the
+  // stream never states at all is the cache dropped, not a placeholder.
+  const start = starts[0] && at(starts[0].json, 'message', 'usage')
+  const later = readAnthropicStream(events, 'claude-code', true).counts ?? {}
+  if (starts[0]) {
+    const counts = anthropicCounts(start)
+    const zeros: string[] = []
+    if (truth.input > 0 && !counts.input) zeros.push(`input ${counts.input ?? 'absent'} (provider ${truth.input})`)
+    if (truth.cacheRead > 0 && !counts.cacheRead && later.cacheRead)
+      zeros.push(`cache read ${counts.cacheRead ?? 'absent'} (provider ${truth.cacheRead})`)
+    if (truth.cacheWrite > 0 && !counts.cacheWrite && later.cacheWrite)
+      zeros.push(`cache write ${counts.cacheWrite ?? 'absent'} (provider ${truth.cacheWrite})`)
+    if (zeros.length > 0) out.push({ rule: 'zero-start', detail: `${where}: message_start says ${list(zeros)}` })
+    if (truth.cacheWrite1h !== undefined && truth.cacheWrite > 0) {
+      const creation = at(start, 'cache_creation')
+      const m5 = at(creation, 'ephemeral_5m_input_tokens')
+      const h1 = at(creation, 'ephemeral_1h_input_tokens')
+      if (!isObject(creation))
+        out.push({
+          rule: 'ttl-split',
+          detail: `${where}: message_start has no cache_creation (5m ${truth.cacheWrite5m}, 1h ${truth.cacheWrite1h}): priced at the 5m rate`,
+        })
+      else if (m5 !== truth.cacheWrite5m || h1 !== truth.cacheWrite1h)
+        out.push({
+          rule: 'ttl-split',
+          detail: `${where}: message_start says 5m ${String(m5)}, 1h ${String(h1)} (provider ${truth.cacheWrite5m}, ${truth.cacheWrite1h})`,
+        })
+    }
+  }
+
+  // A 0 in a later block where an earlier one stated the count.
+  const known: Record<string, number> = {}
+  const blocks = named
+    .map((e) => ({
+      type: (e.json as Json).type,
+      usage: (e.json as Json).type === 'message_start' ? at(e.json, 'message', 'usage') : at(e.json, 'usage'),
+    }))
+    .filter((b) => (b.type === 'message_start' || b.type === 'message_delta') && isObject(b.usage))
+  const erased: string[] = []
+  for (const block of blocks) {
+    for (const key of USAGE_KEYS) {
+      const value = at(block.usage, key)
+      if (value === 0 && (known[key] ?? 0) > 0 && block.type === 'message_delta')
+        erased.push(`${key} 0 after ${known[key]}`)
+      if (typeof value === 'number' && value > 0) known[key] = value
+    }
+  }
+  if (erased.length > 0) out.push({ rule: 'zero-erases', detail: `${where}: message_delta says ${list(erased)}` })
+
+  if (obs.partial) return out
+
+  // The final usage.
+  if (!deltas.some((e) => typeof at(e.json, 'usage', 'output_tokens') === 'number'))
+    out.push({
+      rule: 'final-missing',
+      detail: `${where}: ${deltas.length === 0 ? 'no message_delta' : 'no message_delta carries usage'}`,
+    })
+
+  const final = readAnthropicStream(events, 'sdk')
+  if (final.counts) {
+    const textDeltas = named.filter((e) => at(e.json, 'delta', 'type') === 'text_delta').length
+    if (final.counts.output !== truth.output && final.counts.output === textDeltas && textDeltas > 0)
+      out.push({
+        rule: 'output-per-chunk',
+        detail: `${where}: output_tokens ${textDeltas}, the number of text chunks (provider ${truth.output})`,
+      })
+    out.push(...anthropicShape(final.counts, truth, where))
+  }
+  return out
+}
+
+function anthropicBodyFindings(obs: Observation, body: unknown, truth: TrueUsage): Finding[] {
+  const where = `${obs.scenario}/${obs.mode}`
+  const reading = readAnthropicBody(body)
+  if (reading.error) return []
+  if (!reading.counts) return [{ rule: 'final-missing', detail: `${where}: the body has no usage` }]
+  const out = anthropicShape(reading.counts, truth, where)
+  if (truth.cacheWrite1h !== undefined && truth.cacheWrite > 0) {
+    const split = reading.split
+    if (!split)
+      out.push({
+        rule: 'ttl-split',
+        detail: `${where}: no cache_creation (5m ${truth.cacheWrite5m}, 1h ${truth.cacheWrite1h}): priced at the 5m rate`,
+      })
+    else if (split.m5 !== truth.cacheWrite5m || split.h1 !== truth.cacheWrite1h)
+      out.push({
+        rule: 'ttl-split',
+        detail: `${where}: cache_creation says 5m ${split.m5}, 1h ${split.h1} (provider ${truth.cacheWrite5m}, ${truth.cacheWrite1h})`,
+      })
+  }
+  return out
+}
+
+// ---- OpenAI Chat Completions ------------------------------------------------------------------------
+
+function chatStreamFindings(obs: Observation, events: WireEvent[], truth: TrueUsage | undefined): Finding[] {
+  const out: Finding[] = []
+  const where = `${obs.scenario}/${obs.mode}`
+  const done = events.findIndex((e) => e.data.startsWith('[DONE]'))
+  const chunks = (done === -1 ? events : events.slice(0, done))
+    .filter((e) => isObject(e.json))
+    .map((e) => e.json as Json)
+  const order: string[] = []
+  if (done !== -1 && done < events.length - 1) order.push(`${events.length - 1 - done} event(s) after [DONE]`)
+  const finished = chunks.some(
+    (c) => Array.isArray(c.choices) && c.choices.some((ch) => isObject(ch) && typeof ch.finish_reason === 'string'),
+  )
+  if (!finished && !obs.partial && chunks.length > 0 && !chunks.some((c) => c.error)) order.push('no finish_reason')
+  if (order.length > 0) out.push({ rule: 'event-order', detail: `${where}: ${list(order)}` })
+
+  const withUsage = chunks.filter((c) => isObject(c.usage))
+  const groq = chunks.filter((c) => isObject(at(c, 'x_groq', 'usage')))
+  const usageOnly = withUsage.filter((c) => !Array.isArray(c.choices) || c.choices.length === 0)
+  if (obs.mode === 'stream' && usageOnly.length > 0)
+    out.push({
+      rule: 'unasked-usage',
+      detail: `${where}: a usage-only chunk without include_usage; strict clients reject it`,
+    })
+  if (withUsage.length > 0 && usageOnly.length === 0)
+    out.push({
+      rule: 'usage-ignored',
+      detail: `${where}: usage only on a chunk with choices, which readers waiting for choices: [] skip`,
+    })
+  if (withUsage.length === 0 && groq.length > 0)
+    out.push({
+      rule: 'usage-ignored',
+      detail: `${where}: usage only in x_groq.usage, which the OpenAI SDK does not read`,
+    })
+
+  // A `usage: null` (or a 0) after the usage block: the SDK's Object.assign takes it.
+  const lastUsage = chunks.map((c) => ('usage' in c ? c.usage : undefined)).filter((u) => u !== undefined)
+  const firstBlock = lastUsage.findIndex((u) => isObject(u))
+  if (firstBlock !== -1 && lastUsage.slice(firstBlock + 1).some((u) => u === null))
+    out.push({
+      rule: 'zero-erases',
+      detail: `${where}: a chunk says usage: null after the usage block, which erases it in the SDK`,
+    })
+
+  if (obs.partial || !truth) return out
+  if (obs.mode === 'stream+usage' && withUsage.length === 0)
+    out.push({
+      rule: 'final-missing',
+      detail: `${where}: no chunk carries usage, though the client asked with include_usage`,
+    })
+  const reading = readChatStream(events)
+  if (reading.counts) out.push(...openaiShape('openai-chat', reading.counts, truth, where))
+  return out
+}
+
+function chatBodyFindings(obs: Observation, body: unknown, truth: TrueUsage): Finding[] {
+  const where = `${obs.scenario}/${obs.mode}`
+  const reading = readChatBody(body)
+  if (reading.error) return []
+  if (!reading.counts) return [{ rule: 'final-missing', detail: `${where}: the body has no usage` }]
+  return openaiShape('openai-chat', reading.counts, truth, where)
+}
+
+// ---- OpenAI Responses -----------------------------------------------------------------------------------
+
+const TERMINAL = ['response.completed', 'response.incomplete', 'response.failed']
+
+function strictDetails(usage: unknown, where: string): Finding[] {
+  const missing: string[] = []
+  if (typeof at(usage, 'input_tokens_details', 'cached_tokens') !== 'number')
+    missing.push('input_tokens_details.cached_tokens')
+  if (typeof at(usage, 'output_tokens_details', 'reasoning_tokens') !== 'number')
+    missing.push('output_tokens_details.reasoning_tokens')
+  return missing.length > 0 ? [{ rule: 'strict-details', detail: `${where}: usage without ${list(missing)}` }] : []
+}
+
+function responsesStreamFindings(obs: Observation, events: WireEvent[], truth: TrueUsage | undefined): Finding[] {
+  const out: Finding[] = []
+  const where = `${obs.scenario}/${obs.mode}`
+  const typed = events.filter((e) => isObject(e.json)).map((e) => e.json as Json)
+  const types = typed.map((e) => String(e.type))
+  const order: string[] = []
+  if (types.length > 0 && types[0] !== 'response.created') order.push(`the first event is ${types[0]}`)
+  const terminal = types.findIndex((t) => TERMINAL.includes(t))
+  if (terminal !== -1 && terminal < types.length - 1)
+    order.push(`${types.length - 1 - terminal} event(s) after ${types[terminal]}`)
+  if (terminal === -1 && !obs.partial && types.length > 0 && !types.includes('error')) order.push('no terminal event')
+  if (order.length > 0) out.push({ rule: 'event-order', detail: `${where}: ${list(order)}` })
+
+  if (obs.partial || !truth) return out
+  const final = terminal === -1 ? undefined : typed[terminal]
+  const usage = at(final, 'response', 'usage')
+  if (!isObject(usage)) {
+    const elsewhere = typed.some((e) => !TERMINAL.includes(String(e.type)) && isObject(at(e, 'response', 'usage')))
+    out.push(
+      elsewhere
+        ? { rule: 'usage-ignored', detail: `${where}: usage only on a non-terminal event` }
+        : {
+            rule: 'final-missing',
+            detail: `${where}: ${final ? `${String(final.type)} has no usage` : 'no terminal event with usage'}`,
+          },
+    )
+    return out
+  }
+  if (final!.type !== 'response.completed')
+    out.push({
+      rule: 'usage-ignored',
+      detail: `${where}: usage on ${String(final!.type)}, which the SDK's finalResponse() does not read`,
+    })
+  out.push(...strictDetails(usage, where))
+  out.push(...openaiShape('openai-responses', responsesCounts(usage), truth, where))
+  return out
+}
+
+function responsesBodyFindings(obs: Observation, body: unknown, truth: TrueUsage): Finding[] {
+  const where = `${obs.scenario}/${obs.mode}`
+  const reading = readResponsesBody(body)
+  if (reading.error) return []
+  if (!reading.counts) return [{ rule: 'final-missing', detail: `${where}: the body has no usage` }]
+  return [...strictDetails(at(body, 'usage'), where), ...openaiShape('openai-responses', reading.counts, truth, where)]
+}
+
+// ---- every format ---------------------------------------------------------------------------------------
+
+/**
+ * The rules `obs` breaks. The error scenario is judged on its status alone: a provider's 400 should reach
+ * the client as a 4xx (an SDK retries a 5xx, so one failed request becomes several provider calls).
+ */
+export function detect(obs: Observation): Finding[] {
+  const where = `${obs.scenario}/${obs.mode}`
+  if (obs.scenario === 'error') {
+    if (obs.status === undefined || (obs.status >= 400 && obs.status < 500)) return []
+    return [
+      {
+        rule: 'error-status',
+        detail:
+          obs.status < 400
+            ? `${where}: HTTP ${obs.status}: the provider's 400 became a success`
+            : `${where}: HTTP ${obs.status}: the provider answered 400; SDKs retry a ${obs.status}`,
+      },
+    ]
+  }
+  if (obs.status !== undefined && obs.status >= 400) return []
+  if (streaming(obs.mode) && obs.events) {
+    if (obs.format === 'anthropic') return anthropicStreamFindings(obs, obs.events, obs.truth)
+    if (obs.format === 'openai-chat') return chatStreamFindings(obs, obs.events, obs.truth)
+    return responsesStreamFindings(obs, obs.events, obs.truth)
+  }
+  if (obs.body === undefined || !obs.truth) return []
+  if (obs.format === 'anthropic') return anthropicBodyFindings(obs, obs.body, obs.truth)
+  if (obs.format === 'openai-chat') return chatBodyFindings(obs, obs.body, obs.truth)
+  return responsesBodyFindings(obs, obs.body, obs.truth)
+}
+
+/**
+ * Streamed and non-streamed answers to the same scenario must say the same (row 18): compared as the
+ * current SDK reads each, in the format's fields.
+ */
+export function detectStreamVsJson(
+  format: ClientFormat,
+  scenario: ScenarioName,
+  streamed: Counts | undefined,
+  whole: Counts | undefined,
+): Finding[] {
+  if (!streamed || !whole) return []
+  const diff = differences(format, whole, streamed)
+  if (diff.length === 0) return []
+  const show = (c: Counts) => diff.map((f) => `${f} ${c[f] ?? '—'}`).join(' ')
+  return [{ rule: 'stream-vs-json', detail: `${scenario}: streamed ${show(streamed)}; not streamed ${show(whole)}` }]
+}
+
+/** The reading the current SDK of `format` makes of a stream (what the stream-vs-json rule compares). */
+export function currentStreamReading(format: ClientFormat, events: WireEvent[]) {
+  if (format === 'anthropic') return readAnthropicStream(events, 'sdk')
+  if (format === 'openai-chat') return readChatStream(events)
+  return readResponsesStream(events)
+}
