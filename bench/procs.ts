@@ -1,6 +1,6 @@
 /**
- * The child processes of the end-to-end and callgrind benchmarks (bench/child.ts), the IPC they answer,
- * CPU pinning, and the request every client sends.
+ * The child processes of the end-to-end and callgrind benchmarks (bench/child.ts, and bench/sidecar.bench.ts
+ * forking itself), the IPC they answer, CPU pinning, and the request every client sends.
  */
 import { execFileSync, fork, type ChildProcess } from 'node:child_process'
 import os from 'node:os'
@@ -63,6 +63,10 @@ export function pin(pid: number, cpus: string): void {
 }
 
 export interface SpawnOptions {
+  /** The module to fork with `args`; default bench/child.ts. It answers the same IPC. */
+  module?: string
+  /** Names its folder of .cpuprofile files under BENCH_CPU_PROF; default its first two args joined by `-`. */
+  name?: string
   /** Runs the child under this command, e.g. `valgrind --tool=callgrind …`: it is given node's path and flags. */
   wrapper?: string[]
   /** More flags for node, after the bench's own. */
@@ -74,9 +78,10 @@ export interface SpawnOptions {
 export async function spawn(args: string[], opts: SpawnOptions = {}): Promise<Proc> {
   // BENCH_CPU_PROF=<dir>: each child writes .cpuprofile files under <dir>/<role> when it exits (bench/profile.ts --summary).
   const dir = process.env.BENCH_CPU_PROF
-  const prof = dir && !opts.wrapper ? ['--cpu-prof', `--cpu-prof-dir=${dir}/${args.slice(0, 2).join('-')}`] : []
+  const name = opts.name ?? args.slice(0, 2).join('-')
+  const prof = dir && !opts.wrapper ? ['--cpu-prof', `--cpu-prof-dir=${dir}/${name}`] : []
   const nodeArgs = ['--import', 'tsx', '--expose-gc', ...(opts.nodeFlags ?? []), ...prof]
-  const child = fork(CHILD, args, {
+  const child = fork(opts.module ?? CHILD, args, {
     cwd: ROOT,
     ...(opts.wrapper
       ? { execPath: opts.wrapper[0]!, execArgv: [...opts.wrapper.slice(1), process.execPath, ...nodeArgs] }

@@ -21,17 +21,15 @@
  *   one-sided   client → sidecar 1 → gateway A → provider                       10a, 10b
  *   two-sided   client → sidecar 2 → gateway B → sidecar 2 → provider           10c, 10d
  */
-import { fork } from 'node:child_process'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
-import { ALL_CPUS, GATEWAY_CPUS, OTHER_CPUS, PIN, pin, request, BODY, type Proc } from './procs.js'
+import { ALL_CPUS, GATEWAY_CPUS, OTHER_CPUS, PIN, pin, request, spawn, BODY, type Proc } from './procs.js'
 import { anthropicBenchStream, E2E_DELTAS, E2E_WRITES, eventGroups, SSE } from './streams.js'
 import { fmt, median, type Row } from './table.js'
 
 const SELF = fileURLToPath(import.meta.url)
-const ROOT = fileURLToPath(new URL('..', import.meta.url))
 
 /** The sidecar's correlation header (DEFAULT_CORRELATION_HEADER of @usagewire/proxy), which the gateways drop. */
 const CORRELATION_HEADER = 'x-usagewire-correlation'
@@ -186,7 +184,7 @@ export async function sidecarBench(log: (line: string) => void, opts: SidecarBen
   pin(process.pid, OTHER_CPUS)
   const started: Proc[] = []
   const child = async (name: string, args: string[], cpus: string) => {
-    const p = await forkChild(name, args, cpus)
+    const p = await spawn(args, { module: SELF, name: `sidecar-${name}`, cpus })
     started.push(p)
     return p
   }
@@ -413,52 +411,6 @@ async function measure(
     })
   }
   return rows
-}
-
-/** Forks this file as a child (as bench/procs.ts `spawn` forks bench/child.ts) and pins it to `cpus`. */
-async function forkChild(name: string, args: string[], cpus: string): Promise<Proc> {
-  // BENCH_CPU_PROF=<dir>: each child writes .cpuprofile files under <dir>/sidecar-<name> when it exits.
-  const dir = process.env.BENCH_CPU_PROF
-  const prof = dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}/sidecar-${name}`] : []
-  const child = fork(SELF, args, {
-    cwd: ROOT,
-    execArgv: ['--import', 'tsx', '--expose-gc', ...prof],
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  })
-  let next = 0
-  const waiting = new Map<number, (reply: unknown) => void>()
-  const ready = await new Promise<Record<string, unknown>>((resolve, reject) => {
-    child.once('error', reject)
-    child.once('exit', (code) => reject(new Error(`bench child ${args.join(' ')} exited with ${code}`)))
-    child.on('message', (msg: { id?: number; reply?: unknown; ready?: number }) => {
-      if (msg.ready !== undefined) return resolve(msg as Record<string, unknown>)
-      const done = msg.id === undefined ? undefined : waiting.get(msg.id)
-      if (done) {
-        waiting.delete(msg.id!)
-        done(msg.reply)
-      }
-    })
-  })
-  child.removeAllListeners('exit')
-  pin(child.pid!, cpus)
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
-  return {
-    child,
-    port: ready.ready as number,
-    ready,
-    ask: <T>(cmd: string) =>
-      new Promise<T>((resolve, reject) => {
-        if (child.exitCode !== null || child.signalCode !== null)
-          return reject(new Error(`bench child ${args.join(' ')} has exited`))
-        const id = next++
-        waiting.set(id, resolve as (reply: unknown) => void)
-        child.send({ id, cmd })
-      }),
-    exit: () => {
-      if (child.exitCode === null && child.signalCode === null && child.connected) child.send({ id: -1, cmd: 'exit' })
-      return exited
-    },
-  }
 }
 
 // ── the child processes ────────────────────────────────────────────────────────────────────────

@@ -5,19 +5,12 @@
  * reproduces docs/peer-bugs.md row 1 (0 input on `message_start`, Claude Code reports 0 input), and
  * usagewire with the upstream tap makes Claude Code report the provider's true numbers.
  */
-import http from 'node:http'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { tapUpstream } from '@usagewire/core/node'
-import {
-  anthropicMessage,
-  anthropicStream,
-  deltaUsage,
-  fullUsage,
-  startUsage,
-} from '../../examples/mock-upstream/anthropic.js'
 import type { TrueUsage } from '../../examples/mock-upstream/types.js'
-import { probeClaudeCode, runClaudeCode, type ClaudeCodeRun } from '../clients/claude-code.js'
-import { listen, shut, waitFor } from '../matrix/upstream.js'
+import { jsonUsage, probeClaudeCode, runClaudeCode, type ClaudeCodeRun } from '../clients/claude-code.js'
+import { waitFor } from '../matrix/upstream.js'
+import { startMockAnthropic } from '../peers/mock-anthropic.js'
 import {
   startProvider,
   startTranslator,
@@ -34,17 +27,6 @@ const REPORTED = { input: 1234, cacheRead: 3000, cacheCreation: 200, output: 56 
 const probe = await probeClaudeCode()
 if (!probe.ok) console.warn(`claude-code tests skipped: ${probe.reason}`)
 
-/** The `usage` of the JSON result, in the metric's terms. */
-function jsonUsage(run: ClaudeCodeRun) {
-  const usage = (run.json as { usage?: Record<string, number> } | undefined)?.usage ?? {}
-  return {
-    input: usage.input_tokens,
-    cacheRead: usage.cache_read_input_tokens,
-    cacheCreation: usage.cache_creation_input_tokens,
-    output: usage.output_tokens,
-  }
-}
-
 /** A run that must have succeeded: on failure, the assertion shows Claude Code's stderr. */
 function expectSuccess(run: ClaudeCodeRun) {
   expect(run.exitCode, `claude exited ${run.exitCode}: ${run.stderr}`).toBe(0)
@@ -53,41 +35,10 @@ function expectSuccess(run: ClaudeCodeRun) {
 
 /**
  * An honest first-party Anthropic upstream: complete usage on `message_start`, cumulative totals on
- * `message_delta` (docs/dialects/anthropic-messages.md#where-usage-rides), for any `/v1/messages` request.
+ * `message_delta` (docs/dialects/anthropic-messages.md#where-usage-rides), `truth` on every answer.
  */
-async function startHonestUpstream(truth: TrueUsage) {
-  const requests: { path: string; headers: http.IncomingHttpHeaders; body: Record<string, unknown> }[] = []
-  const server = http.createServer(async (req, res) => {
-    const parts: Buffer[] = []
-    for await (const part of req) parts.push(part as Buffer)
-    const path = (req.url ?? '/').split('?')[0]!
-    if (req.method !== 'POST' || path !== '/v1/messages') {
-      res.writeHead(404, { 'content-type': 'application/json' }).end('{"type":"error"}')
-      return
-    }
-    const body = JSON.parse(Buffer.concat(parts).toString('utf8')) as Record<string, unknown>
-    requests.push({ path, headers: req.headers, body })
-    const ctx = {
-      seq: requests.length,
-      requestedModel: String(body.model),
-      includeUsage: false,
-      includeObfuscation: false,
-      created: 1_760_000_000,
-    }
-    const text = 'Hello from the honest upstream.'
-    if (body.stream !== true) {
-      res.writeHead(200, { 'content-type': 'application/json' })
-      res.end(JSON.stringify(anthropicMessage(ctx, { text, usage: fullUsage(truth) })))
-      return
-    }
-    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8' })
-    for (const event of anthropicStream(ctx, { text, usage: startUsage(truth), deltaUsages: [deltaUsage(truth)] }))
-      await new Promise<void>((resolve) => res.write(event, () => resolve()))
-    res.end()
-  })
-  const url = await listen(server)
-  return { url, requests, close: () => shut(server) }
-}
+const startHonestUpstream = (truth: TrueUsage) =>
+  startMockAnthropic({ answer: () => ({ text: 'Hello from the honest upstream.', usage: truth }) })
 
 if (!probe.ok && process.env.CI === 'true') {
   it('runs the claude binary', () => {

@@ -13,11 +13,11 @@ import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { mkdtemp, mkdir, rm } from 'node:fs/promises'
 import http from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import zlib from 'node:zlib'
+import { listen, shut } from '../matrix/upstream.js'
 
 /** The `claude` launcher pnpm linked at the repo root. */
 export const CLAUDE_BIN = fileURLToPath(new URL('../../node_modules/.bin/claude', import.meta.url))
@@ -134,17 +134,7 @@ async function startCollector(): Promise<{ url: string; exports: unknown[]; clos
     }
     res.writeHead(200, { 'content-type': 'application/json' }).end('{}')
   })
-  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as AddressInfo
-  return {
-    url: `http://127.0.0.1:${port}`,
-    exports,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections()
-        server.close(() => resolve())
-      }),
-  }
+  return { url: await listen(server), exports, close: () => shut(server) }
 }
 
 /** The environment of a run: only what Claude Code needs, nothing inherited but PATH. */
@@ -252,6 +242,17 @@ export async function runClaudeCode({
   } finally {
     await collector.close()
     await rm(home, { recursive: true, force: true })
+  }
+}
+
+/** The `usage` of a run's JSON result, in the metric's terms. */
+export function jsonUsage(run: ClaudeCodeRun) {
+  const usage = (run.json as { usage?: Record<string, number> } | undefined)?.usage ?? {}
+  return {
+    input: usage.input_tokens,
+    cacheRead: usage.cache_read_input_tokens,
+    cacheCreation: usage.cache_creation_input_tokens,
+    output: usage.output_tokens,
   }
 }
 

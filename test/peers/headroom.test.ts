@@ -53,12 +53,12 @@
  * that holds `message_start`. The versions run one after the other.
  */
 import Anthropic from '@anthropic-ai/sdk'
-import { createParser } from 'eventsource-parser'
 import { afterAll, beforeAll, describe, expect, it, type TestContext } from 'vitest'
 import { startProxy, type Sidecar, type UsageRecord } from '@usagewire/proxy'
-import { probeClaudeCode, runClaudeCode, type ClaudeCodeRun } from '../clients/claude-code.js'
+import { jsonUsage, probeClaudeCode, runClaudeCode, type ClaudeCodeRun } from '../clients/claude-code.js'
 import { waitFor } from '../matrix/upstream.js'
-import { freePort, startHeadroom, startRecorder, type Headroom } from './headroom.js'
+import { freePort } from './child.js'
+import { startHeadroom, startRecorder, type Headroom } from './headroom.js'
 import {
   BEDROCK_DELTAS,
   BEDROCK_TEXT,
@@ -70,6 +70,7 @@ import {
   type MockBedrock,
 } from './mock-bedrock.js'
 import { PEERS, peerOrSkip, type Peer, type PeerSpec } from './python.js'
+import { anthropicHeaders, parseSse, postSse, textOf, type SseEvent } from './sse.js'
 
 type Join = 'content' | 'single'
 
@@ -213,45 +214,21 @@ const fourCounts = (usage: Anthropic.Usage) => ({
   output_tokens: usage.output_tokens,
 })
 
-interface RawEvent {
-  event: string
-  data: Record<string, any>
+/** A streaming request: every event as it came. */
+async function rawStream(url: string, model: string, headers: Record<string, string> = {}): Promise<SseEvent[]> {
+  const answer = await postSse(
+    `${url}/v1/messages`,
+    { ...anthropicHeaders('x'), ...headers },
+    { ...request(model), stream: true },
+  )
+  expect(answer.status).toBe(200)
+  return answer.events
 }
 
-/** A streaming request sent with fetch, its SSE read with eventsource-parser: every event as it came. */
-async function rawStream(url: string, model: string, headers: Record<string, string> = {}): Promise<RawEvent[]> {
-  const response = await fetch(`${url}/v1/messages`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', 'x-api-key': 'x', 'anthropic-version': '2023-06-01', ...headers },
-    body: JSON.stringify({ ...request(model), stream: true }),
-  })
-  expect(response.status).toBe(200)
-  const events: RawEvent[] = []
-  const parser = createParser({ onEvent: (e) => events.push({ event: e.event ?? '', data: JSON.parse(e.data) }) })
-  const decoder = new TextDecoder()
-  for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
-    parser.feed(decoder.decode(chunk, { stream: true }))
-  }
-  return events
-}
-
-/** The events of an SSE body read whole. */
-function parseSse(body: string): RawEvent[] {
-  const events: RawEvent[] = []
-  createParser({ onEvent: (e) => events.push({ event: e.event ?? '', data: JSON.parse(e.data) }) }).feed(body)
-  return events
-}
-
-const usageOf = (events: RawEvent[], name: 'message_start' | 'message_delta') => {
+const usageOf = (events: SseEvent[], name: 'message_start' | 'message_delta') => {
   const event = events.find((e) => e.event === name)
   return name === 'message_start' ? event?.data.message.usage : event?.data.usage
 }
-
-const textOf = (events: RawEvent[]) =>
-  events
-    .filter((e) => e.event === 'content_block_delta')
-    .map((e) => e.data.delta?.text ?? '')
-    .join('')
 
 /** The runtime calls a mock got while `run` ran. */
 async function callsDuring(mock: MockBedrock, run: () => Promise<unknown>) {
@@ -281,17 +258,6 @@ function expectProviderRecord(record: UsageRecord, streaming: boolean, by: Join)
 }
 
 const probe = await probeClaudeCode()
-
-/** The `usage` of Claude Code's JSON result, in the metric's terms. */
-function jsonUsage(run: ClaudeCodeRun) {
-  const usage = (run.json as { usage?: Record<string, number> } | undefined)?.usage ?? {}
-  return {
-    input: usage.input_tokens,
-    cacheRead: usage.cache_read_input_tokens,
-    cacheCreation: usage.cache_creation_input_tokens,
-    output: usage.output_tokens,
-  }
-}
 
 function expectSuccess(run: ClaudeCodeRun) {
   expect(run.exitCode, `claude exited ${run.exitCode}: ${run.stderr}`).toBe(0)

@@ -4,14 +4,14 @@
  * HOME and an environment built from scratch, so nothing of the machine's configuration or credentials
  * reaches it; fake AWS keys, the Bedrock runtime and control plane at URLs the test chooses, every
  * update check and telemetry off. Binds 127.0.0.1. The child is killed on close and when the test
- * process exits; its output is kept for error messages.
+ * process exits; its output is kept for error messages (test/peers/child.ts).
  */
-import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import http from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
+import { listen, shut } from '../matrix/upstream.js'
+import { freePort, onFreePort, startChild } from './child.js'
 import type { Peer } from './python.js'
 
 export interface HeadroomOptions {
@@ -31,39 +31,11 @@ export interface HeadroomOptions {
 export interface Headroom {
   url: string
   /** Milliseconds from spawn to the first successful `/livez`. */
-  startupMs: number
-  /** Everything the process wrote to stdout and stderr so far. */
+  startMs: number
+  /** The end of what the process wrote to stdout and stderr. */
   output(): string
   close(): Promise<void>
 }
-
-/** A port the OS says is free now (Headroom takes a port number, not 0). */
-export async function freePort(): Promise<number> {
-  const server = http.createServer()
-  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as AddressInfo
-  await new Promise<void>((resolve) => server.close(() => resolve()))
-  return port
-}
-
-const live = new Set<ChildProcess>()
-
-/** Kills the child's process group (it runs in its own), or the child alone if that fails. */
-function kill(child: ChildProcess, signal: NodeJS.Signals) {
-  try {
-    process.kill(-child.pid!, signal)
-  } catch {
-    try {
-      child.kill(signal)
-    } catch {
-      // Already gone.
-    }
-  }
-}
-
-process.once('exit', () => {
-  for (const child of live) kill(child, 'SIGKILL')
-})
 
 /**
  * Everything Headroom would fetch from the internet goes to `deadProxy` (a loopback port nothing listens on)
@@ -98,22 +70,10 @@ function environment(home: string, deadProxy: string, options: HeadroomOptions):
   }
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
-
-async function isLive(url: string): Promise<boolean> {
-  try {
-    const res = await fetch(`${url}/livez`, { signal: AbortSignal.timeout(1_000) })
-    await res.arrayBuffer()
-    return res.ok
-  } catch {
-    return false
-  }
-}
-
-async function startOnce(peer: Peer, options: HeadroomOptions): Promise<Headroom> {
-  const port = options.port ?? (await freePort())
+async function startOnce(peer: Peer, options: HeadroomOptions, port: number): Promise<Headroom> {
   const url = `http://127.0.0.1:${port}`
   const home = mkdtempSync(path.join(tmpdir(), 'usagewire-headroom-'))
+  const removeHome = () => rmSync(home, { recursive: true, force: true })
   const deadProxy = `http://127.0.0.1:${await freePort()}`
   const args = [
     'proxy',
@@ -129,51 +89,22 @@ async function startOnce(peer: Peer, options: HeadroomOptions): Promise<Headroom
     '--disable-kompress',
     '--no-subscription-tracking',
   ]
-  const started = performance.now()
-  const child = spawn(peer.bin('headroom'), args, {
-    cwd: home,
-    env: environment(home, deadProxy, options),
-    stdio: ['ignore', 'pipe', 'pipe'],
-    detached: true,
-  })
-  live.add(child)
-  let output = ''
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => (output += d))
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => (output += d))
-  let exited: string | undefined
-  const gone = new Promise<void>((resolve) => {
-    child.once('error', (error) => {
-      exited = `failed to start: ${error.message}`
-      resolve()
+  try {
+    const { startMs, output, stop } = await startChild({
+      name: 'headroom proxy',
+      command: peer.bin('headroom'),
+      args,
+      cwd: home,
+      env: environment(home, deadProxy, options),
+      group: true,
+      readyUrl: `${url}/livez`,
+      timeoutMs: options.readyTimeoutMs ?? 60_000,
     })
-    child.once('exit', (code, signal) => {
-      exited ??= `exited ${code ?? signal}`
-      live.delete(child)
-      resolve()
-    })
-  })
-
-  const close = async () => {
-    if (exited === undefined) {
-      kill(child, 'SIGTERM')
-      const timer = setTimeout(() => kill(child, 'SIGKILL'), 5_000)
-      await gone
-      clearTimeout(timer)
-    }
-    rmSync(home, { recursive: true, force: true })
+    return { url, startMs, output, close: () => stop().finally(removeHome) }
+  } catch (error) {
+    removeHome()
+    throw error
   }
-
-  const deadline = Date.now() + (options.readyTimeoutMs ?? 60_000)
-  for (;;) {
-    if (await isLive(url)) break
-    if (exited !== undefined || Date.now() > deadline) {
-      const why = exited ?? `not live after ${options.readyTimeoutMs ?? 60_000} ms`
-      await close()
-      throw new Error(`headroom proxy ${why}; its output:\n${output.slice(-4000)}`)
-    }
-    await sleep(200)
-  }
-  return { url, startupMs: Math.round(performance.now() - started), output: () => output, close }
 }
 
 /**
@@ -181,12 +112,8 @@ async function startOnce(peer: Peer, options: HeadroomOptions): Promise<Headroom
  * took that port meanwhile.
  */
 export async function startHeadroom(peer: Peer, options: HeadroomOptions): Promise<Headroom> {
-  try {
-    return await startOnce(peer, options)
-  } catch (error) {
-    if (options.port !== undefined || !/address already in use|Errno 98/i.test((error as Error).message)) throw error
-    return startOnce(peer, options)
-  }
+  if (options.port !== undefined) return startOnce(peer, options, options.port)
+  return onFreePort((port) => startOnce(peer, options, port), 2)
 }
 
 export interface Recorder {
@@ -222,15 +149,5 @@ export async function startRecorder(target: string): Promise<Recorder> {
     upstream.on('error', () => res.destroy())
     req.pipe(upstream)
   })
-  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, '127.0.0.1', resolve))
-  const { port: own } = server.address() as AddressInfo
-  return {
-    url: `http://127.0.0.1:${own}`,
-    bodies,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections()
-        server.close(() => resolve())
-      }),
-  }
+  return { url: await listen(server), bodies, close: () => shut(server) }
 }

@@ -42,18 +42,10 @@ import Anthropic from '@anthropic-ai/sdk'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startProxy, type Sidecar, type UsageRecord } from '@usagewire/proxy'
 import { waitFor } from '../matrix/upstream.js'
-import {
-  anthropicHeaders,
-  postSse,
-  startLiteLLM,
-  startRelay,
-  textOf,
-  type LiteLLM,
-  type Relay,
-  type SseEvent,
-} from './litellm.js'
+import { startLiteLLM, startRelay, type LiteLLM, type Relay } from './litellm.js'
 import { CACHED, COLD, RESPONSES_TEXT, startMockOpenAI, type MockOpenAI } from './mock-openai.js'
 import { peerOrSkip, PEERS, type PeerSpec } from './python.js'
+import { anthropicHeaders, postSse, textOf, type SseEvent } from './sse.js'
 
 /** What LiteLLM's bridge puts on every `message_start` event. */
 const ZERO_START = { input_tokens: 0, output_tokens: 0, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 }

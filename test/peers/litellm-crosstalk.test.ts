@@ -19,19 +19,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { TrueUsage } from '../../examples/mock-upstream/types.js'
 import { startProxy, type Sidecar, type UsageRecord } from '@usagewire/proxy'
 import { waitFor } from '../matrix/upstream.js'
-import {
-  anthropicHeaders,
-  postSse,
-  startLiteLLM,
-  startRelay,
-  textOf,
-  type LiteLLM,
-  type Relay,
-  type SseEvent,
-} from './litellm.js'
+import { startLiteLLM, startRelay, type LiteLLM, type Relay } from './litellm.js'
 import { CACHE_HIT, startMockAnthropic, type MockAnthropic } from './mock-anthropic.js'
 import { barrier, CACHED, startMockOpenAI, type MockOpenAI, type RecordedRequest } from './mock-openai.js'
 import { peerOrSkip, PEERS } from './python.js'
+import { anthropicHeaders, postSse, textOf, type SseEvent } from './sse.js'
 
 const N = 16
 const SAME_TEXT = 'Every one of you gets this very same answer.'

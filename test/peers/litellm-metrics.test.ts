@@ -33,35 +33,23 @@
  * Prometheus comes from the system (`apt-get install prometheus`). Without it, or without the LiteLLM peer,
  * the tests are skipped locally with the reason printed, and fail in CI (CI=true).
  */
-import { spawn, type ChildProcess } from 'node:child_process'
-import { accessSync, constants, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import path from 'node:path'
 import Anthropic from '@anthropic-ai/sdk'
 import OpenAI from 'openai'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startProxy, type Sidecar, type UsageRecord } from '@usagewire/proxy'
 import { waitFor } from '../matrix/upstream.js'
 import { sampleSum } from '../prometheus/exposition.js'
+import {
+  pollValue,
+  PROMETHEUS_BIN as binary,
+  query,
+  startPrometheus,
+  type Prometheus,
+} from '../prometheus/prometheus.js'
 import { startLiteLLM, startRelay, type LiteLLM, type Relay } from './litellm.js'
 import { CACHE_HIT, CACHE_WRITE, MESSAGES_TEXT, startMockAnthropic, type MockAnthropic } from './mock-anthropic.js'
 import { peerOrSkip, PEERS, type PeerSpec } from './python.js'
 
-function onPath(name: string): string | undefined {
-  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
-    if (!dir) continue
-    const file = path.join(dir, name)
-    try {
-      accessSync(file, constants.X_OK)
-      return file
-    } catch {
-      // not here
-    }
-  }
-  return undefined
-}
-
-const binary = onPath('prometheus')
 const inCI = process.env.CI === 'true'
 if (!binary && !inCI)
   console.warn(
@@ -72,86 +60,9 @@ if (!binary && !inCI)
 const TAPPED_MODEL = 'claude-sonnet-4-5-20250929'
 const DIRECT_MODEL = 'claude-sonnet-4-5'
 
-interface Running {
-  url: string
-  process: ChildProcess
-  output: () => string
-}
-
-/** Prometheus on 127.0.0.1, an OS-chosen port read from its log, scraping every second. */
-async function startPrometheus(
-  executable: string,
-  dir: string,
-  jobs: Array<{ name: string; path: string; target: string; bearer?: string }>,
-): Promise<Running> {
-  const config = path.join(dir, 'prometheus.yml')
-  writeFileSync(
-    config,
-    [
-      'global:',
-      '  scrape_interval: 1s',
-      '  evaluation_interval: 1s',
-      'scrape_configs:',
-      ...jobs.flatMap((job) => [
-        `  - job_name: ${job.name}`,
-        `    metrics_path: ${job.path}`,
-        ...(job.bearer ? ['    authorization:', `      credentials: ${job.bearer}`] : []),
-        '    static_configs:',
-        `      - targets: ['${job.target}']`,
-      ]),
-      '',
-    ].join('\n'),
-  )
-  const child = spawn(
-    executable,
-    [
-      `--config.file=${config}`,
-      `--storage.tsdb.path=${path.join(dir, 'data')}`,
-      '--web.listen-address=127.0.0.1:0',
-      '--log.level=info',
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  )
-  let log = ''
-  child.stdout!.on('data', (chunk: Buffer) => (log += chunk.toString()))
-  child.stderr!.on('data', (chunk: Buffer) => (log += chunk.toString()))
-  let exited = false
-  child.once('exit', () => (exited = true))
-  const onExit = () => child.kill('SIGKILL')
-  process.once('exit', onExit)
-  child.once('exit', () => process.off('exit', onExit))
-  const port = await waitFor(
-    () => {
-      if (exited) throw new Error(`prometheus exited:\n${log}`)
-      return /msg="Listening on" address=127\.0\.0\.1:(\d+)/.exec(log)?.[1]
-    },
-    'prometheus to listen',
-    { timeoutMs: 15_000, intervalMs: 50 },
-  )
-  return { url: `http://127.0.0.1:${port}`, process: child, output: () => log }
-}
-
-/** An instant query's results: each series' labels and value. */
-async function query(url: string, promql: string): Promise<Array<{ metric: Record<string, string>; value: number }>> {
-  const res = await fetch(`${url}/api/v1/query?query=${encodeURIComponent(promql)}`)
-  const body = (await res.json()) as {
-    status: string
-    error?: string
-    data?: { result?: Array<{ metric: Record<string, string>; value: [number, string] }> }
-  }
-  if (body.status !== 'success') throw new Error(`${promql}: ${body.error}`)
-  return (body.data?.result ?? []).map((r) => ({ metric: r.metric, value: Number(r.value[1]) }))
-}
-
-/** Polls `promql` until its single value is `expected` (the first samples take a few scrapes to appear). */
+/** Asserts that `promql` reaches `expected` (the first samples take a few scrapes to appear). */
 async function until(url: string, promql: string, expected: number, log: () => string): Promise<void> {
-  const deadline = Date.now() + 30_000
-  let seen: number | undefined
-  while (Date.now() < deadline) {
-    seen = (await query(url, promql))[0]?.value
-    if (seen === expected) return
-    await new Promise((resolve) => setTimeout(resolve, 250))
-  }
+  const seen = await pollValue(url, promql, expected)
   expect(seen, `${promql}; Prometheus log:\n${log().slice(-2000)}`).toBe(expected)
 }
 
@@ -237,8 +148,7 @@ describe.each(VERSIONS.map((version) => [version.peer.version, version] as const
     let relay: Relay
     let sidecar: Sidecar
     let litellm: LiteLLM | undefined
-    let prometheus: Running | undefined
-    const dir = mkdtempSync(path.join(tmpdir(), 'usagewire-litellm-prometheus-'))
+    let prometheus: Prometheus | undefined
 
     beforeAll(async () => {
       if (!binary) {
@@ -302,23 +212,18 @@ describe.each(VERSIONS.map((version) => [version.peer.version, version] as const
       })
       relay.pointAt(litellm.url)
       console.log(`LiteLLM ${version.peer.version} ready in ${litellm.startMs} ms`)
-      prometheus = await startPrometheus(binary, dir, [
+      prometheus = await startPrometheus(binary, [
         { name: 'litellm', path: '/metrics/', target: new URL(litellm.url).host, bearer: litellm.masterKey },
         { name: 'usagewire', path: '/metrics', target: new URL(sidecar.url).host },
       ])
     }, 15 * 60_000)
 
     afterAll(async () => {
-      if (prometheus && prometheus.process.exitCode === null) {
-        const exit = new Promise((resolve) => prometheus!.process.once('exit', resolve))
-        prometheus.process.kill('SIGTERM')
-        await exit
-      }
+      await prometheus?.stop()
       await litellm?.stop()
       await sidecar?.close()
       await relay?.close()
       await mock?.close()
-      rmSync(dir, { recursive: true, force: true })
     })
 
     const anthropic = (baseURL: string) => new Anthropic({ apiKey: litellm!.masterKey, baseURL, maxRetries: 0 })

@@ -5,9 +5,9 @@
  * picks another) and is ready when `GET /health/liveliness` answers, 7–11 s after the start. `DATABASE_URL`
  * is never set: with it, even empty, LiteLLM loads prisma and fails.
  *
- * The process never outlives the test: `stop()` ends it (SIGTERM, then SIGKILL), the test process's `exit`
- * kills it, and a watcher thread started in LiteLLM's own interpreter ends it once its parent is gone (a test
- * worker killed outright runs no handler of its own).
+ * The process never outlives the test: `stop()` ends it, the test process's `exit` kills it
+ * (test/peers/child.ts), and a watcher thread started in LiteLLM's own interpreter ends it once its parent is
+ * gone (a test worker killed outright runs no handler of its own).
  *
  * Forwarding client headers to the provider: `general_settings.forward_client_headers_to_llm_api: true`
  * (every model), or `litellm_settings.model_group_settings.forward_client_headers_to_llm_api: [names]`
@@ -20,25 +20,19 @@
  * the setting; 1.108.7 passes it on there too (test/peers/litellm-bridge.test.ts). Without the setting no
  * client header is passed on.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import net from 'node:net'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
-import { createParser } from 'eventsource-parser'
+import { onFreePort, startChild, type Child } from './child.js'
 import type { Peer } from './python.js'
 
-export interface LiteLLM {
+export interface LiteLLM extends Child {
   /** `http://127.0.0.1:<port>`: `/v1/messages`, `/v1/chat/completions`, `/metrics/`. */
   url: string
   /** The master key, the only key this proxy accepts (`Authorization: Bearer` or `x-api-key`). */
   masterKey: string
-  /** From spawning the process to its first healthy answer. */
-  startMs: number
-  /** The end of what the process wrote to stdout and stderr, for failure messages. */
-  output(): string
-  stop(): Promise<void>
 }
 
 export interface LiteLLMConfig {
@@ -66,28 +60,6 @@ const GUARDED_CLI = [
   'sys.exit(run_server())',
 ].join('\n')
 
-async function freePort(): Promise<number> {
-  const server = net.createServer()
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => resolve())
-  })
-  const { port } = server.address() as net.AddressInfo
-  await new Promise<void>((resolve) => server.close(() => resolve()))
-  return port
-}
-
-const exited = (child: ChildProcess): boolean => child.exitCode !== null || child.signalCode !== null
-
-async function end(child: ChildProcess): Promise<void> {
-  if (exited(child)) return
-  const gone = new Promise<void>((resolve) => child.once('exit', () => resolve()))
-  child.kill('SIGTERM')
-  const timer = setTimeout(() => child.kill('SIGKILL'), 5_000)
-  await gone
-  clearTimeout(timer)
-}
-
 export interface StartOptions {
   timeoutMs?: number
   attempts?: number
@@ -106,19 +78,14 @@ export async function startLiteLLM(
   const dir = mkdtempSync(path.join(tmpdir(), 'usagewire-litellm-'))
   const file = path.join(dir, 'config.yaml')
   writeFileSync(file, JSON.stringify(config, null, 2))
-  let lastError: Error | undefined
-  for (let attempt = 0; attempt < attempts; attempt++) {
-    try {
-      const litellm = await launch(peer, file, await freePort(), timeoutMs, env)
-      const stop = litellm.stop
-      return { ...litellm, stop: () => stop().finally(() => rmSync(dir, { recursive: true, force: true })) }
-    } catch (error) {
-      lastError = error as Error
-      if (!/address already in use|EADDRINUSE|Errno 98/i.test(lastError.message)) break
-    }
+  const removeDir = () => rmSync(dir, { recursive: true, force: true })
+  try {
+    const litellm = await onFreePort((port) => launch(peer, file, port, timeoutMs, env), attempts)
+    return { ...litellm, stop: () => litellm.stop().finally(removeDir) }
+  } catch (error) {
+    removeDir()
+    throw error
   }
-  rmSync(dir, { recursive: true, force: true })
-  throw lastError!
 }
 
 async function launch(
@@ -131,8 +98,11 @@ async function launch(
   const masterKey = `sk-${randomBytes(32).toString('hex')}`
   const { DATABASE_URL: _database, ...inherited } = process.env
   const args = ['--config', config, '--host', '127.0.0.1', '--port', String(port), '--num_workers', '1']
-  const started = Date.now()
-  const child = spawn(peer.bin('python'), ['-c', GUARDED_CLI, ...args, '--telemetry', 'False'], {
+  const url = `http://127.0.0.1:${port}`
+  const child = await startChild({
+    name: 'LiteLLM',
+    command: peer.bin('python'),
+    args: ['-c', GUARDED_CLI, ...args, '--telemetry', 'False'],
     cwd: path.dirname(config),
     env: {
       ...inherited,
@@ -145,45 +115,10 @@ async function launch(
       no_proxy: '127.0.0.1,localhost',
       ...extraEnv,
     },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    readyUrl: `${url}/health/liveliness`,
+    timeoutMs,
   })
-  let log = ''
-  const keep = (chunk: Buffer) => (log = (log + chunk.toString()).slice(-20_000))
-  child.stdout!.on('data', keep)
-  child.stderr!.on('data', keep)
-  let spawnError: Error | undefined
-  child.once('error', (error) => (spawnError = error))
-  const onExit = () => child.kill('SIGKILL')
-  process.once('exit', onExit)
-  const stop = async () => {
-    process.off('exit', onExit)
-    await end(child)
-  }
-
-  const url = `http://127.0.0.1:${port}`
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    if (spawnError) {
-      await stop()
-      throw new Error(`LiteLLM could not be spawned: ${spawnError.message}`)
-    }
-    if (exited(child)) {
-      process.off('exit', onExit)
-      throw new Error(`LiteLLM exited (code ${child.exitCode}, signal ${child.signalCode}) before answering:\n${log}`)
-    }
-    try {
-      const res = await fetch(`${url}/health/liveliness`, { signal: AbortSignal.timeout(1_000) })
-      if (res.ok) break
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) {
-      await stop()
-      throw new Error(`LiteLLM did not answer GET ${url}/health/liveliness within ${timeoutMs} ms:\n${log}`)
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
-  return { url, masterKey, startMs: Date.now() - started, output: () => log, stop }
+  return { url, masterKey, ...child }
 }
 
 export interface Relay {
@@ -230,54 +165,3 @@ export async function startRelay(): Promise<Relay> {
     },
   }
 }
-
-// ---------------------------------------------------------------------------------------------------------
-// What a client reads
-
-export interface SseEvent {
-  event: string
-  data: any
-}
-
-export interface SseAnswer {
-  status: number
-  contentType: string | null
-  events: SseEvent[]
-}
-
-/**
- * POSTs `body` as JSON and reads the SSE answer with eventsource-parser, every event as it came: what a
- * client gets where the SDK's stream helper throws before it can show it.
- */
-export async function postSse(url: string, headers: Record<string, string>, body: unknown): Promise<SseAnswer> {
-  const response = await fetch(url, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...headers },
-    body: JSON.stringify(body),
-  })
-  const events: SseEvent[] = []
-  const parser = createParser({
-    onEvent: (event) => {
-      // A data line that is not JSON fails the test here ([DONE] aside): the answer must stay valid SSE.
-      if (event.data !== '[DONE]') events.push({ event: event.event ?? '', data: JSON.parse(event.data) })
-    },
-  })
-  const decoder = new TextDecoder()
-  for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
-    parser.feed(decoder.decode(chunk, { stream: true }))
-  }
-  return { status: response.status, contentType: response.headers.get('content-type'), events }
-}
-
-/** The text of an Anthropic stream's `content_block_delta` events. */
-export const textOf = (events: SseEvent[]): string =>
-  events
-    .filter((e) => e.event === 'content_block_delta')
-    .map((e) => e.data.delta?.text ?? '')
-    .join('')
-
-/** The headers an Anthropic client sends LiteLLM (its master key as `x-api-key`). */
-export const anthropicHeaders = (key: string): Record<string, string> => ({
-  'x-api-key': key,
-  'anthropic-version': '2023-06-01',
-})
