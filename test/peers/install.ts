@@ -1,14 +1,20 @@
 /**
- * Installs every Python peer the tests use, before the tests run (CI calls it; the tests call
- * ensurePeer themselves too). Reuses venvs already in place. `node --import tsx test/peers/install.ts`
+ * Installs every peer the tests use, before the tests run (CI calls it; the tests call ensurePeer and
+ * ensureNpmPeer themselves too): the Python peers into venvs, the npm peers into prefixes, all under
+ * PEERS_DIR. Reuses what is in place already. `node --import tsx test/peers/install.ts`
  */
+import { ensureNpmPeer, NPM_PEERS } from './npm.js'
 import { ensurePeer, PEERS, PEERS_DIR } from './python.js'
 
 const started = Date.now()
-const results = await Promise.allSettled(Object.values(PEERS).map((spec) => ensurePeer(spec).then(() => spec)))
+const specs = [
+  ...Object.values(PEERS).map((spec) => ({ spec, install: () => ensurePeer(spec) })),
+  ...Object.values(NPM_PEERS).map((spec) => ({ spec, install: () => ensureNpmPeer(spec.name, spec.version) })),
+]
+const results = await Promise.allSettled(specs.map(({ install }) => install()))
 let failed = 0
 for (const [i, result] of results.entries()) {
-  const spec = Object.values(PEERS)[i]!
+  const { spec } = specs[i]!
   if (result.status === 'fulfilled') console.log(`peer ${spec.name} ${spec.version}: ready`)
   else {
     failed++

@@ -37,9 +37,16 @@ export interface Peer {
   bin(name: string): string
 }
 
-function run(command: string, args: string[], log: string): Promise<void> {
+/** Runs `command` to its end, its output written to `log`; rejects with the output's end when it fails. */
+export function run(
+  command: string,
+  args: string[],
+  log: string,
+  cwd?: string,
+  env?: NodeJS.ProcessEnv,
+): Promise<void> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], ...(cwd && { cwd }), ...(env && { env }) })
     let output = ''
     child.stdout.on('data', (d) => (output += d))
     child.stderr.on('data', (d) => (output += d))
@@ -55,7 +62,7 @@ function run(command: string, args: string[], log: string): Promise<void> {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 /** Takes the lock directory, waiting for another installer (a stale lock, over 20 minutes old, is broken). */
-async function lock(path: string): Promise<() => void> {
+export async function lock(path: string): Promise<() => void> {
   for (;;) {
     try {
       mkdirSync(path)

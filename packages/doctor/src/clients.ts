@@ -16,7 +16,7 @@ import type { Mode } from './rules.js'
 export interface Capture {
   /** The HTTP status, when an answer came. */
   status?: number
-  /** The body bytes the SDK read (decoded), up to where it stopped. */
+  /** The body bytes the gateway sent (decoded), to the end, or to where the client left. */
   body: string
   /** The usage object the SDK handed to the application, when it did. */
   sdkUsage?: unknown
@@ -42,28 +42,58 @@ export interface ClientRequest {
   timeoutMs: number
 }
 
-/** A `fetch` that hands the SDK the response as it comes and keeps a copy of the decoded bytes. */
-function teeFetch(capture: Capture): typeof fetch {
+/**
+ * A `fetch` that hands the SDK the response as it comes and keeps a copy of the decoded bytes. The copy is
+ * read to the answer's end even when the SDK gives up on it part-way (an event order it rejects): the other
+ * readers are judged on every event the gateway sent, as a client that iterates the events reads them. Only
+ * a client that leaves (the abort scenario), an SDK that stops before an answer came, or the timeout end it.
+ * `read` resolves once the copy is complete.
+ */
+function teeFetch(capture: Capture, timeoutMs: number): { fetch: typeof fetch; read: () => Promise<void> } {
   const decoder = new TextDecoder()
-  return async (input, init) => {
-    const response = await fetch(input, init)
+  const reads: Promise<void>[] = []
+  const tee: typeof fetch = async (input, init) => {
+    const own = new AbortController()
+    const timer = setTimeout(() => own.abort(new Error('timeout')), timeoutMs)
+    const sdkSignal = init?.signal
+    const follow = () => {
+      if (capture.left || capture.status === undefined) own.abort(sdkSignal?.reason)
+    }
+    if (sdkSignal?.aborted) follow()
+    else sdkSignal?.addEventListener('abort', follow, { once: true })
+    let response: Response
+    try {
+      response = await fetch(input, { ...init, signal: own.signal })
+    } catch (error) {
+      clearTimeout(timer)
+      throw error
+    }
     capture.status = response.status
-    if (!response.body) return response
-    const copy = new TransformStream<Uint8Array, Uint8Array>({
-      transform(chunk, controller) {
-        capture.body += decoder.decode(chunk, { stream: true })
-        controller.enqueue(chunk)
-      },
-      flush() {
-        capture.body += decoder.decode()
-      },
-    })
-    return new Response(response.body.pipeThrough(copy), {
-      status: response.status,
-      statusText: response.statusText,
-      headers: response.headers,
-    })
+    if (!response.body) {
+      clearTimeout(timer)
+      return response
+    }
+    const [forSdk, forCopy] = response.body.tee()
+    reads.push(
+      (async () => {
+        const reader = forCopy.getReader()
+        try {
+          for (;;) {
+            const { done, value } = await reader.read()
+            if (done) break
+            capture.body += decoder.decode(value, { stream: true })
+          }
+        } catch {
+          // Left, timed out or cut: the copy ends where the bytes did.
+        } finally {
+          capture.body += decoder.decode()
+          clearTimeout(timer)
+        }
+      })(),
+    )
+    return new Response(forSdk, { status: response.status, statusText: response.statusText, headers: response.headers })
   }
+  return { fetch: tee, read: async () => void (await Promise.all(reads)) }
 }
 
 const TOOL_SCHEMA = {
@@ -97,13 +127,13 @@ function leaveOnFirstText(abort: () => void, capture: Capture, ms: number) {
   return { leave, clear: () => clearTimeout(timer) }
 }
 
-async function anthropic(request: ClientRequest, capture: Capture): Promise<void> {
+async function anthropic(request: ClientRequest, capture: Capture, fetch: typeof globalThis.fetch): Promise<void> {
   // The SDKs load when a request is sent: importing the provider's wire builders stays light.
   const { default: Anthropic } = await import('@anthropic-ai/sdk')
   const client: Anthropic = new Anthropic({
     baseURL: request.gateway,
     apiKey: request.apiKey,
-    fetch: teeFetch(capture),
+    fetch,
     maxRetries: 0,
     timeout: request.timeoutMs,
   })
@@ -220,14 +250,15 @@ async function openaiResponses(request: ClientRequest, capture: Capture, client:
 export async function sendRequest(request: ClientRequest): Promise<Capture> {
   const capture: Capture = { body: '', ms: 0 }
   const started = performance.now()
+  const tee = teeFetch(capture, request.timeoutMs)
   try {
-    if (request.format === 'anthropic') await anthropic(request, capture)
+    if (request.format === 'anthropic') await anthropic(request, capture, tee.fetch)
     else {
       const { default: OpenAI } = await import('openai')
       const client: OpenAI = new OpenAI({
         baseURL: `${request.gateway}/v1`,
         apiKey: request.apiKey,
-        fetch: teeFetch(capture),
+        fetch: tee.fetch,
         maxRetries: 0,
         timeout: request.timeoutMs,
       })
@@ -239,6 +270,7 @@ export async function sendRequest(request: ClientRequest): Promise<Capture> {
     capture.sdkError = message
     if (unreachable && capture.status === undefined) capture.unreachable = true
   }
+  await tee.read()
   capture.ms = performance.now() - started
   return capture
 }
