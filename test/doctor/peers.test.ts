@@ -310,16 +310,37 @@ describe(`Headroom ${PEERS.headroom.version} with a Bedrock backend`, () => {
   let skip: string | undefined
   const open = closers()
   let headroom: Audit
+  /** The same, with the sidecar holding message_start (its own doctor and Headroom: audits do not share). */
+  let held: PhaseCard
+  const HELD = ['plain', 'cache-read', 'cache-write', 'tool-call'] as const
 
   beforeAll(async () => {
     const peer = await peerOrSkip(PEERS.headroom)
     if ('skip' in peer) return void (skip = peer.skip)
-    const doctor = await openDoctor({ providerListen: '127.0.0.1:0' })
+    const [doctor, second] = await Promise.all([
+      openDoctor({ providerListen: '127.0.0.1:0' }),
+      openDoctor({ providerListen: '127.0.0.1:0' }),
+    ])
     open.add(() => doctor.close())
+    open.add(() => second.close())
     // Headroom lists the inference profiles at start-up: the provider is up first.
-    const gateway = await startHeadroom(peer, { runtimeUrl: doctor.provider.bedrock })
+    const [gateway, other] = await Promise.all([
+      startHeadroom(peer, { runtimeUrl: doctor.provider.bedrock }),
+      startHeadroom(peer, { runtimeUrl: second.provider.bedrock }),
+    ])
     open.add(() => gateway.close())
+    open.add(() => other.close())
     headroom = await audit(doctor, gateway.url, 'claude-sonnet-4-6', 'usagewire-doctor')
+    const card = await second.audit({
+      gateway: other.url,
+      clients: ['anthropic'],
+      models: { anthropic: 'claude-sonnet-4-6' },
+      apiKey: 'usagewire-doctor',
+      withUsagewire: true,
+      messageStart: 'hold',
+      scenarios: [...HELD],
+    })
+    held = card.phases[1]!
   }, 15 * 60_000)
 
   afterAll(() => open.close(), 30_000)
@@ -382,6 +403,17 @@ describe(`Headroom ${PEERS.headroom.version} with a Bedrock backend`, () => {
     expect(details(headroom.without, 'error-status')).toEqual([
       "error/stream: HTTP 200: the provider's 400 became a success",
     ])
+  })
+
+  it("with usagewire holding message_start: every reader, message_start's own included, reads the provider's numbers", (ctx) => {
+    needsPeer(ctx)
+    expect(held.sidecar).toMatchObject({ twoSided: true, messageStart: 'hold' })
+    const seen = rows(held)
+    for (const s of HELD) {
+      expect(seen[`${s}/stream`]).toEqual(streamGroup(() => `✓ ${truth(s)}`))
+      expect(seen[`${s}/create`]).toEqual({ body: `✓ ${truth(s)}` })
+    }
+    expect(ruleIds(held)).not.toContain('zero-start')
   })
 
   it('with usagewire: the SDKs and Claude Code read the provider’s numbers; message_start readers, the thinking answer and the status stay ✗', (ctx) => {
