@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http'
 import { createProcessor, framingFor, Ledger, type Processor } from '@usagewire/core'
-import { createDecoder, NODE_DECODERS, observeIncoming } from '@usagewire/core/node'
+import { decodingObserver, NODE_DECODERS, observeIncoming, type BodySink } from '@usagewire/core/node'
 
 /**
  * One response read on its way through the sidecar, read only: its usage into a ledger of its own,
@@ -24,7 +24,7 @@ export class Reading {
   ) {}
 
   /** Reads `res` as it passes; `more` gets the decoded bytes too (a live tap). */
-  observe(res: IncomingMessage, more?: { push(chunk: Uint8Array): void; end(): void; fail(): void }): void {
+  observe(res: IncomingMessage, more?: BodySink): void {
     const type = String(res.headers['content-type'] ?? '')
     const encoding = String(res.headers['content-encoding'] ?? '')
       .trim()
@@ -64,19 +64,7 @@ export class Reading {
       more?.fail()
       this.finish(false)
     }
-    if (decode) {
-      const decoder = createDecoder(decode)!
-      decoder.on('data', read)
-      decoder.on('end', end)
-      decoder.on('error', fail)
-      observeIncoming(res, {
-        data: (c) => decoder.write(c),
-        end: () => decoder.end(),
-        fail: () => (decoder.destroy(), fail()),
-      })
-    } else {
-      observeIncoming(res, { data: read, end, fail })
-    }
+    observeIncoming(res, decodingObserver({ push: read, end, fail }, decode))
   }
 
   private compared: string | undefined

@@ -12,7 +12,9 @@ export { createDecoder, NODE_DECODERS } from './decode.js'
 export {
   currentExchange,
   observeIncoming,
+  decodingObserver,
   type BodyObserver,
+  type BodySink,
   runInExchange,
   tapClientRequest,
   tapFetch,

@@ -50,37 +50,36 @@ export function tapInstalled(): boolean {
 
 type Headers = (name: string) => string | string[] | undefined
 
-/** Feeds a provider body to `tap`, decoding it first when its head says it is encoded. */
-class Feed {
-  private readonly decoder
-  constructor(
-    private readonly tap: UpstreamTap,
-    decode: string | undefined,
-  ) {
-    this.decoder = decode ? createDecoder(decode) : undefined
-    if (this.decoder) {
-      this.decoder.on('data', (data: Buffer) => tap.push(data))
-      this.decoder.on('end', () => tap.end())
-      this.decoder.on('error', () => tap.fail())
-    }
-  }
-  data(chunk: Uint8Array): void {
-    if (this.decoder) this.decoder.write(chunk)
-    else this.tap.push(chunk)
-  }
-  end(): void {
-    if (this.decoder) this.decoder.end()
-    else this.tap.end()
-  }
-  fail(): void {
-    this.decoder?.destroy()
-    this.tap.fail()
+/** Where a body's decoded bytes go: an {@link UpstreamTap}, or any reader with the same three calls. */
+export interface BodySink {
+  push(chunk: Uint8Array): void
+  end(): void
+  fail(): void
+}
+
+/**
+ * A {@link BodyObserver} that hands `sink` the body's bytes, decoded first when `decode` names a content
+ * encoding (a Node decoder's output is asynchronous: the sink's end follows the decoder's).
+ */
+export function decodingObserver(sink: BodySink, decode: string | undefined): BodyObserver {
+  const decoder = decode ? createDecoder(decode) : undefined
+  if (!decoder) return { data: (chunk) => sink.push(chunk), end: () => sink.end(), fail: () => sink.fail() }
+  decoder.on('data', (data: Buffer) => sink.push(data))
+  decoder.on('end', () => sink.end())
+  decoder.on('error', () => sink.fail())
+  return {
+    data: (chunk) => void decoder.write(chunk),
+    end: () => void decoder.end(),
+    fail: () => {
+      decoder.destroy()
+      sink.fail()
+    },
   }
 }
 
-function open(tap: UpstreamTap, status: number, headers: Headers): Feed | undefined {
+function open(tap: UpstreamTap, status: number, headers: Headers): BodyObserver | undefined {
   const head = tap.head(status, headers, NODE_DECODERS)
-  return head.read ? new Feed(tap, head.decode) : undefined
+  return head.read ? decodingObserver(tap, head.decode) : undefined
 }
 
 // ---- node:http and https client requests (the AWS SDK's NodeHttpHandler, http-proxy, axios, got) -----
@@ -221,7 +220,7 @@ function headerRecord(headers: unknown): Headers {
  * methods, so undici sees the same API.
  */
 function wrapHandler(handler: Handler, tap: UpstreamTap, drain: boolean): Handler {
-  let feed: Feed | undefined
+  let feed: BodyObserver | undefined
   let over = false
   // onAbort 'drain': the caller gave up (its client left); it is told so at once, and the response is
   // read on for the tap alone, to its end.
