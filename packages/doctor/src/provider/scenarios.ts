@@ -224,6 +224,13 @@ export function answer(
     // After the first two text deltas.
     ...(pauseAt && { pauseAfter: firstText + 2 }),
   })
+  /** A whole (non-streamed) answer. */
+  const whole = (body: unknown): Answer => ({
+    status: 200,
+    contentType: JSON_TYPE,
+    pieces: [JSON.stringify(body)],
+    stated: truth,
+  })
 
   switch (dialect) {
     case 'anthropic-messages':
@@ -238,7 +245,7 @@ export function answer(
       }
       if (!streaming) {
         const json = anthropicMessage(ctx, { ...body, usage: withThinking(fullUsage(truth), truth) })
-        return { status: 200, contentType: JSON_TYPE, pieces: [JSON.stringify(json)], stated: truth }
+        return whole(json)
       }
       // The first text delta: after message_start, the thinking block, and the text block's start (and ping).
       const events = anthropicEvents(ctx, body)
@@ -256,8 +263,7 @@ export function answer(
           toolUse: { toolUseId: `tooluse_${idFragment(ctx.seq, 22)}`, name: tool.name, input: tool.input(mark) },
         }),
       }
-      if (!streaming)
-        return { status: 200, contentType: JSON_TYPE, pieces: [JSON.stringify(converseBody(ctx, body))], stated: truth }
+      if (!streaming) return whole(converseBody(ctx, body))
       // messageStart, then the reasoning deltas, its signature and its stop.
       const firstText = 1 + (reasoning === undefined ? 0 : textDeltas(reasoning).length + 2)
       return out(EVENTSTREAM, converseStream(ctx, body), firstText)
@@ -279,13 +285,7 @@ export function answer(
           },
         }),
       }
-      if (!streaming)
-        return {
-          status: 200,
-          contentType: JSON_TYPE,
-          pieces: [JSON.stringify(chatCompletion(ctx, body))],
-          stated: truth,
-        }
+      if (!streaming) return whole(chatCompletion(ctx, body))
       return out(SSE, chatStream(ctx, body), 1)
     }
     case 'openai-responses': {
@@ -305,13 +305,7 @@ export function answer(
           },
         }),
       }
-      if (!streaming)
-        return {
-          status: 200,
-          contentType: JSON_TYPE,
-          pieces: [JSON.stringify(responsesBody(ctx, body))],
-          stated: truth,
-        }
+      if (!streaming) return whole(responsesBody(ctx, body))
       // response.created, response.in_progress, (the reasoning item's two events,) the message's two.
       return out(SSE, responsesStream(ctx, body), 4 + (truth.reasoning > 0 ? 2 : 0))
     }
@@ -325,13 +319,7 @@ export function answer(
         ...(reasoning !== undefined && { thought: reasoning }),
         ...(tool && { functionCall: { name: tool.name, args: tool.input(mark) } }),
       }
-      if (!streaming)
-        return {
-          status: 200,
-          contentType: JSON_TYPE,
-          pieces: [JSON.stringify(geminiResponse(ctx, body))],
-          stated: truth,
-        }
+      if (!streaming) return whole(geminiResponse(ctx, body))
       const pieces = geminiStream(ctx, body)
       const array = ctx.jsonArray === true
       return out(array ? JSON_TYPE : 'text/event-stream', pieces, 0)
