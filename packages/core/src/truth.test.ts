@@ -222,6 +222,96 @@ describe("messageStart: 'hold'", () => {
   })
 })
 
+describe("the provider's cache-write TTL split", () => {
+  const providerStart = start({
+    input_tokens: 1234,
+    cache_read_input_tokens: 3000,
+    cache_creation_input_tokens: 200,
+    cache_creation: { ephemeral_5m_input_tokens: 150, ephemeral_1h_input_tokens: 50 },
+    output_tokens: 1,
+  })
+  const providerRest =
+    text('Hi') +
+    delta({ input_tokens: 1234, cache_read_input_tokens: 3000, cache_creation_input_tokens: 200, output_tokens: 56 }) +
+    stop
+  const ANTHROPIC_JSON = (name: string) => (name === 'content-type' ? 'application/json' : undefined)
+
+  it('reaches a held message_start, and never a message_delta (docs/dialects/anthropic-messages.md#ttl-split)', () => {
+    const { meter, records } = setup({ messageStart: 'hold' })
+    const exchange = meter.begin({ method: 'POST', url: '/v1/messages' })!
+    const tap = exchange.openTap('/v1/messages', 10_000)!
+    const res = client(exchange)
+    res.push(start({ input_tokens: 0, output_tokens: 0 }) + text('Hi'))
+    tap.head(200, SSE, [])
+    tap.push(Buffer.from(providerStart + providerRest))
+    res.push(delta({ output_tokens: 1 }) + stop)
+    res.end()
+    const sent = events(res.text())
+    expect(sent[0]!.message.usage).toEqual({
+      input_tokens: 1234,
+      output_tokens: 56,
+      cache_creation_input_tokens: 200,
+      cache_read_input_tokens: 3000,
+      cache_creation: { ephemeral_5m_input_tokens: 150, ephemeral_1h_input_tokens: 50 },
+    })
+    const final = sent.find((e) => e.type === 'message_delta')!
+    expect(final.usage.cache_creation).toBeUndefined()
+    expect(final.usage.cache_creation_input_tokens).toBe(200)
+    exchange.finish({ kind: 'end' })
+    expect(records[0]!.usage).toMatchObject({ cacheWrite: 200, cacheWrite5m: 150, cacheWrite1h: 50 })
+    expect(records[0]!.corrections).toContainEqual({
+      where: 'message_start',
+      field: 'usage.cache_creation.ephemeral_1h_input_tokens',
+      from: null,
+      to: 50,
+    })
+  })
+
+  it('reaches a whole JSON body that lost it', () => {
+    const { meter } = setup()
+    const exchange = meter.begin({ method: 'POST', url: '/v1/messages' })!
+    const tap = exchange.openTap('/v1/messages', 10_000)!
+    tap.head(200, ANTHROPIC_JSON, [])
+    tap.push(
+      Buffer.from(
+        JSON.stringify({
+          type: 'message',
+          usage: {
+            input_tokens: 1234,
+            cache_creation_input_tokens: 200,
+            cache_creation: { ephemeral_5m_input_tokens: 0, ephemeral_1h_input_tokens: 200 },
+            output_tokens: 56,
+          },
+        }),
+      ),
+    )
+    tap.end()
+    const out: string[] = []
+    const port: Port = { write: (chunks) => out.push(...chunks.map((c) => Buffer.from(c).toString())), end: () => {} }
+    exchange.respond({ status: 200, headers: ANTHROPIC_JSON }, { decoders: [] })
+    exchange.connect(port)
+    const body = { type: 'message', content: [], usage: { input_tokens: 1434, output_tokens: 56 } }
+    out.push(...exchange.push(Buffer.from(JSON.stringify(body))).map((c) => Buffer.from(c).toString()))
+    out.push(...exchange.end(port).chunks.map((c) => Buffer.from(c).toString()))
+    expect(JSON.parse(out.join('')).usage).toEqual({
+      input_tokens: 1234,
+      output_tokens: 56,
+      cache_creation_input_tokens: 200,
+      cache_creation: { ephemeral_5m_input_tokens: 0, ephemeral_1h_input_tokens: 200 },
+    })
+  })
+
+  it('is not invented where only the cache write is known', () => {
+    const { meter } = setup({ messageStart: 'hold' })
+    const exchange = meter.begin({ method: 'POST', url: '/v1/messages' })!
+    const res = client(exchange)
+    res.push(start({ input_tokens: 0, output_tokens: 0 }) + text('Hi'))
+    res.push(delta({ input_tokens: 10, cache_creation_input_tokens: 200, output_tokens: 3 }) + stop)
+    res.end()
+    expect(events(res.text())[0]!.message.usage.cache_creation).toBeUndefined()
+  })
+})
+
 describe("messageStart: 'estimate'", () => {
   it('fills a zero message_start from the estimate at once, and the final event with the exact counts', () => {
     const { meter, records } = setup({ messageStart: 'estimate', estimateInput: () => 1500 })

@@ -6,6 +6,9 @@ import { fromAnthropicUsage, ServerToolCounts, toAnthropicUsage } from './usage.
 const USAGE_EVENTS = ['message_start', 'message_delta', 'error'].map((name) => Buffer.from(name))
 const START_PATH = ['message', 'usage'] as const
 const DELTA_PATH = ['usage'] as const
+// The same path as a delta's, a different array: `write` tells a whole body (which carries the TTL split)
+// from a `message_delta` (which never does) by it.
+const BODY_PATH = ['usage'] as const
 
 /**
  * Anthropic Messages (docs/dialects/anthropic-messages.md). Usage rides on `message_start.message.usage`
@@ -93,7 +96,7 @@ class AnthropicReader implements DialectReader {
 
   readBody(json: JsonObject): EventReading | undefined {
     if (json.type === 'error') return { where: 'body', error: errorOf(json) }
-    const usage = this.block(json.usage, 'body.usage', DELTA_PATH)
+    const usage = this.block(json.usage, 'body.usage', BODY_PATH)
     return {
       where: 'body',
       model: typeof json.model === 'string' ? json.model : undefined,
@@ -103,8 +106,8 @@ class AnthropicReader implements DialectReader {
     }
   }
 
-  write(native: JsonObject, usage: Usage): JsonObject {
-    return this.serverTools.restore(toAnthropicUsage(native, usage))
+  write(native: JsonObject, usage: Usage, path: readonly string[]): JsonObject {
+    return this.serverTools.restore(toAnthropicUsage(native, usage, path !== DELTA_PATH))
   }
 
   private block(native: unknown, at: string, path: readonly string[]): UsageBlock | undefined {

@@ -31,13 +31,15 @@ export function fromAnthropicUsage(native: JsonObject, at: string): { usage: Usa
 /**
  * Writes the known canonical values into an Anthropic usage object (a copy; key order kept, new keys appended).
  * Only known values are written: the SDK overwrites on presence, so a written 0 would erase a correct
- * number (docs/peer-bugs.md row 31). The `cache_creation` TTL split is left alone: `message_delta` never carries
- * it and the SDK keeps the `message_start` one (docs/dialects/anthropic-messages.md#ttl-split).
+ * number (docs/peer-bugs.md row 31). The `cache_creation` TTL split is written only with `split` (on
+ * `message_start` and a whole body, never on `message_delta`, which never carries it: the SDK keeps the
+ * `message_start` one), and only when it is known (docs/dialects/anthropic-messages.md#ttl-split).
  * `output_tokens_details` and `server_tool_use` ride along as they came; `thinking_tokens` is written only
  * into an `output_tokens_details` the block already has (docs/dialects/anthropic-messages.md#thinking-and-server-tools).
  */
-export function toAnthropicUsage(native: JsonObject, usage: Usage): JsonObject {
+export function toAnthropicUsage(native: JsonObject, usage: Usage, split = false): JsonObject {
   const out: JsonObject = { ...native }
+  if (split) writeSplit(native, usage, out)
   if (usage.input !== undefined) out.input_tokens = usage.input
   if (usage.cacheWrite !== undefined) out.cache_creation_input_tokens = usage.cacheWrite
   if (usage.cacheRead !== undefined) out.cache_read_input_tokens = usage.cacheRead
@@ -47,6 +49,30 @@ export function toAnthropicUsage(native: JsonObject, usage: Usage): JsonObject {
     out.output_tokens_details = { ...details, thinking_tokens: usage.reasoning }
   }
   return out
+}
+
+/**
+ * The known TTL split into `out.cache_creation` (other members of a `cache_creation` kept). The ledger only
+ * holds a split that adds up to the cache write (docs/usage-model.md#stale-ttl-split), so when the write is
+ * known, the half not reported is 0.
+ */
+function writeSplit(native: JsonObject, usage: Usage, out: JsonObject): void {
+  const { cacheWrite5m: m5, cacheWrite1h: h1, cacheWrite: total } = usage
+  if (m5 === undefined && h1 === undefined) return
+  const was = isObject(native.cache_creation) ? native.cache_creation : undefined
+  const next: JsonObject = { ...was }
+  const implied = total !== undefined ? 0 : undefined
+  const five = m5 ?? implied
+  const hour = h1 ?? implied
+  if (five !== undefined) next.ephemeral_5m_input_tokens = five
+  if (hour !== undefined) next.ephemeral_1h_input_tokens = hour
+  if (
+    was &&
+    was.ephemeral_5m_input_tokens === next.ephemeral_5m_input_tokens &&
+    was.ephemeral_1h_input_tokens === next.ephemeral_1h_input_tokens
+  )
+    return
+  out.cache_creation = next
 }
 
 /**
