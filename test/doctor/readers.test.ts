@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest'
 import {
   parseSse,
   readAnthropicBody,
+  readAnthropicFinal,
   readAnthropicStream,
   readChatBody,
   readChatStream,
@@ -101,6 +102,32 @@ describe('Anthropic stream readers', () => {
 
     const error = sse([start(full), { event: 'error', data: { type: 'error', error: { type: 'overloaded_error' } } }])
     expect(readAnthropicStream(error, 'sdk').error).toBe('error event (overloaded_error)')
+  })
+
+  it('the usage a stream ends with, read past what the SDK rejects, by the current SDK rule', () => {
+    const zero = { input_tokens: 0, output_tokens: 0 }
+    const folded = { input_tokens: 30645, output_tokens: 104 }
+    const twice = sse([start(zero), start(zero), block, text('x'), delta(folded), stop])
+    expect(readAnthropicStream(twice, 'sdk').error).toBe('a second message_start')
+    expect(readAnthropicFinal(twice)).toEqual({ counts: { input: 30645, output: 104 } })
+    // A later message_start states its counts over the earlier one's; a delta's null keeps them.
+    const restated = sse([start(zero), start(full), block, delta({ output_tokens: 104, input_tokens: null })])
+    expect(readAnthropicFinal(restated).counts).toEqual({ input: 212, cacheRead: 30433, cacheWrite: 0, output: 104 })
+    const error = sse([
+      start(full),
+      { event: 'error', data: { type: 'error', error: { type: 'overloaded_error' } } },
+      delta({ ...full, output_tokens: 7 }),
+    ])
+    expect(readAnthropicFinal(error).counts?.output).toBe(7)
+    // Unnamed events are skipped, as the SDK skips them.
+    expect(
+      readAnthropicFinal(
+        sse([
+          { event: null, ...start(full) },
+          { event: null, ...delta(full) },
+        ]),
+      ),
+    ).toEqual({})
   })
 
   it('events without an event: name are skipped, as the SDK skips them', () => {

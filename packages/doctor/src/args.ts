@@ -22,10 +22,11 @@ SDKs, and prints what each client reads against the truth.
   --model FORMAT=NAME            the model a client format asks the gateway for (repeat)
   --scenarios LIST               scenarios (default ${SCENARIO_NAMES.join(',')})
   --with-usagewire               run again with the usagewire sidecar around the gateway; print both
-  --message-start POLICY         the sidecar's message_start policy: patch-final (default) or hold
+  --message-start POLICY         the sidecar's message_start policy: hold (default) or patch-final
   --api-key KEY                  the key the SDKs send to the gateway (default usagewire-doctor)
   --timeout-ms N                 per request (default 15000)
-  --wait-ms N                    wait up to N ms for the gateway to come up (start it after the doctor's provider)
+  --wait-ms N                    wait up to N ms for the gateway to come up (start it after the doctor's provider);
+                                 the wait is reported apart from the audit's time
   --json                         print the card as JSON
 Exit code: 0 every row right, 1 a row wrong, 2 a usage error or a gateway that cannot be reached.
 `

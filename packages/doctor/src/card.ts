@@ -18,6 +18,9 @@ const LEGEND: Record<ClientFormat, string> = {
   'openai-responses': 'input / cached / output / reasoning / total (input includes the cache)',
 }
 
+/** What the error scenario owes the client: a 4xx the SDKs do not retry (not a 408, 409, 429), no usage. */
+const ERROR_TRUTH = 'HTTP 4xx not retried, no usage'
+
 const mark = (ok: boolean | undefined) => (ok === undefined ? ' ' : ok ? '✓' : '✗')
 
 /** Counts as `a/b/c/d`: a field not compared shows `·`, one not reported `—`. */
@@ -28,7 +31,7 @@ function numbers(format: ClientFormat, counts: Counts | undefined, compared?: st
 }
 
 function truthText(format: ClientFormat, row: CardRow): string {
-  if (row.scenario === 'error') return 'HTTP 4xx, no usage'
+  if (row.scenario === 'error') return ERROR_TRUTH
   if (!row.expected) return '—'
   // Nothing is due: a stream that did not ask for usage, or an OpenAI stream the client left.
   if (!row.reported && format === 'openai-chat' && row.mode === 'stream') return 'none asked for'
@@ -131,6 +134,8 @@ function sideBySide(before: FormatCard, after: FormatCard | undefined, messageSt
   }
   const f = before.format
   const rows: string[][] = [['', '', 'scenario', 'mode', 'reader', 'truth', 'without usagewire', 'with usagewire']]
+  /** Lines printed under a row (by its index): why the sidecar joined no provider call to a request. */
+  const under = new Map<number, string[]>()
   for (const group of groups.values()) {
     const pairs = group.map((key) => ({ b: beforeRows.get(key), a: afterRows.get(key) }))
     const first = pairs[0]!.b ?? pairs[0]!.a!
@@ -165,20 +170,28 @@ function sideBySide(before: FormatCard, after: FormatCard | undefined, messageSt
         text(a) + note,
       ])
     }
+    // A request still wrong with usagewire that the sidecar could not join: its reason, once, under its rows.
+    // Not for the error scenario: usagewire never changes a status, joined or not.
+    const unjoined = pairs.find((p) => p.a && !p.a.ok && p.a.correlation?.by === 'none')?.a
+    if (unjoined && unjoined.scenario !== 'error')
+      under.set(rows.length - 1, [
+        `          ↳ usagewire did not join it: ${unjoined.correlation!.reason ?? 'no reason given'}`,
+      ])
   }
   const wrongBefore = before.rows.filter((r) => !r.ok).length
   const wrongAfter = after ? after.rows.filter((r) => !r.ok).length : 0
   const extra = after ? `; with usagewire ${wrongAfter === 0 ? 'all right' : `${wrongAfter} wrong`}` : ''
+  // Only under patch-final: the default, hold, fills message_start when the provider's numbers are joined.
   const startStillZero = messageStart === 'patch-final' && after?.rules.some((r) => r.rule === 'zero-start')
   return [
     ...header(before, wrongBefore, before.rows.length, extra),
-    ...table(rows),
+    ...table(rows).flatMap((line, i) => [line, ...(under.get(i) ?? [])]),
     ...rulesText('broken rules without usagewire', before.rules),
     ...rulesText('still broken with usagewire', after?.rules ?? []),
     ...(startStillZero
       ? [
-          "  hint: message_start leaves before the provider's numbers are joined; --message-start hold fills it",
-          '        (clients then wait for the answer before the first token: docs/sidecar.md#timing)',
+          "  hint: under --message-start patch-final, message_start leaves before the provider's numbers are joined;",
+          '        the default, hold, fills it (clients then wait for the answer before the first token: docs/sidecar.md#timing)',
         ]
       : []),
   ]
@@ -199,8 +212,10 @@ export function formatCard(card: DoctorCard): string {
     (n, p) => n + p.formats.reduce((m, f) => m + new Set(f.rows.map(groupOf)).size, 0),
     0,
   )
+  const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`
+  const waited = card.waitedMs > 0 ? ` (after ${seconds(card.waitedMs)} waiting for the gateway)` : ''
   const lines = [
-    `usagewire doctor · gateway ${card.gateway} · provider ${card.provider.url} · ${requests} requests in ${(card.ms / 1000).toFixed(1)} s`,
+    `usagewire doctor · gateway ${card.gateway} · provider ${card.provider.url} · ${requests} requests in ${seconds(card.ms)}${waited}`,
     `SDKs: @anthropic-ai/sdk ${card.sdk.anthropic}, openai ${card.sdk.openai}`,
   ]
   if (after) lines.push(sidecarLine(after))

@@ -16,6 +16,8 @@ import type { Mode } from './rules.js'
 export interface Capture {
   /** The HTTP status, when an answer came. */
   status?: number
+  /** The answer's `x-should-retry` header, when it had one (the SDKs retry on `true`, never on `false`). */
+  retryHeader?: string
   /** The body bytes the gateway sent (decoded), to the end, or to where the client left. */
   body: string
   /** The usage object the SDK handed to the application, when it did. */
@@ -40,6 +42,8 @@ export interface ClientRequest {
   gateway: string
   apiKey: string
   timeoutMs: number
+  /** Headers sent with the request besides the SDK's own. */
+  headers?: Record<string, string>
 }
 
 /**
@@ -69,6 +73,8 @@ function teeFetch(capture: Capture, timeoutMs: number): { fetch: typeof fetch; r
       throw error
     }
     capture.status = response.status
+    const retry = response.headers.get('x-should-retry')
+    if (retry !== null) capture.retryHeader = retry
     if (!response.body) {
       clearTimeout(timer)
       return response
@@ -136,6 +142,7 @@ async function anthropic(request: ClientRequest, capture: Capture, fetch: typeof
     fetch,
     maxRetries: 0,
     timeout: request.timeoutMs,
+    ...(request.headers && { defaultHeaders: request.headers }),
   })
   const reasoning = request.scenario === 'reasoning'
   const params = {
@@ -261,6 +268,7 @@ export async function sendRequest(request: ClientRequest): Promise<Capture> {
         fetch: tee.fetch,
         maxRetries: 0,
         timeout: request.timeoutMs,
+        ...(request.headers && { defaultHeaders: request.headers }),
       })
       if (request.format === 'openai-chat') await openaiChat(request, capture, client)
       else await openaiResponses(request, capture, client)

@@ -3,8 +3,9 @@
  * the bytes received, compared with what the doctor's provider stated; optionally a second time with the
  * usagewire sidecar around the gateway (docs/doctor.md).
  */
+import { randomBytes } from 'node:crypto'
 import net from 'node:net'
-import type { Sidecar, Strategy, UsageRecord } from '@usagewire/proxy'
+import type { RecordCorrelation, Sidecar, Strategy, UsageRecord } from '@usagewire/proxy'
 import { SDK_VERSIONS, sendRequest, type Capture, type ClientRequest } from './clients.js'
 import {
   DOCTOR_SCENARIOS,
@@ -36,7 +37,9 @@ import {
 import {
   currentStreamReading,
   detect,
+  detectProviderRequest,
   detectStreamVsJson,
+  errorStatusRight,
   MODES,
   RULES,
   type Finding,
@@ -65,7 +68,10 @@ export interface AuditOptions {
   scenarios?: ScenarioName[]
   /** Run everything a second time with the usagewire sidecar around the gateway. */
   withUsagewire?: boolean
-  /** The sidecar's `message_start` policy (docs/sidecar.md#timing); default `patch-final`. */
+  /**
+   * The sidecar's `message_start` policy (docs/sidecar.md#timing); default `hold`, so that the card shows
+   * what usagewire can fix for readers of `message_start` alone too.
+   */
   messageStart?: 'patch-final' | 'hold'
   /** Per-request timeout; default 15000 ms. */
   timeoutMs?: number
@@ -117,6 +123,11 @@ export interface CardRow {
   /** What went wrong instead of a usage: the reader's or the SDK's error. */
   error?: string
   note?: string
+  /**
+   * With usagewire: how the sidecar joined this request to the gateway's call to the provider, from its
+   * record (docs/sidecar.md#correlation); `{ by: 'none', reason }` when it joined none.
+   */
+  correlation?: RecordCorrelation
 }
 
 export interface RuleReport {
@@ -162,7 +173,10 @@ export interface DoctorCard {
   phases: PhaseCard[]
   /** Every row of every phase is right. */
   ok: boolean
+  /** How long the audit took, from the moment the gateway took connections (the wait for it is apart). */
   ms: number
+  /** How long the audit waited for the gateway to take connections (`waitMs`); 0 when it was up. */
+  waitedMs: number
 }
 
 /** Bad options: the CLI's exit code 2. */
@@ -228,7 +242,15 @@ function plan(options: AuditOptions): Planned[] {
   return out
 }
 
+/**
+ * The marker tag of a request: the audit's run id, the phase, the client format and the mode, so that each
+ * audit of a session (and each phase) counts only the provider calls its own requests caused.
+ */
 const tagOf = (phase: string, p: Planned) => `${phase}-${p.format}-${p.mode.replace('+', '-')}`
+
+/** The header that names a request to the sidecar, whose record keeps it (`attributes`), with usagewire. */
+const REQUEST_HEADER = 'x-usagewire-doctor-request'
+const requestName = (tag: string, p: Planned) => `${tag}/${p.scenario}`
 
 const STREAM_READER: Record<ClientFormat, string> = {
   anthropic: 'sdk',
@@ -262,7 +284,8 @@ function judge(
   if (p.scenario === 'error') {
     const status = capture.status
     const usage = countsOf(p.format, capture.sdkUsage)
-    const ok = status !== undefined && status >= 400 && status < 500 && !usage
+    // A 4xx the SDKs do not retry (docs/doctor.md#broken-rules): not a 408, 409 or 429, nor a 5xx.
+    const ok = status !== undefined && errorStatusRight(status, capture.retryHeader) && !usage
     const row: CardRow = {
       ...base,
       reader: 'client',
@@ -275,7 +298,7 @@ function judge(
       note:
         providerStatus === undefined ? 'the provider saw no call for it' : `the provider answered ${providerStatus}`,
     }
-    return { rows: [row], findings: detect({ ...p, status }) }
+    return { rows: [row], findings: detect({ ...p, status, retryHeader: capture.retryHeader }) }
   }
 
   if (capture.status === undefined || capture.status >= 400) {
@@ -380,7 +403,10 @@ function runReading(format: ClientFormat, usage: unknown): Reading {
 
 const show = (counts: Counts | undefined, fields: string[]) => fields.map((f) => `${f} ${counts?.[f] ?? '—'}`).join(' ')
 
-/** The card of one phase: rows per format, the broken rules under them. */
+/**
+ * The card of one phase: rows per format, the broken rules under them. `correlations` (with usagewire) has
+ * how the sidecar joined each request, by request name.
+ */
 function phaseCard(
   phase: PhaseCard['phase'],
   planned: Planned[],
@@ -390,6 +416,7 @@ function phaseCard(
   models: Record<ClientFormat, string>,
   formats: ClientFormat[],
   ms: number,
+  correlations?: Map<string, RecordCorrelation>,
 ): PhaseCard {
   const cards: FormatCard[] = []
   for (const format of formats) {
@@ -407,6 +434,11 @@ function phaseCard(
       const judged = judge(p, capture, truth, answered?.status)
       if (made.length === 0 && capture.status !== undefined && p.scenario !== 'error')
         for (const row of judged.rows) row.note = row.note ?? 'the provider saw no call for it'
+      const correlation = correlations?.get(requestName(tagOf(tagPrefix, p), p))
+      if (correlation) for (const row of judged.rows) row.correlation = correlation
+      // What the gateway asked the provider for (the request's body, as the provider saw it).
+      const asked = made.flatMap((call) => detectProviderRequest(p, call))
+      if (asked.length > 0) judged.findings.push(asked[0]!)
       rows.push(...judged.rows)
       findings.push(...judged.findings)
       const key = p.scenario
@@ -482,6 +514,44 @@ function checkOptions(options: AuditOptions): void {
 }
 
 /**
+ * Audits in one session share its provider. Each one's requests carry a run id of their own, so they may
+ * run at once; but a with-usagewire phase moves the provider behind the sidecar, so it runs alone: it waits
+ * for the requests of other audits in flight, and they wait for it.
+ */
+function gate() {
+  const inFlight = new Set<Promise<unknown>>()
+  let moving: Promise<unknown> | undefined
+  return {
+    async shared<T>(task: () => Promise<T>): Promise<T> {
+      while (moving) await moving
+      const running = task()
+      inFlight.add(running)
+      try {
+        return await running
+      } finally {
+        inFlight.delete(running)
+      }
+    },
+    async alone<T>(task: () => Promise<T>): Promise<T> {
+      while (moving) await moving
+      const running = (async () => {
+        await Promise.allSettled([...inFlight])
+        return task()
+      })()
+      moving = running.then(
+        () => undefined,
+        () => undefined,
+      )
+      try {
+        return await running
+      } finally {
+        moving = undefined
+      }
+    },
+  }
+}
+
+/**
  * Starts the doctor's provider on `providerListen` and returns a session to audit gateways with: for a
  * caller that must start or configure its gateway once the provider's address is known.
  */
@@ -503,26 +573,113 @@ export async function openDoctor(options: { providerListen?: string; pauseMs?: n
   const info = providerInfo(provider.url)
   const providers: DoctorProvider[] = [provider]
   const callsFor = (tag: string) => providers.flatMap((p) => p.callsFor(tag))
+  const phases = gate()
 
+  /** Sends every planned request; with `named`, each carries its name for the sidecar's record. */
   async function run(
     options: AuditOptions,
-    phase: string,
+    prefix: string,
     gateway: string,
     planned: Planned[],
     models: Record<ClientFormat, string>,
+    named = false,
   ): Promise<Capture[]> {
     const tasks = planned.map((p) => () => {
+      const tag = tagOf(prefix, p)
       const request: ClientRequest = {
         ...p,
-        marker: marker(p.scenario, tagOf(phase, p)),
+        marker: marker(p.scenario, tag),
         model: models[p.format],
         gateway,
         apiKey: options.apiKey ?? 'usagewire-doctor',
         timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+        ...(named && { headers: { [REQUEST_HEADER]: requestName(tag, p) } }),
       }
       return sendRequest(request)
     })
     return pool(tasks, options.concurrency ?? 8)
+  }
+
+  /** The with-usagewire phase: the sidecar on both sides of the gateway (or in front of it only). */
+  async function withUsagewire(
+    options: AuditOptions,
+    prefix: string,
+    gateway: string,
+    planned: Planned[],
+    models: Record<ClientFormat, string>,
+    formats: ClientFormat[],
+  ): Promise<PhaseCard> {
+    const t = performance.now()
+    const records: UsageRecord[] = []
+    const messageStart = options.messageStart ?? 'hold'
+    // The provider moves to a free port; the sidecar's provider side takes the address the gateway knows.
+    const current = providers.at(-1)!
+    await current.close()
+    const moved = await startDoctorProvider({
+      listen: `${current.host.includes(':') ? `[${current.host}]` : current.host}:0`,
+    })
+    providers.push(moved)
+    const { startProxy } = await import('@usagewire/proxy')
+    // Header and content correlation: the doctor's requests run concurrently, so the `single` strategy
+    // (one request in flight) would join by chance and the card would depend on timing.
+    const correlation: Strategy[] = ['header', 'content']
+    // Each record keeps the name of the doctor's request it served, to show how (or why not) it was joined.
+    const named = {
+      onUsage: (record: UsageRecord) => void records.push(record),
+      attributes: (request: { headers?: (name: string) => unknown }) => {
+        const name = request.headers?.(REQUEST_HEADER)
+        return typeof name === 'string' ? { doctorRequest: name } : undefined
+      },
+    }
+    let sidecar: Sidecar
+    let twoSided = true
+    try {
+      sidecar = await startProxy({
+        listen: '127.0.0.1:0',
+        target: gateway,
+        providerListen: address,
+        provider: moved.url,
+        messageStart,
+        correlation,
+        metrics: false,
+        ...named,
+      })
+    } catch {
+      // The address could not be taken back: one-sided, the provider where the gateway expects it.
+      twoSided = false
+      await moved.close()
+      providers.push(await startDoctorProvider({ listen: address }))
+      sidecar = await startProxy({ listen: '127.0.0.1:0', target: gateway, messageStart, metrics: false, ...named })
+    }
+    let captures: Capture[]
+    let ms: number
+    try {
+      captures = await run(options, prefix, sidecar.url, planned, models, true)
+      ms = performance.now() - t
+    } finally {
+      // Requests still in flight (a client that left) finish, and write their records, before it closes.
+      await sidecar.close(1000)
+      if (twoSided) {
+        // The provider goes back to the address the gateway knows, for the next audit.
+        await moved.close()
+        providers.push(await startDoctorProvider({ listen: address }))
+      }
+    }
+    const correlations = new Map<string, RecordCorrelation>()
+    for (const record of records) {
+      const name = record.attributes?.doctorRequest
+      if (name && record.correlation) correlations.set(name, record.correlation)
+    }
+    const card = phaseCard('with-usagewire', planned, captures, callsFor, prefix, models, formats, ms, correlations)
+    card.sidecar = {
+      url: sidecar.url,
+      ...(sidecar.providerUrl && { providerUrl: sidecar.providerUrl }),
+      twoSided,
+      messageStart,
+      correlation,
+      records: records.length,
+    }
+    return card
   }
 
   return {
@@ -532,105 +689,45 @@ export async function openDoctor(options: { providerListen?: string; pauseMs?: n
     },
     async audit(options) {
       checkOptions(options)
-      const started = performance.now()
+      const waiting = performance.now()
       const gateway = options.gateway.replace(/\/+$/, '').replace(/\/v1$/, '')
       const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS
-      const deadline = performance.now() + (options.waitMs ?? 0)
+      const deadline = waiting + (options.waitMs ?? 0)
+      let attempts = 0
       while (!(await reachable(gateway, Math.min(timeoutMs, 5000)))) {
+        attempts++
         if (performance.now() >= deadline) throw new GatewayUnreachableError(`cannot reach the gateway at ${gateway}`)
         await new Promise((resolve) => setTimeout(resolve, 250))
       }
+      // The audit's time starts once the gateway takes connections; the wait for it is reported apart.
+      const started = performance.now()
+      const waitedMs = attempts === 0 ? 0 : started - waiting
       const formats = options.clients ?? [...CLIENT_FORMATS]
       const models = { ...DEFAULT_MODELS, ...options.models }
       const planned = plan(options)
-      const phases: PhaseCard[] = []
+      // This audit's own requests: its provider calls are told from another audit's by this id.
+      const id = randomBytes(4).toString('hex')
+      const cards: PhaseCard[] = []
 
-      let t = performance.now()
-      const before = await run(options, 'b', gateway, planned, models)
-      if (before.every((c) => c.unreachable))
-        throw new GatewayUnreachableError(`the gateway at ${gateway} took no request (${before[0]?.sdkError ?? ''})`)
-      phases.push(
-        phaseCard('without-usagewire', planned, before, callsFor, 'b', models, formats, performance.now() - t),
-      )
-
-      if (options.withUsagewire) {
-        t = performance.now()
-        const records: UsageRecord[] = []
-        const messageStart = options.messageStart ?? 'patch-final'
-        // The provider moves to a free port; the sidecar's provider side takes the address the gateway knows.
-        const current = providers.at(-1)!
-        await current.close()
-        const moved = await startDoctorProvider({
-          listen: `${current.host.includes(':') ? `[${current.host}]` : current.host}:0`,
-        })
-        providers.push(moved)
-        const { startProxy } = await import('@usagewire/proxy')
-        // Header and content correlation: the doctor's requests run concurrently, so the `single` strategy
-        // (one request in flight) would join by chance and the card would depend on timing.
-        const correlation: Strategy[] = ['header', 'content']
-        let sidecar: Sidecar
-        let twoSided = true
-        try {
-          sidecar = await startProxy({
-            listen: '127.0.0.1:0',
-            target: gateway,
-            providerListen: address,
-            provider: moved.url,
-            messageStart,
-            correlation,
-            metrics: false,
-            onUsage: (record) => void records.push(record),
-          })
-        } catch {
-          // The address could not be taken back: one-sided, the provider where the gateway expects it.
-          twoSided = false
-          await moved.close()
-          providers.push(await startDoctorProvider({ listen: address }))
-          sidecar = await startProxy({
-            listen: '127.0.0.1:0',
-            target: gateway,
-            messageStart,
-            metrics: false,
-            onUsage: (record) => void records.push(record),
-          })
-        }
-        try {
-          const after = await run(options, 'w', sidecar.url, planned, models)
-          const card = phaseCard(
-            'with-usagewire',
-            planned,
-            after,
-            callsFor,
-            'w',
-            models,
-            formats,
-            performance.now() - t,
-          )
-          card.sidecar = {
-            url: sidecar.url,
-            ...(sidecar.providerUrl && { providerUrl: sidecar.providerUrl }),
-            twoSided,
-            messageStart,
-            correlation,
-            records: records.length,
-          }
-          phases.push(card)
-        } finally {
-          await sidecar.close(1000)
-          if (twoSided) {
-            // The provider goes back to the address the gateway knows, for the next audit.
-            await moved.close()
-            providers.push(await startDoctorProvider({ listen: address }))
-          }
-        }
-      }
+      await phases.shared(async () => {
+        const t = performance.now()
+        const before = await run(options, `${id}-b`, gateway, planned, models)
+        if (before.every((c) => c.unreachable))
+          throw new GatewayUnreachableError(`the gateway at ${gateway} took no request (${before[0]?.sdkError ?? ''})`)
+        cards.push(
+          phaseCard('without-usagewire', planned, before, callsFor, `${id}-b`, models, formats, performance.now() - t),
+        )
+      })
+      if (options.withUsagewire)
+        cards.push(await phases.alone(() => withUsagewire(options, `${id}-w`, gateway, planned, models, formats)))
       return {
         gateway,
         provider: info,
         sdk: { ...SDK_VERSIONS },
-        phases,
-        ok: phases.every((p) => p.ok),
+        phases: cards,
+        ok: cards.every((p) => p.ok),
         ms: performance.now() - started,
+        waitedMs,
       }
     },
     async close() {

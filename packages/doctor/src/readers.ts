@@ -159,6 +159,30 @@ export function readAnthropicStream(events: WireEvent[], reader: AnthropicReader
   return { counts: snapshot, ...(split && { split }) }
 }
 
+/**
+ * The usage a streamed Anthropic response ends with, read past what the SDK rejects (a second
+ * `message_start`, no `message_stop`, an `error` event, events after the end): every usage block in order,
+ * each `message_start` stating its counts and each `message_delta` laid over them by the current SDK's rule.
+ * What the rules check against the truth, so a wrong final count is named even where the SDK throws first.
+ * Unnamed events are skipped, as the SDK skips them.
+ */
+export function readAnthropicFinal(events: WireEvent[]): Reading {
+  let snapshot: Counts | undefined
+  let split: Reading['split']
+  for (const event of events) {
+    if (event.event === null || event.event === 'ping' || !isObject(event.json)) continue
+    const json = event.json
+    if (json.type === 'message_start') {
+      const usage = at(json, 'message', 'usage')
+      const stated = anthropicCounts(usage)
+      snapshot ??= {}
+      for (const [key, value] of Object.entries(stated)) if (value !== undefined) snapshot[key] = value
+      split = anthropicSplit(usage) ?? split
+    } else if (json.type === 'message_delta') applyDelta('sdk', (snapshot ??= {}), json.usage)
+  }
+  return snapshot ? { counts: snapshot, ...(split && { split }) } : {}
+}
+
 /** A non-streaming Anthropic body: its `usage`, as every client reads it. */
 export function readAnthropicBody(body: unknown): Reading {
   if (!isObject(body)) return { error: 'the body is not JSON' }

@@ -3,11 +3,13 @@
  * against what the provider stated. Each rule names the rows of docs/peer-bugs.md it comes from. Pure
  * functions: test/doctor/rules.test.ts checks every detector on small event lists.
  */
-import type { ScenarioName } from './provider/scenarios.js'
+import type { ProviderDialect, ScenarioName } from './provider/scenarios.js'
 import type { TrueUsage } from './provider/types.js'
 import {
   anthropicCounts,
+  chatCounts,
   readAnthropicBody,
+  readAnthropicFinal,
   readAnthropicStream,
   readChatBody,
   readChatStream,
@@ -17,7 +19,7 @@ import {
   type ClientFormat,
   type Counts,
 } from './readers.js'
-import { differences } from './truth.js'
+import { differences, expectedCounts } from './truth.js'
 import { at, isObject, type Json, type WireEvent } from './wire.js'
 
 export type RuleId =
@@ -30,6 +32,7 @@ export type RuleId =
   | 'reasoning-outside'
   | 'output-per-chunk'
   | 'usage-ignored'
+  | 'no-stream-usage-requested'
   | 'final-missing'
   | 'unasked-usage'
   | 'event-order'
@@ -59,13 +62,14 @@ export const RULES: Record<RuleId, RuleInfo> = {
   'reasoning-outside': { title: 'reasoning left out of the output, or added to it twice', rows: [24, 58] },
   'output-per-chunk': { title: 'output counted per chunk', rows: [4] },
   'usage-ignored': { title: 'usage only on a chunk the client ignores', rows: [10, 11, 23, 38] },
+  'no-stream-usage-requested': { title: 'the gateway never asked the provider for streamed usage', rows: [32] },
   'final-missing': { title: 'the final usage block is missing', rows: [12, 14, 32, 38] },
   'unasked-usage': { title: 'a usage chunk the client did not ask for', rows: [34] },
   'event-order': { title: 'an event order a client rejects', rows: [35, 37] },
   'strict-details': { title: 'usage details strict clients require are missing', rows: [36] },
   'stream-vs-json': { title: 'streamed and non-streamed usage disagree', rows: [18] },
   'ttl-split': { title: 'the cache-write TTL split is lost or wrong', rows: [] },
-  'error-status': { title: "the provider's 4xx reached the client as another status", rows: [] },
+  'error-status': { title: "the provider's 4xx reached the client as a success or a status SDKs retry", rows: [] },
   'request-failed': { title: 'a request failed at the gateway', rows: [] },
   'wrong-count': { title: "a count differs from the provider's", rows: [] },
 }
@@ -88,6 +92,8 @@ export interface Observation {
   truth?: TrueUsage
   /** The HTTP status the client got; none when it got no answer. */
   status?: number
+  /** The answer's `x-should-retry` header, when it had one (the SDKs obey it before the status). */
+  retryHeader?: string
   /** A streamed answer's events. */
   events?: WireEvent[]
   /** A non-streamed answer's body. */
@@ -104,6 +110,91 @@ export interface Finding {
 const streaming = (mode: Mode) => mode !== 'create'
 
 const list = (parts: string[]) => parts.join(', ')
+
+// ---- content chunks -------------------------------------------------------------------------------------
+
+/** What a content chunk carries. */
+export type ContentKind = 'text' | 'tool-call arguments' | 'reasoning'
+
+const KINDS: readonly ContentKind[] = ['text', 'tool-call arguments', 'reasoning']
+
+export interface ContentChunks {
+  total: number
+  kinds: Partial<Record<ContentKind, number>>
+}
+
+const ANTHROPIC_DELTAS: Record<string, ContentKind> = {
+  text_delta: 'text',
+  input_json_delta: 'tool-call arguments',
+  thinking_delta: 'reasoning',
+}
+
+const nonEmpty = (value: unknown) => typeof value === 'string' && value !== ''
+
+/** What one Chat chunk's deltas carry, or nothing (a role-only chunk, the finish, the usage chunk). */
+function chatKind(chunk: Json): ContentKind | undefined {
+  const choices = Array.isArray(chunk.choices) ? chunk.choices : []
+  for (const choice of choices) {
+    const delta = at(choice, 'delta')
+    if (!isObject(delta)) continue
+    if (nonEmpty(delta.reasoning_content) || nonEmpty(delta.reasoning)) return 'reasoning'
+    if (nonEmpty(delta.content)) return 'text'
+    if (Array.isArray(delta.tool_calls) && delta.tool_calls.length > 0) return 'tool-call arguments'
+  }
+  return undefined
+}
+
+/**
+ * The content chunks a client got, by what they carry: Anthropic `content_block_delta` events with a
+ * `text_delta`, `input_json_delta` (tool-call arguments) or `thinking_delta` (events with an `event:` name,
+ * as the SDK reads them); Chat chunks before `[DONE]` whose delta has content, tool calls or reasoning
+ * (`reasoning_content`, `reasoning`); Responses `response.….delta` events with a non-empty `delta` (text,
+ * function-call arguments, reasoning). A gateway that counts one output token per chunk states their number.
+ */
+export function contentChunks(format: ClientFormat, events: WireEvent[]): ContentChunks {
+  const kinds: Partial<Record<ContentKind, number>> = {}
+  const add = (kind: ContentKind | undefined) => {
+    if (kind) kinds[kind] = (kinds[kind] ?? 0) + 1
+  }
+  for (const event of events) {
+    if (format === 'openai-chat' && event.data.startsWith('[DONE]')) break
+    if (!isObject(event.json)) continue
+    const json = event.json
+    if (format === 'anthropic') {
+      if (event.event !== null && json.type === 'content_block_delta')
+        add(ANTHROPIC_DELTAS[String(at(json, 'delta', 'type'))])
+    } else if (format === 'openai-chat') add(chatKind(json))
+    else if (typeof json.type === 'string' && /^response\..+\.delta$/.test(json.type) && nonEmpty(json.delta))
+      add(
+        json.type.includes('function_call_arguments')
+          ? 'tool-call arguments'
+          : json.type.includes('reasoning')
+            ? 'reasoning'
+            : 'text',
+      )
+  }
+  return { total: KINDS.reduce((n, kind) => n + (kinds[kind] ?? 0), 0), kinds }
+}
+
+/** The output counted one per content chunk (row 4): a count that is not the provider's and equals their number. */
+function perChunk(
+  format: ClientFormat,
+  events: WireEvent[],
+  output: number | undefined,
+  truth: TrueUsage,
+  where: string,
+): Finding[] {
+  const chunks = contentChunks(format, events)
+  if (output === undefined || output === truth.output || chunks.total === 0 || output !== chunks.total) return []
+  const name = format === 'openai-chat' ? 'completion_tokens' : 'output_tokens'
+  const parts = KINDS.filter((kind) => chunks.kinds[kind]).map((kind) => `${chunks.kinds[kind]} ${kind}`)
+  return [
+    {
+      rule: 'output-per-chunk',
+      detail: `${where}: ${name} ${output}, the number of content chunks: ${list(parts)} (provider ${truth.output})`,
+    },
+  ]
+}
 
 // ---- shared: prompt totals, cache and reasoning -------------------------------------------------------
 
@@ -270,17 +361,36 @@ function anthropicStreamFindings(obs: Observation, events: WireEvent[], truth: T
       detail: `${where}: ${deltas.length === 0 ? 'no message_delta' : 'no message_delta carries usage'}`,
     })
 
-  const final = readAnthropicStream(events, 'sdk')
+  // The usage the stream ends with, by the current SDK's rule: judged even where the SDK throws first (a
+  // second message_start), so a wrong final count is named beside the event order.
+  const final = readAnthropicFinal(events)
   if (final.counts) {
-    const textDeltas = named.filter((e) => at(e.json, 'delta', 'type') === 'text_delta').length
-    if (final.counts.output !== truth.output && final.counts.output === textDeltas && textDeltas > 0)
-      out.push({
-        rule: 'output-per-chunk',
-        detail: `${where}: output_tokens ${textDeltas}, the number of text chunks (provider ${truth.output})`,
-      })
-    out.push(...anthropicShape(final.counts, truth, where))
+    const judged = [
+      ...perChunk('anthropic', events, final.counts.output, truth, where),
+      ...anthropicShape(final.counts, truth, where),
+    ]
+    out.push(...judged)
+    if (judged.length === 0 && readAnthropicStream(events, 'sdk').error)
+      out.push(...rejectedButWrong('anthropic', final.counts, truth, where))
   }
   return out
+}
+
+/**
+ * A stream the SDK rejects shows its readers' errors, not its numbers: a wrong final count no rule above
+ * explains is named here, so the card says it beside the event order.
+ */
+function rejectedButWrong(format: ClientFormat, counts: Counts, truth: TrueUsage, where: string): Finding[] {
+  const expected = expectedCounts(format, truth)
+  const differs = differences(format, expected, counts)
+  if (differs.length === 0) return []
+  const show = (c: Counts) => differs.map((f) => `${f} ${c[f] ?? '—'}`).join(' ')
+  return [
+    {
+      rule: 'wrong-count',
+      detail: `${where}: the usage the stream ends with says ${show(counts)} (provider: ${show(expected)}); the SDK rejects the stream before reading it`,
+    },
+  ]
 }
 
 function anthropicBodyFindings(obs: Observation, body: unknown, truth: TrueUsage): Finding[] {
@@ -356,8 +466,18 @@ function chatStreamFindings(obs: Observation, events: WireEvent[], truth: TrueUs
       rule: 'final-missing',
       detail: `${where}: no chunk carries usage, though the client asked with include_usage`,
     })
+  // As the SDK reads it; where the SDK throws (no finish_reason, an error chunk), the last usage block.
   const reading = readChatStream(events)
-  if (reading.counts) out.push(...openaiShape('openai-chat', reading.counts, truth, where))
+  const last = withUsage.at(-1)
+  const counts = reading.error ? last && chatCounts(last.usage) : reading.counts
+  if (counts) {
+    const judged = [
+      ...perChunk('openai-chat', events, counts.completion, truth, where),
+      ...openaiShape('openai-chat', counts, truth, where),
+    ]
+    out.push(...judged)
+    if (judged.length === 0 && reading.error) out.push(...rejectedButWrong('openai-chat', counts, truth, where))
+  }
   return out
 }
 
@@ -416,7 +536,9 @@ function responsesStreamFindings(obs: Observation, events: WireEvent[], truth: T
       detail: `${where}: usage on ${String(final!.type)}, which the SDK's finalResponse() does not read`,
     })
   out.push(...strictDetails(usage, where))
-  out.push(...openaiShape('openai-responses', responsesCounts(usage), truth, where))
+  const counts = responsesCounts(usage)
+  out.push(...perChunk('openai-responses', events, counts.output, truth, where))
+  out.push(...openaiShape('openai-responses', counts, truth, where))
   return out
 }
 
@@ -430,21 +552,35 @@ function responsesBodyFindings(obs: Observation, body: unknown, truth: TrueUsage
 
 // ---- every format ---------------------------------------------------------------------------------------
 
+/** The 4xx statuses the official SDKs (Anthropic, OpenAI) retry: a request timeout, a conflict, a rate limit. */
+export const RETRIED_STATUSES: readonly number[] = [408, 409, 429]
+
 /**
- * The rules `obs` breaks. The error scenario is judged on its status alone: a provider's 400 should reach
- * the client as a 4xx (an SDK retries a 5xx, so one failed request becomes several provider calls).
+ * Whether the client got the provider's 400 as it should (docs/doctor.md#broken-rules): a 4xx that clients
+ * do not retry. The same status is not required (a gateway may answer 422 for it); a 408, 409 or 429 is
+ * wrong, as is a 5xx or any answer with `x-should-retry: true`: the SDKs retry them, so one failed request
+ * becomes several provider calls, and the application sees a rate limit or an outage instead of its own
+ * mistake.
+ */
+export function errorStatusRight(status: number, retryHeader?: string): boolean {
+  return status >= 400 && status < 500 && !RETRIED_STATUSES.includes(status) && retryHeader !== 'true'
+}
+
+/**
+ * The rules `obs` breaks. The error scenario is judged on its status alone (`errorStatusRight`).
  */
 export function detect(obs: Observation): Finding[] {
   const where = `${obs.scenario}/${obs.mode}`
   if (obs.scenario === 'error') {
-    if (obs.status === undefined || (obs.status >= 400 && obs.status < 500)) return []
+    if (obs.status === undefined || errorStatusRight(obs.status, obs.retryHeader)) return []
+    const header = obs.retryHeader === 'true' ? ' with x-should-retry: true' : ''
     return [
       {
         rule: 'error-status',
         detail:
           obs.status < 400
             ? `${where}: HTTP ${obs.status}: the provider's 400 became a success`
-            : `${where}: HTTP ${obs.status}: the provider answered 400; SDKs retry a ${obs.status}`,
+            : `${where}: HTTP ${obs.status}${header}: the provider answered 400; SDKs retry it`,
       },
     ]
   }
@@ -475,6 +611,37 @@ export function detectStreamVsJson(
   if (diff.length === 0) return []
   const show = (c: Counts) => diff.map((f) => `${f} ${c[f] ?? '—'}`).join(' ')
   return [{ rule: 'stream-vs-json', detail: `${scenario}: streamed ${show(streamed)}; not streamed ${show(whole)}` }]
+}
+
+/** The request a gateway made to the provider for one client request, as the provider saw it. */
+export interface ProviderRequest {
+  dialect: ProviderDialect | undefined
+  streaming: boolean
+  /** The request's JSON body. */
+  body?: unknown
+}
+
+/**
+ * What the gateway asked the provider for (row 32): a streamed Chat Completions call without
+ * `stream_options.include_usage: true` gets a stream with no usage at all, as OpenAI's, so the gateway has
+ * no numbers to give its client and neither has usagewire. Not a fault when the client itself streamed Chat
+ * without asking for usage (the gateway passed its choice on), nor in the error scenario (no usage is due).
+ */
+export function detectProviderRequest(
+  obs: Pick<Observation, 'format' | 'mode' | 'scenario'>,
+  request: ProviderRequest,
+): Finding[] {
+  if (request.dialect !== 'openai-chat' || !request.streaming || obs.scenario === 'error') return []
+  if (obs.format === 'openai-chat' && obs.mode === 'stream') return []
+  if (at(request.body, 'stream_options', 'include_usage') === true) return []
+  const options = at(request.body, 'stream_options')
+  const said = isObject(options) ? `stream_options ${JSON.stringify(options)}` : 'no stream_options'
+  return [
+    {
+      rule: 'no-stream-usage-requested',
+      detail: `${obs.scenario}/${obs.mode}: the gateway streamed Chat Completions with ${said}: the provider sent no usage`,
+    },
+  ]
 }
 
 /** The reading the current SDK of `format` makes of a stream (what the stream-vs-json rule compares). */

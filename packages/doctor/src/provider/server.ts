@@ -32,6 +32,11 @@ export interface ProviderCall {
   /** The marker's tag: which of the doctor's requests this call serves ('' without a marker). */
   tag: string
   model: string
+  /**
+   * The request's JSON body as the gateway sent it (what it asked the provider for: `stream_options`,
+   * the tools, the prompt with its marker); none when it was not a JSON object.
+   */
+  body?: Record<string, unknown>
   status: number
   /** What the answer stated, in canonical buckets; none for errors and control-plane calls. */
   stated?: TrueUsage
@@ -241,10 +246,13 @@ export async function startDoctorProvider(options: DoctorProviderOptions = {}): 
 
     const text = raw.toString('utf8')
     let body: Record<string, unknown> = {}
+    let parsedBody = false
     try {
       const parsed: unknown = text ? JSON.parse(text) : {}
-      if (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed))
+      if (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)) {
         body = parsed as Record<string, unknown>
+        parsedBody = text !== ''
+      }
     } catch {
       return sendJson(res, 400, { error: { type: 'invalid_request_error', message: 'body must be JSON' } })
     }
@@ -280,6 +288,7 @@ export async function startDoctorProvider(options: DoctorProviderOptions = {}): 
       scenario,
       tag: found?.tag ?? '',
       model,
+      ...(parsedBody && { body }),
       status: reply.status,
       ...(reply.stated && { stated: reply.stated }),
       completed: false,
