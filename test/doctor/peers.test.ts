@@ -459,44 +459,28 @@ describe(`Headroom ${PEERS.headroom.version} with a Bedrock backend`, () => {
     expect(details(headroom.without, 'error-status')).toEqual(errorStatus)
   })
 
-  it("with usagewire: every reader, message_start's own included, reads the provider's numbers, but on the thinking answer, which the sidecar could not join; the statuses stay", (ctx) => {
+  it("with usagewire: every reader, message_start's own included, reads the provider's numbers, the thinking answer's too; the statuses stay", (ctx) => {
     needsPeer(ctx)
-    const stream = (s: Answered) =>
-      // Headroom 0.27 drops the thinking block on this route: the text the client got is not the provider's,
-      // the content correlation finds no call, and the answer passes as Headroom wrote it.
-      s === 'reasoning' ? streamGroup(() => `✗ 0/—/—/${chunks(s)}`) : streamGroup(() => `✓ ${truth(s)}`)
-    // The JSON of the thinking answer is not joined either, and right already.
+    // Headroom 0.27 drops the thinking block on this route: the text the client got is the provider's answer
+    // without its thinking, which the content correlation compares too (docs/sidecar.md#correlation).
     expect(rows(headroom.with)).toEqual(
       expected(
-        stream,
+        (s) => streamGroup(() => `✓ ${truth(s)}`),
         (s) => `✓ ${truth(s)}`,
         error,
         streamGroup(() => heldAbort, true),
       ),
     )
-    expect(joins(headroom.with)).toEqual(joinedByContent(['reasoning/stream', 'reasoning/create']))
-    // The card says why, once, under the thinking stream's rows (its JSON row is right).
-    expect(headroom.text).toMatch(
-      /✗ +→ ✗ +reasoning +stream +SDK 1\.13\.0 \(run\) .*\n +↳ usagewire did not join it: no provider call was matched to it\n +✓ +→ ✓ +reasoning +create/,
-    )
-    expect(headroom.text.match(/↳/g)).toHaveLength(1)
+    expect(joins(headroom.with)).toEqual(joinedByContent())
+    expect(headroom.text).not.toContain('↳')
 
-    expect(ruleIds(headroom.with)).toEqual(['zero-start', 'output-per-chunk', 'stream-vs-json', 'error-status'])
-    expect(details(headroom.with, 'zero-start')).toEqual([
-      'reasoning/stream: message_start says input 0 (provider 640)',
-    ])
-    expect(details(headroom.with, 'output-per-chunk')).toEqual([
-      'reasoning/stream: output_tokens 8, the number of content chunks: 8 text (provider 512)',
-    ])
-    expect(details(headroom.with, 'stream-vs-json')).toEqual([
-      'reasoning: streamed input 0 output 8; not streamed input 640 output 512',
-    ])
+    expect(ruleIds(headroom.with)).toEqual(['error-status'])
     // The TTL split (5m 1024, 1h 3072) is the provider's too: in the held message_start and the JSON body.
     expect(details(headroom.with, 'ttl-split')).toEqual([])
     expect(details(headroom.with, 'error-status')).toEqual(errorStatus)
     expect(headroom.text).toContain(header(headroom, 'claude-sonnet-4-6', 'bedrock-invoke'))
     expect(header(headroom, 'claude-sonnet-4-6', 'bedrock-invoke')).toMatch(
-      / 40 of 42 rows wrong; with usagewire 8 wrong$/,
+      / 40 of 42 rows wrong; with usagewire 2 wrong$/,
     )
     expect(headroom.text).not.toContain('hint:')
   })
@@ -634,35 +618,28 @@ describe(`claude-code-router ${NPM_PEERS.claudeCodeRouter.version}: an OpenAI-co
     ])
   })
 
-  it('with usagewire, configured as its README says: only the JSON cache write turns ✓; the provider’s streams carried no usage to join', (ctx) => {
+  it('with usagewire, configured as its README says: the sidecar asks the provider for the streamed usage, and every row is right', (ctx) => {
     needsPeer(ctx)
-    // The router never asks for stream_options.include_usage, so the provider's stream states no usage (as
-    // OpenAI's does not): the sidecar joins each call by its text, but has no numbers for message_delta, nor
-    // for message_start. The card names the request, not the join.
-    // The held message_start leaves once the stream's own final usage is known: the zeros again, the cache read
-    // (which message_delta states) among them.
-    const held = (left = false) => streamGroup(() => '✗ 0/0/—/0', left)
+    // The router never asks for stream_options.include_usage; the sidecar's provider side adds it
+    // (docs/sidecar.md#ensurestreamusage), reads the provider's usage, and leaves the usage-only chunk out of
+    // what the router gets, which then writes its zeros as before. Each call is joined by its text: the held
+    // message_start and every message_delta carry the provider's numbers.
     expect(rows(asWritten.with)).toEqual(
       expected(
-        () => held(),
+        (s) => streamGroup(() => `✓ ${truth(s)}`),
         (s) => `✓ ${truth(s)}`,
         error,
-        held(true),
+        streamGroup(() => heldAbort, true),
       ),
     )
     expect(joins(asWritten.with)).toEqual(joinedByContent())
     expect(asWritten.text).not.toContain('↳')
-    expect(ruleIds(asWritten.with)).toEqual([
-      'zero-start',
-      'cache-dropped',
-      'no-stream-usage-requested',
-      'stream-vs-json',
-    ])
-    expect(details(asWritten.with, 'no-stream-usage-requested')).toEqual(unasked)
-    expect(details(asWritten.with, 'zero-start')).toEqual(zeroStarts())
+    // The provider saw each stream ask for its usage.
+    expect(ruleIds(asWritten.with)).toEqual([])
     expect(asWritten.text).toContain(
-      'Anthropic Messages · model claude-sonnet-4-6 · the gateway called openai-chat · 36 of 42 rows wrong; with usagewire 35 wrong',
+      'Anthropic Messages · model claude-sonnet-4-6 · the gateway called openai-chat · 36 of 42 rows wrong; with usagewire all right',
     )
+    expect(asWritten.text).toContain('✗ rows are wrong without usagewire; with it every row is right')
   })
 
   it('with the streamoptions transformer: the router reads the usage only now and then; with usagewire every row is right', (ctx) => {

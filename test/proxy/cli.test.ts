@@ -8,6 +8,7 @@ import http from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { parseProxyArgs } from '@usagewire/proxy'
 import { afterEach, describe, expect, it } from 'vitest'
 import { listen, shut } from '../express/helpers.js'
 
@@ -113,5 +114,25 @@ describe('usagewire proxy (the CLI)', () => {
     const help = start(['--help'])
     expect(await help.exited).toBe(0)
     expect(help.out()).toMatch(/--provider-listen/)
+  })
+})
+
+describe('parseProxyArgs: ensureStreamUsage', () => {
+  const base = ['--listen', '0', '--target', 'http://127.0.0.1:9']
+
+  it('is left to the default (on) unless a flag or the config file says', () => {
+    expect(parseProxyArgs(base).ensureStreamUsage).toBeUndefined()
+    expect(parseProxyArgs([...base, '--no-ensure-stream-usage']).ensureStreamUsage).toBe(false)
+    expect(parseProxyArgs([...base, '--ensure-stream-usage']).ensureStreamUsage).toBe(true)
+    expect(() => parseProxyArgs([...base, '--ensure-stream-usage', '--no-ensure-stream-usage'])).toThrow(/not both/)
+  })
+
+  it('takes the config file key, flags winning', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'usagewire-proxy-'))
+    cleanup.push(() => rmSync(dir, { recursive: true, force: true }))
+    const config = join(dir, 'proxy.json')
+    writeFileSync(config, JSON.stringify({ ensureStreamUsage: false }))
+    expect(parseProxyArgs([...base, '--config', config]).ensureStreamUsage).toBe(false)
+    expect(parseProxyArgs([...base, '--config', config, '--ensure-stream-usage']).ensureStreamUsage).toBe(true)
   })
 })

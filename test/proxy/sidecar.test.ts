@@ -300,5 +300,8 @@ describe('the sidecar', () => {
         correlation: ['guess' as never],
       }),
     ).rejects.toThrow(/correlation/)
+    await expect(
+      startProxy({ listen: '127.0.0.1:0', target: 'http://x', ensureStreamUsage: 'yes' as never }),
+    ).rejects.toThrow(/ensureStreamUsage/)
   })
 })

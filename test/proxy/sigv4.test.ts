@@ -61,17 +61,29 @@ async function verify(req: http.IncomingMessage, body: Buffer): Promise<string |
 }
 
 let provider: { url: string; close(): Promise<void> }
-const seen: Array<{ rejected?: string; key?: string }> = []
+const seen: Array<{ rejected?: string; key?: string; body?: string }> = []
 beforeAll(async () => {
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = []
     req.on('data', (c: Buffer) => chunks.push(c))
     req.on('end', async () => {
-      const rejected = await verify(req, Buffer.concat(chunks))
-      seen.push({ rejected, key: /Credential=([^/]+)/.exec(String(req.headers.authorization))?.[1] })
+      const body = Buffer.concat(chunks)
+      const rejected = await verify(req, body)
+      const key = /Credential=([^/]+)/.exec(String(req.headers.authorization))?.[1]
+      seen.push({ rejected, key, body: body.toString('utf8') })
       if (rejected) {
         res.writeHead(403, { 'content-type': 'application/json' })
         return res.end(JSON.stringify({ message: rejected }))
+      }
+      // An OpenAI Chat stream (Bedrock's OpenAI-compatible endpoint): its usage only when asked for.
+      if (req.url?.endsWith('/chat/completions')) {
+        const asked = JSON.parse(body.toString('utf8')).stream_options?.include_usage === true
+        const chunk = (choices: object[], usage?: object) =>
+          `data: ${JSON.stringify({ object: 'chat.completion.chunk', choices, ...(usage && { usage }) })}\n\n`
+        res.writeHead(200, { 'content-type': 'text/event-stream' })
+        res.write(chunk([{ index: 0, delta: { content: 'hi' }, finish_reason: 'stop' }]))
+        if (asked) res.write(chunk([], { prompt_tokens: 12, completion_tokens: 3, total_tokens: 15 }))
+        return res.end('data: [DONE]\n\n')
       }
       res.writeHead(200, { 'content-type': 'application/json' })
       res.end(
@@ -93,10 +105,18 @@ afterEach(() => {
   seen.length = 0
 })
 
+const CONVERSE = {
+  path: '/model/anthropic.claude-haiku-4-5-20251001-v1%3A0/converse',
+  body: JSON.stringify({ messages: [{ role: 'user', content: [{ text: 'hi' }] }] }),
+}
+const CHAT_STREAM = {
+  path: '/openai/v1/chat/completions',
+  body: JSON.stringify({ model: 'openai.gpt-oss-20b-1:0', stream: true, messages: [{ role: 'user', content: 'hi' }] }),
+}
+
 /** What a gateway does: signs for the endpoint it was given (the sidecar), then sends there. */
-async function gatewayCall(providerUrl: string): Promise<number> {
-  const url = new URL('/model/anthropic.claude-haiku-4-5-20251001-v1%3A0/converse', providerUrl)
-  const body = JSON.stringify({ messages: [{ role: 'user', content: [{ text: 'hi' }] }] })
+async function gatewayCall(providerUrl: string, { path, body } = CONVERSE): Promise<number> {
+  const url = new URL(path, providerUrl)
   const signed = await signer(GATEWAY_KEYS).sign({
     method: 'POST',
     protocol: 'http:',
@@ -141,7 +161,46 @@ describe('resignSigV4', () => {
     })
     try {
       expect(await gatewayCall(sidecar.providerUrl!)).toBe(200)
-      expect(seen[0]).toEqual({ rejected: undefined, key: SIDECAR_KEYS.accessKeyId })
+      expect(seen[0]).toMatchObject({ rejected: undefined, key: SIDECAR_KEYS.accessKeyId })
+    } finally {
+      await sidecar.close()
+    }
+  })
+})
+
+describe('resignSigV4 and ensureStreamUsage', () => {
+  it('a signed Chat stream is signed again with stream_options.include_usage in its body', async () => {
+    process.env.AWS_ACCESS_KEY_ID = SIDECAR_KEYS.accessKeyId
+    process.env.AWS_SECRET_ACCESS_KEY = SIDECAR_KEYS.secretAccessKey
+    delete process.env.AWS_SESSION_TOKEN
+    delete process.env.AWS_PROFILE
+    const sidecar = await startProxy({
+      listen: '127.0.0.1:0',
+      target: 'http://127.0.0.1:9',
+      providerListen: '127.0.0.1:0',
+      provider: provider.url,
+      resignSigV4: true,
+    })
+    try {
+      expect(await gatewayCall(sidecar.providerUrl!, CHAT_STREAM)).toBe(200)
+      expect(seen[0]).toMatchObject({ rejected: undefined, key: SIDECAR_KEYS.accessKeyId })
+      expect(seen[0]!.body).toBe(CHAT_STREAM.body.replace(/^\{/, '{"stream_options":{"include_usage":true},'))
+    } finally {
+      await sidecar.close()
+    }
+  })
+
+  it('without re-signing, a signed Chat body is left as it came: changing it would break its signature', async () => {
+    const sidecar = await startProxy({
+      listen: '127.0.0.1:0',
+      target: 'http://127.0.0.1:9',
+      providerListen: '127.0.0.1:0',
+      provider: provider.url,
+    })
+    try {
+      // Rejected for the host it was signed for, as any request the gateway signed for the sidecar.
+      expect(await gatewayCall(sidecar.providerUrl!, CHAT_STREAM)).toBe(403)
+      expect(seen[0]).toMatchObject({ rejected: 'signature does not match', body: CHAT_STREAM.body })
     } finally {
       await sidecar.close()
     }

@@ -11,7 +11,7 @@ import { JsonMemberScanner } from './framing/json-scan.js'
 import { findMember, spliceMember } from './framing/json-splice.js'
 import { dialectById, recognizeBody, recognizeEvent, streamsJsonArray } from './dialects/registry.js'
 import { matchRoute, routeOf } from './routes.js'
-import type { DialectReader, DialectSpec, EventReading, JsonObject } from './dialects/types.js'
+import type { DialectReader, DialectSpec, EventReading, JsonObject, TextSink } from './dialects/types.js'
 import { Ledger, type SourceKind } from './ledger.js'
 import type { Correction } from './record.js'
 import { isObject, type UsageSources } from './usage.js'
@@ -64,7 +64,8 @@ export interface ProcessorOptions {
   dropUsageOnly?: boolean
   /**
    * Keep the generated text every event carries (`DialectSpec.text`), for an output estimate if the client
-   * leaves early. Every event is then parsed: a cost only paid where it is asked for.
+   * leaves early, or for a sidecar to join a client's answer to the provider's (`streamedText`, and
+   * `streamedAnswer` without the reasoning). Every event is then parsed: a cost only paid where it is asked for.
    */
   collectText?: boolean
 }
@@ -114,6 +115,8 @@ export interface Processor {
   readonly holdEnded: boolean
   /** The generated text streamed so far, when `collectText` is on. */
   readonly streamedText: string
+  /** The part of `streamedText` that is not reasoning (what the dialect's `text` says is the answer). */
+  readonly streamedAnswer: string
   readonly ledger: Ledger
   result(): ProcessorResult
 }
@@ -173,6 +176,17 @@ function spliceMembers(text: string, before: JsonObject, after: JsonObject): str
   return text
 }
 
+/** The generated text of one response (`collectText`), and the part of it that is not reasoning. */
+class CollectedText implements TextSink {
+  all = ''
+  answer = ''
+
+  add(text: string, reasoning?: boolean): void {
+    this.all += text
+    if (!reasoning) this.answer += text
+  }
+}
+
 /** Bytes kept while a final usage event waits (docs/architecture.md#hold-points). */
 interface Held {
   /** Stream offset of the held event's start. */
@@ -229,7 +243,7 @@ class UsageProcessor implements Processor, EventSink {
   private readonly zeroStartIsUnknown: boolean
   private readonly dropUsageOnly: boolean
   private readonly collectText: boolean
-  private collected = ''
+  private collected: CollectedText | undefined
 
   constructor(
     options: ProcessorOptions,
@@ -315,7 +329,7 @@ class UsageProcessor implements Processor, EventSink {
     }
   }
 
-  /** The text an event carries, kept for an output estimate; nothing here may fail the response. */
+  /** The text an event carries, kept for an output estimate or a sidecar's join; nothing here may fail the response. */
   private collect(buf: Buffer, start: number, end: number): void {
     const text = this.spec?.text
     if (!text || this.kind === 'json') return
@@ -323,15 +337,18 @@ class UsageProcessor implements Processor, EventSink {
       const decoded = this.framer!.decode(buf, start, end)
       if (!decoded || decoded.data.charCodeAt(0) !== 0x7b) return
       const json: unknown = JSON.parse(decoded.data)
-      const piece = isObject(json) ? text(json) : undefined
-      if (piece) this.collected += piece
+      if (isObject(json)) text(json, (this.collected ??= new CollectedText()))
     } catch {
       // Not JSON, or not an event with text: nothing to keep.
     }
   }
 
   get streamedText(): string {
-    return this.collected
+    return this.collected?.all ?? ''
+  }
+
+  get streamedAnswer(): string {
+    return this.collected?.answer ?? ''
   }
 
   oversized(buf: Buffer, start: number, end: number, at: number): PayloadScanner | undefined {
@@ -383,7 +400,7 @@ class UsageProcessor implements Processor, EventSink {
       if (!body && !wrapped && this.reader.unwrap) return this.readEvent(buf, start, end, at)
     }
     if (!isObject(json)) return undefined
-    if (body && this.collectText) this.collected += this.spec?.text?.(json) ?? ''
+    if (body && this.collectText) this.spec?.text?.(json, (this.collected ??= new CollectedText()))
     const reader = this.reader!
     const reading = body ? reader.readBody(json) : reader.read({ name: decoded.name, json, at })
     if (!reading) return undefined

@@ -641,6 +641,9 @@ export async function openDoctor(options: { providerListen?: string; pauseMs?: n
         provider: moved.url,
         messageStart,
         correlation,
+        // A gateway that streams OpenAI Chat without asking for usage gets it asked for: the sidecar then
+        // has the provider's numbers to join (docs/sidecar.md#ensurestreamusage).
+        ensureStreamUsage: true,
         metrics: false,
         ...named,
       })

@@ -16,6 +16,8 @@ export const USAGE = `usage: usagewire proxy --listen [HOST:]PORT --target URL [
   --correlation LIST             strategies, strongest first (default header,content,single)
   --correlation-header NAME      the header added to forwarded requests (default x-usagewire-correlation)
   --resign-sigv4                 re-sign SigV4 (Bedrock) requests for the provider's host, default AWS credentials
+  --no-ensure-stream-usage       do not add stream_options.include_usage to the gateway's streaming Chat requests
+                                 (--ensure-stream-usage, the default, does)
   --on-abort cancel|drain        a client that leaves early (default cancel)
   --no-metrics                   do not serve /metrics on the client-facing listener
   --records                      print each usage record as a line of JSON on stdout
@@ -37,6 +39,8 @@ export function parseProxyArgs(argv: string[]): ProxyOptions & { records?: boole
       correlation: { type: 'string' },
       'correlation-header': { type: 'string' },
       'resign-sigv4': { type: 'boolean' },
+      'ensure-stream-usage': { type: 'boolean' },
+      'no-ensure-stream-usage': { type: 'boolean' },
       'on-abort': { type: 'string' },
       'no-metrics': { type: 'boolean' },
       records: { type: 'boolean' },
@@ -78,6 +82,10 @@ export function parseProxyArgs(argv: string[]): ProxyOptions & { records?: boole
     options.correlation = values.correlation.split(',').map((s) => s.trim()) as Strategy[]
   if (values['correlation-header'] !== undefined) options.correlationHeader = values['correlation-header']
   if (values['resign-sigv4']) options.resignSigV4 = true
+  if (values['ensure-stream-usage'] && values['no-ensure-stream-usage'])
+    throw new TypeError('usagewire proxy: --ensure-stream-usage or --no-ensure-stream-usage, not both')
+  if (values['ensure-stream-usage']) options.ensureStreamUsage = true
+  if (values['no-ensure-stream-usage']) options.ensureStreamUsage = false
   const abort = values['on-abort']
   if (abort !== undefined) {
     if (abort !== 'cancel' && abort !== 'drain') throw new TypeError('usagewire proxy: --on-abort is cancel or drain')

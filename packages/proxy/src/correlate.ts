@@ -27,12 +27,21 @@ interface ProviderCall {
 }
 
 /**
+ * The text a client received is the provider's answer (whitespace aside): all of it, or all of it but
+ * the reasoning, which a gateway may drop on the way (docs/sidecar.md#correlation).
+ */
+function sameText(client: Reading, provider: Reading): boolean {
+  const text = client.text
+  return text !== '' && (text === provider.text || text === provider.answer)
+}
+
+/**
  * Joins each client-facing request to the gateway's own call to the provider, never guessing: by the
  * correlation header the sidecar added (when the gateway passes client headers on), else by content
- * (the text the client received equals the provider's), else by there being one request in flight
- * when the call began. A call can belong only to a request in flight when it began; a match that is
- * not unique joins nothing, and the record says why. A joined call's usage enters the request's ledger
- * as the tap's, so the client-facing stream carries it.
+ * (the text the client received equals the provider's, with or without its reasoning), else by there
+ * being one request in flight when the call began. A call can belong only to a request in flight when
+ * it began; a match that is not unique joins nothing, and the record says why. A joined call's usage
+ * enters the request's ledger as the tap's, so the client-facing stream carries it.
  */
 export class Correlator {
   private readonly clients = new Map<string, ClientCall>()
@@ -147,15 +156,14 @@ export class Correlator {
   }
 
   private byContent(call: ProviderCall, candidates: ClientCall[]): boolean {
-    const text = call.reading.text
-    if (text === '') return false
-    const same = candidates.filter((client) => client.reading!.text === text)
+    if (call.reading.text === '') return false
+    const same = candidates.filter((client) => sameText(client.reading!, call.reading))
     if (same.length === 0) return false
     if (same.length === 1) {
       const client = same[0]!
       const rivals = this.rivals(call, client)
       if (rivals.some((other) => !other.reading.done)) return true // decided when they are
-      const twins = rivals.filter((other) => other.reading.text === text)
+      const twins = rivals.filter((other) => sameText(client.reading!, other.reading))
       if (twins.length === 0) {
         this.join(client, call, 'content')
         return true

@@ -67,17 +67,33 @@ export class Reading {
     observeIncoming(res, decodingObserver({ push: read, end, fail }, decode))
   }
 
-  private compared: string | undefined
+  private compared: { text: string; answer: string } | undefined
 
   /**
    * The generated text, without whitespace (translators re-serialize tool arguments): compared only once
    * the body is done, and made once then.
    */
   get text(): string {
+    return this.texts().text
+  }
+
+  /**
+   * The same without the reasoning (thinking, reasoning summaries) the dialect marks as such: what a
+   * client got from a gateway that dropped the reasoning (docs/sidecar.md#correlation).
+   */
+  get answer(): string {
+    return this.texts().answer
+  }
+
+  private texts(): { text: string; answer: string } {
     if (this.compared !== undefined) return this.compared
-    const text = (this.processor?.streamedText ?? '').replace(/\s+/g, '')
-    if (this.done) this.compared = text
-    return text
+    const all = this.processor?.streamedText ?? ''
+    const answer = this.processor?.streamedAnswer ?? ''
+    const text = all.replace(/\s+/g, '')
+    // Most answers carry no reasoning: one string then, not two.
+    const texts = { text, answer: answer.length === all.length ? text : answer.replace(/\s+/g, '') }
+    if (this.done) this.compared = texts
+    return texts
   }
 
   /** True when the response's final usage was read. */

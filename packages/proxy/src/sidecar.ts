@@ -10,7 +10,8 @@ import { exchangeOf } from '@usagewire/core/node'
 import { usagewire } from '@usagewire/http-proxy-middleware'
 import { Correlator, STRATEGIES, type Strategy } from './correlate.js'
 import { Reading } from './reading.js'
-import { resigner, type Resign } from './sigv4.js'
+import { resigner, signedWithSigV4, type Resign } from './sigv4.js'
+import { StreamUsage } from './stream-usage.js'
 
 /** A provider the provider-facing listener forwards to: all of it, or the paths under `prefix`. */
 export interface ProviderRoute {
@@ -47,6 +48,12 @@ export interface ProxyOptions extends Pick<
    * credential chain: needed when the gateway signs for the sidecar's address and the provider checks.
    */
   resignSigV4?: boolean | Resign
+  /**
+   * On the provider-facing listener, a streaming OpenAI Chat request without
+   * `stream_options.include_usage` goes to the provider with it, and the usage-only chunk it brings is left
+   * out of what the gateway gets (docs/sidecar.md#ensurestreamusage). Default true.
+   */
+  ensureStreamUsage?: boolean
   /** Serve Prometheus metrics at `/metrics` on the client-facing listener. Default true. */
   metrics?: boolean
 }
@@ -85,6 +92,13 @@ async function serve(server: http.Server, address: string): Promise<string> {
   return `http://${shown}:${bound.port}`
 }
 
+/** A provider-facing request whose body was read whole before it is forwarded. */
+type ReadWhole = IncomingMessage & {
+  rawBody?: Buffer
+  /** `stream_options.include_usage` was added to the body (docs/sidecar.md#ensurestreamusage). */
+  usageAsked?: boolean
+}
+
 /**
  * Connections to the gateway and to the provider are kept and reused: without an agent http-proxy sends
  * `connection: close`, and every request would pay for a new connection on both hops.
@@ -113,6 +127,8 @@ export async function startProxy(options: ProxyOptions): Promise<Sidecar> {
   for (const strategy of strategies) {
     if (!STRATEGIES.includes(strategy)) throw new TypeError(`usagewire proxy: unknown correlation "${strategy}"`)
   }
+  if (options.ensureStreamUsage !== undefined && typeof options.ensureStreamUsage !== 'boolean')
+    throw new TypeError('usagewire proxy: ensureStreamUsage must be true or false')
   const correlator = twoSided ? new Correlator(strategies, maxWaitMs) : undefined
   const registry = new Registry()
   const records: UsageRecord[] = []
@@ -122,6 +138,7 @@ export async function startProxy(options: ProxyOptions): Promise<Sidecar> {
     providerListen,
     provider,
     resignSigV4,
+    ensureStreamUsage,
     metrics,
     correlation: _correlation,
     correlationHeader: _header,
@@ -178,10 +195,11 @@ export async function startProxy(options: ProxyOptions): Promise<Sidecar> {
   if (twoSided) {
     const routes: ProviderRoute[] = typeof provider === 'string' ? [{ url: provider }] : (provider ?? [])
     const resign = resignSigV4 ? await resigner(resignSigV4 === true ? {} : resignSigV4) : undefined
+    const streamUsage = ensureStreamUsage !== false ? new StreamUsage(options.logger) : undefined
     const proxies = routes.map((route) => ({
       prefix: route.prefix?.replace(/\/+$/, '') ?? '',
       url: route.url,
-      handler: createProxyMiddleware<IncomingMessage & { rawBody?: Buffer }, ServerResponse>({
+      handler: createProxyMiddleware<ReadWhole, ServerResponse>({
         target: route.url,
         changeOrigin: true,
         agent: agents[agents.push(agentFor(route.url)) - 1],
@@ -191,13 +209,19 @@ export async function startProxy(options: ProxyOptions): Promise<Sidecar> {
         on: {
           proxyReq: (proxyReq, req) => {
             proxyReq.removeHeader(header)
-            // A body read whole for re-signing is written here; the request stream has been read.
-            if (req.rawBody) {
-              proxyReq.setHeader('content-length', req.rawBody.length)
-              proxyReq.write(req.rawBody)
+            // A body read whole (to be signed again, or to ask for the streamed usage) is written here; the
+            // request stream has been read. It keeps the framing it came with unless its length changed.
+            const body = req.rawBody
+            if (body) {
+              if (req.usageAsked || req.headers['content-length'] !== undefined) {
+                proxyReq.removeHeader('transfer-encoding')
+                proxyReq.setHeader('content-length', body.length)
+              }
+              proxyReq.write(body)
             }
           },
           proxyRes: (proxyRes, req) => {
+            if (req.usageAsked) streamUsage!.refused(proxyRes.statusCode ?? 0, route.url)
             const call = calls.get(req)
             if (!call) return
             call.answered = true
@@ -241,15 +265,22 @@ export async function startProxy(options: ProxyOptions): Promise<Sidecar> {
         void route.handler(req, res, (error?: unknown) =>
           answer(res, 502, 'usagewire_proxy_error', error ? String((error as Error).message ?? error) : 'not proxied'),
         )
-      if (!resign?.wants(req)) return forward()
-      // Re-signing signs the body: it is read whole first, signed for the provider's host, then sent.
+      const forwarded = route.prefix === '' ? path : path.slice(route.prefix.length) || '/'
+      const sign = resign?.wants(req) === true
+      // A body signed with SigV4 changes only where it is signed again.
+      const usage = streamUsage?.wants(req, forwarded) === true && (sign || !signedWithSigV4(req))
+      if (!sign && !usage) return forward()
+      // The body is read whole first: the usage asked for, then signed for the provider's host, then sent.
       const chunks: Buffer[] = []
       req.on('data', (chunk: Buffer) => chunks.push(chunk))
       req.on('end', () => {
-        const body = Buffer.concat(chunks)
-        ;(req as IncomingMessage & { rawBody?: Buffer }).rawBody = body
-        const forwarded = route.prefix === '' ? path : path.slice(route.prefix.length) || '/'
-        resign
+        const read = Buffer.concat(chunks)
+        const body = usage ? streamUsage!.apply(res, forwarded, read) : read
+        const whole = req as ReadWhole
+        whole.rawBody = body
+        if (body !== read) whole.usageAsked = true
+        if (!sign) return forward()
+        resign!
           .sign(req, body, route.url, forwarded)
           .then(forward, (error: Error) =>
             answer(res, 502, 'usagewire_proxy_error', `could not re-sign the request: ${error.message}`),

@@ -35,6 +35,10 @@ const UNSIGNED = new Set([
   'host',
 ])
 
+/** A request signed with SigV4 in its `authorization` header: its body is covered by the signature. */
+export const signedWithSigV4 = (req: IncomingMessage): boolean =>
+  String(req.headers.authorization ?? '').startsWith('AWS4-HMAC-SHA256')
+
 export async function resigner(options: Resign): Promise<Resigner> {
   let modules
   try {
@@ -52,7 +56,7 @@ export async function resigner(options: Resign): Promise<Resigner> {
   }
   const credentials = modules.defaultProvider()
   return {
-    wants: (req) => String(req.headers.authorization ?? '').startsWith('AWS4-HMAC-SHA256'),
+    wants: signedWithSigV4,
     async sign(req, body, target, path) {
       const scope = SCOPE.exec(String(req.headers.authorization ?? ''))
       const region = options.region ?? scope?.[1] ?? process.env.AWS_REGION ?? 'us-east-1'

@@ -67,6 +67,12 @@ export interface EventReading {
   usageOnly?: boolean
 }
 
+/** Where a dialect's `text` puts the generated text of an event. */
+export interface TextSink {
+  /** A piece of generated text; `reasoning` when it is the model's reasoning, not its answer. */
+  add(text: string, reasoning?: boolean): void
+}
+
 /** The per-response reader of a dialect; it may keep state between events (a finish chunk seen, …). */
 export interface DialectReader {
   /**
@@ -136,10 +142,13 @@ export interface DialectSpec {
    */
   headUsage?(header: (name: string) => string | undefined): { usage: Usage; sources: UsageSources } | undefined
   /**
-   * The generated text an event carries (text, tool-call arguments, reasoning), for an estimate of the
-   * output of a response the client left before its usage came (docs/truth-sources.md#aborts).
+   * The generated text an event carries (text, tool-call arguments, reasoning), given to `into` piece by
+   * piece in the order the event has it, each reasoning piece (thinking, a reasoning summary) said to be
+   * one: for an estimate of the output of a response the client left before its usage came
+   * (docs/truth-sources.md#aborts), and for a sidecar to join a client's answer to the provider's, also
+   * when a gateway dropped the reasoning on the way (docs/sidecar.md#correlation).
    */
-  text?(json: JsonObject): string | undefined
+  text?(json: JsonObject, into: TextSink): void
   /** Is this the first event of a stream in this dialect? */
   recognizeEvent(name: string | undefined, json: unknown): boolean
   /** Is this a whole JSON body in this dialect? */

@@ -1,6 +1,6 @@
 import { isObject, type Usage } from '../../usage.js'
 import { AnyOf, member } from '../bytes.js'
-import type { DialectReader, DialectSpec, EventReading, JsonObject, UsageBlock, WireEvent } from '../types.js'
+import type { DialectReader, DialectSpec, EventReading, JsonObject, TextSink, UsageBlock, WireEvent } from '../types.js'
 import { fromAnthropicUsage, ServerToolCounts, toAnthropicUsage } from './usage.js'
 
 const USAGE_EVENTS = ['message_start', 'message_delta', 'error'].map((name) => Buffer.from(name))
@@ -35,21 +35,22 @@ export const anthropicMessages = {
   reader: (): DialectReader => new AnthropicReader(),
 } satisfies DialectSpec
 
-/** The text of a `content_block_delta`, or of a whole message's content blocks. */
-export function anthropicText(json: JsonObject): string | undefined {
+/** The text of a `content_block_delta`, or of a whole message's content blocks; thinking is reasoning. */
+export function anthropicText(json: JsonObject, into: TextSink): void {
   if (json.type === 'content_block_delta' && isObject(json.delta)) {
     const { text, partial_json, thinking } = json.delta
-    return str(text) ?? str(partial_json) ?? str(thinking)
+    const answer = str(text) ?? str(partial_json)
+    if (answer !== undefined) into.add(answer)
+    else if (typeof thinking === 'string') into.add(thinking, true)
+    return
   }
-  if (json.type !== 'message' || !Array.isArray(json.content)) return undefined
-  let out = ''
+  if (json.type !== 'message' || !Array.isArray(json.content)) return
   for (const block of json.content) {
     if (!isObject(block)) continue
-    if (typeof block.text === 'string') out += block.text
-    else if (typeof block.thinking === 'string') out += block.thinking
-    else if (block.type === 'tool_use' && block.input !== undefined) out += JSON.stringify(block.input)
+    if (typeof block.text === 'string') into.add(block.text)
+    else if (typeof block.thinking === 'string') into.add(block.thinking, true)
+    else if (block.type === 'tool_use' && block.input !== undefined) into.add(JSON.stringify(block.input))
   }
-  return out || undefined
 }
 
 /** Some translators send Anthropic events without `event:` lines: those are read when they mention usage. */

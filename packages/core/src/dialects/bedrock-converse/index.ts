@@ -31,27 +31,33 @@ export const bedrockConverse = {
   recognizeEvent: (name) => name !== undefined && STREAM_EVENTS.has(name),
   recognizeBody: (json) =>
     isObject(json.usage) && json.usage.inputTokens !== undefined && (isObject(json.output) || 'stopReason' in json),
-  text(json) {
+  // `reasoningContent` is reasoning, streamed or whole.
+  text(json, into) {
     const delta = isObject(json.delta) ? json.delta : undefined
     if (!delta) {
       // A whole Converse answer: `output.message.content` blocks.
       const message = isObject(json.output) && isObject(json.output.message) ? json.output.message : undefined
-      if (!message || !Array.isArray(message.content)) return undefined
-      let out = ''
+      if (!message || !Array.isArray(message.content)) return
       for (const block of message.content) {
         if (!isObject(block)) continue
-        if (typeof block.text === 'string') out += block.text
+        if (typeof block.text === 'string') into.add(block.text)
         else if (isObject(block.toolUse) && block.toolUse.input !== undefined)
-          out += JSON.stringify(block.toolUse.input)
+          into.add(JSON.stringify(block.toolUse.input))
         else if (isObject(block.reasoningContent) && isObject(block.reasoningContent.reasoningText)) {
-          out += str(block.reasoningContent.reasoningText.text) ?? ''
+          const reasoning = str(block.reasoningContent.reasoningText.text)
+          if (reasoning !== undefined) into.add(reasoning, true)
         }
       }
-      return out || undefined
+      return
     }
-    if (typeof delta.text === 'string') return delta.text
-    if (isObject(delta.toolUse)) return str(delta.toolUse.input)
-    return isObject(delta.reasoningContent) ? str(delta.reasoningContent.text) : undefined
+    if (typeof delta.text === 'string') into.add(delta.text)
+    else if (isObject(delta.toolUse)) {
+      const input = str(delta.toolUse.input)
+      if (input !== undefined) into.add(input)
+    } else if (isObject(delta.reasoningContent)) {
+      const reasoning = str(delta.reasoningContent.text)
+      if (reasoning !== undefined) into.add(reasoning, true)
+    }
   },
   reader: (route?: string): DialectReader => new BedrockConverseReader(modelIdOf(route)),
 } satisfies DialectSpec

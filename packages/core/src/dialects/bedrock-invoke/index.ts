@@ -54,14 +54,15 @@ export const bedrockInvoke = {
   recognizeBody: () => false,
   headUsage: countsFromHeaders,
   // A `chunk` wraps an Anthropic event in base64; a whole InvokeModel body is an Anthropic message.
-  text(json) {
-    if (typeof json.bytes !== 'string') return anthropicText(json)
+  text(json, into) {
+    if (typeof json.bytes !== 'string') return anthropicText(json, into)
+    let inner: unknown
     try {
-      const inner: unknown = JSON.parse(Buffer.from(json.bytes, 'base64').toString('utf8'))
-      return isObject(inner) ? anthropicText(inner) : undefined
+      inner = JSON.parse(Buffer.from(json.bytes, 'base64').toString('utf8'))
     } catch {
-      return undefined
+      return
     }
+    if (isObject(inner)) anthropicText(inner, into)
   },
   reader: (): DialectReader => new BedrockInvokeReader(),
 } satisfies DialectSpec

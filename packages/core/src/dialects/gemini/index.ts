@@ -24,15 +24,16 @@ export const gemini = {
   quick: ['eM', 'rror', 'hR'].map((needle) => Buffer.from(needle)),
   recognizeEvent: (_name, json) => isObject(json) && isGeminiResponse(json),
   recognizeBody: (json) => isGeminiResponse(json),
-  text(json) {
-    if (!Array.isArray(json.candidates)) return undefined
-    let out = ''
+  // A part with `thought: true` is the model's thinking (a thought summary): reasoning.
+  text(json, into) {
+    if (!Array.isArray(json.candidates)) return
     for (const candidate of json.candidates) {
       const parts = isObject(candidate) && isObject(candidate.content) ? candidate.content.parts : undefined
       if (!Array.isArray(parts)) continue
-      for (const part of parts) if (isObject(part) && typeof part.text === 'string') out += part.text
+      for (const part of parts) {
+        if (isObject(part) && typeof part.text === 'string') into.add(part.text, part.thought === true)
+      }
     }
-    return out || undefined
   },
   reader: (): DialectReader => new GeminiReader(),
 } satisfies DialectSpec

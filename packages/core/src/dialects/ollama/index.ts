@@ -19,7 +19,14 @@ export const ollama = {
   quick: ['true', 'rror'].map((needle) => Buffer.from(needle)),
   recognizeEvent: (_name, json) => isObject(json) && isOllamaResponse(json),
   recognizeBody: (json) => isOllamaResponse(json),
-  text: (json) => (isObject(json.message) ? str(json.message.content) : str(json.response)),
+  // `thinking` (of `message` on /api/chat, of the object on /api/generate) is reasoning.
+  text(json, into) {
+    const from = isObject(json.message) ? json.message : json
+    const thinking = str(from.thinking)
+    const answer = isObject(json.message) ? str(json.message.content) : str(json.response)
+    if (thinking) into.add(thinking, true)
+    if (answer) into.add(answer)
+  },
   reader: (): DialectReader => new OllamaReader(),
 } satisfies DialectSpec
 

@@ -22,9 +22,9 @@ export const openaiChat = {
   recognizeEvent: (_name, json) =>
     isObject(json) && (json.object === 'chat.completion.chunk' || Array.isArray(json.prompt_filter_results)),
   recognizeBody: (json) => json.object === 'chat.completion',
-  text(json) {
-    if (!Array.isArray(json.choices)) return undefined
-    let out = ''
+  // `reasoning_content` (DeepSeek, vLLM) and `reasoning` (OpenRouter, Ollama) are reasoning.
+  text(json, into) {
+    if (!Array.isArray(json.choices)) return
     for (const choice of json.choices) {
       // A chunk's delta, or a whole completion's message.
       const delta = !isObject(choice)
@@ -35,16 +35,16 @@ export const openaiChat = {
             ? choice.message
             : undefined
       if (!delta) continue
-      if (typeof delta.content === 'string') out += delta.content
-      if (typeof delta.reasoning_content === 'string') out += delta.reasoning_content
+      if (typeof delta.content === 'string') into.add(delta.content)
+      const reasoning = str(delta.reasoning_content) ?? str(delta.reasoning)
+      if (reasoning !== undefined) into.add(reasoning, true)
       if (Array.isArray(delta.tool_calls)) {
         for (const call of delta.tool_calls) {
           if (isObject(call) && isObject(call.function) && typeof call.function.arguments === 'string')
-            out += call.function.arguments
+            into.add(call.function.arguments)
         }
       }
     }
-    return out || undefined
   },
   reader: (): DialectReader => new ChatReader(),
 } satisfies DialectSpec

@@ -28,18 +28,26 @@ export const openaiResponses = {
     return kind?.startsWith('response.') === true
   },
   recognizeBody: (json) => json.object === 'response',
-  text(json) {
-    if (typeof json.type === 'string' && json.type.endsWith('.delta')) return str(json.delta)
+  // Reasoning summaries and reasoning text (`response.reasoning_summary_text.delta`,
+  // `response.reasoning_text.delta`; a `reasoning` item's `summary` and `content`) are reasoning.
+  text(json, into) {
+    const type = json.type
+    if (typeof type === 'string' && type.endsWith('.delta')) {
+      const delta = str(json.delta)
+      if (delta !== undefined) into.add(delta, type.startsWith('response.reasoning_'))
+      return
+    }
     // A whole response: its output items' text and function-call arguments.
-    if (json.object !== 'response' || !Array.isArray(json.output)) return undefined
-    let out = ''
+    if (json.object !== 'response' || !Array.isArray(json.output)) return
     for (const item of json.output) {
       if (!isObject(item)) continue
-      if (typeof item.arguments === 'string') out += item.arguments
-      if (!Array.isArray(item.content)) continue
-      for (const part of item.content) if (isObject(part) && typeof part.text === 'string') out += part.text
+      const reasoning = item.type === 'reasoning'
+      if (typeof item.arguments === 'string') into.add(item.arguments)
+      for (const parts of reasoning ? [item.summary, item.content] : [item.content]) {
+        if (!Array.isArray(parts)) continue
+        for (const part of parts) if (isObject(part) && typeof part.text === 'string') into.add(part.text, reasoning)
+      }
     }
-    return out || undefined
   },
   reader: (): DialectReader => new ResponsesReader(),
 } satisfies DialectSpec
