@@ -1,4 +1,6 @@
+import { Buffer } from 'node:buffer'
 import { ServerResponse, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http'
+import { nextTick } from 'node:process'
 import type { Transform } from 'node:stream'
 import type { Exchange, HeadDecision, Port } from '../exchange.js'
 import { isStreaming } from '../framing/index.js'
@@ -323,10 +325,11 @@ class Interception implements Port, ResponseHandle, Carrier {
     for (const name of this.decision.remove) this.res.removeHeader(name)
   }
 
-  /** Writes processor output to the client; returns what the socket said. */
+  /** Writes processor output to the client; returns what the socket said (of this write, or of the last one). */
   private emit(chunks: Uint8Array[]): boolean {
     const res = this.res
     let ok = true
+    let wrote = false
     // Several pieces of one input chunk (a held event completed, the untouched rest) leave in one write.
     const cork = chunks.length > 1
     if (cork) res.cork()
@@ -337,6 +340,7 @@ class Interception implements Port, ResponseHandle, Carrier {
         this.sendHead()
       }
       ok = this.originalWrite.call(res, chunk) && ok
+      wrote = true
     }
     if (cork) res.uncork()
     // `compression()` buffers in its zlib window until flushed: SSE must leave per event (docs/transport.md).
@@ -344,7 +348,7 @@ class Interception implements Port, ResponseHandle, Carrier {
       this.flush ??= (res as { flush?: () => void }).flush ?? null
       if (this.flush !== null) this.flush.call(res)
     }
-    return ok
+    return wrote ? ok : !res.writableNeedDrain
   }
 
   /**
@@ -456,7 +460,7 @@ class Interception implements Port, ResponseHandle, Carrier {
     if (this.writerEnded || this.finished) {
       // Node's answer to a write after end: an error to the callback and the 'error' event, not a crash here.
       const error = Object.assign(new Error('write after end'), { code: 'ERR_STREAM_WRITE_AFTER_END' })
-      if (cb) process.nextTick(cb, error)
+      if (cb) nextTick(cb, error)
       return false
     }
     this.headDue()
@@ -467,8 +471,8 @@ class Interception implements Port, ResponseHandle, Carrier {
       return this.decoder.write(data, cb)
     }
     const ok = this.emit(this.exchange.push(data))
-    if (cb) process.nextTick(cb)
-    return ok && !res.writableNeedDrain
+    if (cb) nextTick(cb)
+    return ok
   }
 
   onEnd(chunk: unknown, encoding: unknown, callback: unknown): ServerResponse {
