@@ -72,7 +72,9 @@ async function doctor(argv: string[]): Promise<void> {
   try {
     module = (await import(name)) as typeof module
   } catch (error) {
-    process.stderr.write(`usagewire doctor needs ${name} installed beside @usagewire/core (${(error as Error).message})\n`)
+    process.stderr.write(
+      `usagewire doctor needs ${name} installed beside @usagewire/core (${(error as Error).message})\n`,
+    )
     process.exitCode = 2
     return
   }

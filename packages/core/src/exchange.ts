@@ -117,8 +117,6 @@ const since = (start: number): number => Math.round((performance.now() - start) 
 const text = (value: ReturnType<HeaderLookup>): string =>
   value === undefined || value === null ? '' : Array.isArray(value) ? value.join(', ') : String(value)
 
-const RECORD_FIELDS = ['input', 'cacheRead', 'cacheWrite', 'output', 'reasoning'] as const
-
 /** Request facts read from a parsed request body: model, whether a stream was asked for. */
 function requestFacts(body: unknown): { model: string | undefined; stream: boolean | undefined } {
   if (!isObject(body)) return { model: undefined, stream: undefined }
@@ -165,6 +163,11 @@ export class Exchange implements HoldPolicy {
   /** How the carrier reads the rest of the upstream body after the client left (onAbort: 'drain'). */
   private drainer: ((done: () => void) => boolean) | undefined
   private draining: { outcome: Outcome; self: boolean; timer: ReturnType<typeof setTimeout> } | undefined
+  /**
+   * @internal The carrier that holds this Exchange's response (node:http's interception), for code that
+   * reaches the Exchange from the response's request; core never reads it.
+   */
+  carrier: object | undefined = undefined
 
   constructor(
     request: RequestInfo,
@@ -506,19 +509,30 @@ export class Exchange implements HoldPolicy {
 
   private build(outcome: Outcome): UsageRecord {
     const result = this.processor?.result()
-    const usage: RecordUsage = { input: 0, cacheRead: 0, cacheWrite: 0, output: 0, reasoning: 0 }
-    const sources = {} as UsageRecord['sources']
     const known = this.ledger.usage()
     const from = this.ledger.sources()
-    for (const field of RECORD_FIELDS) {
-      usage[field] = known[field] ?? 0
-      sources[field] = from[field] ?? 'unknown'
+    // Written out member by member, in one order: one shape for every record.
+    const usage: RecordUsage = {
+      input: known.input ?? 0,
+      cacheRead: known.cacheRead ?? 0,
+      cacheWrite: known.cacheWrite ?? 0,
+      output: known.output ?? 0,
+      reasoning: known.reasoning ?? 0,
     }
-    for (const field of ['cacheWrite5m', 'cacheWrite1h'] as const) {
-      if (known[field] !== undefined) {
-        usage[field] = known[field]
-        sources[field] = from[field] ?? 'unknown'
-      }
+    const sources: UsageRecord['sources'] = {
+      input: from.input ?? 'unknown',
+      cacheRead: from.cacheRead ?? 'unknown',
+      cacheWrite: from.cacheWrite ?? 'unknown',
+      output: from.output ?? 'unknown',
+      reasoning: from.reasoning ?? 'unknown',
+    }
+    if (known.cacheWrite5m !== undefined) {
+      usage.cacheWrite5m = known.cacheWrite5m
+      sources.cacheWrite5m = from.cacheWrite5m ?? 'unknown'
+    }
+    if (known.cacheWrite1h !== undefined) {
+      usage.cacheWrite1h = known.cacheWrite1h
+      sources.cacheWrite1h = from.cacheWrite1h ?? 'unknown'
     }
     const passthrough =
       result?.passthrough ?? (this.notRead !== undefined ? { reason: this.notRead, atByte: 0 } : undefined)
@@ -573,7 +587,12 @@ export class Exchange implements HoldPolicy {
         this.warn(`estimateOutput failed: ${(error as Error).message}`)
       }
     }
-    const reported = RECORD_FIELDS.some((field) => known[field] !== undefined)
+    const reported =
+      known.input !== undefined ||
+      known.cacheRead !== undefined ||
+      known.cacheWrite !== undefined ||
+      known.output !== undefined ||
+      known.reasoning !== undefined
     const cost = reported ? this.context.price?.(record.model, usage) : undefined
     if (cost) record.cost = cost
     return record

@@ -21,7 +21,17 @@ interface Entry {
  * same counter is a translator writing "unknown" as 0, so it never erases the value known.
  */
 export class Ledger {
-  private readonly entries = new Map<UsageField, Entry>()
+  // One slot per canonical field, in USAGE_FIELDS order: a fixed shape, so reading and writing a
+  // ledger never goes through a hash table or a keyed store (it runs once per usage event).
+  private readonly slots: Array<Entry | undefined> = [
+    undefined,
+    undefined,
+    undefined,
+    undefined,
+    undefined,
+    undefined,
+    undefined,
+  ]
 
   /**
    * Records what `kind` observed. With `whole`, the block is one snapshot of the prompt: a prompt total
@@ -33,58 +43,73 @@ export class Ledger {
     if (whole && usage.input !== undefined && usage.cacheRead === undefined && usage.cacheWrite === undefined) {
       usage = this.restated(kind, usage)
     }
-    for (const field of USAGE_FIELDS) {
+    const rank = RANK[kind]
+    for (let i = 0; i < FIELD_COUNT; i++) {
+      const field = USAGE_FIELDS[i]!
       const value = usage[field]
       if (value === undefined) continue
-      const known = this.entries.get(field)
+      const known = this.slots[i]
       if (known) {
-        if (RANK[known.kind] > RANK[kind]) continue
+        if (RANK[known.kind] > rank) continue
         if (known.kind === kind && value === 0 && known.value > 0) continue
       }
-      this.entries.set(field, { value, source: sources[field] ?? kind, kind })
+      this.slots[i] = { value, source: sources[field] ?? kind, kind }
     }
   }
 
   /** `usage` without its prompt part when it restates the known prompt total, else with the cache cleared. */
   private restated(kind: SourceKind, usage: Usage): Usage {
-    const input = this.entries.get('input')
+    const input = this.slots[INPUT]
     if (!input || RANK[input.kind] > RANK[kind]) return usage
-    const cacheRead = this.entries.get('cacheRead')?.value ?? 0
-    const cacheWrite = this.entries.get('cacheWrite')?.value ?? 0
+    const cacheRead = this.slots[CACHE_READ]?.value ?? 0
+    const cacheWrite = this.slots[CACHE_WRITE]?.value ?? 0
     if (cacheRead + cacheWrite === 0) return usage
     if (input.value + cacheRead + cacheWrite === usage.input) {
       const { input: _restated, ...rest } = usage
       return rest
     }
     // A new prompt total without a breakdown: the breakdown known belongs to another total.
-    for (const field of PROMPT_PARTS) {
-      const entry = this.entries.get(field)
-      if (entry && RANK[entry.kind] <= RANK[kind]) this.entries.delete(field)
+    for (const i of PROMPT_PARTS) {
+      const entry = this.slots[i]
+      if (entry && RANK[entry.kind] <= RANK[kind]) this.slots[i] = undefined
     }
     return usage
   }
 
   /** Who observed the value known for `field`. */
   kindOf(field: UsageField): SourceKind | undefined {
-    return this.entries.get(field)?.kind
+    return this.slots[USAGE_FIELDS.indexOf(field)]?.kind
   }
 
   get(field: UsageField): number | undefined {
-    return this.entries.get(field)?.value
+    return this.slots[USAGE_FIELDS.indexOf(field)]?.value
   }
 
   /** The best usage known now; absent fields are not known. */
   usage(): Usage {
     const usage: Usage = {}
+    const slots = this.slots
     const stale = this.staleSplit()
-    for (const [field, entry] of this.entries) if (!stale || !isSplit(field)) usage[field] = entry.value
+    let entry = slots[INPUT]
+    if (entry) usage.input = entry.value
+    if ((entry = slots[CACHE_READ])) usage.cacheRead = entry.value
+    if ((entry = slots[CACHE_WRITE])) usage.cacheWrite = entry.value
+    if (!stale) {
+      if ((entry = slots[WRITE_5M])) usage.cacheWrite5m = entry.value
+      if ((entry = slots[WRITE_1H])) usage.cacheWrite1h = entry.value
+    }
+    if ((entry = slots[OUTPUT])) usage.output = entry.value
+    if ((entry = slots[REASONING])) usage.reasoning = entry.value
     return usage
   }
 
   sources(): UsageSources {
     const sources: UsageSources = {}
     const stale = this.staleSplit()
-    for (const [field, entry] of this.entries) if (!stale || !isSplit(field)) sources[field] = entry.source
+    for (let i = 0; i < FIELD_COUNT; i++) {
+      const entry = this.slots[i]
+      if (entry && (!stale || (i !== WRITE_5M && i !== WRITE_1H))) sources[USAGE_FIELDS[i]!] = entry.source
+    }
     return sources
   }
 
@@ -94,12 +119,18 @@ export class Ledger {
    * split is stale and would price part of the write at nothing.
    */
   private staleSplit(): boolean {
-    const total = this.entries.get('cacheWrite')?.value
+    const total = this.slots[CACHE_WRITE]?.value
     if (total === undefined) return false
-    return (this.entries.get('cacheWrite5m')?.value ?? 0) + (this.entries.get('cacheWrite1h')?.value ?? 0) !== total
+    return (this.slots[WRITE_5M]?.value ?? 0) + (this.slots[WRITE_1H]?.value ?? 0) !== total
   }
 }
 
-const PROMPT_PARTS: readonly UsageField[] = ['cacheRead', 'cacheWrite', 'cacheWrite5m', 'cacheWrite1h']
-
-const isSplit = (field: UsageField): boolean => field === 'cacheWrite5m' || field === 'cacheWrite1h'
+const FIELD_COUNT = USAGE_FIELDS.length
+const INPUT = USAGE_FIELDS.indexOf('input')
+const CACHE_READ = USAGE_FIELDS.indexOf('cacheRead')
+const CACHE_WRITE = USAGE_FIELDS.indexOf('cacheWrite')
+const WRITE_5M = USAGE_FIELDS.indexOf('cacheWrite5m')
+const WRITE_1H = USAGE_FIELDS.indexOf('cacheWrite1h')
+const OUTPUT = USAGE_FIELDS.indexOf('output')
+const REASONING = USAGE_FIELDS.indexOf('reasoning')
+const PROMPT_PARTS: readonly number[] = [CACHE_READ, CACHE_WRITE, WRITE_5M, WRITE_1H]

@@ -15,6 +15,7 @@ import type { DialectReader, DialectSpec, EventReading, JsonObject, TextSink } f
 import { Ledger, type SourceKind } from './ledger.js'
 import type { Correction } from './record.js'
 import { isObject, type UsageSources } from './usage.js'
+import { Buffer } from './buffer.js'
 
 export const DEFAULT_MAX_EVENT_BYTES = 1024 * 1024
 
@@ -214,6 +215,9 @@ class UsageProcessor implements Processor, EventSink {
   private reader: DialectReader | undefined
   private usageEvents: readonly Buffer[] = []
   private quick: readonly Buffer[] | undefined
+  // readsFrom's place in the chunk being pushed: each needle's next index (-1: none left, -2: not searched).
+  private quickChunk: Buffer | undefined
+  private quickHits: number[] = []
   /** The dialect is settled by the first event read; until then every event is read. */
   private settled = false
   private model: string | undefined
@@ -276,6 +280,7 @@ class UsageProcessor implements Processor, EventSink {
     this.reader = spec.reader(this.route)
     this.usageEvents = spec.usageEvents
     this.quick = spec.quick
+    this.quickHits = spec.quick ? spec.quick.map(() => -2) : []
   }
 
   /** Fail open: from here on every byte passes untouched. Returns the bytes that were being held. */
@@ -291,7 +296,7 @@ class UsageProcessor implements Processor, EventSink {
     return this.framer!.matchName(buf, start, end, this.usageEvents) === -1
   }
 
-  skips(chunk: Buffer, start: number): boolean {
+  readsFrom(chunk: Buffer, start: number): number {
     const needles = this.quick
     // A search for several bytes costs as much as framing a few events: worth it on chunks of many.
     if (
@@ -301,10 +306,22 @@ class UsageProcessor implements Processor, EventSink {
       this.pausing ||
       this.collectText
     ) {
-      return false
+      return -1
     }
-    for (let i = 0; i < needles.length; i++) if (chunk.indexOf(needles[i]!, start) !== -1) return false
-    return true
+    // Each needle's next place in this chunk is searched again only once the framer has passed it, so
+    // every needle is searched once per chunk however often the framer asks.
+    const hits = this.quickHits
+    if (chunk !== this.quickChunk) {
+      this.quickChunk = chunk
+      for (let i = 0; i < hits.length; i++) hits[i] = -2
+    }
+    let first = chunk.length
+    for (let i = 0; i < needles.length; i++) {
+      let hit = hits[i]!
+      if (hit !== -1 && hit < start) hits[i] = hit = chunk.indexOf(needles[i]!, start)
+      if (hit !== -1 && hit < first) first = hit
+    }
+    return first
   }
 
   event(buf: Buffer, start: number, end: number, at: number): Uint8Array | undefined {
@@ -599,6 +616,7 @@ class UsageProcessor implements Processor, EventSink {
     const framer = this.framer
     if (!framer || framer.stopped) return [chunk]
     let out = framer.push(chunk, this)
+    this.quickChunk = undefined // the chunk is not kept past its push
     if (this.pausing) out = this.beginHold(out, chunk, at, this.emitted)
     for (let i = 0; i < out.length; i++) this.emitted += out[i]!.length
     // The event awaited may have come in the same chunk as the one awaiting it.

@@ -1,3 +1,4 @@
+import { Buffer } from '../buffer.js'
 /**
  * Cheap byte tests that decide, before any decoding, whether an event may carry usage. Events that fail
  * them are never decoded, let alone parsed (docs/architecture.md#byte-tests).

@@ -26,7 +26,7 @@ class Sink implements EventSink {
   stops: string[] = []
   constructor(private readonly framer: EventStreamFramer) {}
   passes = () => false
-  skips = () => false
+  readsFrom = () => -1
   oversized = (): PayloadScanner | undefined => undefined
   stopped(reason: string, at: number) {
     this.stops.push(`${reason}@${at}`)

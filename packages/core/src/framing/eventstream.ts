@@ -16,6 +16,7 @@ import { EventStreamCodec, type Message } from '@smithy/eventstream-codec'
 import { fromUtf8, toUtf8 } from '@smithy/util-utf8'
 import { NO_NAME, type DecodedEvent, type EventSink, type Framer } from './types.js'
 import { toBuffer } from './pieces.js'
+import { Buffer } from '../buffer.js'
 
 /** Prelude (12 bytes) and message CRC (4): the smallest message has no headers and no payload. */
 const PRELUDE = 12

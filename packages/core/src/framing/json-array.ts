@@ -13,6 +13,7 @@
  */
 import type { EventSink, Framer } from './types.js'
 import { finish, HeldEventFramer, toBuffer } from './pieces.js'
+import { Buffer } from '../buffer.js'
 
 const QUOTE = 0x22
 const BACKSLASH = 0x5c

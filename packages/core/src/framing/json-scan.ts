@@ -12,6 +12,7 @@
  */
 
 import type { PayloadScanner } from './types.js'
+import { Buffer } from '../buffer.js'
 
 /** Nesting deeper than this stops the scan: the stack that follows it is bounded. */
 export const JSON_SCAN_MAX_DEPTH = 1000

@@ -1,5 +1,6 @@
 import { NO_NAME, type DecodedEvent, type EventSink, type Framer, type PayloadScanner } from './types.js'
 import { toBuffer } from './pieces.js'
+import { Buffer } from '../buffer.js'
 
 /**
  * A whole JSON body as one event: held until its end (bounded by maxEventBytes), then read and, when its

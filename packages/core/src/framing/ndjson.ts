@@ -11,6 +11,7 @@
  */
 import type { EventSink, Framer } from './types.js'
 import { finish, HeldEventFramer, toBuffer } from './pieces.js'
+import { Buffer } from '../buffer.js'
 
 const LF = 0x0a
 const CR = 0x0d

@@ -1,4 +1,5 @@
 import { NO_NAME, type DecodedEvent, type EventSink, type PayloadScanner } from './types.js'
+import { Buffer } from '../buffer.js'
 
 /**
  * What every framer does with the pieces of a chunk: hand back bytes as Buffers without copying, return

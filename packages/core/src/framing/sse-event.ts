@@ -4,6 +4,7 @@
  */
 import { LineEnds } from './line-ends.js'
 import { NO_NAME, type DecodedEvent } from './types.js'
+import { Buffer } from '../buffer.js'
 
 const LF = 0x0a
 const CR = 0x0d

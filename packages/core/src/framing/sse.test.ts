@@ -28,6 +28,8 @@ interface SinkOptions {
   scan?: boolean
   /** Whether a chunk of whole events may leave unframed (default: never). */
   skips?: (chunk: string) => boolean
+  /** Where in the rest of a chunk the first event to read may be (a character index in `rest`). */
+  readsFrom?: (rest: string) => number
 }
 
 /** A sink that records what the framer hands it. */
@@ -44,11 +46,16 @@ class Sink implements EventSink {
 
   readonly skipped: string[] = []
 
-  skips(chunk: Buffer, start: number): boolean {
-    const text = chunk.toString('utf8', start)
+  readsFrom(chunk: Buffer, start: number): number {
+    const text = chunk.toString('latin1', start)
+    if (this.options.readsFrom) {
+      const at = this.options.readsFrom(text)
+      this.skipped.push(at < 0 ? text : text.slice(0, at))
+      return at < 0 ? chunk.length : start + at
+    }
     const skip = this.options.skips?.(text) ?? false
     if (skip) this.skipped.push(text)
-    return skip
+    return skip ? chunk.length : -1
   }
 
   passes(buf: Buffer, start: number, end: number): boolean {
@@ -654,6 +661,50 @@ describe('chunks of whole events the sink skips', () => {
     expect(sink.skipped).toEqual([first.toString()])
     expect(sink.events.map((e) => e.raw)).toEqual([ping])
     expect(sink.events[0]!.at).toBe(30 * ping.length)
+  })
+
+  it('leave unframed up to the event the sink may read, which is framed; the search goes on after it', () => {
+    const framer = new SseFramer(1 << 20)
+    const sink = new Sink({ readsFrom: (rest) => rest.indexOf('message_delta') })
+    const text = ping.repeat(20) + delta + ping.repeat(20) + delta + ping.repeat(5)
+    const chunk = Buffer.from(text)
+    const out = framer.push(chunk, sink)
+    expect(Buffer.concat(out).toString()).toBe(text)
+    // Only the two deltas were cut out and handed over, each at its place in the stream.
+    expect(sink.events).toEqual([
+      { raw: delta, at: 20 * ping.length },
+      { raw: delta, at: 40 * ping.length + delta.length },
+    ])
+    // Asked three times: from the start, after each delta.
+    expect(sink.skipped).toHaveLength(3)
+    // Nothing was copied: every piece out is a view of the chunk.
+    for (const piece of out) expect(piece.buffer).toBe(chunk.buffer)
+  })
+
+  it('a needle inside an event that is not read only makes that event framed', () => {
+    const framer = new SseFramer(1 << 20)
+    const text = 'event: content_block_delta\ndata: {"text":"message_delta"}\n\n'
+    const sink = new Sink({ readsFrom: (rest) => rest.indexOf('message_delta') })
+    const input = ping.repeat(30) + text + ping.repeat(30)
+    expect(Buffer.concat(framer.push(Buffer.from(input), sink)).toString()).toBe(input)
+    expect(sink.events.map((e) => e.raw)).toEqual([text])
+  })
+
+  it('any chunking with a search: bytes out are bytes in, and every event the sink reads is framed', () => {
+    const big = fc.array(fc.integer({ min: 1, max: 1500 }), { minLength: 1, maxLength: 5 })
+    fc.assert(
+      fc.property(
+        fc.array(fc.constantFrom(ping, ping, ping, delta, '\n'), { maxLength: 80 }),
+        fc.oneof(sizes, big),
+        (events, cuts) => {
+          const text = events.join('')
+          const { output, sink } = frame(text, cuts, { readsFrom: (rest) => rest.indexOf('message_delta') })
+          expect(output.toString()).toBe(text)
+          expect(sink.events.filter((e) => e.raw === delta)).toHaveLength(events.filter((e) => e === delta).length)
+          for (const e of sink.events) expect(text.slice(e.at, e.at + e.raw.length)).toBe(e.raw)
+        },
+      ),
+    )
   })
 
   it('any chunking: bytes out are bytes in, and every event the sink reads is framed', () => {

@@ -15,6 +15,7 @@ import { LineEnds } from './line-ends.js'
 import { DATA_COLON, decodeEvent, encodeEvent, EVENT_COLON, matchEventName, type SseEvent } from './sse-event.js'
 import type { EventSink, Framer, PayloadScanner } from './types.js'
 import { finish, joinHeld, toBuffer } from './pieces.js'
+import { Buffer } from '../buffer.js'
 
 export type { SseEvent } from './sse-event.js'
 
@@ -33,7 +34,7 @@ const AFTER_COLON = 5
 const VALUE = 6
 const OTHER = 7
 
-/** From this size on a chunk is likely to hold many events: frameLF asks the sink whether it skips it. */
+/** From this size on a chunk is likely to hold many events: frameLF asks the sink where in it to frame. */
 const QUICK_HINT = 512
 
 /**
@@ -269,23 +270,28 @@ export class SseFramer implements Framer<SseEvent> {
     flushed: number,
   ): Buffer[] {
     const len = chunk.length
-    // The rest of the chunk, from an event's start, in which the sink's byte test finds none of what it
-    // reads, is not cut into events: its whole events leave as they came, and only the event it ends in,
-    // if any, is framed (docs/architecture.md#byte-tests).
-    if (end === -2 && pos < len && sink.skips(chunk, pos)) {
-      const boundary = chunk[len - 1] === LF && chunk[len - 2] === LF ? len : lastEventEnd(chunk)
-      if (boundary === len) {
-        this.lineStart = true
-        this.headDone = false
-        return finish(out, chunk, flushed)
-      }
-      if (boundary > pos) {
-        pos = boundary
-        end = -2
-      }
-    }
+    // The sink's byte search says where in the rest of the chunk the first event it may read is: the
+    // whole events before that one leave as they came, not cut into events, and the search goes on after
+    // it; only the event the chunk ends in, if any, is framed when none is left (docs/architecture.md#byte-tests).
+    let quick = end === -2
     while (pos < len) {
-      if (end === -2) end = chunk[pos] === LF ? pos + 1 : lfEventEnd(chunk, pos)
+      if (end === -2) {
+        if (quick) {
+          const hit = sink.readsFrom(chunk, pos)
+          if (hit < 0) quick = false
+          else if (hit >= len) {
+            const boundary = chunk[len - 1] === LF && chunk[len - 2] === LF ? len : lastEventEnd(chunk)
+            if (boundary === len) {
+              this.lineStart = true
+              this.headDone = false
+              return finish(out, chunk, flushed)
+            }
+            if (boundary > pos) pos = boundary
+            quick = false
+          } else pos = eventStartBefore(chunk, pos, hit)
+        }
+        end = chunk[pos] === LF ? pos + 1 : lfEventEnd(chunk, pos)
+      }
       if (end === -1) break
       const replacement =
         end - pos > this.maxEventBytes
@@ -536,6 +542,20 @@ function lfEventEnd(buf: Buffer, from: number): number {
     i = buf.indexOf(LF, i + 2)
   }
   return -1
+}
+
+/**
+ * Where the event that `at` is in starts, in a chunk without CR whose bytes from `from` are whole events
+ * up to there: just past the last "\n\n" before `at`, or `from`. Searched back from `at`, one line at a time.
+ */
+function eventStartBefore(buf: Buffer, from: number, at: number): number {
+  let i = at > 0 ? buf.lastIndexOf(LF, at - 1) : -1
+  while (i > from) {
+    if (buf[i - 1] === LF) return i + 1
+    // A negative offset would count from the end again.
+    i = i >= 2 ? buf.lastIndexOf(LF, i - 2) : -1
+  }
+  return from
 }
 
 /** Index just past the last "\n\n" of a chunk without CR, or -1; searched back from its end. */

@@ -25,7 +25,7 @@ export class RecordingSink implements EventSink {
   passes(): boolean {
     throw new Error('these events have no names')
   }
-  skips(): boolean {
+  readsFrom(): number {
     throw new Error('these framers always frame')
   }
   event(buf: Buffer, start: number, end: number, at: number): Uint8Array | undefined {

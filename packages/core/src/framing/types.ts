@@ -25,11 +25,13 @@ export interface EventSink {
    */
   passes(buf: Buffer, start: number, end: number): boolean
   /**
-   * The rest of a chunk from `start`, where an event starts: may its whole events leave as they came,
-   * unframed, because none of them is one the sink would read? A cheap byte test over `chunk[start..]`;
-   * false whenever in doubt. The event the chunk ends in, if it ends inside one, is framed as usual.
+   * The rest of a chunk from `start`, where an event starts: the first byte of it that may belong to an
+   * event the sink would read (a cheap byte search over `chunk[start..]`), `chunk.length` when there is
+   * none, or -1 when the sink cannot tell. The whole events before the event that byte is in leave as
+   * they came, unframed; the framer asks again after that event. The event the chunk ends in, if it ends
+   * inside one, is framed as usual.
    */
-  skips(chunk: Buffer, start: number): boolean
+  readsFrom(chunk: Buffer, start: number): number
   /** One complete event `buf[start, end)`, at stream offset `at`; returns its replacement bytes, if any. */
   event(buf: Buffer, start: number, end: number, at: number): Uint8Array | undefined
   /**

@@ -115,7 +115,9 @@ describe('options', () => {
   it('are checked once, when the middleware is created', () => {
     expect(() => createInterceptor({ maxEventBytes: -1 })).toThrow(/maxEventBytes/)
     expect(() => createInterceptor({ routes: [{ path: 42 as unknown as string }] })).toThrow(/path/)
-    expect(() => createInterceptor({ routes: [{ path: '/x', dialect: 'acme-chat' as never }] })).toThrow(/unknown dialect/)
+    expect(() => createInterceptor({ routes: [{ path: '/x', dialect: 'acme-chat' as never }] })).toThrow(
+      /unknown dialect/,
+    )
     expect(() => createInterceptor({ routes: [{ path: /\/llm$/, dialect: 'openai-chat' }] })).not.toThrow()
   })
 
@@ -234,5 +236,79 @@ describe('attachExchange', () => {
     attachExchange(req, exchange)
     expect(exchangeOf(req)).toBe(exchange)
     expect(exchangeOf(other)).toBeUndefined()
+  })
+})
+
+describe('how a response is taken over (docs/architecture.md#intercepting-a-node-response)', () => {
+  const sse = (usage: object) =>
+    `event: message_delta\ndata: ${JSON.stringify({ type: 'message_delta', delta: { stop_reason: 'end_turn' }, usage })}\n\n`
+  const start = `event: message_start\ndata: ${JSON.stringify({
+    type: 'message_start',
+    message: { model: 'claude-x', usage: { input_tokens: 12, output_tokens: 1 } },
+  })}\n\n`
+
+  it('puts no method of its own on a plain response, and still rewrites it', async () => {
+    const own: string[][] = []
+    const { port, records } = await serve((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' })
+      res.write(start)
+      res.end(sse({ output_tokens: 9 }))
+      own.push(['writeHead', 'write', 'end', 'flushHeaders'].filter((name) => Object.hasOwn(res, name)))
+    })
+    const { body } = await fetchRaw(port, '/v1/messages')
+    expect(own).toEqual([[]])
+    expect(body.toString()).toContain('"input_tokens":12')
+    const record = await waitFor(() => records[0])
+    expect(record.usage).toMatchObject({ input: 12, output: 9 })
+  })
+
+  it('wraps a method something before it put on the response, so that code still sees the rewritten body', async () => {
+    const seen: string[] = []
+    const records: UsageRecord[] = []
+    const intercept = createInterceptor({ onUsage: (r) => records.push(r) })
+    const server = createServer((req, res) => {
+      // Middleware mounted before usagewire (compression() does this) wraps write and end.
+      const write = res.write
+      const end = res.end
+      res.write = function (this: ServerResponse, chunk: unknown, ...rest: unknown[]) {
+        seen.push(String(chunk))
+        return (write as (...a: unknown[]) => boolean).call(this, chunk, ...rest)
+      } as ServerResponse['write']
+      res.end = function (this: ServerResponse, chunk?: unknown, ...rest: unknown[]) {
+        if (chunk != null && typeof chunk !== 'function') seen.push(String(chunk))
+        return (end as (...a: unknown[]) => ServerResponse).call(this, chunk, ...rest)
+      } as ServerResponse['end']
+      intercept(req, res)
+      res.writeHead(200, { 'content-type': 'text/event-stream' })
+      res.write(start)
+      res.end(sse({ input_tokens: 0, output_tokens: 9 }))
+    })
+    await new Promise<void>((done) => server.listen(0, '127.0.0.1', done))
+    servers.push(server)
+    const { body } = await fetchRaw((server.address() as AddressInfo).port, '/v1/messages')
+    const delta = seen.find((piece) => piece.includes('message_delta'))!
+    expect(delta).toContain('"input_tokens":12')
+    expect(body.toString()).toContain('"input_tokens":12,"output_tokens":9')
+    await waitFor(() => records[0])
+  })
+
+  it('leaves a response it does not hold to node:http', async () => {
+    const { port, records } = await serve((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/plain' })
+      res.write('hello ')
+      res.end('world')
+    })
+    const { body } = await fetchRaw(port, '/health')
+    expect(body.toString()).toBe('hello world')
+    expect(records).toEqual([])
+    // A response of another server in the process, never intercepted, passes the hooks untouched.
+    const plain = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' })
+      res.end(sse({ input_tokens: 0, output_tokens: 1 }))
+    })
+    await new Promise<void>((done) => plain.listen(0, '127.0.0.1', done))
+    servers.push(plain)
+    const other = await fetchRaw((plain.address() as AddressInfo).port, '/v1/messages')
+    expect(other.body.toString()).toBe(sse({ input_tokens: 0, output_tokens: 1 }))
   })
 })

@@ -1,4 +1,6 @@
-import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http'
+import { Buffer } from 'node:buffer'
+import { ServerResponse, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http'
+import { nextTick } from 'node:process'
 import type { Transform } from 'node:stream'
 import type { Exchange, HeadDecision, Port } from '../exchange.js'
 import { isStreaming } from '../framing/index.js'
@@ -100,6 +102,83 @@ export interface ResponseHandle {
   release(): boolean
 }
 
+/** The methods an interception takes over, as node:http defines them. */
+interface Methods {
+  writeHead: Loose<ServerResponse>
+  write: Loose<boolean>
+  end: Loose<ServerResponse>
+  flushHeaders: () => void
+}
+
+/** What the response hooks call on the interception that holds a response. */
+interface Carrier {
+  readonly res: ServerResponse
+  onWriteHead(args: unknown[]): ServerResponse
+  onFlushHeaders(): void
+  onWrite(chunk: Chunk, encoding: unknown, callback: unknown): boolean
+  onEnd(chunk: unknown, encoding: unknown, callback: unknown): ServerResponse
+}
+
+interface Hooks {
+  readonly hooks: Methods
+  readonly original: Methods
+}
+
+const HOOKS = Symbol.for('usagewire.responseHooks')
+
+/** The interception holding `res`, found through its request's Exchange; undefined for any other response. */
+function carrierOf(res: ServerResponse): Carrier | undefined {
+  const req = res.req as Carrying | undefined
+  const carrier = req?.[EXCHANGE]?.carrier as Carrier | undefined
+  return carrier !== undefined && carrier.res === res ? carrier : undefined
+}
+
+/**
+ * node:http's response methods, taken over once on `ServerResponse.prototype` for every copy of
+ * usagewire in the process (docs/architecture.md#intercepting-a-node-response). A response no
+ * interception holds goes straight to node:http's own method, at the cost of two property reads. An
+ * interception then takes a response over without a property of its own on `res`: four own methods
+ * put on every response cost the gateway a map transition each, which V8 resolves in its runtime
+ * (measured at about 70,000 instructions per response, bench/README.md).
+ */
+function responseHooks(): Hooks {
+  const proto = ServerResponse.prototype as unknown as Methods & { [HOOKS]?: Hooks }
+  const installed = proto[HOOKS]
+  if (installed) return installed
+  const original: Methods = {
+    writeHead: proto.writeHead,
+    write: proto.write,
+    end: proto.end,
+    flushHeaders: proto.flushHeaders,
+  }
+  const hooks: Methods = {
+    writeHead(this: ServerResponse, ...args: unknown[]) {
+      const carrier = carrierOf(this)
+      return carrier ? carrier.onWriteHead(args) : original.writeHead.apply(this, args)
+    },
+    write(this: ServerResponse, chunk: unknown, encoding: unknown, callback: unknown) {
+      const carrier = carrierOf(this)
+      return carrier
+        ? carrier.onWrite(chunk as Chunk, encoding, callback)
+        : original.write.call(this, chunk, encoding, callback)
+    },
+    end(this: ServerResponse, chunk: unknown, encoding: unknown, callback: unknown) {
+      const carrier = carrierOf(this)
+      return carrier ? carrier.onEnd(chunk, encoding, callback) : original.end.call(this, chunk, encoding, callback)
+    },
+    flushHeaders(this: ServerResponse) {
+      const carrier = carrierOf(this)
+      return carrier ? carrier.onFlushHeaders() : original.flushHeaders.call(this)
+    },
+  }
+  for (const name of ['writeHead', 'write', 'end', 'flushHeaders'] as const) {
+    Object.defineProperty(proto, name, { value: hooks[name], writable: true, configurable: true, enumerable: false })
+  }
+  const made: Hooks = { hooks, original }
+  Object.defineProperty(proto, HOOKS, { value: made })
+  return made
+}
+
 /** Connects `res` to `exchange`: the response is patched until its head shows whether it is ours. */
 export function interceptResponse(exchange: Exchange, res: ServerResponse): ResponseHandle {
   return new Interception(exchange, res)
@@ -111,7 +190,7 @@ export function interceptResponse(exchange: Exchange, res: ServerResponse): Resp
  * not, it puts the original methods back and gets out of the way. A class, not a bundle of closures: one
  * is made per LLM request.
  */
-class Interception implements Port, ResponseHandle {
+class Interception implements Port, ResponseHandle, Carrier {
   private decoder: Transform | undefined
   private decision: HeadDecision | undefined
   private holdHead = false // JSON and decoded bodies: the head waits for the new length and encoding
@@ -132,21 +211,42 @@ class Interception implements Port, ResponseHandle {
   private readonly originalWrite: Loose<boolean>
   private readonly originalEnd: Loose<ServerResponse>
   private readonly flushHeaders: () => void
+  /** Held through the prototype's hooks (no property of its own on `res`), not by own methods. */
+  private readonly hooked: boolean
 
   constructor(
     private readonly exchange: Exchange,
-    private readonly res: ServerResponse,
+    readonly res: ServerResponse,
   ) {
-    this.originalWriteHead = res.writeHead as Loose<ServerResponse>
-    this.originalWrite = res.write as Loose<boolean>
-    this.originalEnd = res.end as Loose<ServerResponse>
-    this.flushHeaders = res.flushHeaders
-    res.writeHead = ((...args: unknown[]) => this.onWriteHead(args)) as ServerResponse['writeHead']
-    res.flushHeaders = () => this.onFlushHeaders()
-    res.write = ((chunk: Chunk, encoding?: unknown, callback?: unknown) =>
-      this.onWrite(chunk, encoding, callback)) as ServerResponse['write']
-    res.end = ((chunk?: unknown, encoding?: unknown, callback?: unknown) =>
-      this.onEnd(chunk, encoding, callback)) as ServerResponse['end']
+    const { hooks, original } = responseHooks()
+    // The hooks hold a response only when nothing before usagewire put methods of its own on it (a
+    // compression() mounted earlier must still see the body after usagewire) and its request carries
+    // this Exchange; otherwise the response gets own methods, which wrap whatever it had.
+    this.hooked =
+      res.write === hooks.write &&
+      res.end === hooks.end &&
+      res.writeHead === hooks.writeHead &&
+      res.flushHeaders === hooks.flushHeaders &&
+      (res.req as Carrying | undefined)?.[EXCHANGE] === exchange &&
+      exchange.carrier === undefined
+    if (this.hooked) {
+      this.originalWriteHead = original.writeHead
+      this.originalWrite = original.write
+      this.originalEnd = original.end
+      this.flushHeaders = original.flushHeaders
+      exchange.carrier = this
+    } else {
+      this.originalWriteHead = res.writeHead as Loose<ServerResponse>
+      this.originalWrite = res.write as Loose<boolean>
+      this.originalEnd = res.end as Loose<ServerResponse>
+      this.flushHeaders = res.flushHeaders
+      res.writeHead = ((...args: unknown[]) => this.onWriteHead(args)) as ServerResponse['writeHead']
+      res.flushHeaders = () => this.onFlushHeaders()
+      res.write = ((chunk: Chunk, encoding?: unknown, callback?: unknown) =>
+        this.onWrite(chunk, encoding, callback)) as ServerResponse['write']
+      res.end = ((chunk?: unknown, encoding?: unknown, callback?: unknown) =>
+        this.onEnd(chunk, encoding, callback)) as ServerResponse['end']
+    }
     // 'close' follows 'finish' on a response that completed and comes alone on one cut short: one
     // listener tells both, at the cost of one closure per response.
     res.on('close', this.onClose) // 'close' comes once; `once` would add a wrapper and a bound function per response
@@ -162,6 +262,10 @@ class Interception implements Port, ResponseHandle {
   }
 
   private restore(): void {
+    if (this.hooked) {
+      if (this.exchange.carrier === this) this.exchange.carrier = undefined
+      return
+    }
     const res = this.res
     res.writeHead = this.originalWriteHead as ServerResponse['writeHead']
     res.write = this.originalWrite as ServerResponse['write']
@@ -185,7 +289,7 @@ class Interception implements Port, ResponseHandle {
       this.wireDecoder(this.decoder)
     }
     this.holdHead = !this.sse || this.decoder !== undefined
-    if (this.sse) res.removeHeader('content-length')
+    if (this.sse && res.hasHeader('content-length')) res.removeHeader('content-length')
     // Node's own flags must stay true to what the writer did while the head or the end is held back.
     if (this.holdHead) {
       Object.defineProperty(res, 'headersSent', {
@@ -221,10 +325,11 @@ class Interception implements Port, ResponseHandle {
     for (const name of this.decision.remove) this.res.removeHeader(name)
   }
 
-  /** Writes processor output to the client; returns what the socket said. */
+  /** Writes processor output to the client; returns what the socket said (of this write, or of the last one). */
   private emit(chunks: Uint8Array[]): boolean {
     const res = this.res
     let ok = true
+    let wrote = false
     // Several pieces of one input chunk (a held event completed, the untouched rest) leave in one write.
     const cork = chunks.length > 1
     if (cork) res.cork()
@@ -235,6 +340,7 @@ class Interception implements Port, ResponseHandle {
         this.sendHead()
       }
       ok = this.originalWrite.call(res, chunk) && ok
+      wrote = true
     }
     if (cork) res.uncork()
     // `compression()` buffers in its zlib window until flushed: SSE must leave per event (docs/transport.md).
@@ -242,7 +348,7 @@ class Interception implements Port, ResponseHandle {
       this.flush ??= (res as { flush?: () => void }).flush ?? null
       if (this.flush !== null) this.flush.call(res)
     }
-    return ok
+    return wrote ? ok : !res.writableNeedDrain
   }
 
   /**
@@ -327,7 +433,7 @@ class Interception implements Port, ResponseHandle {
     stream.on('end', () => this.finish(this.endCallback))
   }
 
-  private onWriteHead(args: unknown[]): ServerResponse {
+  onWriteHead(args: unknown[]): ServerResponse {
     const res = this.res
     const reason = adoptHeadArgs(res, args)
     this.decide()
@@ -337,7 +443,7 @@ class Interception implements Port, ResponseHandle {
     return res
   }
 
-  private onFlushHeaders(): void {
+  onFlushHeaders(): void {
     this.decide()
     if (!this.active) return this.flushHeaders.call(this.res)
     if (!this.holdHead) {
@@ -346,7 +452,7 @@ class Interception implements Port, ResponseHandle {
     }
   }
 
-  private onWrite(chunk: Chunk, encoding: unknown, callback: unknown): boolean {
+  onWrite(chunk: Chunk, encoding: unknown, callback: unknown): boolean {
     this.decide()
     const res = this.res
     if (!this.active || this.raw) return this.originalWrite.call(res, chunk, encoding, callback)
@@ -354,7 +460,7 @@ class Interception implements Port, ResponseHandle {
     if (this.writerEnded || this.finished) {
       // Node's answer to a write after end: an error to the callback and the 'error' event, not a crash here.
       const error = Object.assign(new Error('write after end'), { code: 'ERR_STREAM_WRITE_AFTER_END' })
-      if (cb) process.nextTick(cb, error)
+      if (cb) nextTick(cb, error)
       return false
     }
     this.headDue()
@@ -365,11 +471,11 @@ class Interception implements Port, ResponseHandle {
       return this.decoder.write(data, cb)
     }
     const ok = this.emit(this.exchange.push(data))
-    if (cb) process.nextTick(cb)
-    return ok && !res.writableNeedDrain
+    if (cb) nextTick(cb)
+    return ok
   }
 
-  private onEnd(chunk: unknown, encoding: unknown, callback: unknown): ServerResponse {
+  onEnd(chunk: unknown, encoding: unknown, callback: unknown): ServerResponse {
     this.decide()
     const res = this.res
     if (!this.active || this.raw) return this.originalEnd.call(res, chunk, encoding, callback)
@@ -396,11 +502,10 @@ class Interception implements Port, ResponseHandle {
 
   private report(): void {
     const res = this.res
-    if (this.decision?.read) {
-      // The flags go back to Node's own once the response is over.
-      delete (res as { headersSent?: boolean }).headersSent
-      delete (res as { writableEnded?: boolean }).writableEnded
-    }
+    // The flags go back to Node's own once the response is over (only those put on it: a `delete` costs
+    // a lookup even of a property that is not there).
+    if (this.holdHead) delete (res as { headersSent?: boolean }).headersSent
+    if (this.decoder) delete (res as { writableEnded?: boolean }).writableEnded
     // A response the gateway destroyed with an error (pipeline() on an upstream reset) was cut on its
     // side; one closed without an error was left by the client. Read from `res.errored`, so `destroy`
     // need not be patched: every method patched on `res` costs the gateway on every request.

@@ -2,6 +2,7 @@ import { isObject, type Usage } from '../../usage.js'
 import { AnyOf, member } from '../bytes.js'
 import type { DialectReader, DialectSpec, EventReading, JsonObject, TextSink, UsageBlock, WireEvent } from '../types.js'
 import { fromAnthropicUsage, ServerToolCounts, toAnthropicUsage } from './usage.js'
+import { Buffer } from '../../buffer.js'
 
 const USAGE_EVENTS = ['message_start', 'message_delta', 'error'].map((name) => Buffer.from(name))
 const START_PATH = ['message', 'usage'] as const

@@ -8,24 +8,72 @@ import { count, isObject, label, type JsonObject, type Usage, type UsageSources 
 export function fromAnthropicUsage(native: JsonObject, at: string): { usage: Usage; sources: UsageSources } {
   const usage: Usage = {}
   const sources: UsageSources = {}
-  const take = (field: keyof Usage, value: unknown, path: string) => {
-    const n = count(value)
-    if (n === undefined) return
-    usage[field] = n
-    sources[field] = label(at, path)
+  const where = labelsAt(at)
+  // Member by member, in one order (not through a keyed helper): this runs for every usage event.
+  let n = count(native.input_tokens)
+  if (n !== undefined) {
+    usage.input = n
+    sources.input = where.input
   }
-  take('input', native.input_tokens, 'input_tokens')
-  take('cacheRead', native.cache_read_input_tokens, 'cache_read_input_tokens')
-  take('cacheWrite', native.cache_creation_input_tokens, 'cache_creation_input_tokens')
+  if ((n = count(native.cache_read_input_tokens)) !== undefined) {
+    usage.cacheRead = n
+    sources.cacheRead = where.cacheRead
+  }
+  if ((n = count(native.cache_creation_input_tokens)) !== undefined) {
+    usage.cacheWrite = n
+    sources.cacheWrite = where.cacheWrite
+  }
   const split = native.cache_creation
   if (isObject(split)) {
-    take('cacheWrite5m', split.ephemeral_5m_input_tokens, 'cache_creation.ephemeral_5m_input_tokens')
-    take('cacheWrite1h', split.ephemeral_1h_input_tokens, 'cache_creation.ephemeral_1h_input_tokens')
+    if ((n = count(split.ephemeral_5m_input_tokens)) !== undefined) {
+      usage.cacheWrite5m = n
+      sources.cacheWrite5m = where.cacheWrite5m
+    }
+    if ((n = count(split.ephemeral_1h_input_tokens)) !== undefined) {
+      usage.cacheWrite1h = n
+      sources.cacheWrite1h = where.cacheWrite1h
+    }
   }
-  take('output', native.output_tokens, 'output_tokens')
+  if ((n = count(native.output_tokens)) !== undefined) {
+    usage.output = n
+    sources.output = where.output
+  }
   const details = native.output_tokens_details
-  if (isObject(details)) take('reasoning', details.thinking_tokens, 'output_tokens_details.thinking_tokens')
+  if (isObject(details) && (n = count(details.thinking_tokens)) !== undefined) {
+    usage.reasoning = n
+    sources.reasoning = where.reasoning
+  }
   return { usage, sources }
+}
+
+const PATHS: Required<UsageSources> = {
+  input: 'input_tokens',
+  cacheRead: 'cache_read_input_tokens',
+  cacheWrite: 'cache_creation_input_tokens',
+  cacheWrite5m: 'cache_creation.ephemeral_5m_input_tokens',
+  cacheWrite1h: 'cache_creation.ephemeral_1h_input_tokens',
+  output: 'output_tokens',
+  reasoning: 'output_tokens_details.thinking_tokens',
+}
+
+const labelSets = new Map<string, Required<UsageSources>>()
+
+/** Every field's source label at `at` (`message_delta.usage.input_tokens`, …), made once per `at`. */
+function labelsAt(at: string): Required<UsageSources> {
+  let set = labelSets.get(at)
+  if (set === undefined) {
+    set = {
+      input: label(at, PATHS.input),
+      cacheRead: label(at, PATHS.cacheRead),
+      cacheWrite: label(at, PATHS.cacheWrite),
+      cacheWrite5m: label(at, PATHS.cacheWrite5m),
+      cacheWrite1h: label(at, PATHS.cacheWrite1h),
+      output: label(at, PATHS.output),
+      reasoning: label(at, PATHS.reasoning),
+    }
+    labelSets.set(at, set)
+  }
+  return set
 }
 
 /**

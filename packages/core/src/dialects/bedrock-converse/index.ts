@@ -1,6 +1,7 @@
 import { isObject, type Usage } from '../../usage.js'
 import type { DialectReader, DialectSpec, EventReading, JsonObject, UsageBlock, WireEvent } from '../types.js'
 import { fromConverseUsage, modelIdOf, streamInputIncludesCache, toConverseUsage } from './usage.js'
+import { Buffer } from '../../buffer.js'
 
 const USAGE_PATH = ['usage'] as const
 

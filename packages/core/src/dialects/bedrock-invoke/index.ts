@@ -4,6 +4,7 @@ import { isObject, type Usage, type UsageSources } from '../../usage.js'
 import { anthropicMessages, anthropicText } from '../anthropic-messages/index.js'
 import type { DialectReader, DialectSpec, EventReading, JsonObject, WireEvent } from '../types.js'
 import { fromInvocationMetrics, METRICS, toInvocationMetrics } from './usage.js'
+import { Buffer } from '../../buffer.js'
 
 const METRICS_PATH = [METRICS] as const
 

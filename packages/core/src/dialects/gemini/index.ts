@@ -2,6 +2,7 @@ import { isObject, type Usage } from '../../usage.js'
 import { AnyOf, member, MemberScanner } from '../bytes.js'
 import type { DialectReader, DialectSpec, EventReading, JsonObject, UsageBlock, WireEvent } from '../types.js'
 import { freshState, fromGeminiUsage, toGeminiUsage, type GeminiState } from './usage.js'
+import { Buffer } from '../../buffer.js'
 
 const STREAM = ':streamGenerateContent'
 

@@ -2,6 +2,7 @@ import { isObject, type Usage } from '../../usage.js'
 import { AnyOf, member } from '../bytes.js'
 import type { DialectReader, DialectSpec, EventReading, JsonObject, UsageBlock, WireEvent } from '../types.js'
 import { countsOf, fromOllamaUsage, toOllamaUsage } from './usage.js'
+import { Buffer } from '../../buffer.js'
 
 /**
  * Ollama's native API, `/api/chat` and `/api/generate` (docs/dialects/ollama.md). A stream is one JSON

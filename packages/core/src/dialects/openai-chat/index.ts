@@ -2,6 +2,7 @@ import { isObject, type Usage } from '../../usage.js'
 import { AnyOf, member, MemberScanner } from '../bytes.js'
 import { CHAT_NAMES, fromOpenAIUsage, toOpenAIUsage } from '../openai/usage.js'
 import type { DialectReader, DialectSpec, EventReading, JsonObject, UsageBlock, WireEvent } from '../types.js'
+import { Buffer } from '../../buffer.js'
 
 const CARRIERS = [member('usage', '{'), member('error')]
 const FINISH = member('finish_reason', '"')

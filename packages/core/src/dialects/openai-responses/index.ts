@@ -2,6 +2,7 @@ import { isObject, type Usage } from '../../usage.js'
 import { AnyOf, member } from '../bytes.js'
 import { fromOpenAIUsage, RESPONSES_NAMES, toOpenAIUsage } from '../openai/usage.js'
 import type { DialectReader, DialectSpec, EventReading, JsonObject, UsageBlock, WireEvent } from '../types.js'
+import { Buffer } from '../../buffer.js'
 
 const TERMINAL = new Set(['response.completed', 'response.incomplete', 'response.failed'])
 const USAGE_EVENTS = ['response.created', ...TERMINAL, 'error'].map((name) => Buffer.from(name))
