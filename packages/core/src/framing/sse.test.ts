@@ -208,7 +208,7 @@ describe("SSE framing keeps each event's raw bytes", () => {
     const framer = new SseFramer(1 << 20)
     const sink: EventSink = {
       passes: () => false,
-      skips: () => false,
+      readsFrom: () => -1,
       event: (buf, start) => {
         if (buf.toString('utf8', start, start + 7) === 'data: 2') {
           framer.stop()
