@@ -50,6 +50,7 @@ class Sink implements EventSink {
     const text = chunk.toString('latin1', start)
     if (this.options.readsFrom) {
       const at = this.options.readsFrom(text)
+      if (at === -2) return -1 // cannot tell
       this.skipped.push(at < 0 ? text : text.slice(0, at))
       return at < 0 ? chunk.length : start + at
     }
@@ -679,6 +680,16 @@ describe('chunks of whole events the sink skips', () => {
     expect(sink.skipped).toHaveLength(3)
     // Nothing was copied: every piece out is a view of the chunk.
     for (const piece of out) expect(piece.buffer).toBe(chunk.buffer)
+  })
+
+  it('a sink that cannot tell yet is asked again after the next event', () => {
+    const framer = new SseFramer(1 << 20)
+    let asked = 0
+    const sink = new Sink({ readsFrom: (rest) => (asked++ === 0 ? -2 : rest.indexOf('message_delta')) })
+    const text = ping + ping.repeat(40) + delta + ping.repeat(5)
+    expect(Buffer.concat(framer.push(Buffer.from(text), sink)).toString()).toBe(text)
+    // The first ping was framed while the sink could not tell; then only the delta.
+    expect(sink.events.map((e) => e.raw)).toEqual([ping, delta])
   })
 
   it('a needle inside an event that is not read only makes that event framed', () => {

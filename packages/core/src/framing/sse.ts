@@ -277,9 +277,10 @@ export class SseFramer implements Framer<SseEvent> {
     while (pos < len) {
       if (end === -2) {
         if (quick) {
+          // -1 (the sink cannot tell: its dialect is known once the first event is read) frames one event
+          // and asks again after it.
           const hit = sink.readsFrom(chunk, pos)
-          if (hit < 0) quick = false
-          else if (hit >= len) {
+          if (hit >= len) {
             const boundary = chunk[len - 1] === LF && chunk[len - 2] === LF ? len : lastEventEnd(chunk)
             if (boundary === len) {
               this.lineStart = true
@@ -288,7 +289,7 @@ export class SseFramer implements Framer<SseEvent> {
             }
             if (boundary > pos) pos = boundary
             quick = false
-          } else pos = eventStartBefore(chunk, pos, hit)
+          } else if (hit >= 0) pos = eventStartBefore(chunk, pos, hit)
         }
         end = chunk[pos] === LF ? pos + 1 : lfEventEnd(chunk, pos)
       }
