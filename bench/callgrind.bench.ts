@@ -22,7 +22,15 @@ import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { BODY, request, spawn, type Proc } from './procs.js'
-import { anthropicBenchStream, FIELD_DELTAS, FIELD_WRITE_BYTES, sizeGroups, SSE } from './streams.js'
+import {
+  anthropicBenchStream,
+  E2E_DELTAS,
+  FIELD_DELTAS,
+  FIELD_WRITE_BYTES,
+  eventGroups,
+  sizeGroups,
+  SSE,
+} from './streams.js'
 import { fmt, type Row } from './table.js'
 
 export const RESULTS = fileURLToPath(new URL('./results/', import.meta.url))
@@ -42,6 +50,12 @@ export interface CallgrindBenchOptions {
   concurrency: number
   /** false: the same requests with the gateways not under valgrind, and no counts (the smoke run). */
   valgrind: boolean
+  /**
+   * `field`: a long response in ~1 KB writes (row 8); `e2e`: the end-to-end rows' 26 KB response, all of
+   * it in one write, as a gateway in front of a fast upstream reads it (row 8b), where the cost per
+   * request weighs most.
+   */
+  shape: 'field' | 'e2e'
 }
 
 /** Writes in a short warm-up response: the first 7 and the last. */
@@ -53,6 +67,16 @@ export const CALLGRIND_FULL: CallgrindBenchOptions = {
   perWindow: 16,
   concurrency: 8,
   valgrind: true,
+  shape: 'field',
+}
+/** Row 8b: short responses spread their collections over more of them, so windows are larger. */
+export const CALLGRIND_E2E: CallgrindBenchOptions = {
+  warmup: { short: 1500, full: 32 },
+  windows: 7,
+  perWindow: 64,
+  concurrency: 8,
+  valgrind: true,
+  shape: 'e2e',
 }
 export const CALLGRIND_SMOKE: CallgrindBenchOptions = {
   warmup: { short: 4, full: 2 },
@@ -60,6 +84,7 @@ export const CALLGRIND_SMOKE: CallgrindBenchOptions = {
   perWindow: 3,
   concurrency: 3,
   valgrind: false,
+  shape: 'field',
 }
 
 type Mode = 'bare' | 'usagewire'
@@ -114,9 +139,9 @@ interface Lockstep {
  */
 const NUDGE_MS = 2000
 
-async function lockstepUpstream(): Promise<Lockstep> {
-  const stream = anthropicBenchStream(FIELD_DELTAS, 0)
-  const writes = sizeGroups(stream, FIELD_WRITE_BYTES)
+async function lockstepUpstream(shape: CallgrindBenchOptions['shape']): Promise<Lockstep> {
+  const stream = anthropicBenchStream(shape === 'e2e' ? E2E_DELTAS : FIELD_DELTAS, 0)
+  const writes = shape === 'e2e' ? eventGroups(stream, 1) : sizeGroups(stream, FIELD_WRITE_BYTES)
   interface Flow {
     res?: http.ServerResponse
     plan: Buffer[]
@@ -283,18 +308,19 @@ interface Counted {
 }
 
 /** Callgrind's out file for `mode`; the dump of window n is `<out file>.<n>`. */
-const outFile = (mode: Mode) => `${RESULTS}callgrind.${mode}.out`
+const outFile = (mode: string) => `${RESULTS}callgrind.${mode}.out`
 
 async function countOne(mode: Mode, up: Lockstep, opts: CallgrindBenchOptions): Promise<Counted> {
   const target = `http://127.0.0.1:${up.port}`
-  for (const f of readdirSync(RESULTS)) if (f.startsWith(`callgrind.${mode}.`)) rmSync(`${RESULTS}${f}`)
+  const file = opts.shape === 'e2e' ? `e2e.${mode}` : mode
+  for (const f of readdirSync(RESULTS)) if (f.startsWith(`callgrind.${file}.`)) rmSync(`${RESULTS}${f}`)
   const wrapper = opts.valgrind
     ? [
         'valgrind',
         '--tool=callgrind',
         '--instr-atstart=no',
-        `--callgrind-out-file=${outFile(mode)}`,
-        `--log-file=${RESULTS}callgrind.${mode}.log`,
+        `--callgrind-out-file=${outFile(file)}`,
+        `--log-file=${RESULTS}callgrind.${file}.log`,
       ]
     : undefined
   const gw: Proc = await spawn(['gateway', mode, target], { wrapper, nodeFlags: NODE_FLAGS })
@@ -329,7 +355,7 @@ async function countOne(mode: Mode, up: Lockstep, opts: CallgrindBenchOptions): 
     const records = (await gw.ask<{ records: number }>('stats')).records - before
     await gw.exit()
     const windows = opts.valgrind
-      ? Array.from({ length: opts.windows }, (_, w) => readCallgrind(`${outFile(mode)}.${w + 1}`))
+      ? Array.from({ length: opts.windows }, (_, w) => readCallgrind(`${outFile(file)}.${w + 1}`))
       : []
     return { responses, bad, records, windows, seconds: { warmup: warmupSeconds, counted: countedSeconds } }
   } finally {
@@ -363,11 +389,12 @@ function summarize(c: Counted, perWindow: number): { median: Breakdown; all: num
 
 export async function callgrindBench(log: (line: string) => void, opts: CallgrindBenchOptions): Promise<Row[]> {
   mkdirSync(RESULTS, { recursive: true })
-  const up = await lockstepUpstream()
+  const up = await lockstepUpstream(opts.shape)
+  const id = opts.shape === 'e2e' ? '8b' : '8'
   const what = `gateway instructions per ${(up.bytes / 1024).toFixed(0)} KiB response`
   const expected = opts.windows * opts.perWindow
   log(
-    `  responses: ${up.bytes} B, ${up.events} events in ${up.writes.length} writes of ≤ ${FIELD_WRITE_BYTES} B, ` +
+    `  responses: ${up.bytes} B, ${up.events} events in ${up.writes.length} ${opts.shape === 'e2e' ? 'write' : `writes of ≤ ${FIELD_WRITE_BYTES} B`}, ` +
       `lockstep with the client; ${opts.concurrency} in flight; per gateway ${opts.warmup.short} short + ${opts.warmup.full} full warm-up, then ` +
       `${opts.windows} counted windows of ${opts.perWindow}` +
       (opts.valgrind ? '' : '; not under valgrind (no counts)'),
@@ -417,7 +444,7 @@ export async function callgrindBench(log: (line: string) => void, opts: Callgrin
   if (bare.windows.length === 0 || usagewire.windows.length === 0)
     return [
       {
-        id: '8',
+        id,
         what,
         value: 'not counted',
         baseline: `${bare.responses} + ${usagewire.responses} responses, not under valgrind`,
@@ -433,7 +460,7 @@ export async function callgrindBench(log: (line: string) => void, opts: Callgrin
   const d = (k: keyof Breakdown) => m(u.median[k] - b.median[k])
   return [
     {
-      id: '8',
+      id,
       what: `${what}, median window`,
       value: m(u.median.total),
       baseline: `bare ${m(b.median.total)}`,

@@ -45,7 +45,7 @@ if (process.env.TSX_TSCONFIG_PATH !== BENCH_TSCONFIG) {
 const { gatewayBench, GATEWAY_FULL, GATEWAY_SMOKE } = await import('./gateway.bench.js')
 const { processorBench, PROCESSOR_FULL, PROCESSOR_SMOKE } = await import('./processor.bench.js')
 const { framerBench, FRAMER_SMOKE } = await import('./framer.bench.js')
-const { callgrindBench, CALLGRIND_FULL, CALLGRIND_SMOKE, RESULTS, valgrindMissing } =
+const { callgrindBench, CALLGRIND_E2E, CALLGRIND_FULL, CALLGRIND_SMOKE, RESULTS, valgrindMissing } =
   await import('./callgrind.bench.js')
 const { sinksBench, SINKS_FULL, SINKS_SMOKE } = await import('./sinks.bench.js')
 const { sidecarBench, SIDECAR_FULL, SIDECAR_SMOKE } = await import('./sidecar.bench.js')
@@ -118,7 +118,8 @@ await section(
 await section('callgrind', 'instructions per response: the gateway process under callgrind', async () => {
   if (smoke) return callgrindBench(log, CALLGRIND_SMOKE)
   const missing = valgrindMissing()
-  if (missing === undefined) return callgrindBench(log, CALLGRIND_FULL)
+  if (missing === undefined)
+    return [...(await callgrindBench(log, CALLGRIND_FULL)), ...(await callgrindBench(log, CALLGRIND_E2E))]
   log(`  skipped: ${missing}`)
   return [{ id: '8', what: 'gateway instructions per response', value: 'skipped', baseline: missing, result: 'info' }]
 })
