@@ -7,13 +7,13 @@
 import http from 'node:http'
 import Anthropic from '@anthropic-ai/sdk'
 import { createParser } from 'eventsource-parser'
-import { createProxyMiddleware } from 'http-proxy-middleware'
 import OpenAI from 'openai'
 import { startProxy, type ProxyOptions, type Sidecar } from '@usagewire/proxy'
 import { afterEach, describe, expect, it } from 'vitest'
 import { startProvider, startTranslator, TEXT, type Truth, type UpstreamKind } from '../translator/index.js'
 import { MODELS, TRUTHS } from '../tap/helpers.js'
 import { listen, shut, waitFor } from '../express/helpers.js'
+import { aroundPassThrough } from './helpers.js'
 
 const open: Array<{ close(): Promise<void> }> = []
 afterEach(async () => {
@@ -142,21 +142,8 @@ describe('correlation', () => {
   it('by the correlation header, through a gateway that passes client headers on', async () => {
     const provider = await startProvider(TRUTHS['openai-chat'])
     open.push(provider)
-    let providerUrl = ''
-    // A pass-through gateway: every client header goes on to the provider.
-    const gateway = http.createServer(
-      createProxyMiddleware({ router: () => providerUrl, changeOrigin: true }) as unknown as http.RequestListener,
-    )
-    const gatewayUrl = await listen(gateway)
-    open.push({ close: () => shut(gateway) })
-    const sidecar = await startProxy({
-      listen: '127.0.0.1:0',
-      target: gatewayUrl,
-      providerListen: '127.0.0.1:0',
-      provider: provider.url,
-    })
-    open.push(sidecar)
-    providerUrl = sidecar.providerUrl!
+    // A pass-through gateway: every client header and byte goes on to the provider.
+    const sidecar = await aroundPassThrough(provider.url, open)
     const client = new OpenAI({ apiKey: 'x', baseURL: `${sidecar.url}/v1`, maxRetries: 0 })
     const stream = await client.chat.completions.create({
       model: 'gpt-4.1',

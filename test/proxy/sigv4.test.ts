@@ -131,6 +131,14 @@ async function gatewayCall(providerUrl: string, { path, body } = CONVERSE): Prom
   return response.status
 }
 
+/** The default credential chain finds the sidecar's own keys in the environment. */
+function useSidecarKeys(): void {
+  process.env.AWS_ACCESS_KEY_ID = SIDECAR_KEYS.accessKeyId
+  process.env.AWS_SECRET_ACCESS_KEY = SIDECAR_KEYS.secretAccessKey
+  delete process.env.AWS_SESSION_TOKEN
+  delete process.env.AWS_PROFILE
+}
+
 describe('resignSigV4', () => {
   it('without it, the provider rejects what the gateway signed for the sidecar', async () => {
     const sidecar = await startProxy({
@@ -148,10 +156,7 @@ describe('resignSigV4', () => {
   })
 
   it('with it, the request is signed again for the provider, with the default credential chain', async () => {
-    process.env.AWS_ACCESS_KEY_ID = SIDECAR_KEYS.accessKeyId
-    process.env.AWS_SECRET_ACCESS_KEY = SIDECAR_KEYS.secretAccessKey
-    delete process.env.AWS_SESSION_TOKEN
-    delete process.env.AWS_PROFILE
+    useSidecarKeys()
     const sidecar = await startProxy({
       listen: '127.0.0.1:0',
       target: 'http://127.0.0.1:9',
@@ -170,10 +175,7 @@ describe('resignSigV4', () => {
 
 describe('resignSigV4 and ensureStreamUsage', () => {
   it('a signed Chat stream is signed again with stream_options.include_usage in its body', async () => {
-    process.env.AWS_ACCESS_KEY_ID = SIDECAR_KEYS.accessKeyId
-    process.env.AWS_SECRET_ACCESS_KEY = SIDECAR_KEYS.secretAccessKey
-    delete process.env.AWS_SESSION_TOKEN
-    delete process.env.AWS_PROFILE
+    useSidecarKeys()
     const sidecar = await startProxy({
       listen: '127.0.0.1:0',
       target: 'http://127.0.0.1:9',

@@ -7,12 +7,12 @@
  */
 import http from 'node:http'
 import Anthropic from '@anthropic-ai/sdk'
-import { createProxyMiddleware } from 'http-proxy-middleware'
 import OpenAI from 'openai'
 import { startProxy, type ProxyOptions } from '@usagewire/proxy'
 import { createParser } from 'eventsource-parser'
 import { afterEach, describe, expect, it } from 'vitest'
 import { listen, shut, waitFor } from '../express/helpers.js'
+import { aroundPassThrough } from './helpers.js'
 
 const open: Array<{ close(): Promise<void> }> = []
 afterEach(async () => {
@@ -309,21 +309,8 @@ describe('what the provider-facing listener changes, and what it does not', () =
   it('composes with the correlation header: removed before the provider, the call joined by it', async () => {
     const provider = await recordingProvider()
     open.push(provider)
-    let providerUrl = ''
     // A pass-through gateway: every client header and byte goes on to the provider.
-    const gateway = http.createServer(
-      createProxyMiddleware({ router: () => providerUrl, changeOrigin: true }) as unknown as http.RequestListener,
-    )
-    const gatewayUrl = await listen(gateway)
-    open.push({ close: () => shut(gateway) })
-    const sidecar = await startProxy({
-      listen: '127.0.0.1:0',
-      target: gatewayUrl,
-      providerListen: '127.0.0.1:0',
-      provider: provider.url,
-    })
-    open.push(sidecar)
-    providerUrl = sidecar.providerUrl!
+    const sidecar = await aroundPassThrough(provider.url, open)
     const client = new OpenAI({ apiKey: 'x', baseURL: `${sidecar.url}/v1`, maxRetries: 0 })
     // The client asks for no usage: it gets none, and the record has the provider's.
     const stream = await client.chat.completions.create({
