@@ -390,3 +390,150 @@ describe('defects of usage reading', () => {
     }
   })
 })
+
+/** JSON as Python's `json.dumps` writes it by default: `", "` and `": "` between members. */
+function spacedJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(spacedJson).join(', ')}]`
+  if (value !== null && typeof value === 'object')
+    return `{${Object.entries(value)
+      .map(([k, v]) => `${JSON.stringify(k)}: ${spacedJson(v)}`)
+      .join(', ')}}`
+  return JSON.stringify(value)
+}
+
+describe('quick needles: a chunk of many events is searched, not framed event by event', () => {
+  // Words that contain the needles, so that a text delta is sometimes searched into and framed.
+  const word = fc.constantFrom('hello ', 'tokens" ', 'error ', 'the reason":"x ', '[DONE] ', 'completed ', 'failed ')
+  const chatCase = fc.record({
+    style: fc.constantFrom('compact', 'spaced', 'odd'),
+    words: fc.array(word, { minLength: 0, maxLength: 40 }),
+    finish: fc.constantFrom('stop', 'length', undefined),
+    usage: fc.constantFrom('own chunk', 'on finish', 'none'),
+    done: fc.boolean(),
+    errorAt: fc.option(fc.nat({ max: 40 }), { nil: undefined }),
+    cut: fc.array(fc.integer({ min: 512, max: 4096 }), { minLength: 1, maxLength: 4 }),
+  })
+
+  function chatBody(c: typeof chatCase extends fc.Arbitrary<infer T> ? T : never): { body: string; events: number[] } {
+    const write = (json: object) =>
+      c.style === 'compact'
+        ? JSON.stringify(json)
+        : c.style === 'spaced'
+          ? spacedJson(json)
+          : JSON.stringify(json, null, 1).replace(/\n/g, '')
+    const usage = {
+      prompt_tokens: 900,
+      completion_tokens: 40,
+      total_tokens: 940,
+      prompt_tokens_details: { cached_tokens: 800 },
+    }
+    const base = { id: 'chatcmpl-1', object: 'chat.completion.chunk', model: 'gpt-4.1', system_fingerprint: 'fp_1' }
+    const chunk = (choices: object[], extra: object = { usage: null }) =>
+      `data: ${write({ ...base, choices, ...extra })}\n\n`
+    const events = [chunk([{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null }])]
+    c.words.forEach((text, i) => {
+      if (c.errorAt === i) events.push(`data: ${write({ error: { message: 'overloaded', type: 'server_error' } })}\n\n`)
+      events.push(chunk([{ index: 0, delta: { content: text }, finish_reason: null }]))
+    })
+    if (c.finish)
+      events.push(
+        chunk([{ index: 0, delta: {}, finish_reason: c.finish }], { usage: c.usage === 'on finish' ? usage : null }),
+      )
+    if (c.usage === 'own chunk') events.push(chunk([], { usage }))
+    if (c.done) events.push('data: [DONE]\n\n')
+    return { body: events.join(''), events: events.map((e) => Buffer.byteLength(e)) }
+  }
+
+  it('openai chat: the same bytes and the same record as one event per chunk, in any JSON spacing', () => {
+    fc.assert(
+      fc.property(chatCase, (c) => {
+        const { body, events } = chatBody(c)
+        const path = '/v1/chat/completions'
+        const one = inspect(body, { path, chunks: events })
+        for (const chunks of [undefined, c.cut]) {
+          const many = inspect(body, { path, ...(chunks && { chunks }) })
+          expect(many.output.equals(one.output)).toBe(true)
+          expect(comparableRecord(many.record)).toEqual(comparableRecord(one.record))
+        }
+      }),
+      { numRuns: 300 },
+    )
+  })
+
+  it('openai chat: the finish chunk is still seen when the stream ends without [DONE] or usage', () => {
+    const body = chatBody({
+      style: 'compact',
+      words: Array(30).fill('hello '),
+      finish: 'stop',
+      usage: 'none',
+      done: false,
+      errorAt: undefined,
+      cut: [],
+    }).body
+    const { record } = inspect(body, { path: '/v1/chat/completions' })
+    expect(record.status).toBe('complete')
+    const cut = inspect(body.slice(0, body.lastIndexOf('data: ')), { path: '/v1/chat/completions' })
+    expect(cut.record.status).toBe('incomplete')
+  })
+
+  it('openai responses: the same bytes and the same record as one event per chunk', () => {
+    const named = (type: string, data: object) => `event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`
+    let object = true
+    const response = (status: string, usage: object | null, error: object | null = null) => ({
+      id: 'resp_1',
+      // Some servers leave out `"object": "response"`.
+      ...(object && { object: 'response' }),
+      model: 'gpt-5',
+      status,
+      // Some servers leave out `"error": null`.
+      ...(error && { error }),
+      usage,
+    })
+    const usage = {
+      input_tokens: 900,
+      input_tokens_details: { cached_tokens: 0 },
+      output_tokens: 40,
+      output_tokens_details: { reasoning_tokens: 0 },
+      total_tokens: 940,
+    }
+    fc.assert(
+      fc.property(
+        fc.array(word, { maxLength: 40 }),
+        fc.constantFrom('response.completed', 'response.incomplete', 'response.failed', 'error', 'none'),
+        fc.boolean(),
+        fc.boolean(),
+        fc.array(fc.integer({ min: 512, max: 4096 }), { minLength: 1, maxLength: 4 }),
+        (words, end, withUsage, withObject, cut) => {
+          object = withObject
+          const events = [named('response.created', { response: response('in_progress', null) })]
+          words.forEach((delta, i) =>
+            events.push(
+              named('response.output_text.delta', { item_id: 'msg_1', output_index: 0, delta, sequence_number: i }),
+            ),
+          )
+          if (end === 'error') events.push(named('error', { code: 'server_error', message: 'boom' }))
+          else if (end !== 'none') {
+            const status = end === 'response.failed' ? 'failed' : end.slice('response.'.length)
+            const error =
+              end === 'response.failed' && words.length % 2 === 0 ? { code: 'server_error', message: 'boom' } : null
+            events.push(named(end, { response: response(status, withUsage ? usage : null, error) }))
+          }
+          const body = events.join('')
+          const path = '/v1/responses'
+          const one = inspect(body, { path, chunks: events.map((e) => Buffer.byteLength(e)) })
+          for (const chunks of [undefined, cut]) {
+            const many = inspect(body, { path, ...(chunks && { chunks }) })
+            expect(many.output.equals(one.output)).toBe(true)
+            expect(comparableRecord(many.record)).toEqual(comparableRecord(one.record))
+          }
+        },
+      ),
+      { numRuns: 300 },
+    )
+  })
+})
+
+function comparableRecord(record: object): unknown {
+  const { id: _id, timing: _timing, ...rest } = record as Record<string, unknown>
+  return rest
+}

@@ -217,6 +217,7 @@ class UsageProcessor implements Processor, EventSink {
   private quick: readonly Buffer[] | undefined
   // readsFrom's place in the chunk being pushed: each needle's next index (-1: none left, -2: not searched).
   private quickChunk: Buffer | undefined
+  private quickFor: readonly Buffer[] | undefined
   private quickHits: number[] = []
   /** The dialect is settled by the first event read; until then every event is read. */
   private settled = false
@@ -280,7 +281,6 @@ class UsageProcessor implements Processor, EventSink {
     this.reader = spec.reader(this.route)
     this.usageEvents = spec.usageEvents
     this.quick = spec.quick
-    this.quickHits = spec.quick ? spec.quick.map(() => -2) : []
   }
 
   /** Fail open: from here on every byte passes untouched. Returns the bytes that were being held. */
@@ -297,8 +297,8 @@ class UsageProcessor implements Processor, EventSink {
   }
 
   readsFrom(chunk: Buffer, start: number): number {
-    const needles = this.quick
     // A search for several bytes costs as much as framing a few events: worth it on chunks of many.
+    const needles = this.reader?.quick ?? this.quick
     if (
       needles === undefined ||
       chunk.length - start < QUICK_MIN_BYTES ||
@@ -310,7 +310,12 @@ class UsageProcessor implements Processor, EventSink {
     }
     // Each needle's next place in this chunk is searched again only once the framer has passed it, so
     // every needle is searched once per chunk however often the framer asks.
-    const hits = this.quickHits
+    let hits = this.quickHits
+    if (needles !== this.quickFor) {
+      this.quickFor = needles
+      this.quickChunk = undefined
+      this.quickHits = hits = needles.map(() => -2)
+    }
     if (chunk !== this.quickChunk) {
       this.quickChunk = chunk
       for (let i = 0; i < hits.length; i++) hits[i] = -2

@@ -115,3 +115,17 @@ export class AnyOf {
     return false
   }
 }
+
+/** How a JSON writer separates a key from its value: `":"`, `": "`, otherwise, or the key is not there. */
+export type Separator = 'compact' | 'spaced' | 'other' | undefined
+
+/** How `quoted` (a quoted key) is followed by its value at its first occurrence in `buf[start, end)`. */
+export function separatorAfter(buf: Buffer, start: number, end: number, quoted: Buffer): Separator {
+  const at = buf.indexOf(quoted, start)
+  if (at === -1 || at + quoted.length + 2 > end) return undefined
+  let i = at + quoted.length
+  if (buf[i] !== COLON) return 'other'
+  i++
+  if (!isSpace(buf[i])) return 'compact'
+  return buf[i] === 0x20 && !isSpace(buf[i + 1]) ? 'spaced' : 'other'
+}

@@ -85,6 +85,12 @@ export interface DialectReader {
    * may this one carry usage? A byte test like `mayCarry`; without it every such event is read.
    */
   namedMayCarry?(buf: Buffer, start: number, end: number): boolean
+  /**
+   * Quick needles this response's reader has learnt (`DialectSpec.quick`, read by the processor on every
+   * chunk it searches): for a dialect whose needles depend on how the provider writes its JSON, known
+   * once the reader has seen an event. Undefined: the spec's, or none.
+   */
+  readonly quick?: readonly Buffer[] | undefined
   /** Reads one event the byte tests let through. */
   read(event: WireEvent): EventReading | undefined
   /** Reads a whole (non-streaming) JSON body. */
@@ -131,8 +137,8 @@ export interface DialectSpec {
   /**
    * Byte strings one of which every event the reader would read contains (its usage events' names, the
    * members its `mayCarry` looks for): a chunk of whole events with none of them leaves unframed. Chosen
-   * to start with rare bytes. Omitted when no such short list exists (every OpenAI Chat chunk says
-   * `"usage": null`).
+   * to start with rare bytes, at most 7 bytes long (a longer one is searched by a slower algorithm).
+   * Omitted when no such short list exists; a reader may then learn one (`DialectReader.quick`).
    */
   readonly quick?: readonly Buffer[]
   /**

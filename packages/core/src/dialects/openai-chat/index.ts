@@ -1,5 +1,5 @@
 import { isObject, type Usage } from '../../usage.js'
-import { AnyOf, member, MemberScanner } from '../bytes.js'
+import { AnyOf, member, MemberScanner, separatorAfter } from '../bytes.js'
 import { CHAT_NAMES, fromOpenAIUsage, toOpenAIUsage } from '../openai/usage.js'
 import type { DialectReader, DialectSpec, EventReading, JsonObject, UsageBlock, WireEvent } from '../types.js'
 import { Buffer } from '../../buffer.js'
@@ -54,6 +54,19 @@ export const openaiChat = {
 const DONE = Buffer.from('[DONE]')
 
 /**
+ * Quick needles (docs/architecture.md#byte-tests). Every event the reader reads has a token count
+ * (`kens"` of `"prompt_tokens"`, …), an error (`rror`), a finish reason that is a string, or `[DONE]`.
+ * `"finish_reason": null` is on every other chunk, so the finish needle has to include the colon and
+ * the quote of a string value: it depends on how the provider's JSON writer separates them, which is
+ * learnt from the first chunk that has the key. After the finish chunk it is no longer looked for.
+ */
+const quick = (...needles: string[]): readonly Buffer[] => needles.map((needle) => Buffer.from(needle))
+const QUICK_COMPACT = quick('kens"', 'rror', 'ason":"', 'DONE]')
+const QUICK_SPACED = quick('kens"', 'rror', 'son": "', 'DONE]')
+const QUICK_FINISHED = quick('kens"', 'rror', 'DONE]')
+const FINISH_KEY = Buffer.from('"finish_reason"')
+
+/**
  * A usage block is final on or after the finish chunk (OpenAI's `choices: []` chunk follows it; DeepSeek
  * and Mistral put usage on it). Before it, a block is a preview or a continuous-usage snapshot
  * (docs/peer-bugs.md rows 37, 42): final only if `[DONE]` closes the stream whole.
@@ -64,16 +77,33 @@ class ChatReader implements DialectReader {
   private usageSeen = false
   private finishSeen = false
   private done = false
+  // Learnt from the first chunk with a `finish_reason`; none when its writer spaces JSON unusually.
+  private separator: 'compact' | 'spaced' | 'other' | undefined
+  quick: readonly Buffer[] | undefined
   readonly largePaths = [['usage'], ['x_groq', 'usage'], ['model'], ['error'], ['object']]
 
   mayCarry(buf: Buffer, start: number, end: number): boolean {
+    if (this.separator === undefined) this.learn(buf, start, end)
     if (this.carriers.test(buf, start, end)) return true
     // A finish chunk without usage is noted on bytes, without parsing it.
-    if (!this.finishSeen && this.finish.test(buf, start, end)) this.finishSeen = true
+    if (!this.finishSeen && this.finish.test(buf, start, end)) this.finished()
     // `[DONE]` is the only other payload read: a short event that mentions it.
     if (end - start > 32) return false
     const at = buf.indexOf(DONE, start)
     return at !== -1 && at < end
+  }
+
+  private learn(buf: Buffer, start: number, end: number): void {
+    const separator = separatorAfter(buf, start, end, FINISH_KEY)
+    if (separator === undefined) return
+    this.separator = separator
+    if (this.finishSeen) this.quick = QUICK_FINISHED
+    else if (separator !== 'other') this.quick = separator === 'compact' ? QUICK_COMPACT : QUICK_SPACED
+  }
+
+  private finished(): void {
+    this.finishSeen = true
+    if (this.quick !== undefined) this.quick = QUICK_FINISHED
   }
 
   control(data: string): boolean {
@@ -88,7 +118,7 @@ class ChatReader implements DialectReader {
     const error = errorOf(json)
     if (error !== undefined) return { where, error, model: modelOf(json) }
     const choices = Array.isArray(json.choices) ? json.choices : []
-    if (choices.some((c) => isObject(c) && c.finish_reason != null)) this.finishSeen = true
+    if (!this.finishSeen && choices.some((c) => isObject(c) && c.finish_reason != null)) this.finished()
     const usage = block(json, 'chunk.usage')
     if (usage) this.usageSeen = true
     const reading: EventReading = {
