@@ -204,6 +204,12 @@ interface Held {
   start?: boolean
 }
 
+/** A payload parsed while a hold is on, and what JSON.parse made of it. */
+interface Parsed {
+  readonly data: string
+  readonly json: unknown
+}
+
 /** The push processor for one response. A class, not closures: one is created per LLM response. */
 class UsageProcessor implements Processor, EventSink {
   readonly ledger: Ledger
@@ -249,6 +255,9 @@ class UsageProcessor implements Processor, EventSink {
   private readonly dropUsageOnly: boolean
   private readonly collectText: boolean
   private collected: CollectedText | undefined
+  // While a hold is on: the payloads parsed since it began (the held event's, and the scout's reading
+  // ahead), so that the replay of the held bytes parses none of them again.
+  private parsed: Parsed[] | undefined
 
   constructor(
     options: ProcessorOptions,
@@ -404,7 +413,7 @@ class UsageProcessor implements Processor, EventSink {
     if (data === undefined) return undefined
     let json: unknown
     try {
-      json = JSON.parse(data)
+      json = this.parsed === undefined ? JSON.parse(data) : this.parse(data)
     } catch {
       const what = this.kind === 'json' ? 'body' : `in ${decoded.name ?? 'a data'} event`
       this.fail(`malformed JSON ${what}`, at)
@@ -444,6 +453,7 @@ class UsageProcessor implements Processor, EventSink {
         event: Buffer.from(buf.subarray(start, end)),
         endAt: at + end - start,
       }
+      ;(this.parsed ??= []).push({ data, json })
       return undefined
     }
     const after = reader.write(block.native, this.ledger.usage(), block.path)
@@ -457,6 +467,19 @@ class UsageProcessor implements Processor, EventSink {
     const out = framer.encode(buf, start, end, decoded, wrapped ? this.reader!.wrap!(decoded.data, spliced) : spliced)
     this.outDelta += out.length - (end - start)
     return out
+  }
+
+  /** JSON.parse, or what it gave for the same payload since the hold began; a scout keeps what it parses. */
+  private parse(data: string): unknown {
+    const parsed = this.parsed!
+    if (this.scouting) {
+      const json: unknown = JSON.parse(data)
+      parsed.push({ data, json })
+      return json
+    }
+    // Readers never change what they are given (writers make new objects), so a parse can be shared.
+    for (let i = 0; i < parsed.length; i++) if (parsed[i]!.data === data) return parsed[i]!.json
+    return JSON.parse(data)
   }
 
   /** What every reading says beside usage; its usage goes to the ledger as this processor's source. */
@@ -561,6 +584,7 @@ class UsageProcessor implements Processor, EventSink {
       const { kind: framing, spec: dialect, maxEventBytes, route } = this
       const options = { framing, dialect, maxEventBytes, route }
       held.scout = new UsageProcessor({ ...options, ledger: this.ledger, source: this.source }, true)
+      held.scout.parsed = this.parsed
     }
     if (chunk && pausing.endAt < chunkAt + chunk.length) {
       const rest = chunk.subarray(pausing.endAt - chunkAt)
@@ -599,6 +623,8 @@ class UsageProcessor implements Processor, EventSink {
     // The held bytes are read again from where the hold began: their offsets are the same as the first time.
     this.bytesIn = held.at
     for (const chunk of held.chunks) out.push(...this.push(chunk))
+    // Another hold point in the replay keeps what was parsed: its replay reads the same payloads again.
+    if (this.held === undefined) this.parsed = undefined
     if (!held.ended) return { chunks: out, ended: false }
     const rest = out.concat(this.end())
     // The replay may have stopped at another hold point (the final event waits for the tap): not ended yet.

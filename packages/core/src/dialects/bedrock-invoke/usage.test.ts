@@ -1,6 +1,6 @@
 import { EventStreamCodec, type MessageHeaders } from '@smithy/eventstream-codec'
 import { fromUtf8, toUtf8 } from '@smithy/util-utf8'
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { createProcessor } from '../../processor.js'
 import { fromInvocationMetrics, toInvocationMetrics } from './usage.js'
 
@@ -74,6 +74,28 @@ describe('the last message_delta waits for the metrics', () => {
     expect(events(out).map((e) => e.usage ?? null)).toEqual([{ output_tokens: 7, input_tokens: 55 }, null])
     expect(processor.end()).toEqual([])
     expect(processor.holding).toBe(false)
+  })
+
+  it('parses each payload once, the held one and those read ahead included, in one chunk or many', () => {
+    const text = chunk({ type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: 'hi' } })
+    for (const cut of [false, true]) {
+      const parse = vi.spyOn(JSON, 'parse')
+      const processor = createProcessor(options)
+      const out = cut
+        ? [start, text, delta, text, stop].flatMap((c) => processor.push(c))
+        : processor.push(Buffer.concat([start, text, delta, text, stop]))
+      out.push(...processor.end())
+      // message_start, message_delta and message_stop: each once.
+      expect(parse).toHaveBeenCalledTimes(3)
+      parse.mockRestore()
+      expect(events(out).map((e) => e.usage ?? null)).toEqual([
+        null,
+        null,
+        { output_tokens: 7, input_tokens: 55 },
+        null,
+        null,
+      ])
+    }
   })
 
   it('is released unchanged when the body ends without metrics', () => {
