@@ -1,4 +1,4 @@
-import { Registry } from 'prom-client'
+import { Histogram, Registry } from 'prom-client'
 import { describe, expect, it } from 'vitest'
 import type { UsageRecord } from '../record.js'
 import { prometheusSink } from './sink.js'
@@ -217,5 +217,38 @@ describe('prometheusSink', () => {
     expect(() => prometheusSink({ registry: new Registry(), attributeLabels: ['__team'] })).toThrow(/label name/)
     expect(() => prometheusSink({ registry: new Registry(), attributeLabels: ['model'] })).toThrow(/clashes/)
     expect(() => prometheusSink({ registry: new Registry(), maxValuesPerLabel: 0 })).toThrow(/positive integer/)
+  })
+})
+
+describe('the histograms', () => {
+  it('expose exactly what prom-client histograms expose for the same observations, and reset like them', async () => {
+    const ours = new Registry()
+    const theirs = new Registry()
+    const sink = prometheusSink({ registry: ours })
+    const name = 'usagewire_duration_seconds'
+    const labelNames = ['model', 'dialect', 'route', 'status']
+    const buckets = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600]
+    const reference = new Histogram({ name, help: 'x', labelNames, buckets, registers: [theirs] })
+    const statuses = ['complete', 'aborted', 'complete', 'incomplete'] as const
+    // On a bound, between bounds, below the first, above the last.
+    const totals = [100, 250, 1, 3333, 700000, 60000, 0]
+    for (const [i, totalMs] of totals.entries()) {
+      const status = statuses[i % statuses.length]!
+      const model = i % 2 ? 'claude-haiku-4-5' : 'claude-sonnet-4-5'
+      sink.write(record({ status, model, timing: { firstByteMs: 5, totalMs } }))
+      reference.observe({ model, dialect: 'anthropic-messages', route: '/v1/messages', status }, totalMs / 1000)
+    }
+    const lines = async (registry: Registry) =>
+      (await registry.getSingleMetricAsString(name))
+        .split('\n')
+        .filter((line) => !line.startsWith('#'))
+        .sort()
+    expect(await lines(ours)).toEqual(await lines(theirs))
+    expect(await lines(ours)).toHaveLength(3 * (buckets.length + 3))
+    ours.resetMetrics()
+    theirs.resetMetrics()
+    expect(await lines(ours)).toEqual(await lines(theirs))
+    sink.write(record({ timing: { firstByteMs: 5, totalMs: 400 } }))
+    expect(await sample(ours, `${name}_count`)).toBe(1)
   })
 })

@@ -3,8 +3,9 @@
  * prom-client registry. Names, labels and meanings are listed in docs/metrics.md; the token counters
  * follow the canonical buckets of docs/usage-model.md, so they add up without double counting.
  */
-import { Counter, Histogram, register as globalRegistry, type Registry } from 'prom-client'
+import { Counter, register as globalRegistry, type Registry } from 'prom-client'
 import type { UsageRecord } from '../record.js'
+import { TalliedHistogram, type HistogramSeries } from './histogram.js'
 import { createLabelGuard, isLabelName } from './labels.js'
 
 export interface PrometheusSinkOptions {
@@ -74,12 +75,13 @@ const sameLabels = (a: readonly string[], b: readonly string[]): boolean =>
  * The metric already on the registry (a second sink on the same registry shares it), or a new one. A metric
  * of that name with other labels or of another kind is a configuration mistake, told at once.
  */
-function metric<M extends Counter<string> | Histogram<string>>(
+function metric<M extends object>(
   registry: Registry,
-  kind: new (config: never) => M,
-  config: { name: string; help: string; labelNames: readonly string[]; buckets?: readonly number[] },
+  kind: abstract new (...args: never[]) => M,
+  config: { name: string; labelNames: readonly string[] },
+  make: () => M,
 ): M {
-  const existing = registry.getSingleMetric(config.name)
+  const existing: unknown = registry.getSingleMetric(config.name)
   if (existing) {
     const labelNames = (existing as { labelNames?: readonly string[] }).labelNames ?? []
     if (existing instanceof kind && sameLabels(labelNames, config.labelNames)) return existing
@@ -88,7 +90,20 @@ function metric<M extends Counter<string> | Histogram<string>>(
         '(attributeLabels must be the same for every sink on one registry)',
     )
   }
-  return new kind({ ...config, labelNames: [...config.labelNames], registers: [registry] } as never)
+  return make()
+}
+
+/** A prom-client Counter on `registry`, or the one of that name already there. */
+function counterMetric(
+  registry: Registry,
+  config: { name: string; help: string; labelNames: readonly string[]; collect?: () => void },
+): Counter<string> {
+  return metric(
+    registry,
+    Counter<string>,
+    config,
+    () => new Counter({ ...config, labelNames: [...config.labelNames], registers: [registry] } as never),
+  )
 }
 
 /**
@@ -121,12 +136,12 @@ function talliedCounter(
   registry: Registry,
   config: { name: string; help: string; labelNames: readonly string[] },
 ): { counter: Counter<string>; tally: Tally } {
-  const counter = metric(registry, Counter, {
+  const counter = counterMetric(registry, {
     ...config,
     collect(this: Counter<string>) {
       TALLIES.get(this)?.report(this)
     },
-  } as never)
+  })
   let tally = TALLIES.get(counter)
   if (!tally) TALLIES.set(counter, (tally = new Tally()))
   return { counter, tally }
@@ -149,8 +164,11 @@ export function prometheusSink(options: PrometheusSinkOptions = {}): PrometheusS
 
   const counter = (name: string, help: string, labelNames: readonly string[] = common) =>
     talliedCounter(registry, { name, help, labelNames }).tally
-  const histogram = (name: string, help: string, buckets: readonly number[]) =>
-    metric(registry, Histogram, { name, help, labelNames: [...common, 'status'], buckets })
+  const histogram = (name: string, help: string, buckets: readonly number[]) => {
+    const labelNames = [...common, 'status']
+    const make = () => new TalliedHistogram(name, help, labelNames, buckets, registry)
+    return metric(registry, TalliedHistogram, { name, labelNames }, make)
+  }
 
   const requests = counter(
     'usagewire_requests_total',
@@ -180,7 +198,7 @@ export function prometheusSink(options: PrometheusSinkOptions = {}): PrometheusS
     'Usage fields usagewire rewrote on the wire because the upstream sent a wrong or missing value (field: path inside the usage block).',
     [...common, 'field'],
   )
-  const overflow = metric(registry, Counter, {
+  const overflow = counterMetric(registry, {
     name: 'usagewire_label_overflow_total',
     help: 'Label values exported as "other" because the label reached its cap of distinct values or the value is not in its allow-list.',
     labelNames: ['label'],
@@ -211,8 +229,14 @@ export function prometheusSink(options: PrometheusSinkOptions = {}): PrometheusS
     writeUnknown?: Entry
     write5m?: Entry
     write1h?: Entry
-    requests: Map<string, Entry>
+    byStatus: Map<string, StatusSeries>
     corrections: Map<string, Entry>
+  }
+  // A label set's series that also have the status label.
+  interface StatusSeries {
+    requests: Entry
+    firstByte: HistogramSeries
+    duration: HistogramSeries
   }
   // The series of each label set seen: a record adds to numbers, never re-keys nine counters.
   const sets = new Map<string, SeriesSet>()
@@ -221,7 +245,7 @@ export function prometheusSink(options: PrometheusSinkOptions = {}): PrometheusS
     cacheRead: cacheRead.entry(key, labels),
     output: output.entry(key, labels),
     reasoning: reasoning.entry(key, labels),
-    requests: new Map(),
+    byStatus: new Map(),
     corrections: new Map(),
   })
 
@@ -244,12 +268,18 @@ export function prometheusSink(options: PrometheusSinkOptions = {}): PrometheusS
       let set = sets.get(key)
       if (!set) sets.set(key, (set = seriesSet(key, labels)))
       const statusName = String(record.status)
-      let statusEntry = set.requests.get(statusName)
-      if (!statusEntry) {
-        statusEntry = requests.entry(key + SEP + statusName, { ...labels, status: statusName })
-        set.requests.set(statusName, statusEntry)
+      let byStatus = set.byStatus.get(statusName)
+      if (!byStatus) {
+        const withStatus = { ...labels, status: statusName }
+        const statusKey = key + SEP + statusName
+        byStatus = {
+          requests: requests.entry(statusKey, withStatus),
+          firstByte: firstByte.entry(statusKey, withStatus),
+          duration: duration.entry(statusKey, withStatus),
+        }
+        set.byStatus.set(statusName, byStatus)
       }
-      statusEntry.value += 1
+      byStatus.requests.value += 1
 
       // Every token series is written, 0 included: a cache counter with no series at all cannot be told
       // from a broken pipeline (docs/metrics.md#zero-is-a-value).
@@ -276,11 +306,10 @@ export function prometheusSink(options: PrometheusSinkOptions = {}): PrometheusS
         entry.value += 1
       }
 
-      const status = { ...labels, status: statusName }
       const firstByteMs = record.timing?.firstByteMs
       const totalMs = record.timing?.totalMs
-      if (observable(firstByteMs)) firstByte.observe(status, firstByteMs / 1000)
-      if (observable(totalMs)) duration.observe(status, totalMs / 1000)
+      if (observable(firstByteMs)) firstByte.observe(byStatus.firstByte, firstByteMs / 1000)
+      if (observable(totalMs)) duration.observe(byStatus.duration, totalMs / 1000)
     },
   }
 }
