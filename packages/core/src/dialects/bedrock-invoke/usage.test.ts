@@ -2,6 +2,7 @@ import { EventStreamCodec, type MessageHeaders } from '@smithy/eventstream-codec
 import { fromUtf8, toUtf8 } from '@smithy/util-utf8'
 import { describe, expect, it, vi } from 'vitest'
 import { createProcessor } from '../../processor.js'
+import { bedrockInvoke } from './index.js'
 import { fromInvocationMetrics, toInvocationMetrics } from './usage.js'
 
 const codec = new EventStreamCodec(toUtf8, fromUtf8)
@@ -107,4 +108,49 @@ describe('the last message_delta waits for the metrics', () => {
     expect(events(out)[0].usage).toEqual({ output_tokens: 7, input_tokens: 0 })
     expect(processor.result()).toMatchObject({ ended: true, final: true })
   })
+})
+
+describe('the byte test of a chunk frame', () => {
+  const reader = bedrockInvoke.reader()
+  const frame = (payload: string) => Buffer.from(codec.encode({ headers, body: fromUtf8(payload) }))
+  const wrapped = (event: object) => JSON.stringify({ bytes: Buffer.from(JSON.stringify(event)).toString('base64') })
+  const testAt = (payload: string, pad = 0) => {
+    // The frame inside a larger chunk, as a network read gives it.
+    const buf = Buffer.concat([Buffer.alloc(pad, 7), frame(payload), Buffer.alloc(pad, 7)])
+    return reader.namedMayCarry!(buf, pad, buf.length - pad)
+  }
+
+  it('passes over text deltas, block starts and stops and pings, wherever the frame sits in its chunk', () => {
+    const test = testAt
+    for (const pad of [0, 1, 3, 61, 501]) {
+      expect(
+        test(wrapped({ type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: 'hi' } }), pad),
+      ).toBe(false)
+      expect(
+        test(wrapped({ type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } }), pad),
+      ).toBe(false)
+      expect(test(wrapped({ type: 'content_block_stop', index: 0 }), pad)).toBe(false)
+      expect(test(wrapped({ type: 'ping' }), pad)).toBe(false)
+    }
+  })
+
+  it.each([0, 501])(
+    'reads everything else: usage events, other types, other member orders, short payloads (pad %i)',
+    (pad) => {
+      const test = (payload: string) => testAt(payload, pad)
+      expect(test(wrapped({ type: 'message_delta', delta: {}, usage: { output_tokens: 7 } }))).toBe(true)
+      expect(test(wrapped({ type: 'message_stop', 'amazon-bedrock-invocationMetrics': { inputTokenCount: 1 } }))).toBe(
+        true,
+      )
+      expect(test(wrapped({ index: 0, type: 'content_block_delta' }))).toBe(true) // `type` not first
+      // Types that differ from a passing one only in the last bytes compared.
+      expect(test(wrapped({ type: 'content_block_dexta' }))).toBe(true)
+      expect(test(wrapped({ type: 'content_block_dalta' }))).toBe(true)
+      expect(test(wrapped({ type: 'content_block_stox' }))).toBe(true)
+      const b64 = Buffer.from(JSON.stringify({ type: 'content_block_delta', index: 0 })).toString('base64')
+      expect(test(JSON.stringify({ p: 'abc', bytes: b64 }))).toBe(true) // `bytes` not first
+      expect(test('{"bytes":"eyJ0eXBl"}')).toBe(true)
+      expect(test('')).toBe(true)
+    },
+  )
 })
