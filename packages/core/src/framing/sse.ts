@@ -107,12 +107,15 @@ export class SseFramer implements Framer<SseEvent> {
     }
     this.busy = true
     try {
+      // Where the event that streamed ended its search for CR: past `pos`, it is the first CR from `pos`.
+      let crFrom = -1
       if (this.streaming) {
         pos = this.stream(chunk, pos)
         if (pos === -1 || this.stopped) return [chunk]
+        crFrom = this.streamEnds.cr
       }
       if (this.heldBytes > 0) return this.frame(chunk, pos, base, sink, -1)
-      const cr = chunk.indexOf(CR, pos)
+      const cr = crFrom >= pos ? (crFrom === chunk.length ? -1 : crFrom) : chunk.indexOf(CR, pos)
       if (cr !== -1) return this.frame(chunk, pos, base, sink, cr)
       // A chunk of many events may leave unframed (frameLF asks the sink): no need to find the first end.
       if (chunk.length - pos >= QUICK_HINT) return this.frameLF(chunk, pos, -2, base, sink, undefined, 0)
