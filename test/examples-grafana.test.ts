@@ -4,7 +4,7 @@
  * fresh prom-client registries, not on a list kept by hand).
  */
 import { readFileSync } from 'node:fs'
-import { Histogram, Registry } from 'prom-client'
+import { Registry } from 'prom-client'
 import { describe, expect, it } from 'vitest'
 import { prometheusSink } from '@usagewire/core/prometheus'
 
@@ -47,7 +47,7 @@ function registered(options: { attributeLabels?: string[] } = {}) {
     registry.getMetricsAsArray().map((metric) => [
       metric.name,
       {
-        histogram: metric instanceof Histogram,
+        histogram: (metric as { type?: string }).type === 'histogram',
         labels: [...((metric as { labelNames?: readonly string[] }).labelNames ?? [])],
       },
     ]),
