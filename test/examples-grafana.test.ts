@@ -47,7 +47,7 @@ function registered(options: { attributeLabels?: string[] } = {}) {
     registry.getMetricsAsArray().map((metric) => [
       metric.name,
       {
-        histogram: (metric as { type?: string }).type === 'histogram',
+        histogram: String(metric.type) === 'histogram',
         labels: [...((metric as { labelNames?: readonly string[] }).labelNames ?? [])],
       },
     ]),
