@@ -116,6 +116,9 @@ export class AnyOf {
   }
 }
 
+/** Byte strings for a dialect's quick test (`DialectSpec.quick`, `DialectReader.quick`), made once per module. */
+export const needles = (...strings: string[]): readonly Buffer[] => strings.map((text) => Buffer.from(text))
+
 /** How a JSON writer separates a key from its value: `":"`, `": "`, otherwise, or the key is not there. */
 export type Separator = 'compact' | 'spaced' | 'other' | undefined
 

@@ -1,5 +1,5 @@
 import { isObject, type Usage } from '../../usage.js'
-import { AnyOf, member } from '../bytes.js'
+import { AnyOf, member, needles } from '../bytes.js'
 import type { DialectReader, DialectSpec, EventReading, JsonObject, TextSink, UsageBlock, WireEvent } from '../types.js'
 import { fromAnthropicUsage, ServerToolCounts, toAnthropicUsage } from './usage.js'
 import { Buffer } from '../../buffer.js'
@@ -26,7 +26,7 @@ export const anthropicMessages = {
   routes: ['/v1/messages', ':streamRawPredict', ':rawPredict'],
   usageEvents: USAGE_EVENTS,
   // `message_start` and `message_delta` contain `ge_`, a `"usage"` key `ge"`, an error `rror`.
-  quick: ['ge_', 'ge"', 'rror'].map((needle) => Buffer.from(needle)),
+  quick: needles('ge_', 'ge"', 'rror'),
   recognizeEvent(name, json) {
     const kind = name ?? (isObject(json) ? json.type : undefined)
     return kind === 'message_start' || kind === 'ping' || kind === 'content_block_start'

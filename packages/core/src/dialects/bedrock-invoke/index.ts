@@ -1,3 +1,4 @@
+import { needles } from '../bytes.js'
 import { payloadStart } from '../../framing/eventstream.js'
 import { findMember } from '../../framing/json-splice.js'
 import { isObject, type Usage, type UsageSources } from '../../usage.js'
@@ -12,7 +13,7 @@ const METRICS_PATH = [METRICS] as const
  * What every inner event the reader reads contains: Anthropic's `message_start` / `message_delta` /
  * `message_stop` types, a usage block, an error, or Bedrock's metrics. Searched in the decoded `bytes`.
  */
-const NEEDLES = ['"message_', '"usage"', '"error"', 'invocationMetrics'].map((needle) => Buffer.from(needle))
+const NEEDLES = needles('"message_', '"usage"', '"error"', 'invocationMetrics')
 
 /**
  * The base64 of how the inner events that can carry none of those begin: Anthropic writes `type` first,
@@ -36,7 +37,6 @@ interface Pattern {
   readonly bytes: Buffer
   readonly words: Uint32Array
   readonly tail: Uint8Array
-  readonly length: number
 }
 
 function pattern(text: string): Pattern {
@@ -44,7 +44,7 @@ function pattern(text: string): Pattern {
   const whole = bytes.length >>> 2
   const words = new Uint32Array(whole)
   for (let i = 0; i < whole; i++) words[i] = bytes.readUInt32BE(i * 4)
-  return { bytes, words, tail: Uint8Array.from(bytes.subarray(whole * 4)), length: bytes.length }
+  return { bytes, words, tail: Uint8Array.from(bytes.subarray(whole * 4)) }
 }
 
 const PASSING_PATTERNS = PASSING.map((head) => pattern(BYTES_HEAD + head))
@@ -62,14 +62,14 @@ function viewOf(buf: Buffer): DataView {
   return view
 }
 
-/** `buf` from `at` (at least `p.length` bytes) is `p`, byte by byte: for a chunk of one frame, not worth a view. */
+/** `buf` from `at` (at least as many bytes as `p` has) is `p`, byte by byte: for a chunk of one frame, not worth a view. */
 function bytesMatch(buf: Buffer, at: number, p: Pattern): boolean {
   const bytes = p.bytes
   for (let i = 0; i < bytes.length; i++) if (buf[at + i] !== bytes[i]) return false
   return true
 }
 
-/** The bytes of `view` from `at` (at least `p.length` of them) are `p`'s. */
+/** The bytes of `view` from `at` (at least as many as `p` has) are `p`'s. */
 function matches(view: DataView, at: number, p: Pattern): boolean {
   const words = p.words
   for (let i = 0; i < words.length; i++) if (view.getUint32(at + i * 4) !== words[i]) return false
@@ -147,7 +147,7 @@ class BedrockInvokeReader implements DialectReader {
     const view = end - start < buf.length >>> 1 ? viewOf(buf) : undefined
     for (let i = 0; i < PASSING_PATTERNS.length; i++) {
       const p = PASSING_PATTERNS[i]!
-      if (at + p.length <= end && (view ? matches(view, at, p) : bytesMatch(buf, at, p))) return false
+      if (at + p.bytes.length <= end && (view ? matches(view, at, p) : bytesMatch(buf, at, p))) return false
     }
     return true
   }

@@ -114,14 +114,13 @@ describe('the byte test of a chunk frame', () => {
   const reader = bedrockInvoke.reader()
   const frame = (payload: string) => Buffer.from(codec.encode({ headers, body: fromUtf8(payload) }))
   const wrapped = (event: object) => JSON.stringify({ bytes: Buffer.from(JSON.stringify(event)).toString('base64') })
-  const testAt = (payload: string, pad = 0) => {
+  const test = (payload: string, pad = 0) => {
     // The frame inside a larger chunk, as a network read gives it.
     const buf = Buffer.concat([Buffer.alloc(pad, 7), frame(payload), Buffer.alloc(pad, 7)])
     return reader.namedMayCarry!(buf, pad, buf.length - pad)
   }
 
   it('passes over text deltas, block starts and stops and pings, wherever the frame sits in its chunk', () => {
-    const test = testAt
     for (const pad of [0, 1, 3, 61, 501]) {
       expect(
         test(wrapped({ type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: 'hi' } }), pad),
@@ -137,20 +136,20 @@ describe('the byte test of a chunk frame', () => {
   it.each([0, 501])(
     'reads everything else: usage events, other types, other member orders, short payloads (pad %i)',
     (pad) => {
-      const test = (payload: string) => testAt(payload, pad)
-      expect(test(wrapped({ type: 'message_delta', delta: {}, usage: { output_tokens: 7 } }))).toBe(true)
-      expect(test(wrapped({ type: 'message_stop', 'amazon-bedrock-invocationMetrics': { inputTokenCount: 1 } }))).toBe(
+      const read = (payload: string) => test(payload, pad)
+      expect(read(wrapped({ type: 'message_delta', delta: {}, usage: { output_tokens: 7 } }))).toBe(true)
+      expect(read(wrapped({ type: 'message_stop', 'amazon-bedrock-invocationMetrics': { inputTokenCount: 1 } }))).toBe(
         true,
       )
-      expect(test(wrapped({ index: 0, type: 'content_block_delta' }))).toBe(true) // `type` not first
+      expect(read(wrapped({ index: 0, type: 'content_block_delta' }))).toBe(true) // `type` not first
       // Types that differ from a passing one only in the last bytes compared.
-      expect(test(wrapped({ type: 'content_block_dexta' }))).toBe(true)
-      expect(test(wrapped({ type: 'content_block_dalta' }))).toBe(true)
-      expect(test(wrapped({ type: 'content_block_stox' }))).toBe(true)
+      expect(read(wrapped({ type: 'content_block_dexta' }))).toBe(true)
+      expect(read(wrapped({ type: 'content_block_dalta' }))).toBe(true)
+      expect(read(wrapped({ type: 'content_block_stox' }))).toBe(true)
       const b64 = Buffer.from(JSON.stringify({ type: 'content_block_delta', index: 0 })).toString('base64')
-      expect(test(JSON.stringify({ p: 'abc', bytes: b64 }))).toBe(true) // `bytes` not first
-      expect(test('{"bytes":"eyJ0eXBl"}')).toBe(true)
-      expect(test('')).toBe(true)
+      expect(read(JSON.stringify({ p: 'abc', bytes: b64 }))).toBe(true) // `bytes` not first
+      expect(read('{"bytes":"eyJ0eXBl"}')).toBe(true)
+      expect(read('')).toBe(true)
     },
   )
 })

@@ -1,5 +1,5 @@
 import { isObject, type Usage } from '../../usage.js'
-import { AnyOf, member, MemberScanner } from '../bytes.js'
+import { AnyOf, member, MemberScanner, needles } from '../bytes.js'
 import type { DialectReader, DialectSpec, EventReading, JsonObject, UsageBlock, WireEvent } from '../types.js'
 import { freshState, fromGeminiUsage, toGeminiUsage, type GeminiState } from './usage.js'
 import { Buffer } from '../../buffer.js'
@@ -22,7 +22,7 @@ export const gemini = {
   jsonArrayRoutes: [STREAM],
   usageEvents: [],
   // Every chunk the reader reads says `"usageMetadata"` (`eM`), an error (`rror`) or a finish reason (`hR`).
-  quick: ['eM', 'rror', 'hR'].map((needle) => Buffer.from(needle)),
+  quick: needles('eM', 'rror', 'hR'),
   recognizeEvent: (_name, json) => isObject(json) && isGeminiResponse(json),
   recognizeBody: (json) => isGeminiResponse(json),
   // A part with `thought: true` is the model's thinking (a thought summary): reasoning.

@@ -1,5 +1,5 @@
 import { isObject, type Usage } from '../../usage.js'
-import { AnyOf, member } from '../bytes.js'
+import { AnyOf, member, needles } from '../bytes.js'
 import type { DialectReader, DialectSpec, EventReading, JsonObject, UsageBlock, WireEvent } from '../types.js'
 import { countsOf, fromOllamaUsage, toOllamaUsage } from './usage.js'
 import { Buffer } from '../../buffer.js'
@@ -17,7 +17,7 @@ export const ollama = {
   routes: ['/api/chat', '/api/generate'],
   usageEvents: [],
   // Every line the reader reads says `"done":true` (`true`) or carries an error (`rror`).
-  quick: ['true', 'rror'].map((needle) => Buffer.from(needle)),
+  quick: needles('true', 'rror'),
   recognizeEvent: (_name, json) => isObject(json) && isOllamaResponse(json),
   recognizeBody: (json) => isOllamaResponse(json),
   // `thinking` (of `message` on /api/chat, of the object on /api/generate) is reasoning.

@@ -1,5 +1,5 @@
 import { isObject, type Usage } from '../../usage.js'
-import { AnyOf, member, MemberScanner, separatorAfter } from '../bytes.js'
+import { AnyOf, member, MemberScanner, needles, separatorAfter, type Separator } from '../bytes.js'
 import { CHAT_NAMES, fromOpenAIUsage, toOpenAIUsage } from '../openai/usage.js'
 import type { DialectReader, DialectSpec, EventReading, JsonObject, UsageBlock, WireEvent } from '../types.js'
 import { Buffer } from '../../buffer.js'
@@ -60,10 +60,9 @@ const DONE = Buffer.from('[DONE]')
  * the quote of a string value: it depends on how the provider's JSON writer separates them, which is
  * learnt from the first chunk that has the key. After the finish chunk it is no longer looked for.
  */
-const quick = (...needles: string[]): readonly Buffer[] => needles.map((needle) => Buffer.from(needle))
-const QUICK_COMPACT = quick('kens"', 'rror', 'ason":"', 'DONE]')
-const QUICK_SPACED = quick('kens"', 'rror', 'son": "', 'DONE]')
-const QUICK_FINISHED = quick('kens"', 'rror', 'DONE]')
+const QUICK_COMPACT = needles('kens"', 'rror', 'ason":"', 'DONE]')
+const QUICK_SPACED = needles('kens"', 'rror', 'son": "', 'DONE]')
+const QUICK_FINISHED = needles('kens"', 'rror', 'DONE]')
 const FINISH_KEY = Buffer.from('"finish_reason"')
 
 /**
@@ -78,7 +77,7 @@ class ChatReader implements DialectReader {
   private finishSeen = false
   private done = false
   // Learnt from the first chunk with a `finish_reason`; none when its writer spaces JSON unusually.
-  private separator: 'compact' | 'spaced' | 'other' | undefined
+  private separator: Separator
   quick: readonly Buffer[] | undefined
   readonly largePaths = [['usage'], ['x_groq', 'usage'], ['model'], ['error'], ['object']]
 

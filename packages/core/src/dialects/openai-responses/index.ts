@@ -1,5 +1,5 @@
 import { isObject, type Usage } from '../../usage.js'
-import { AnyOf, member } from '../bytes.js'
+import { AnyOf, member, needles } from '../bytes.js'
 import { fromOpenAIUsage, RESPONSES_NAMES, toOpenAIUsage } from '../openai/usage.js'
 import type { DialectReader, DialectSpec, EventReading, JsonObject, UsageBlock, WireEvent } from '../types.js'
 import { Buffer } from '../../buffer.js'
@@ -15,9 +15,8 @@ const UNNAMED = [member('usage', '{'), member('error', '{')]
  * `object` member is searched for the terminal events' names instead: `response.completed` and
  * `response.incomplete` (`mplete`, which English text has too) and `response.failed` (`failed"`).
  */
-const quick = (...needles: string[]): readonly Buffer[] => needles.map((needle) => Buffer.from(needle))
-const QUICK_OBJECT = quick('kens"', 'rror', 'ject"')
-const QUICK_NAMES = quick('kens"', 'rror', 'mplete', 'failed"')
+const QUICK_OBJECT = needles('kens"', 'rror', 'ject"')
+const QUICK_NAMES = needles('kens"', 'rror', 'mplete', 'failed"')
 const EVENT_PATH = ['response', 'usage'] as const
 const BODY_PATH = ['usage'] as const
 
