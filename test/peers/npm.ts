@@ -11,7 +11,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { onFreePort, startChild, type Child } from './child.js'
-import { lock, PEERS_DIR, run } from './python.js'
+import { lock, orSkip, PEERS_DIR, run } from './python.js'
 
 export interface NpmPeerSpec {
   /** The npm package name, e.g. `@musistudio/claude-code-router`. */
@@ -79,17 +79,9 @@ export async function ensureNpmPeer(name: string, version: string): Promise<NpmP
   }
 }
 
-/** The peer, or the reason it is not there: in CI an error (thrown); elsewhere the caller skips and prints it. */
-export async function npmPeerOrSkip(spec: NpmPeerSpec): Promise<NpmPeer | { skip: string }> {
-  try {
-    return await ensureNpmPeer(spec.name, spec.version)
-  } catch (error) {
-    const reason = `${spec.name} ${spec.version} could not be installed: ${(error as Error).message}`
-    if (process.env.CI === 'true') throw new Error(`CI=true: ${reason}`)
-    console.warn(`skipping: ${reason}`)
-    return { skip: reason }
-  }
-}
+/** The npm peer, or the reason it is not there (see `orSkip`). */
+export const npmPeerOrSkip = (spec: NpmPeerSpec): Promise<NpmPeer | { skip: string }> =>
+  orSkip(`${spec.name} ${spec.version}`, () => ensureNpmPeer(spec.name, spec.version))
 
 export interface ClaudeCodeRouterOptions {
   /** Its providers, as its config file names them (`api_base_url` is the whole `…/chat/completions` URL). */

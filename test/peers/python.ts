@@ -103,16 +103,20 @@ export async function ensurePeer(spec: PeerSpec): Promise<Peer> {
 }
 
 /**
- * The peer, or the reason it is not there: in CI a missing peer is an error (thrown); elsewhere the
- * caller skips its tests and prints the reason.
+ * What `ensure` installs, or the reason it could not: in CI a missing peer is an error (thrown);
+ * elsewhere the caller skips its tests and prints the reason.
  */
-export async function peerOrSkip(spec: PeerSpec): Promise<Peer | { skip: string }> {
+export async function orSkip<T>(what: string, ensure: () => Promise<T>): Promise<T | { skip: string }> {
   try {
-    return await ensurePeer(spec)
+    return await ensure()
   } catch (error) {
-    const reason = `${spec.name} ${spec.version} could not be installed: ${(error as Error).message}`
+    const reason = `${what} could not be installed: ${(error as Error).message}`
     if (process.env.CI === 'true') throw new Error(`CI=true: ${reason}`)
     console.warn(`skipping: ${reason}`)
     return { skip: reason }
   }
 }
+
+/** The Python peer, or the reason it is not there (see {@link orSkip}). */
+export const peerOrSkip = (spec: PeerSpec): Promise<Peer | { skip: string }> =>
+  orSkip(`${spec.name} ${spec.version}`, () => ensurePeer(spec))
