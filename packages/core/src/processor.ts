@@ -225,6 +225,8 @@ class UsageProcessor implements Processor, EventSink {
   private quickChunk: Buffer | undefined
   private quickFor: readonly Buffer[] | undefined
   private quickHits: number[] = []
+  /** EventSink: what decided that the last event passes, for the framer to pass its likes unasked. */
+  passedBy = -1
   /** The dialect is settled by the first event read; until then every event is read. */
   private settled = false
   private model: string | undefined
@@ -339,17 +341,23 @@ class UsageProcessor implements Processor, EventSink {
   }
 
   event(buf: Buffer, start: number, end: number, at: number): Uint8Array | undefined {
+    this.passedBy = -1
     if (this.pausing) return undefined
     if (this.collectText) this.collect(buf, start, end)
     const reader = this.reader
     if (this.settled && reader) {
       // The hot path: decide from bytes alone whether the event may carry usage or an error.
       const named = this.framer!.matchName(buf, start, end, this.usageEvents)
-      if (
-        named === -1 ||
-        (named === NO_NAME ? !reader.mayCarry(buf, start, end) : reader.namedMayCarry?.(buf, start, end) === false)
-      ) {
-        return undefined
+      if (named === -1) return undefined
+      if (named === NO_NAME) {
+        if (!reader.mayCarry(buf, start, end)) return undefined
+      } else if (reader.namedPassing !== undefined) {
+        const decided = reader.namedPassing(buf, start, end)
+        if (decided !== -1) {
+          // Text collected from every event means every event must come here.
+          if (!this.collectText) this.passedBy = decided
+          return undefined
+        }
       }
     }
     try {

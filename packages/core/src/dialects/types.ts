@@ -82,9 +82,12 @@ export interface DialectReader {
   mayCarry(buf: Buffer, start: number, end: number): boolean
   /**
    * For an event named as a usage event whose name says too little (every Bedrock frame is a `chunk`):
-   * may this one carry usage? A byte test like `mayCarry`; without it every such event is read.
+   * -1 when this one may carry usage, else how many of its first bytes (from `start`) tell that it
+   * cannot. A byte test like `mayCarry`, and a pure one: any event of the same name whose first bytes are
+   * the same must get the same answer, for the framer may pass such events without asking again
+   * (docs/architecture.md#byte-tests). Without it every such event is read.
    */
-  namedMayCarry?(buf: Buffer, start: number, end: number): boolean
+  namedPassing?(buf: Buffer, start: number, end: number): number
   /**
    * Quick needles this response's reader has learnt (`DialectSpec.quick`, read by the processor on every
    * chunk it searches): for a dialect whose needles depend on how the provider writes its JSON, known

@@ -131,6 +131,80 @@ describe('the AWS event stream framer', () => {
   })
 })
 
+describe('frames alike one the sink passed by its first bytes', () => {
+  /** Passes a `text` frame whose payload begins `{"t":"` by those bytes, as a dialect's byte test would. */
+  class Passing extends Sink {
+    passedBy = -1
+    constructor(private readonly f: EventStreamFramer) {
+      super(f)
+    }
+    override event(buf: Buffer, start: number, end: number, at: number) {
+      this.passedBy = -1
+      const replacement = super.event(buf, start, end, at)
+      const payload = start + 12 + buf.readUInt32BE(start + 4)
+      const decoded = this.f.decode(buf, start, end)!
+      if (decoded.name === 'text' && buf.toString('latin1', payload, payload + 6) === '{"t":"') {
+        this.passedBy = payload + 6 - start
+      }
+      return replacement
+    }
+  }
+  const text = (t: string) => event('text', { t })
+  const headers = { ':event-type': 'text', ':content-type': 'application/json' }
+  // The same headers, byte for byte, but for the value of :message-type.
+  const failed = frame({ ...headers, ':message-type': 'error' }, '{"t":"oops"}')
+  const body = Buffer.concat([
+    text('a'),
+    text('bb'),
+    text('ccc'),
+    event('text', { u: 'other first bytes' }),
+    text('dd'),
+    failed,
+    text('e'),
+    event('usage', { n: '7' }),
+    text('f'),
+    event('texts', { t: 'another name' }),
+    text('g'),
+  ])
+  const run2 = (sizes: number[]) => {
+    const framer = new EventStreamFramer(1 << 20)
+    const sink = new Passing(framer)
+    const out: Buffer[] = []
+    for (let at = 0, n = 0; at < body.length; n++) {
+      const size = Math.max(1, sizes[n % sizes.length]!)
+      out.push(...framer.push(body.subarray(at, at + size), sink))
+      at += size
+    }
+    out.push(...framer.end(sink))
+    return { output: Buffer.concat(out), sink }
+  }
+
+  it('pass without the sink being asked; every frame that differs in those bytes is asked, or reported', () => {
+    const { output, sink } = run2([body.length])
+    const names = sink.seen.map((s) => s.split('@')[0])
+    // a is asked and passes by its first bytes, and every later text frame is alike. The `u` frame differs
+    // in its payload, `usage` and `texts` in a header, and the error frame only in a header value: it is
+    // reported, not passed.
+    expect(names).toEqual(['text', 'text', 'usage', 'texts'])
+    expect(sink.seen[1]).toBe(`text@${text('a').length + text('bb').length + text('ccc').length}`)
+    expect(sink.errors).toEqual([expect.stringMatching(/^error@/)])
+    expect(decodeAll(output).map((m) => toUtf8(m.body))).toContain('{"n":"7!"}')
+  })
+
+  it('the same frames are asked, and the same bytes leave, however the stream is cut', () => {
+    const whole = run2([body.length])
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 1, max: 300 }), { minLength: 1, maxLength: 8 }), (sizes) => {
+        const cut = run2(sizes)
+        expect(cut.output.equals(whole.output)).toBe(true)
+        expect(cut.sink.seen).toEqual(whole.sink.seen)
+        expect(cut.sink.errors).toEqual(whole.sink.errors)
+      }),
+      { numRuns: 200, examples: [[[1]], [[13]], [[body.length - 1]]] },
+    )
+  })
+})
+
 describe('the event stream through the processor', () => {
   const body = Buffer.concat([
     chunk({ type: 'message_start', message: { model: 'm', usage: { input_tokens: 0, output_tokens: 1 } } }),

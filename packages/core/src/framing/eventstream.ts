@@ -16,6 +16,7 @@ import { EventStreamCodec, type Message } from '@smithy/eventstream-codec'
 import { fromUtf8, toUtf8 } from '@smithy/util-utf8'
 import { NO_NAME, type DecodedEvent, type EventSink, type Framer } from './types.js'
 import { toBuffer } from './pieces.js'
+import { pattern, startsWith, type Pattern } from './words.js'
 import { Buffer } from '../buffer.js'
 
 /** Prelude (12 bytes) and message CRC (4): the smallest message has no headers and no payload. */
@@ -50,6 +51,9 @@ export class EventStreamFramer implements Framer<EventStreamEvent> {
   private readonly held: Buffer[] = []
   private heldBytes = 0
   private need = -1
+  // The last frame the sink let pass by a byte test: a frame with the same headers and the same first
+  // payload bytes passes without being asked (most frames of a stream are alike: one text delta each).
+  private like: { decided: number; headersLength: number; head: Pattern } | undefined
 
   constructor(private readonly maxEventBytes: number) {}
 
@@ -161,6 +165,15 @@ export class EventStreamFramer implements Framer<EventStreamEvent> {
 
   /** One whole frame `buf[start, end)`: an upstream error is reported and passes; an event goes to the sink. */
   private frame(buf: Buffer, start: number, end: number, at: number, sink: EventSink): Buffer | undefined {
+    const like = this.like
+    if (
+      like !== undefined &&
+      end - start >= like.decided &&
+      u32(buf, start + 4) === like.headersLength &&
+      startsWith(buf, start + PRELUDE, like.head)
+    ) {
+      return undefined
+    }
     const messageType = header(buf, start, MESSAGE_TYPE)
     if (messageType !== -1 && !equals(buf, messageType, valueEnd(buf, messageType), EVENT)) {
       const kind = buf.toString('utf8', messageType, valueEnd(buf, messageType))
@@ -169,7 +182,16 @@ export class EventStreamFramer implements Framer<EventStreamEvent> {
       return undefined
     }
     const replacement = sink.event(buf, start, end, at)
-    return replacement ? toBuffer(replacement) : undefined
+    if (replacement) return toBuffer(replacement)
+    const decided = sink.passedBy ?? -1
+    if (decided > PRELUDE && decided <= end - start) {
+      this.like = {
+        decided,
+        headersLength: u32(buf, start + 4),
+        head: pattern(buf.subarray(start + PRELUDE, start + decided)),
+      }
+    }
+    return undefined
   }
 
   end(_sink: EventSink): Buffer[] {

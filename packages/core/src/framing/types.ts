@@ -35,6 +35,13 @@ export interface EventSink {
   /** One complete event `buf[start, end)`, at stream offset `at`; returns its replacement bytes, if any. */
   event(buf: Buffer, start: number, end: number, at: number): Uint8Array | undefined
   /**
+   * Set by `event` when it returned nothing: how many of the event's first bytes decided, by a byte test
+   * alone, that it passes; -1 when it was read, or when every event must still come to `event`. A framer
+   * may let an event pass without asking when those bytes are the same in it, apart from its framing's
+   * own length fields (the AWS event stream framer does, docs/architecture.md#byte-tests).
+   */
+  readonly passedBy?: number
+  /**
    * An event grew over the size bound before its end; `buf[start, end)` is its head. Its bytes now leave
    * as they come. Return a scanner to read its payload on the way (usage of an event of any size is read
    * with bounded memory), or undefined to let it pass unread.

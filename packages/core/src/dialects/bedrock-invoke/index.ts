@@ -1,6 +1,7 @@
 import { needles } from '../bytes.js'
 import { payloadStart } from '../../framing/eventstream.js'
 import { findMember } from '../../framing/json-splice.js'
+import { pattern, startsWith } from '../../framing/words.js'
 import { isObject, type Usage, type UsageSources } from '../../usage.js'
 import { anthropicMessages, anthropicText } from '../anthropic-messages/index.js'
 import type { DialectReader, DialectSpec, EventReading, JsonObject, WireEvent } from '../types.js'
@@ -28,56 +29,8 @@ const PASSING = [
 ].map((head) => Buffer.from(head.slice(0, head.length - (head.length % 3))).toString('base64'))
 const BYTES_HEAD = '{"bytes":"'
 
-/**
- * A payload that begins `{"bytes":"` and one of the PASSING heads, as big-endian 32-bit words and the
- * bytes after the last whole word: compared four bytes at a time through a DataView, a fifth of the loads
- * of a byte loop (a frame's test is most of what a Bedrock stream costs, one frame per token).
- */
-interface Pattern {
-  readonly bytes: Buffer
-  readonly words: Uint32Array
-  readonly tail: Uint8Array
-}
-
-function pattern(text: string): Pattern {
-  const bytes = Buffer.from(text)
-  const whole = bytes.length >>> 2
-  const words = new Uint32Array(whole)
-  for (let i = 0; i < whole; i++) words[i] = bytes.readUInt32BE(i * 4)
-  return { bytes, words, tail: Uint8Array.from(bytes.subarray(whole * 4)) }
-}
-
-const PASSING_PATTERNS = PASSING.map((head) => pattern(BYTES_HEAD + head))
-
-// The frames of a chunk are tested through one view of it. One view for the whole process, so that no
-// chunk is kept alive by more than this one slot.
-let viewed: Buffer | undefined
-let view: DataView | undefined
-
-function viewOf(buf: Buffer): DataView {
-  if (buf !== viewed || view === undefined) {
-    viewed = buf
-    view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
-  }
-  return view
-}
-
-/** `buf` from `at` (at least as many bytes as `p` has) is `p`, byte by byte: for a chunk of one frame, not worth a view. */
-function bytesMatch(buf: Buffer, at: number, p: Pattern): boolean {
-  const bytes = p.bytes
-  for (let i = 0; i < bytes.length; i++) if (buf[at + i] !== bytes[i]) return false
-  return true
-}
-
-/** The bytes of `view` from `at` (at least as many as `p` has) are `p`'s. */
-function matches(view: DataView, at: number, p: Pattern): boolean {
-  const words = p.words
-  for (let i = 0; i < words.length; i++) if (view.getUint32(at + i * 4) !== words[i]) return false
-  const tail = p.tail
-  const from = at + words.length * 4
-  for (let i = 0; i < tail.length; i++) if (view.getUint8(from + i) !== tail[i]) return false
-  return true
-}
+/** A payload that begins `{"bytes":"` and one of the PASSING heads. */
+const PASSING_PATTERNS = PASSING.map((head) => pattern(Buffer.from(BYTES_HEAD + head)))
 
 /**
  * Bedrock InvokeModelWithResponseStream with an Anthropic model (docs/dialects/bedrock-invoke.md), framed
@@ -140,16 +93,18 @@ class BedrockInvokeReader implements DialectReader {
     return false // every frame is a named `chunk`; an unnamed one is none of this dialect's
   }
 
-  /** A `chunk` whose base64 begins like an event that carries nothing read here is passed over unread. */
-  namedMayCarry(buf: Buffer, start: number, end: number): boolean {
+  /**
+   * A `chunk` whose base64 begins like an event that carries nothing read here is passed over unread;
+   * what decided it is the frame up to the end of that head.
+   */
+  namedPassing(buf: Buffer, start: number, end: number): number {
     const at = payloadStart(buf, start)
-    // A view costs an object: worth it for a chunk of several frames.
-    const view = end - start < buf.length >>> 1 ? viewOf(buf) : undefined
     for (let i = 0; i < PASSING_PATTERNS.length; i++) {
       const p = PASSING_PATTERNS[i]!
-      if (at + p.bytes.length <= end && (view ? matches(view, at, p) : bytesMatch(buf, at, p))) return false
+      const decided = at + p.bytes.length
+      if (decided <= end && startsWith(buf, at, p)) return decided - start
     }
-    return true
+    return -1
   }
 
   unwrap(payload: string): string | undefined {

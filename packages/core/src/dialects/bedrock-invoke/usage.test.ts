@@ -117,7 +117,7 @@ describe('the byte test of a chunk frame', () => {
   const test = (payload: string, pad = 0) => {
     // The frame inside a larger chunk, as a network read gives it.
     const buf = Buffer.concat([Buffer.alloc(pad, 7), frame(payload), Buffer.alloc(pad, 7)])
-    return reader.namedMayCarry!(buf, pad, buf.length - pad)
+    return reader.namedPassing!(buf, pad, buf.length - pad) === -1
   }
 
   it('passes over text deltas, block starts and stops and pings, wherever the frame sits in its chunk', () => {
@@ -152,4 +152,52 @@ describe('the byte test of a chunk frame', () => {
       expect(read('')).toBe(true)
     },
   )
+})
+
+describe('frames alike a text delta the byte test passed', () => {
+  const text = (t: string) => chunk({ type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: t } })
+  const words = Array.from({ length: 40 }, (_, i) => `w${i} `)
+  const start = chunk({ type: 'message_start', message: { usage: { input_tokens: 3, output_tokens: 1 } } })
+  const delta = chunk({ type: 'message_delta', delta: { stop_reason: 'end_turn' }, usage: { output_tokens: 40 } })
+  const exception = Buffer.from(
+    codec.encode({
+      headers: {
+        ':exception-type': { type: 'string', value: 'throttlingException' },
+        ':message-type': { type: 'string', value: 'exception' },
+      },
+      body: fromUtf8('{"message":"slow down"}'),
+    }),
+  )
+  const options = { dialect: 'bedrock-invoke', contentType: 'application/vnd.amazon.eventstream' }
+  const run = (frames: Buffer[], sizes: number[], extra: object = {}) => {
+    const body = Buffer.concat(frames)
+    const processor = createProcessor({ ...options, ...extra })
+    const out: Uint8Array[] = []
+    for (let at = 0, n = 0; at < body.length; n++) {
+      const size = sizes[n % sizes.length]!
+      out.push(...processor.push(body.subarray(at, at + size)))
+      at += size
+    }
+    out.push(...processor.end())
+    return { processor, out: Buffer.concat(out), result: processor.result() }
+  }
+
+  it('pass unread in a chunk of many, while a usage frame or an exception after them is still read', () => {
+    const frames = [start, ...words.map(text), delta, ...words.map(text), exception]
+    const parse = vi.spyOn(JSON, 'parse')
+    const { out, result, processor } = run(frames, [Buffer.concat(frames).length])
+    expect(parse).toHaveBeenCalledTimes(2) // message_start and message_delta
+    parse.mockRestore()
+    expect(processor.ledger.usage()).toMatchObject({ input: 3, output: 40 })
+    expect(result.error).toMatch(/throttlingException/)
+    expect(out.subarray(out.length - exception.length).equals(exception)).toBe(true)
+  })
+
+  it('every text delta is still read when the text is collected, however the stream is cut', () => {
+    const frames = [start, ...words.map(text), delta]
+    for (const sizes of [[1 << 20], [97], [1, 500]]) {
+      const { processor } = run(frames, sizes, { collectText: true })
+      expect(processor.streamedText).toBe(words.join(''))
+    }
+  })
 })

@@ -1,0 +1,42 @@
+import fc from 'fast-check'
+import { describe, expect, it } from 'vitest'
+import { pattern, startsWith } from './words.js'
+
+const naive = (buf: Buffer, at: number, p: Uint8Array) => buf.subarray(at, at + p.length).equals(p)
+
+describe('startsWith, eight bytes at a time', () => {
+  it('agrees with a byte compare at any offset, for any bytes', () => {
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ minLength: 1, maxLength: 60 }),
+        fc.nat(40),
+        fc.nat(1000),
+        fc.uint8Array({ maxLength: 40 }),
+        (p, at, flip, pad) => {
+          const buf = Buffer.concat([Buffer.alloc(at, 1), p, pad])
+          const pat = pattern(p)
+          expect(startsWith(buf, at, pat)).toBe(true)
+          // The same bytes with one of them changed.
+          const i = at + (flip % p.length)
+          buf[i] = buf[i]! ^ (1 << (flip % 8))
+          expect(startsWith(buf, at, pat)).toBe(naive(buf, at, p))
+        },
+      ),
+      { numRuns: 500 },
+    )
+  })
+
+  it('tells the two zeros apart, and finds a NaN equal to itself', () => {
+    const zero = Buffer.alloc(16)
+    const negative = Buffer.alloc(16)
+    negative.writeDoubleLE(-0, 0)
+    expect(negative.equals(zero)).toBe(false)
+    expect(startsWith(negative, 0, pattern(zero))).toBe(false)
+    expect(startsWith(zero, 0, pattern(negative))).toBe(false)
+    const nan = Buffer.alloc(8)
+    nan.writeDoubleLE(Number.NaN, 0)
+    expect(startsWith(Buffer.concat([nan, zero]), 0, pattern(nan))).toBe(true)
+    expect(pattern(nan).exact).toBe(false)
+    expect(pattern(Buffer.from('{"bytes":"eyJ0eXBlIjoi')).exact).toBe(true)
+  })
+})
