@@ -15,7 +15,7 @@ import type { DialectReader, DialectSpec, EventReading, JsonObject, TextSink } f
 import { Ledger, type SourceKind } from './ledger.js'
 import type { Correction } from './record.js'
 import { isObject, type UsageSources } from './usage.js'
-import { Buffer } from './buffer.js'
+import { Buffer, indexOf } from './buffer.js'
 
 export const DEFAULT_MAX_EVENT_BYTES = 1024 * 1024
 
@@ -334,7 +334,7 @@ class UsageProcessor implements Processor, EventSink {
     let first = chunk.length
     for (let i = 0; i < needles.length; i++) {
       let hit = hits[i]!
-      if (hit !== -1 && hit < start) hits[i] = hit = chunk.indexOf(needles[i]!, start)
+      if (hit !== -1 && hit < start) hits[i] = hit = indexOf.call(chunk, needles[i]!, start)
       if (hit !== -1 && hit < first) first = hit
     }
     return first

@@ -1,4 +1,4 @@
-import { Buffer } from '../buffer.js'
+import { Buffer, indexOf } from '../buffer.js'
 /**
  * Cheap byte tests that decide, before any decoding, whether an event may carry usage. Events that fail
  * them are never decoded, let alone parsed (docs/architecture.md#byte-tests).
@@ -86,7 +86,7 @@ export class MemberScanner {
       if (buf !== this.buf || from < this.from || (this.found !== -1 && this.found < from)) {
         this.buf = buf
         this.from = from
-        this.found = typeof needle === 'number' ? buf.indexOf(needle, from) : buf.indexOf(needle, from)
+        this.found = indexOf.call(buf, needle, from)
       }
       const found = this.found
       if (found === -1 || found >= end) return false
@@ -124,7 +124,7 @@ export type Separator = 'compact' | 'spaced' | 'other' | undefined
 
 /** How `quoted` (a quoted key) is followed by its value at its first occurrence in `buf[start, end)`. */
 export function separatorAfter(buf: Buffer, start: number, end: number, quoted: Buffer): Separator {
-  const at = buf.indexOf(quoted, start)
+  const at = indexOf.call(buf, quoted, start)
   if (at === -1 || at + quoted.length + 2 > end) return undefined
   let i = at + quoted.length
   if (buf[i] !== COLON) return 'other'

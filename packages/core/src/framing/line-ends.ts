@@ -1,3 +1,5 @@
+import { indexOf } from '../buffer.js'
+
 const LF = 0x0a
 const CR = 0x0d
 
@@ -21,11 +23,11 @@ export class LineEnds {
   /** The first line end (LF or CR) in `buf` at or after `pos`, or the buffer's length. */
   next(buf: Buffer, pos: number): number {
     if (this.lf < pos) {
-      const i = buf.indexOf(LF, pos)
+      const i = indexOf.call(buf, LF, pos)
       this.lf = i === -1 ? buf.length : i
     }
     if (this.cr < pos) {
-      const i = buf.indexOf(CR, pos)
+      const i = indexOf.call(buf, CR, pos)
       this.cr = i === -1 ? buf.length : i
     }
     return this.lf < this.cr ? this.lf : this.cr

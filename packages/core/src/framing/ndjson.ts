@@ -11,7 +11,7 @@
  */
 import type { EventSink, Framer } from './types.js'
 import { finish, HeldEventFramer, toBuffer } from './pieces.js'
-import { Buffer } from '../buffer.js'
+import { Buffer, indexOf } from '../buffer.js'
 
 const LF = 0x0a
 const CR = 0x0d
@@ -52,7 +52,7 @@ export class NdjsonFramer extends HeldEventFramer implements Framer {
     let i = 0
     if (this.passing || this.heldBytes > 0) {
       // The line began in an earlier chunk.
-      const nl = chunk.indexOf(LF)
+      const nl = indexOf.call(chunk, LF, 0)
       if (nl === -1) return this.pendingLine(chunk, 0, base, out, flushed, sink)
       if (this.passing) {
         this.passing = false
@@ -71,7 +71,7 @@ export class NdjsonFramer extends HeldEventFramer implements Framer {
       i = nl + 1
     }
     while (i < len) {
-      const nl = chunk.indexOf(LF, i)
+      const nl = indexOf.call(chunk, LF, i)
       if (nl === -1) return this.pendingLine(chunk, i, base, out, flushed, sink)
       const end = nl > i && chunk[nl - 1] === CR ? nl - 1 : nl
       if (!blank(chunk, i, end)) {

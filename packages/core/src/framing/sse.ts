@@ -15,7 +15,7 @@ import { LineEnds } from './line-ends.js'
 import { DATA_COLON, decodeEvent, encodeEvent, EVENT_COLON, matchEventName, type SseEvent } from './sse-event.js'
 import type { EventSink, Framer, PayloadScanner } from './types.js'
 import { finish, joinHeld, toBuffer } from './pieces.js'
-import { Buffer } from '../buffer.js'
+import { Buffer, indexOf } from '../buffer.js'
 
 export type { SseEvent } from './sse-event.js'
 
@@ -115,7 +115,7 @@ export class SseFramer implements Framer<SseEvent> {
         crFrom = this.streamEnds.cr
       }
       if (this.heldBytes > 0) return this.frame(chunk, pos, base, sink, -1)
-      const cr = crFrom >= pos ? (crFrom === chunk.length ? -1 : crFrom) : chunk.indexOf(CR, pos)
+      const cr = crFrom >= pos ? (crFrom === chunk.length ? -1 : crFrom) : indexOf.call(chunk, CR, pos)
       if (cr !== -1) return this.frame(chunk, pos, base, sink, cr)
       // A chunk of many events may leave unframed (frameLF asks the sink): no need to find the first end.
       if (chunk.length - pos >= QUICK_HINT) return this.frameLF(chunk, pos, -2, base, sink, undefined, 0)
@@ -318,7 +318,7 @@ export class SseFramer implements Framer<SseEvent> {
     }
     this.lineStart = chunk[len - 1] === LF
     // The first line of the event left over, searched once more (once per chunk).
-    const lf = chunk.indexOf(LF, pos)
+    const lf = indexOf.call(chunk, LF, pos)
     const headEnd = lf === -1 ? -1 : lf + 1
     return this.pending(chunk, pos, headEnd !== -1, headEnd, base, out, flushed, sink)
   }
@@ -538,12 +538,12 @@ export class SseFramer implements Framer<SseEvent> {
  * for a single byte: Buffer's search for one byte costs a tenth of its search for two.
  */
 function lfEventEnd(buf: Buffer, from: number): number {
-  let i = buf.indexOf(LF, from)
+  let i = indexOf.call(buf, LF, from)
   while (i !== -1) {
     const next = buf[i + 1]
     if (next === LF) return i + 2
     if (next === undefined) return -1
-    i = buf.indexOf(LF, i + 2)
+    i = indexOf.call(buf, LF, i + 2)
   }
   return -1
 }

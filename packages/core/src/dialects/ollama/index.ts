@@ -2,7 +2,7 @@ import { isObject, type Usage } from '../../usage.js'
 import { AnyOf, member, needles } from '../bytes.js'
 import type { DialectReader, DialectSpec, EventReading, JsonObject, UsageBlock, WireEvent } from '../types.js'
 import { countsOf, fromOllamaUsage, toOllamaUsage } from './usage.js'
-import { Buffer } from '../../buffer.js'
+import { Buffer, indexOf } from '../../buffer.js'
 
 /**
  * Ollama's native API, `/api/chat` and `/api/generate` (docs/dialects/ollama.md). A stream is one JSON
@@ -70,7 +70,7 @@ class OllamaReader implements DialectReader {
       if (buf !== this.searched || from < this.searchedFrom || (this.found !== -1 && this.found < from)) {
         this.searched = buf
         this.searchedFrom = from
-        this.found = buf.indexOf(DONE, from)
+        this.found = indexOf.call(buf, DONE, from)
       }
       const at = this.found
       if (at === -1 || at + DONE.length > end) return false

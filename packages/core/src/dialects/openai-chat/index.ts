@@ -2,7 +2,7 @@ import { isObject, type Usage } from '../../usage.js'
 import { AnyOf, member, MemberScanner, needles, separatorAfter, type Separator } from '../bytes.js'
 import { CHAT_NAMES, fromOpenAIUsage, toOpenAIUsage } from '../openai/usage.js'
 import type { DialectReader, DialectSpec, EventReading, JsonObject, UsageBlock, WireEvent } from '../types.js'
-import { Buffer } from '../../buffer.js'
+import { Buffer, indexOf } from '../../buffer.js'
 
 const CARRIERS = [member('usage', '{'), member('error')]
 const FINISH = member('finish_reason', '"')
@@ -88,7 +88,7 @@ class ChatReader implements DialectReader {
     if (!this.finishSeen && this.finish.test(buf, start, end)) this.finished()
     // `[DONE]` is the only other payload read: a short event that mentions it.
     if (end - start > 32) return false
-    const at = buf.indexOf(DONE, start)
+    const at = indexOf.call(buf, DONE, start)
     return at !== -1 && at < end
   }
 
