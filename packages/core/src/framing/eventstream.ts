@@ -53,7 +53,7 @@ export class EventStreamFramer implements Framer<EventStreamEvent> {
   private need = -1
   // The last frame the sink let pass by a byte test: a frame with the same headers and the same first
   // payload bytes passes without being asked (most frames of a stream are alike: one text delta each).
-  private like: { decided: number; headersLength: number; head: Pattern } | undefined
+  private like: { least: number; headersLength: number; head: Pattern } | undefined
 
   constructor(private readonly maxEventBytes: number) {}
 
@@ -72,6 +72,19 @@ export class EventStreamFramer implements Framer<EventStreamEvent> {
     while (pos < chunk.length) {
       if (chunk.length - pos < 4) break
       const total = u32(chunk, pos)
+      const like = this.like
+      // A frame alike the last one passed is whole, plausible, and passes: nothing else to check.
+      if (
+        like !== undefined &&
+        total >= like.least &&
+        total <= this.maxEventBytes &&
+        pos + total <= chunk.length &&
+        u32(chunk, pos + 4) === like.headersLength &&
+        startsWith(chunk, pos + PRELUDE, like.head)
+      ) {
+        pos += total
+        continue
+      }
       if (!this.plausible(total, chunk, pos, chunkAt + pos, sink)) {
         if (runStart < pos) out.push(chunk.subarray(runStart, pos))
         out.push(chunk.subarray(pos))
@@ -168,7 +181,7 @@ export class EventStreamFramer implements Framer<EventStreamEvent> {
     const like = this.like
     if (
       like !== undefined &&
-      end - start >= like.decided &&
+      end - start >= like.least &&
       u32(buf, start + 4) === like.headersLength &&
       startsWith(buf, start + PRELUDE, like.head)
     ) {
@@ -184,9 +197,9 @@ export class EventStreamFramer implements Framer<EventStreamEvent> {
     const replacement = sink.event(buf, start, end, at)
     if (replacement) return toBuffer(replacement)
     const decided = sink.passedBy ?? -1
-    if (decided > PRELUDE && decided <= end - start) {
+    if (decided > PRELUDE && decided + 4 <= end - start) {
       this.like = {
-        decided,
+        least: decided + 4, // and its CRC
         headersLength: u32(buf, start + 4),
         head: pattern(buf.subarray(start + PRELUDE, start + decided)),
       }
