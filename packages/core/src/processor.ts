@@ -348,7 +348,11 @@ class UsageProcessor implements Processor, EventSink {
     if (this.settled && reader) {
       // The hot path: decide from bytes alone whether the event may carry usage or an error.
       const named = this.framer!.matchName(buf, start, end, this.usageEvents)
-      if (named === -1) return undefined
+      if (named === -1) {
+        // Its name alone decided (text collected from every event means every event must come here).
+        if (!this.collectText) this.passedBy = 0
+        return undefined
+      }
       if (named === NO_NAME) {
         if (!reader.mayCarry(buf, start, end)) return undefined
       } else if (reader.namedPassing !== undefined) {

@@ -196,7 +196,8 @@ export class EventStreamFramer implements Framer<EventStreamEvent> {
     }
     const replacement = sink.event(buf, start, end, at)
     if (replacement) return toBuffer(replacement)
-    const decided = sink.passedBy ?? -1
+    let decided = sink.passedBy ?? -1
+    if (decided === 0) decided = PRELUDE + u32(buf, start + 4) // the name decided: the headers did
     if (decided > PRELUDE && decided + 4 <= end - start) {
       this.like = {
         least: decided + 4, // and its CRC

@@ -36,9 +36,10 @@ export interface EventSink {
   event(buf: Buffer, start: number, end: number, at: number): Uint8Array | undefined
   /**
    * Set by `event` when it returned nothing: how many of the event's first bytes decided, by a byte test
-   * alone, that it passes; -1 when it was read, or when every event must still come to `event`. A framer
-   * may let an event pass without asking when those bytes are the same in it, apart from its framing's
-   * own length fields (the AWS event stream framer does, docs/architecture.md#byte-tests).
+   * alone, that it passes (0: its head, the name, decided alone); -1 when it was read, or when every
+   * event must still come to `event`. A framer may let an event pass without asking when those bytes are
+   * the same in it, apart from its framing's own length fields (the AWS event stream framer does,
+   * docs/architecture.md#byte-tests).
    */
   readonly passedBy?: number
   /**

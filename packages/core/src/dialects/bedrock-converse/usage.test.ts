@@ -140,6 +140,41 @@ describe('ConverseStream through the processor', () => {
     expect(processor.result()).toMatchObject({ final: true, ended: true, dialect: 'bedrock-converse' })
   })
 
+  it('passes frames with the headers of one passed unasked, yet reads metadata and hears exceptions', () => {
+    const deltas = Array.from({ length: 30 }, (_, i) =>
+      event('contentBlockDelta', { contentBlockIndex: 0, delta: { text: `w${i} ` } }),
+    )
+    const metadata = event('metadata', { usage: { inputTokens: 5, outputTokens: 30, totalTokens: 35 } })
+    // An exception frame: other headers, read by the framer before any event is asked.
+    const exception = Buffer.from(
+      codec.encode({
+        headers: {
+          ':exception-type': { type: 'string', value: 'modelStreamErrorException' },
+          ':content-type': { type: 'string', value: 'application/json' },
+          ':message-type': { type: 'string', value: 'exception' },
+        },
+        body: fromUtf8('{"message":"boom"}'),
+      }),
+    )
+    const body = Buffer.concat([start, ...deltas, stop, metadata, ...deltas, exception])
+    for (const size of [body.length, 301, 40]) {
+      const processor = createProcessor({ ...options, collectText: size === 40 })
+      const out: Uint8Array[] = []
+      for (let at = 0; at < body.length; at += size) out.push(...processor.push(body.subarray(at, at + size)))
+      out.push(...processor.end())
+      expect(Buffer.concat(out).equals(body)).toBe(true)
+      expect(processor.ledger.usage()).toEqual({ input: 5, output: 30 })
+      expect(processor.result().error).toMatch(/modelStreamErrorException/)
+      if (size === 40)
+        expect(processor.streamedText).toBe(
+          deltas
+            .map((_, i) => `w${i} `)
+            .join('')
+            .repeat(2),
+        )
+    }
+  })
+
   it('is recognised from its first frame when the path does not say', () => {
     const processor = createProcessor({ contentType: 'application/vnd.amazon.eventstream', path: '/gateway/any' })
     processor.push(
