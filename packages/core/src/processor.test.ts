@@ -411,6 +411,8 @@ describe('quick needles: a chunk of many events is searched, not framed event by
     usage: fc.constantFrom('own chunk', 'on finish', 'none'),
     done: fc.boolean(),
     errorAt: fc.option(fc.nat({ max: 40 }), { nil: undefined }),
+    // A usage object with no count in it, as a provider might send mid-stream: it carries nothing.
+    emptyUsageAt: fc.option(fc.nat({ max: 40 }), { nil: undefined }),
     cut: fc.array(fc.integer({ min: 512, max: 4096 }), { minLength: 1, maxLength: 4 }),
   })
 
@@ -433,7 +435,12 @@ describe('quick needles: a chunk of many events is searched, not framed event by
     const events = [chunk([{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null }])]
     c.words.forEach((text, i) => {
       if (c.errorAt === i) events.push(`data: ${write({ error: { message: 'overloaded', type: 'server_error' } })}\n\n`)
-      events.push(chunk([{ index: 0, delta: { content: text }, finish_reason: null }]))
+      events.push(
+        chunk(
+          [{ index: 0, delta: { content: text }, finish_reason: null }],
+          c.emptyUsageAt === i ? { usage: {} } : undefined,
+        ),
+      )
     })
     if (c.finish)
       events.push(
@@ -468,6 +475,7 @@ describe('quick needles: a chunk of many events is searched, not framed event by
       usage: 'none',
       done: false,
       errorAt: undefined,
+      emptyUsageAt: undefined,
       cut: [],
     }).body
     const { record } = inspect(body, { path: '/v1/chat/completions' })

@@ -104,6 +104,27 @@ export class MemberScanner {
   }
 }
 
+/**
+ * Tests events for a byte string anywhere in them (a needle that only the events a reader reads hold,
+ * such as `kens"` of a token count). Like {@link MemberScanner}, it searches a chunk of many events once.
+ */
+export class NeedleScanner {
+  private buf: Buffer | undefined
+  private from = 0
+  private found = -1
+
+  constructor(private readonly needle: Buffer) {}
+
+  test(buf: Buffer, start: number, end: number): boolean {
+    if (buf !== this.buf || start < this.from || (this.found !== -1 && this.found < start)) {
+      this.buf = buf
+      this.from = start
+      this.found = indexOf.call(buf, this.needle, start)
+    }
+    return this.found !== -1 && this.found + this.needle.length <= end
+  }
+}
+
 /** Does the event `buf[start, end)` carry one of the members? */
 export class AnyOf {
   private readonly scanners: MemberScanner[]

@@ -1,10 +1,12 @@
 import { isObject, type Usage } from '../../usage.js'
-import { AnyOf, member, MemberScanner, needles, separatorAfter, type Separator } from '../bytes.js'
+import { member, MemberScanner, NeedleScanner, needles, separatorAfter, type Separator } from '../bytes.js'
 import { CHAT_NAMES, fromOpenAIUsage, toOpenAIUsage } from '../openai/usage.js'
 import type { DialectReader, DialectSpec, EventReading, JsonObject, UsageBlock, WireEvent } from '../types.js'
 import { Buffer, indexOf } from '../../buffer.js'
 
-const CARRIERS = [member('usage', '{'), member('error')]
+/** A usage block with a count in it: every count's name ends in `tokens` (docs/dialects/openai-chat.md). */
+const TOKENS = Buffer.from('kens"')
+const ERROR = member('error')
 const FINISH = member('finish_reason', '"')
 
 /**
@@ -71,7 +73,8 @@ const FINISH_KEY = Buffer.from('"finish_reason"')
  * (docs/peer-bugs.md rows 37, 42): final only if `[DONE]` closes the stream whole.
  */
 class ChatReader implements DialectReader {
-  private readonly carriers = new AnyOf(CARRIERS)
+  private readonly tokens = new NeedleScanner(TOKENS)
+  private readonly error = new MemberScanner(ERROR)
   private readonly finish = new MemberScanner(FINISH)
   private usageSeen = false
   private finishSeen = false
@@ -83,7 +86,7 @@ class ChatReader implements DialectReader {
 
   mayCarry(buf: Buffer, start: number, end: number): boolean {
     if (this.separator === undefined) this.learn(buf, start, end)
-    if (this.carriers.test(buf, start, end)) return true
+    if (this.tokens.test(buf, start, end) || this.error.test(buf, start, end)) return true
     // A finish chunk without usage is noted on bytes, without parsing it.
     if (!this.finishSeen && this.finish.test(buf, start, end)) this.finished()
     // `[DONE]` is the only other payload read: a short event that mentions it.
