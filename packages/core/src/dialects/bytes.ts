@@ -68,27 +68,41 @@ function keyAt(buf: Buffer, at: number, quoted: Buffer): boolean {
 }
 
 /**
- * Tests events for a member. The search result is kept per buffer, so a chunk of many events without the
- * member costs one search, not one per event.
+ * One needle's search in one buffer, kept: asked again in the same buffer from a place it has not
+ * passed, it answers without searching, so a chunk of many events is searched once, not once per event.
  */
-export class MemberScanner {
+class KeptSearch {
   private buf: Buffer | undefined
   private from = 0
-  /** Where the last match of the pivot was found (the key would start `pivot` bytes before), or -1. */
   private found = -1
 
-  constructor(private readonly member: Member) {}
+  constructor(private readonly needle: number | Buffer) {}
+
+  /** The needle's first place at or after `from` in `buf`, or -1. */
+  next(buf: Buffer, from: number): number {
+    if (buf !== this.buf || from < this.from || (this.found !== -1 && this.found < from)) {
+      this.buf = buf
+      this.from = from
+      this.found = indexOf.call(buf, this.needle, from)
+    }
+    return this.found
+  }
+}
+
+/** Tests events for a member. */
+export class MemberScanner {
+  private readonly search: KeptSearch
+
+  constructor(private readonly member: Member) {
+    this.search = new KeptSearch(member.needle)
+  }
 
   test(buf: Buffer, start: number, end: number): boolean {
-    const { quoted, pivot, needle, valueStart } = this.member
+    const { quoted, pivot, valueStart } = this.member
     let from = start + pivot
     for (;;) {
-      if (buf !== this.buf || from < this.from || (this.found !== -1 && this.found < from)) {
-        this.buf = buf
-        this.from = from
-        this.found = indexOf.call(buf, needle, from)
-      }
-      const found = this.found
+      // Where the pivot is (the key would start `pivot` bytes before), or -1.
+      const found = this.search.next(buf, from)
       if (found === -1 || found >= end) return false
       const key = found - pivot
       if (
@@ -106,22 +120,18 @@ export class MemberScanner {
 
 /**
  * Tests events for a byte string anywhere in them (a needle that only the events a reader reads hold,
- * such as `kens"` of a token count). Like {@link MemberScanner}, it searches a chunk of many events once.
+ * such as `kens"` of a token count).
  */
 export class NeedleScanner {
-  private buf: Buffer | undefined
-  private from = 0
-  private found = -1
+  private readonly search: KeptSearch
 
-  constructor(private readonly needle: Buffer) {}
+  constructor(private readonly needle: Buffer) {
+    this.search = new KeptSearch(needle)
+  }
 
   test(buf: Buffer, start: number, end: number): boolean {
-    if (buf !== this.buf || start < this.from || (this.found !== -1 && this.found < start)) {
-      this.buf = buf
-      this.from = start
-      this.found = indexOf.call(buf, this.needle, start)
-    }
-    return this.found !== -1 && this.found + this.needle.length <= end
+    const found = this.search.next(buf, start)
+    return found !== -1 && found + this.needle.length <= end
   }
 }
 
