@@ -57,13 +57,16 @@ export function anthropicText(json: JsonObject, into: TextSink): void {
 /** Some translators send Anthropic events without `event:` lines: those are read when they mention usage. */
 const UNNAMED = [member('usage', '{'), member('error')]
 
+const LARGE_PATHS = [['type'], ['usage'], ['delta', 'stop_reason'], ['message', 'usage'], ['message', 'model']]
+
+// One reader per response: what most responses never use is made when first needed.
 class AnthropicReader implements DialectReader {
-  private readonly unnamed = new AnyOf(UNNAMED)
+  private unnamed: AnyOf | undefined // only a stream without `event:` lines is tested byte by byte
   private readonly serverTools = new ServerToolCounts()
-  readonly largePaths = [['type'], ['usage'], ['delta', 'stop_reason'], ['message', 'usage'], ['message', 'model']]
+  readonly largePaths = LARGE_PATHS
 
   mayCarry(buf: Buffer, start: number, end: number): boolean {
-    return this.unnamed.test(buf, start, end)
+    return (this.unnamed ??= new AnyOf(UNNAMED)).test(buf, start, end)
   }
 
   read(event: WireEvent): EventReading | undefined {

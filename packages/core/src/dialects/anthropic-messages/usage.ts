@@ -130,22 +130,23 @@ function writeSplit(native: JsonObject, usage: Usage, out: JsonObject): void {
  * (docs/dialects/anthropic-messages.md#thinking-and-server-tools).
  */
 export class ServerToolCounts {
-  private readonly known = new Map<string, number>()
+  private known: Map<string, number> | undefined // made by the first message that uses a server tool
 
   observe(native: JsonObject): void {
     const tools = native.server_tool_use
     if (!isObject(tools)) return
+    const known = (this.known ??= new Map())
     for (const key in tools) {
       const n = count(tools[key])
-      if (n === undefined || (n === 0 && (this.known.get(key) ?? 0) > 0)) continue
-      this.known.set(key, n)
+      if (n === undefined || (n === 0 && (known.get(key) ?? 0) > 0)) continue
+      known.set(key, n)
     }
   }
 
   /** `out` with every zeroed count that is known replaced by the count known. */
   restore(out: JsonObject): JsonObject {
     const tools = out.server_tool_use
-    if (this.known.size === 0 || !isObject(tools)) return out
+    if (this.known === undefined || this.known.size === 0 || !isObject(tools)) return out
     let fixed: JsonObject | undefined
     for (const key in tools) {
       const known = this.known.get(key)

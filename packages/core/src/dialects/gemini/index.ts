@@ -44,6 +44,7 @@ function isGeminiResponse(json: JsonObject): boolean {
   return Array.isArray(json.candidates) || isObject(json.usageMetadata) || isObject(json.promptFeedback)
 }
 
+const LARGE_PATHS = [['usageMetadata'], ['modelVersion'], ['error'], ['promptFeedback', 'blockReason']]
 const CARRIERS = [member('usageMetadata', '{'), member('error')]
 const FINISH = member('finishReason', '"')
 const USAGE_PATH = ['usageMetadata'] as const
@@ -59,7 +60,7 @@ class GeminiReader implements DialectReader {
   private readonly state: GeminiState = freshState()
   private finished = false
   private usageSeen = false
-  readonly largePaths = [['usageMetadata'], ['modelVersion'], ['error'], ['promptFeedback', 'blockReason']]
+  readonly largePaths = LARGE_PATHS
 
   mayCarry(buf: Buffer, start: number, end: number): boolean {
     if (this.carriers.test(buf, start, end)) return true

@@ -41,6 +41,15 @@ const COLON = 0x3a
 const T = 0x74
 const isSpace = (b: number | undefined): boolean => b === 0x20 || b === 0x09 || b === 0x0a || b === 0x0d
 
+const LARGE_PATHS = [
+  ['done'],
+  ['model'],
+  ['error'],
+  ['prompt_eval_count'],
+  ['prompt_eval_cached_count'],
+  ['eval_count'],
+]
+
 /**
  * Reads the `done: true` object of a stream, or a whole body. Lines before it carry text and no counts,
  * and are let through on bytes alone: `"done"` followed by `false`.
@@ -50,14 +59,7 @@ class OllamaReader implements DialectReader {
   private searched: Buffer | undefined
   private searchedFrom = 0
   private found = -1
-  readonly largePaths = [
-    ['done'],
-    ['model'],
-    ['error'],
-    ['prompt_eval_count'],
-    ['prompt_eval_cached_count'],
-    ['eval_count'],
-  ]
+  readonly largePaths = LARGE_PATHS
 
   mayCarry(buf: Buffer, start: number, end: number): boolean {
     return this.doneTrue(buf, start, end) || ERROR.test(buf, start, end)

@@ -66,6 +66,7 @@ const QUICK_COMPACT = needles('kens"', 'rror', 'ason":"', 'DONE]')
 const QUICK_SPACED = needles('kens"', 'rror', 'son": "', 'DONE]')
 const QUICK_FINISHED = needles('kens"', 'rror', 'DONE]')
 const FINISH_KEY = Buffer.from('"finish_reason"')
+const LARGE_PATHS = [['usage'], ['x_groq', 'usage'], ['model'], ['error'], ['object']]
 
 /**
  * A usage block is final on or after the finish chunk (OpenAI's `choices: []` chunk follows it; DeepSeek
@@ -82,7 +83,7 @@ class ChatReader implements DialectReader {
   // Learnt from the first chunk with a `finish_reason`; none when its writer spaces JSON unusually.
   private separator: Separator
   quick: readonly Buffer[] | undefined
-  readonly largePaths = [['usage'], ['x_groq', 'usage'], ['model'], ['error'], ['object']]
+  readonly largePaths = LARGE_PATHS
 
   mayCarry(buf: Buffer, start: number, end: number): boolean {
     if (this.separator === undefined) this.learn(buf, start, end)

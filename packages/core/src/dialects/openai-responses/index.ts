@@ -61,25 +61,27 @@ export const openaiResponses = {
   reader: (): DialectReader => new ResponsesReader(),
 } satisfies DialectSpec
 
+const LARGE_PATHS = [
+  ['type'],
+  ['response', 'usage'],
+  ['response', 'model'],
+  ['response', 'status'],
+  ['response', 'error'],
+  ['usage'],
+  ['model'],
+  ['object'],
+  ['status'],
+  ['error'],
+]
+
 class ResponsesReader implements DialectReader {
-  private readonly unnamed = new AnyOf(UNNAMED)
+  private unnamed: AnyOf | undefined // only events without a name are tested byte by byte
   quick: readonly Buffer[] | undefined
   // A terminal event carries the whole output (long answers, images, audio): its usage is read on the way.
-  readonly largePaths = [
-    ['type'],
-    ['response', 'usage'],
-    ['response', 'model'],
-    ['response', 'status'],
-    ['response', 'error'],
-    ['usage'],
-    ['model'],
-    ['object'],
-    ['status'],
-    ['error'],
-  ]
+  readonly largePaths = LARGE_PATHS
 
   mayCarry(buf: Buffer, start: number, end: number): boolean {
-    return this.unnamed.test(buf, start, end)
+    return (this.unnamed ??= new AnyOf(UNNAMED)).test(buf, start, end)
   }
 
   read(event: WireEvent): EventReading | undefined {
