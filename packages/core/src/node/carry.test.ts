@@ -57,7 +57,7 @@ describe('carryBody: a framework body through the Exchange', () => {
     expect(records[0]).toMatchObject({ status: 'passthrough', passthrough: { reason: expect.stringMatching(/gzip/) } })
   })
 
-  it('a stream is carried by a Transform; its record is written when it ends', async () => {
+  it('a stream is carried by a stream of its own; its record is written when it ends', async () => {
     const { exchange, records } = begin('/v1/messages')
     const head = heldHead(200, { 'content-type': 'text/event-stream', 'content-length': 999 })
     const out = carryBody(exchange, head, Readable.from(sse.map((s) => Buffer.from(s)))) as Readable
@@ -113,6 +113,58 @@ describe('carryBody: a framework body through the Exchange', () => {
     expect(whole.readableEnded).toBe(true)
     expect(errors).toEqual([])
     expect(ended.records[0]).toMatchObject({ status: 'complete' })
+  })
+
+  it('a source that fails as it is released (undici: "Request aborted") raises no unhandled error', async () => {
+    const { exchange, records } = begin('/v1/messages')
+    const source = new Readable({
+      read() {},
+      destroy(_error, callback) {
+        callback(new Error('Request aborted'))
+      },
+    })
+    const carried = carryBody(exchange, heldHead(200, { 'content-type': 'text/event-stream' }), source) as Readable
+    source.push(sse[0])
+    await new Promise((r) => setImmediate(r))
+    carried.destroy()
+    await new Promise((r) => source.on('close', r))
+    // An 'error' with no listener would have thrown out of the event loop, failing this test.
+    expect(source.destroyed).toBe(true)
+    expect(records[0]).toMatchObject({ status: 'aborted' })
+  })
+
+  it('a reader that does not read pauses the source: the carried stream holds no more than its buffer', async () => {
+    const { exchange, records } = begin('/v1/messages')
+    const delta = Buffer.from(
+      'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"' +
+        'x'.repeat(900) +
+        '"}}\n\n',
+    )
+    let sent = 0
+    const source = new Readable({
+      read() {
+        // 4 MiB of deltas after message_start, and message_delta at the end.
+        if (sent === 0) this.push(sse[0])
+        if (sent >= 4 << 20) {
+          this.push(sse[1])
+          this.push(null)
+          return
+        }
+        sent += delta.length
+        this.push(delta)
+      },
+    })
+    const out = carryBody(exchange, heldHead(200, { 'content-type': 'text/event-stream' }), source) as Readable
+    await new Promise((r) => setTimeout(r, 50))
+    // Nobody reads yet: the source stopped within a few chunks of the carried stream's own buffer.
+    expect(source.isPaused()).toBe(true)
+    expect(out.readableLength).toBeLessThan(out.readableHighWaterMark + 2 * delta.length)
+    expect(sent).toBeLessThan(256 << 10)
+    // Read at last, everything arrives and the record is whole.
+    const text = await drain(out)
+    expect(text.length).toBeGreaterThan(4 << 20)
+    expect(text).toContain('"usage":{"input_tokens":7,"output_tokens":4}')
+    expect(records[0]).toMatchObject({ status: 'complete', usage: { input: 7, output: 4 } })
   })
 
   it('a JSON stream keeps a Content-Length, set to the new length (ETag gone) before its first byte leaves', async () => {

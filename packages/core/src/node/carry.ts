@@ -3,7 +3,7 @@ import zlib from 'node:zlib'
 import type { Exchange, HeaderLookup } from '../exchange.js'
 import { isStreaming } from '../framing/index.js'
 import { NODE_DECODERS } from './decode.js'
-import { UsageTransform } from './stream.js'
+import { CarriedBody } from './stream.js'
 
 /**
  * The response head as a hook- or stream-style framework holds it before sending (Fastify's `reply`,
@@ -54,7 +54,7 @@ function settleHead(exchange: Exchange, head: HeldHead, length: number | undefin
  * adapters that hand the framework a body rather than patching `res` (a Fastify `onSend` payload, a
  * Koa `ctx.body`). The decision at the head, decoding, header changes and the record are the
  * Exchange's, the same as for a patched `res`:
- * - a stream is carried by a {@link UsageTransform} and finishes the record when it ends, is destroyed
+ * - a stream is carried by a {@link CarriedBody} and finishes the record when it ends, is destroyed
  *   (`abort`) or its source fails (`cut`); destroyed before its source ended, it destroys the source. A
  *   JSON stream keeps its Content-Length, set to the new length before its first byte leaves;
  * - bytes or text are read at once; the new body gets its length, and an ETag that no longer tags it is
@@ -72,18 +72,9 @@ export function carryBody(exchange: Exchange, head: HeldHead, body: Body): Body 
     // leaves: it keeps a Content-Length, as through the interception (docs/transport.md#content-length-and-etag).
     const whole = !isStreaming(decision.framing)
     for (const name of decision.remove) if (!whole || name !== 'content-length') head.removeHeader(name)
-    const transform = new UsageTransform(
-      exchange,
-      decision,
-      whole ? (length) => settleHead(exchange, head, length) : undefined,
-    )
-    body.once('error', (error: Error) => transform.destroy(error))
     // The framework destroys the body it sends when the client goes away (Fastify, Koa); that is now the
-    // transform, so the source it would have destroyed (an upstream response) is released here.
-    transform.once('close', () => {
-      if (!body.readableEnded && !body.destroyed) body.destroy()
-    })
-    return body.pipe(transform)
+    // carried body, which releases its source (an upstream response) then.
+    return new CarriedBody(body, exchange, decision, whole ? (length) => settleHead(exchange, head, length) : undefined)
   }
   let bytes = typeof body === 'string' ? Buffer.from(body) : Buffer.from(body.buffer, body.byteOffset, body.byteLength)
   if (decision.decode) {
