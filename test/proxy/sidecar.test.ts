@@ -13,7 +13,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { startProvider, startTranslator, TEXT, type Truth, type UpstreamKind } from '../translator/index.js'
 import { MODELS, TRUTHS } from '../tap/helpers.js'
 import { listen, shut, waitFor } from '../express/helpers.js'
-import { aroundPassThrough } from './helpers.js'
+import { aroundGateway, aroundPassThrough } from './helpers.js'
 
 const open: Array<{ close(): Promise<void> }> = []
 afterEach(async () => {
@@ -190,30 +190,22 @@ describe('no cross-talk', () => {
   it('12 concurrent requests with different answers: each client gets its own numbers, joined by content', async () => {
     const provider = await echoProvider()
     open.push(provider)
-    let providerUrl = ''
     // A gateway that drops the correlation header (as most do) and zeroes the usage it forwards.
-    const gateway = http.createServer((req, res) => {
-      const headers = { ...req.headers }
-      delete headers['x-usagewire-correlation']
-      delete headers.host
-      const upstream = http.request(new URL(req.url ?? '/', providerUrl), { method: req.method, headers }, (up) => {
-        res.writeHead(up.statusCode ?? 502, up.headers)
-        up.setEncoding('utf8')
-        up.on('data', (text: string) => res.write(text.replace(/"prompt_tokens":\d+/, '"prompt_tokens":0')))
-        up.on('end', () => res.end())
-      })
-      req.pipe(upstream)
-    })
-    const gatewayUrl = await listen(gateway)
-    open.push({ close: () => shut(gateway) })
-    const sidecar = await startProxy({
-      listen: '127.0.0.1:0',
-      target: gatewayUrl,
-      providerListen: '127.0.0.1:0',
-      provider: provider.url,
-    })
-    open.push(sidecar)
-    providerUrl = sidecar.providerUrl!
+    const dropping =
+      (providerUrl: () => string): http.RequestListener =>
+      (req, res) => {
+        const headers = { ...req.headers }
+        delete headers['x-usagewire-correlation']
+        delete headers.host
+        const upstream = http.request(new URL(req.url ?? '/', providerUrl()), { method: req.method, headers }, (up) => {
+          res.writeHead(up.statusCode ?? 502, up.headers)
+          up.setEncoding('utf8')
+          up.on('data', (text: string) => res.write(text.replace(/"prompt_tokens":\d+/, '"prompt_tokens":0')))
+          up.on('end', () => res.end())
+        })
+        req.pipe(upstream)
+      }
+    const sidecar = await aroundGateway(dropping, provider.url, open)
     const client = new OpenAI({ apiKey: 'x', baseURL: `${sidecar.url}/v1`, maxRetries: 0 })
     const seen = await Promise.all(
       Array.from({ length: 12 }, async (_, n) => {
