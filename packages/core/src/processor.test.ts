@@ -541,6 +541,73 @@ describe('quick needles: a chunk of many events is searched, not framed event by
   })
 })
 
+describe('event templates: a Chat stream reads the same whether its chunks match a template or not', () => {
+  // Deltas of several shapes, with text that holds needles, quotes, escapes and non-ASCII.
+  const text = fc.constantFrom('hello ', 'tokens" ', 'error ', 'reason":"x ', '[DONE] ', 'a\\b ', 'é ', '\n')
+  const delta = fc.oneof(
+    text.map((content) => ({ content })),
+    text.map((reasoning_content) => ({ reasoning_content })),
+    text.map((args) => ({ tool_calls: [{ index: 0, function: { arguments: args } }] })),
+  )
+  const streamCase = fc.record({
+    deltas: fc.array(delta, { maxLength: 60 }),
+    errorAt: fc.option(fc.nat({ max: 60 }), { nil: undefined }),
+    finish: fc.constantFrom('stop', 'tool_calls', undefined),
+    usage: fc.constantFrom('own chunk', 'on finish', 'none'),
+    done: fc.boolean(),
+    cut: fc.array(fc.integer({ min: 512, max: 4096 }), { minLength: 1, maxLength: 4 }),
+  })
+  const usage = { prompt_tokens: 900, completion_tokens: 40, total_tokens: 940 }
+
+  /** The stream; with `vary`, every chunk has its own `created`, so that no template ever matches. */
+  function body(c: typeof streamCase extends fc.Arbitrary<infer T> ? T : never, vary: boolean): string {
+    const events: string[] = []
+    const chunk = (choices: object[], extra: object = { usage: null }) =>
+      `data: ${JSON.stringify({
+        id: 'chatcmpl-1',
+        object: 'chat.completion.chunk',
+        created: vary ? 1755800000 + events.length : 1755800000,
+        model: 'gpt-4.1',
+        choices,
+        ...extra,
+        obfuscation: 'x'.repeat(events.length % 7),
+      })}\n\n`
+    events.push(chunk([{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null }]))
+    c.deltas.forEach((d, i) => {
+      if (c.errorAt === i) events.push(`data: ${JSON.stringify({ error: { message: 'overloaded' } })}\n\n`)
+      events.push(chunk([{ index: 0, delta: d, logprobs: null, finish_reason: null }]))
+    })
+    if (c.finish) events.push(chunk([{ index: 0, delta: {}, finish_reason: c.finish }], { usage: c.usage === 'on finish' ? usage : null }))
+    if (c.usage === 'own chunk') events.push(chunk([], { usage }))
+    if (c.done) events.push('data: [DONE]\n\n')
+    return events.join('')
+  }
+
+  it('gives the record it gives when no template matches, in any chunking', () => {
+    fc.assert(
+      fc.property(streamCase, (c) => {
+        const path = '/v1/chat/completions'
+        const unmatched = inspect(body(c, true), { path }).record
+        // What the stream says, read without templates: the differential check below rests on it.
+        const counted = c.usage === 'own chunk' || (c.usage === 'on finish' && c.finish !== undefined)
+        if (counted) expect(unmatched.usage.input).toBe(900)
+        else expect(unmatched.sources.input).not.toMatch(/^chunk\.usage/)
+        if (c.errorAt !== undefined && c.errorAt < c.deltas.length) expect(unmatched.error).toBe('overloaded')
+        expect(unmatched.final).toBe(counted && (c.finish !== undefined || c.done))
+        const expected = comparableRecord(unmatched)
+        const same = body(c, false)
+        const events = same.split(/(?<=\n\n)/).map((e) => Buffer.byteLength(e))
+        for (const chunks of [undefined, events, c.cut]) {
+          const { output, record } = inspect(same, { path, ...(chunks && { chunks }) })
+          expect(output.toString()).toBe(same)
+          expect(comparableRecord(record)).toEqual(expected)
+        }
+      }),
+      { numRuns: 300 },
+    )
+  })
+})
+
 function comparableRecord(record: object): unknown {
   const { id: _id, timing: _timing, ...rest } = record as Record<string, unknown>
   return rest

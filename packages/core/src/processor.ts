@@ -12,6 +12,7 @@ import { findMember, spliceMember } from './framing/json-splice.js'
 import { dialectById, recognizeBody, recognizeEvent, streamsJsonArray } from './dialects/registry.js'
 import { matchRoute, routeOf } from './routes.js'
 import type { DialectReader, DialectSpec, EventReading, JsonObject, TextSink } from './dialects/types.js'
+import { EventTemplate } from './dialects/template.js'
 import { Ledger, type SourceKind } from './ledger.js'
 import type { Correction } from './record.js'
 import { isObject, type UsageSources } from './usage.js'
@@ -225,6 +226,12 @@ class UsageProcessor implements Processor, EventSink {
   private quickChunk: Buffer | undefined
   private quickFor: readonly Buffer[] | undefined
   private quickHits: number[] = []
+  // Event templates (docs/architecture.md#event-templates): the spec's free strings while templates are
+  // worth learning, the one learnt last, how many were learnt and how many events they passed.
+  private freeStrings: ReadonlySet<string> | undefined
+  private template: EventTemplate | undefined
+  private learnt = 0
+  private matched = 0
   /** EventSink: what decided that the last event passes, for the framer to pass its likes unasked. */
   passedBy = -1
   /** The dialect is settled by the first event read; until then every event is read. */
@@ -292,6 +299,8 @@ class UsageProcessor implements Processor, EventSink {
     this.reader = spec.reader(this.route)
     this.usageEvents = spec.usageEvents
     this.quick = spec.quick
+    this.freeStrings = spec.freeStrings
+    this.template = undefined
   }
 
   /** Fail open: from here on every byte passes untouched. Returns the bytes that were being held. */
@@ -308,6 +317,15 @@ class UsageProcessor implements Processor, EventSink {
   }
 
   readsFrom(chunk: Buffer, start: number): number {
+    if (this.freeStrings !== undefined && this.settled && !this.pausing && !this.collectText) {
+      // Whole events that match the template pass; the first that does not is framed and asked about
+      // (with no template yet, the first event is: a template is learnt from one that passes).
+      const template = this.template
+      if (template === undefined) return start
+      const at = template.run(chunk, start, chunk.length)
+      this.matched += template.ran
+      return at
+    }
     // A search for several bytes costs as much as framing a few events: worth it on chunks of many.
     const needles = this.reader?.quick ?? this.quick
     if (
@@ -354,7 +372,15 @@ class UsageProcessor implements Processor, EventSink {
         return undefined
       }
       if (named === NO_NAME) {
-        if (!reader.mayCarry(buf, start, end)) return undefined
+        const template = this.template
+        if (template !== undefined && template.match(buf, start, end) === end) {
+          this.matched++
+          return undefined
+        }
+        if (!reader.mayCarry(buf, start, end)) {
+          if (this.freeStrings !== undefined) this.learn(buf, start, end)
+          return undefined
+        }
       } else if (reader.namedPassing !== undefined) {
         const decided = reader.namedPassing(buf, start, end)
         if (decided !== -1) {
@@ -370,6 +396,21 @@ class UsageProcessor implements Processor, EventSink {
       this.fail(`internal error: ${(error as Error).message}`, this.base + at)
       return undefined
     }
+  }
+
+  /**
+   * A template from the event `buf[start, end)`, which passed and did not match the last one. A stream
+   * whose events keep differing (a count in each, alternating shapes) stops learning once templates
+   * have cost more than they saved: after four, each must have passed eight events on average.
+   */
+  private learn(buf: Buffer, start: number, end: number): void {
+    if (this.learnt >= 4 && this.matched < 8 * this.learnt) {
+      this.freeStrings = undefined
+      this.template = undefined
+      return
+    }
+    this.learnt++
+    this.template = EventTemplate.learn(buf, start, end, this.freeStrings!)
   }
 
   /** The text an event carries, kept for an output estimate or a sidecar's join; nothing here may fail the response. */

@@ -145,6 +145,13 @@ export interface DialectSpec {
    */
   readonly quick?: readonly Buffer[]
   /**
+   * For a data-only stream: members whose string values never change what `mayCarry` decides or what
+   * state it keeps (any state it sets is set again alike by an event of the same shape). The processor
+   * learns a template from an event that passed, with these values free, and passes the events that
+   * match it without asking `mayCarry` (docs/architecture.md#event-templates).
+   */
+  readonly freeStrings?: ReadonlySet<string>
+  /**
    * Counts the response head carries (Bedrock's `x-amzn-bedrock-*-token-count`): the Exchange enters them
    * in the ledger when the head arrives, so a body that reports none, or 0, still has them, and one that
    * reports counts replaces them.

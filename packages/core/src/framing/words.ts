@@ -33,7 +33,8 @@ export function pattern(bytes: Uint8Array): Pattern {
 let viewed: Buffer | undefined
 let view: DataView | undefined
 
-function viewOf(buf: Buffer): DataView {
+/** A DataView of `buf`, kept while the same chunk is compared. */
+export function viewOf(buf: Buffer): DataView {
   if (buf !== viewed || view === undefined) {
     viewed = buf
     view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)

@@ -17,6 +17,20 @@ const FINISH = member('finish_reason', '"')
  */
 const str = (value: unknown): string | undefined => (typeof value === 'string' ? value : undefined)
 
+/**
+ * The generated text and the obfuscation padding: what differs between one chunk and the next. What the
+ * reader reads (a usage block, an error, a finish reason that is a string, `[DONE]`) is never inside
+ * such a value (docs/architecture.md#event-templates).
+ */
+const FREE_STRINGS: ReadonlySet<string> = new Set([
+  'content',
+  'reasoning_content',
+  'reasoning',
+  'refusal',
+  'arguments',
+  'obfuscation',
+])
+
 export const openaiChat = {
   id: 'openai-chat' as const,
   routes: ['/chat/completions'],
@@ -50,6 +64,7 @@ export const openaiChat = {
     }
   },
   reader: (): DialectReader => new ChatReader(),
+  freeStrings: FREE_STRINGS,
 } satisfies DialectSpec
 
 /** `[DONE]`, the sentinel that ends a whole stream (the space after `data:` is optional). */
