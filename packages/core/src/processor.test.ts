@@ -577,7 +577,10 @@ describe('event templates: a Chat stream reads the same whether its chunks match
       if (c.errorAt === i) events.push(`data: ${JSON.stringify({ error: { message: 'overloaded' } })}\n\n`)
       events.push(chunk([{ index: 0, delta: d, logprobs: null, finish_reason: null }]))
     })
-    if (c.finish) events.push(chunk([{ index: 0, delta: {}, finish_reason: c.finish }], { usage: c.usage === 'on finish' ? usage : null }))
+    if (c.finish)
+      events.push(
+        chunk([{ index: 0, delta: {}, finish_reason: c.finish }], { usage: c.usage === 'on finish' ? usage : null }),
+      )
     if (c.usage === 'own chunk') events.push(chunk([], { usage }))
     if (c.done) events.push('data: [DONE]\n\n')
     return events.join('')
