@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { createMeter } from './meter.js'
 import type { UsageRecord } from './record.js'
+import { collected } from './node/test-gc.js'
 
 const SSE = (name: string) => (name === 'content-type' ? 'text/event-stream' : undefined)
 const start = (input: number) =>
@@ -224,5 +225,33 @@ describe('sinks', () => {
     expect(got).toHaveLength(1)
     expect(meter.stats).toEqual({ records: 1, failures: 2 })
     expect(warnings.filter((w) => /sink/.test(w))).toHaveLength(2)
+  })
+})
+
+describe('the Exchange, once its record is out', () => {
+  it('lets go of its carrier and port once the record is out, and passes bytes pushed after it', async () => {
+    const { meter, records } = setup()
+    const exchange = meter.begin({ method: 'POST', url: '/v1/messages' })!
+    exchange.respond({ status: 200, headers: SSE }, { decoders: [] })
+    let port: object | undefined = { write: () => {}, end: () => {} }
+    exchange.connect(port as Parameters<typeof exchange.connect>[0])
+    let carrier: object | undefined = {}
+    exchange.carrier = carrier
+    const refs = [new WeakRef(port), new WeakRef(carrier)]
+    port = carrier = undefined
+    exchange.push(Buffer.from(start(10)))
+    exchange.end()
+    // Still the Exchange's while the response goes on.
+    expect(await collected(refs[0]!)).toBe(false)
+    expect(await collected(refs[1]!)).toBe(false)
+    exchange.finish({ kind: 'end' })
+    // The Exchange stays reachable (a keep-alive connection keeps its request), what carried it does not.
+    expect(exchange.carrier).toBeUndefined()
+    expect(await collected(refs[0]!)).toBe(true)
+    expect(await collected(refs[1]!)).toBe(true)
+    const late = Buffer.from(delta(99, 99))
+    expect(exchange.push(late)).toEqual([late])
+    expect(records).toHaveLength(1)
+    expect(records[0]!.usage.input).toBe(10)
   })
 })

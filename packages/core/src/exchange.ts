@@ -301,7 +301,10 @@ export class Exchange implements HoldPolicy {
 
   /** Bytes of the (decoded) body in; the bytes to send now out. */
   push(chunk: Uint8Array): Uint8Array[] {
-    const out = this.processor!.push(chunk)
+    const processor = this.processor
+    // Bytes written after the record (a gateway still writing to a response the client closed) pass.
+    if (processor === undefined || this.finished !== null) return [chunk]
+    const out = processor.push(chunk)
     if (this.firstByteMs === null && out.length > 0) this.firstByteMs = since(this.started)
     return out
   }
@@ -459,6 +462,11 @@ export class Exchange implements HoldPolicy {
     if (outcome.kind === 'abort' && this.context.onAbort === 'drain' && this.drain(outcome)) return undefined
     const record = this.build(outcome)
     this.finished = record
+    // The response is over: let go of what carried it. The Exchange rides on the request, which a
+    // keep-alive connection keeps until its next request; held from here, the carrier and the port
+    // outlive the response, and what they reach with them (docs/architecture.md#the-exchange).
+    this.port = undefined
+    this.carrier = undefined
     if (record.passthrough) {
       this.warn(`${this.route} left untouched from byte ${record.passthrough.atByte}: ${record.passthrough.reason}`)
     }

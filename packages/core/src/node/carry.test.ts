@@ -6,6 +6,7 @@ import { createMeter } from '../meter.js'
 import type { UsageRecord } from '../record.js'
 import { carryBody, type HeldHead } from './carry.js'
 import { chatBody } from './test-bodies.js'
+import { collected } from './test-gc.js'
 
 const sse = [
   'event: message_start\ndata: {"type":"message_start","message":{"model":"m","usage":{"input_tokens":7,"output_tokens":1}}}\n\n',
@@ -227,5 +228,19 @@ describe('carryBody: a framework body through the Exchange', () => {
     const body = '<html>'
     expect(carryBody(exchange, heldHead(200, { 'content-type': 'text/html' }), body)).toBe(body)
     expect(records[0]).toMatchObject({ status: 'passthrough' })
+  })
+
+  it('a carried stream lets go of its source once it ended, though the framework keeps the carried body', async () => {
+    const { exchange, records } = begin('/v1/messages')
+    let source: Readable | undefined = Readable.from(sse.map((s) => Buffer.from(s)))
+    const carried = carryBody(exchange, heldHead(200, { 'content-type': 'text/event-stream' }), source) as Readable
+    const ref = new WeakRef(source)
+    expect(await drain(carried)).toContain('message_delta')
+    expect(source.listenerCount('data')).toBe(0)
+    source = undefined
+    // A framework (Koa's response listeners) may keep the body it was given long after the response.
+    expect(carried.readableEnded).toBe(true)
+    expect(await collected(ref)).toBe(true)
+    expect(records).toHaveLength(1)
   })
 })

@@ -158,12 +158,12 @@ export class CarriedBody extends Readable {
   private readonly carry: BodyCarry
   private paused = false
 
-  constructor(
-    private readonly source: Readable,
-    exchange: Exchange,
-    decision: Read,
-    headDue?: HeadDue,
-  ) {
+  // Let go of once it ended: a framework may keep the carried body until long after (Koa's response
+  // listeners), and the source reaches its socket, which goes on to carry later requests
+  // (docs/architecture.md#the-exchange).
+  private source: Readable | undefined
+
+  constructor(source: Readable, exchange: Exchange, decision: Read, headDue?: HeadDue) {
     super()
     this.carry = new BodyCarry(
       exchange,
@@ -172,6 +172,7 @@ export class CarriedBody extends Readable {
       (chunk) => this.push(chunk),
       () => this.push(null),
     )
+    this.source = source
     source.on('data', this.onData)
     source.once('end', this.onEnd)
     source.once('error', this.onError)
@@ -181,11 +182,23 @@ export class CarriedBody extends Readable {
     const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk
     if (!this.carry.write(bytes) && !this.paused) {
       this.paused = true
-      this.source.pause()
+      this.source?.pause()
     }
   }
 
-  private readonly onEnd = (): void => this.carry.end()
+  private readonly onEnd = (): void => {
+    this.detach()
+    this.carry.end()
+  }
+
+  private detach(): Readable | undefined {
+    const source = this.source
+    if (!source) return undefined
+    this.source = undefined
+    source.removeListener('data', this.onData)
+    source.removeListener('end', this.onEnd)
+    return source
+  }
 
   private readonly onError = (error: Error): void => {
     this.destroy(error)
@@ -194,16 +207,14 @@ export class CarriedBody extends Readable {
   override _read(): void {
     if (!this.paused) return
     this.paused = false
-    this.source.resume()
+    this.source?.resume()
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
-    const source = this.source
-    source.removeListener('data', this.onData)
-    source.removeListener('end', this.onEnd)
+    const source = this.detach()
     // Its error listener stays: a source destroyed here may still emit an error (undici's body says
     // "Request aborted"), which must find a listener, not crash the process.
-    if (!source.readableEnded && !source.destroyed) source.destroy()
+    if (source && !source.readableEnded && !source.destroyed) source.destroy()
     this.carry.destroyed(error)
     callback(error)
   }
