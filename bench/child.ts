@@ -13,6 +13,9 @@
  *                        express 5 + http-proxy-middleware 3 to the upstream (keep-alive agent); with `usagewire`,
  *                        `app.use(usagewire({ onUsage }))` before the proxy. Row 8 points it at an upstream
  *                        in the bench process (bench/callgrind.bench.ts).
+ *   gateway burn:<µs> <upstream url>
+ *                        the bare gateway, spending <µs> of CPU in a busy loop at the start of every request:
+ *                        what any code that costs that much per response costs this gateway (row 4h).
  *   framework koa|fastify|http-proxy-middleware bare|usagewire <upstream url>
  *                        the other adapters' gateways (bench/frameworks.ts), for row 4g.
  *
@@ -130,6 +133,14 @@ async function gateway(mode: string, target: string): Promise<void> {
     }
     next()
   })
+  if (mode.startsWith('burn:')) {
+    const burn = Number(mode.slice('burn:'.length)) * 1000
+    app.use((_req, _res, next) => {
+      const until = process.hrtime.bigint() + BigInt(burn)
+      while (process.hrtime.bigint() < until);
+      next()
+    })
+  }
   if (mode === 'usagewire') {
     app.use(
       usagewire({

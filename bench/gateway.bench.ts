@@ -293,8 +293,10 @@ function inProcessCost(scale: number): {
     for (const c of chunks) p.push(c)
     p.end()
   }
-  const warm = Math.ceil(1000 * scale)
-  const per = Math.ceil(600 * scale)
+  // Long enough for TurboFan to settle: with 1000 responses of warm-up and 600 per run the same code
+  // measured 29 µs per response instead of 10.5.
+  const warm = Math.ceil(10_000 * scale)
+  const per = Math.ceil(3000 * scale)
   const time = (f: () => void) => {
     for (let i = 0; i < warm; i++) f()
     const runs: number[] = []
@@ -325,7 +327,7 @@ export interface GatewayBenchOptions {
   serialRequests: number
   heapStreams: number
   slowSeconds: number
-  /** Scales the in-process iterations (1: 1000 warm-up + 5 × 600 per variant). */
+  /** Scales the in-process iterations (1: 10,000 warm-up + 5 × 3000 per variant). */
   inProcessScale: number
 }
 
@@ -350,6 +352,9 @@ export const GATEWAY_SMOKE: GatewayBenchOptions = {
 }
 
 type Mode = 'bare' | 'usagewire'
+
+/** Row 4h: the CPU, in µs per request, that the calibration gateway spends in a busy loop. */
+const CALIBRATION_US = 20
 const ms = (v: number) => `${fmt(v, v < 10 ? 2 : 1)} ms`
 
 /**
@@ -368,19 +373,25 @@ export async function gatewayBench(log: (line: string) => void, opts: GatewayBen
   pin(process.pid, OTHER_CPUS)
   const up = await spawn(['upstream'])
   const target = `http://127.0.0.1:${up.port}`
-  const [bare, uw] = await Promise.all([spawn(['gateway', 'bare', target]), spawn(['gateway', 'usagewire', target])])
-  const gateways = { bare, usagewire: uw }
+  const [bare, uw, burn] = await Promise.all([
+    spawn(['gateway', 'bare', target]),
+    spawn(['gateway', 'usagewire', target]),
+    spawn(['gateway', `burn:${CALIBRATION_US}`, target]),
+  ])
+  const gateways = { bare, usagewire: uw, burn }
   const streamBytes = up.ready.streamBytes as number
   try {
     // ── 4. throughput ────────────────────────────────────────────────────────────────────────────
     // Warm-up: JIT, heap sizing, socket pools. The per-request CPU of a fresh gateway keeps falling for
     // several seconds; shorter warm-ups made the first measured run slow.
     let warmupBad = 0
-    for (const gw of [bare, uw, bare, uw]) warmupBad += (await load(gw.port, opts.warmupSeconds, 64, streamBytes)).bad
+    for (const gw of [bare, uw, burn, bare, uw, burn])
+      warmupBad += (await load(gw.port, opts.warmupSeconds, 64, streamBytes)).bad
     const recordsBefore = (await uw.ask<{ records: number }>('stats')).records
-    const runs: Record<Mode, Load[]> = { bare: [], usagewire: [] }
+    const runs: Record<Mode | 'burn', Load[]> = { bare: [], usagewire: [], burn: [] }
     for (let round = 0; round < opts.rounds; round++) {
-      const order = round % 2 === 0 ? (['bare', 'usagewire'] as const) : (['usagewire', 'bare'] as const)
+      const order =
+        round % 2 === 0 ? (['bare', 'usagewire', 'burn'] as const) : (['burn', 'usagewire', 'bare'] as const)
       for (const mode of order) {
         const r = await measured(gateways[mode], up, opts.seconds, streamBytes)
         runs[mode].push(r)
@@ -395,7 +406,7 @@ export async function gatewayBench(log: (line: string) => void, opts: GatewayBen
     }
     const rps = (m: Mode) => median(runs[m].map((r) => r.requests / r.seconds))
     const mbps = (m: Mode) => median(runs[m].map((r) => r.bytes / r.seconds / 1e6))
-    const bad = [...runs.bare, ...runs.usagewire].reduce((n, r) => n + r.bad, 0)
+    const bad = [...runs.bare, ...runs.usagewire, ...runs.burn].reduce((n, r) => n + r.bad, 0)
     const stats = await uw.ask<{ records: number; statuses: Record<string, number> }>('stats')
     const served = runs.usagewire.reduce((n, r) => n + r.requests, 0)
     const records = stats.records - recordsBefore
@@ -407,8 +418,8 @@ export async function gatewayBench(log: (line: string) => void, opts: GatewayBen
       (b, i) => runs.usagewire[i]!.requests / runs.usagewire[i]!.seconds / (b.requests / b.seconds),
     )
     log(`  per-round req/s ratios usagewire/bare: ${pairs.map((p) => fmt(p, 3)).join(', ')}`)
-    const gwPerGB = (m: Mode) => median(runs[m].map(cpuPerGB))
-    const gwPerReq = (m: Mode) => median(runs[m].map((r) => r.cpu!.gateway / Math.max(1, r.requests)))
+    const gwPerGB = (m: Mode | 'burn') => median(runs[m].map(cpuPerGB))
+    const gwPerReq = (m: Mode | 'burn') => median(runs[m].map((r) => r.cpu!.gateway / Math.max(1, r.requests)))
     const loadedFirst = (m: Mode) => median(runs[m].flatMap((r) => r.firstEvent))
     const raw = (m: Mode) =>
       runs[m].map((r) => ({
@@ -536,6 +547,34 @@ export async function gatewayBench(log: (line: string) => void, opts: GatewayBen
     // ── 4g. the other adapters, each against the same framework without usagewire ────────────────
     rows.push(...(await adapterRows(log, up, target, streamBytes, opts)))
 
+    // ── 4h. what a µs of CPU per response costs this gateway ──────────────────────────────────────
+    // The bare gateway plus a busy loop of CALIBRATION_US per request. On loopback, a gateway that
+    // spends longer per response also leaves its client asleep more often, and each write that wakes it
+    // costs the gateway kernel time: the same loop costs more than itself (bench/README.md, row 4h).
+    const burnDelta = gwPerReq('burn') - gwPerReq('bare')
+    const perUs = burnDelta / CALIBRATION_US
+    const e2eDelta = gwPerReq('usagewire') - gwPerReq('bare')
+    log(
+      `  calibration: ${CALIBRATION_US} µs of busy loop per request costs the gateway ${fmt(burnDelta, 1)} µs ` +
+        `(${fmt(perUs, 2)} µs per µs); usagewire's Δ ${fmt(e2eDelta, 1)} µs is what ${fmt(e2eDelta / perUs, 1)} µs of work per response costs`,
+    )
+    rows.push({
+      id: '4h',
+      what: `calibration: Express bare + ${CALIBRATION_US} µs busy loop per request`,
+      value: `${fmt(gwPerGB('burn'), 2)} s/GB`,
+      baseline: `bare ${fmt(gwPerGB('bare'), 2)} s/GB; +${fmt(burnDelta, 0)} µs/req`,
+      ratio: `${fmt(gwPerGB('burn') / gwPerGB('bare'), 3)}×; uw Δ ≙ ${fmt(e2eDelta / perUs, 0)} µs`,
+      result: 'info',
+      raw: {
+        calibrationUs: CALIBRATION_US,
+        burnUsPerRequest: gwPerReq('burn'),
+        bareUsPerRequest: gwPerReq('bare'),
+        gatewayUsPerBurnUs: perUs,
+        usagewireEquivalentUs: e2eDelta / perUs,
+        perRound: runs.burn.map((r) => ({ requests: r.requests, cpuUs: r.cpu })),
+      },
+    })
+
     // ── 5. heap per open stream ──────────────────────────────────────────────────────────────────
     const heap = {} as Record<Mode, { perStream: number; external: number }>
     for (const mode of ['bare', 'usagewire'] as const) {
@@ -590,7 +629,7 @@ export async function gatewayBench(log: (line: string) => void, opts: GatewayBen
     }
   } finally {
     // A clean exit, so a child run with --cpu-prof writes its profile.
-    await Promise.all([bare, uw, up].map((p) => p.exit()))
+    await Promise.all([bare, uw, burn, up].map((p) => p.exit()))
     pin(process.pid, ALL_CPUS)
   }
   return rows

@@ -112,7 +112,7 @@ await section('sinks', 'metrics sinks: CPU per record (in this process)', () =>
 )
 await section(
   'e2e',
-  'end to end (child processes: upstream, bare gateway, usagewire gateway; the load client in this process)',
+  'end to end (child processes: upstream, bare, usagewire and calibration gateways; the load client in this process)',
   () => gatewayBench(log, smoke ? GATEWAY_SMOKE : GATEWAY_FULL),
 )
 await section('callgrind', 'instructions per response: the gateway process under callgrind', async () => {
