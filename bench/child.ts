@@ -8,7 +8,9 @@
  *                          hold  message_start, content_block_start, ping and 5 deltas, then nothing
  *                                until the client goes away (an open stream mid-generation);
  *                          flood content_block_delta events without end, honouring res.write()'s
- *                                backpressure, until FLOOD_CAP bytes or the client goes away.
+ *                                backpressure, until FLOOD_CAP bytes or the client goes away;
+ *                          paced the full response one event per write, one write every PACED_EVERY_MS
+ *                                per stream, as a provider streams tokens.
  *   gateway bare|usagewire <upstream url>
  *                        express 5 + http-proxy-middleware 3 to the upstream (keep-alive agent); with `usagewire`,
  *                        `app.use(usagewire({ onUsage }))` before the proxy. Row 8 points it at an upstream
@@ -28,7 +30,16 @@ import express from 'express'
 import { createProxyMiddleware } from 'http-proxy-middleware'
 import { usagewire } from '@usagewire/express'
 import type { Framework } from './frameworks.js'
-import { anthropicBenchStream, E2E_DELTAS, E2E_WRITES, eventGroups, FLOOD_CAP, HOLD_EVENTS, SSE } from './streams.js'
+import {
+  anthropicBenchStream,
+  E2E_DELTAS,
+  E2E_WRITES,
+  eventGroups,
+  FLOOD_CAP,
+  HOLD_EVENTS,
+  PACED_EVERY_MS,
+  SSE,
+} from './streams.js'
 
 type Ask = { id: number; cmd: string }
 
@@ -55,6 +66,27 @@ async function upstream(): Promise<void> {
   const floodBlock = Buffer.concat(Array.from({ length: 500 }, (_, i) => deltas[i % deltas.length]!))
   let holds = 0
   let flood = { sent: 0, waits: 0, waiting: false, open: 0 }
+  // Paced streams advance together, one event each per tick of one clock.
+  const paced = new Set<{ res: http.ServerResponse; next: number }>()
+  let clock: NodeJS.Timeout | undefined
+  const tick = () => {
+    for (const flow of paced) {
+      if (flow.res.destroyed) {
+        paced.delete(flow)
+        continue
+      }
+      const event = stream.events[flow.next++]!
+      if (flow.next < stream.events.length) flow.res.write(event)
+      else {
+        paced.delete(flow)
+        flow.res.end(event)
+      }
+    }
+    if (paced.size === 0) {
+      clearInterval(clock)
+      clock = undefined
+    }
+  }
 
   const server = http.createServer((req, res) => {
     req.resume()
@@ -65,6 +97,11 @@ async function upstream(): Promise<void> {
         holds++
         res.on('close', () => holds--)
         res.write(hold)
+        return
+      }
+      if (mode === 'paced') {
+        paced.add({ res, next: 0 })
+        clock ??= setInterval(tick, PACED_EVERY_MS)
         return
       }
       if (mode === 'flood') {

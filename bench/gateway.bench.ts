@@ -18,7 +18,7 @@ import { createProcessor } from '@usagewire/core'
 import { createInterceptor } from '@usagewire/core/node'
 import { FRAMEWORKS } from './frameworks.js'
 import { ALL_CPUS, GATEWAY_CPUS, OTHER_CPUS, PIN, pin, request, spawn, BODY, type Proc } from './procs.js'
-import { anthropicBenchStream, E2E_DELTAS, E2E_WRITES, eventGroups } from './streams.js'
+import { anthropicBenchStream, E2E_DELTAS, E2E_WRITES, eventGroups, PACED_EVERY_MS } from './streams.js'
 import { fmt, kib, median, mib, type Row } from './table.js'
 
 interface Load {
@@ -36,10 +36,16 @@ type Cpu = NodeJS.CpuUsage
 const cpuDelta = (a: Cpu, b: Cpu) => b.user - a.user + (b.system - a.system)
 
 /** A load run with the CPU each process spent on it. */
-async function measured(gw: Proc, up: Proc, seconds: number, expectBytes: number): Promise<Load> {
+async function measured(
+  gw: Proc,
+  up: Proc,
+  seconds: number,
+  expectBytes: number,
+  headers: Record<string, string> = {},
+): Promise<Load> {
   const [g0, u0] = await Promise.all([gw.ask<Cpu>('cpu'), up.ask<Cpu>('cpu')])
   const c0 = process.cpuUsage()
-  const r = await load(gw.port, seconds, 64, expectBytes)
+  const r = await load(gw.port, seconds, 64, expectBytes, Infinity, headers)
   const c1 = process.cpuUsage()
   const [g1, u1] = await Promise.all([gw.ask<Cpu>('cpu'), up.ask<Cpu>('cpu')])
   r.cpu = { gateway: cpuDelta(g0, g1), upstream: cpuDelta(u0, u1), client: cpuDelta(c0, c1) }
@@ -53,6 +59,7 @@ async function load(
   concurrency: number,
   expectBytes: number,
   count = Infinity,
+  headers: Record<string, string> = {},
 ): Promise<Load> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency })
   let requests = 0
@@ -65,7 +72,7 @@ async function load(
   const one = () =>
     new Promise<void>((resolve) => {
       const sent = performance.now()
-      const req = request(port, agent)
+      const req = request(port, agent, headers)
       req.on('response', (res) => {
         let got = 0
         res.on('data', (c: Buffer) => {
@@ -572,6 +579,55 @@ export async function gatewayBench(log: (line: string) => void, opts: GatewayBen
         gatewayUsPerBurnUs: perUs,
         usagewireEquivalentUs: e2eDelta / perUs,
         perRound: runs.burn.map((r) => ({ requests: r.requests, cpuUs: r.cpu })),
+      },
+    })
+
+    // ── 4i. the same response as a provider streams it ───────────────────────────────────────────
+    // One event per write, a write every PACED_EVERY_MS per stream: each event reaches the gateway as a
+    // chunk of its own, and the gateway is not saturated, so its CPU per response is what is compared.
+    const pacedRuns: Record<Mode, Load[]> = { bare: [], usagewire: [] }
+    const paced = { 'x-bench-mode': 'paced' }
+    const pacedSeconds = Math.max(opts.seconds, 1)
+    let pacedBad = 0
+    for (const gw of [bare, uw]) pacedBad += (await load(gw.port, pacedSeconds, 64, streamBytes, Infinity, paced)).bad
+    const pacedRecordsBefore = (await uw.ask<{ records: number }>('stats')).records
+    for (let round = 0; round < opts.rounds; round++) {
+      for (const mode of round % 2 === 0 ? (['bare', 'usagewire'] as const) : (['usagewire', 'bare'] as const)) {
+        const r = await measured(gateways[mode], up, pacedSeconds, streamBytes, paced)
+        pacedRuns[mode].push(r)
+        log(
+          `  paced round ${round + 1} ${mode.padEnd(9)} ${r.requests} responses, ${r.bad} bad; ` +
+            `gateway CPU µs/request ${fmt(r.cpu!.gateway / Math.max(1, r.requests), 0)}`,
+        )
+      }
+    }
+    const pacedPerReq = (m: Mode) => median(pacedRuns[m].map((r) => r.cpu!.gateway / Math.max(1, r.requests)))
+    pacedBad += [...pacedRuns.bare, ...pacedRuns.usagewire].reduce((n, r) => n + r.bad, 0)
+    const pacedServed = pacedRuns.usagewire.reduce((n, r) => n + r.requests, 0)
+    const pacedRecords = (await uw.ask<{ records: number }>('stats')).records - pacedRecordsBefore
+    const pacedRatio = pacedPerReq('usagewire') / pacedPerReq('bare')
+    rows.push({
+      id: '4i',
+      what: `paced: 64 streams, 1 event per write every ${PACED_EVERY_MS} ms, CPU per response`,
+      value: `${fmt(pacedPerReq('usagewire'), 0)} µs`,
+      baseline: `bare ${fmt(pacedPerReq('bare'), 0)} µs; records ${pacedRecords}/${pacedServed}`,
+      ratio: `${fmt(pacedRatio, 3)}×`,
+      result: 'info',
+      check:
+        pacedRecords !== pacedServed || pacedBad !== 0
+          ? `paced: ${pacedRecords} usagewire records for ${pacedServed} responses, ${pacedBad} bad responses`
+          : undefined,
+      raw: {
+        ratio: pacedRatio,
+        bareUsPerRequest: pacedPerReq('bare'),
+        usagewireUsPerRequest: pacedPerReq('usagewire'),
+        bare: pacedRuns.bare.map((r) => ({ requests: r.requests, seconds: r.seconds, bad: r.bad, cpuUs: r.cpu })),
+        usagewire: pacedRuns.usagewire.map((r) => ({
+          requests: r.requests,
+          seconds: r.seconds,
+          bad: r.bad,
+          cpuUs: r.cpu,
+        })),
       },
     })
 

@@ -30,6 +30,11 @@ export const SSE = 'text/event-stream; charset=utf-8'
 export const E2E_DELTAS = 194
 export const E2E_WRITES = 8
 /**
+ * The same response as a provider streams it (row 4i): one event per write, one write every this many
+ * ms for each open stream, so each event reaches the gateway as a chunk of its own.
+ */
+export const PACED_EVERY_MS = 2
+/**
  * A long response as it arrives in the field: 1999 deltas + 6 framing events = 2005 events (~257 KB), in
  * writes of at most FIELD_WRITE_BYTES cut on event boundaries. At this size the per-event and per-chunk
  * costs dominate the per-request ones, as they do behind a real provider.
