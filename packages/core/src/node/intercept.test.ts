@@ -6,6 +6,7 @@ import type { UsageRecord } from '../record.js'
 import type { RouteRule } from '../routes.js'
 import { createInterceptor } from './intercept.js'
 import { chatBody } from './test-bodies.js'
+import { collected } from './test-gc.js'
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void
 
@@ -290,6 +291,45 @@ describe('how a response is taken over (docs/architecture.md#intercepting-a-node
     expect(delta).toContain('"input_tokens":12')
     expect(body.toString()).toContain('"input_tokens":12,"output_tokens":9')
     await waitFor(() => records[0])
+  })
+
+  it('finds the response it holds without reading its request on every write', async () => {
+    // A request's shape varies from gateway to gateway, so a read of the Exchange off it on every write
+    // is a megamorphic lookup; the hooks find the interception by the response instead.
+    const key = Symbol.for('usagewire.exchange')
+    const reads: number[] = []
+    const { port, records } = await serve((req, res) => {
+      const exchange = (req as unknown as Record<symbol, unknown>)[key]
+      let count = 0
+      Object.defineProperty(req, key, {
+        configurable: true,
+        get: () => (count++, exchange),
+      })
+      res.writeHead(200, { 'content-type': 'text/event-stream' })
+      res.write(start)
+      for (let i = 0; i < 20; i++) res.write(`event: ping\ndata: {"type":"ping"}\n\n`)
+      res.end(sse({ output_tokens: 9 }))
+      reads.push(count)
+    })
+    const { body } = await fetchRaw(port, '/v1/messages')
+    expect(body.toString()).toContain('"output_tokens":9,"input_tokens":12')
+    expect(reads).toEqual([0])
+    const record = await waitFor(() => records[0])
+    expect(record.usage).toMatchObject({ input: 12, output: 9 })
+  })
+
+  it('lets go of a response it held once the response closed', async () => {
+    const refs: WeakRef<ServerResponse>[] = []
+    const { port, records } = await serve((_req, res) => {
+      refs.push(new WeakRef(res))
+      res.writeHead(200, { 'content-type': 'text/event-stream', connection: 'close' })
+      res.write(start)
+      res.end(sse({ output_tokens: 9 }))
+    })
+    await fetchRaw(port, '/v1/messages')
+    await waitFor(() => records[0])
+    expect(refs).toHaveLength(1)
+    expect(await collected(refs[0]!)).toBe(true)
   })
 
   it('leaves a response it does not hold to node:http', async () => {
