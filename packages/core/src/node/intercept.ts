@@ -281,7 +281,7 @@ class Interception implements Port, ResponseHandle, Carrier {
   private restore(): void {
     if (this.hooked) {
       if (this.exchange.carrier === this) this.exchange.carrier = undefined
-      this.carriers?.delete(this.res)
+      this.letGo()
       return
     }
     const res = this.res
@@ -518,9 +518,14 @@ class Interception implements Port, ResponseHandle, Carrier {
     return res
   }
 
+  /** Out of the hooks' Map, unless another interception took the response over since. */
+  private letGo(): void {
+    if (this.carriers?.get(this.res) === this) this.carriers.delete(this.res)
+  }
+
   private report(): void {
     const res = this.res
-    this.carriers?.delete(res)
+    this.letGo()
     // The flags go back to Node's own once the response is over (only those put on it: a `delete` costs
     // a lookup even of a property that is not there).
     if (this.holdHead) delete (res as { headersSent?: boolean }).headersSent
