@@ -1,5 +1,5 @@
-import { createServer, request, type IncomingMessage, type ServerResponse } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import { Agent, createServer, request, type IncomingMessage, type ServerResponse } from 'node:http'
+import { connect, type AddressInfo } from 'node:net'
 import { gzipSync } from 'node:zlib'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { UsageRecord } from '../record.js'
@@ -318,18 +318,64 @@ describe('how a response is taken over (docs/architecture.md#intercepting-a-node
     expect(record.usage).toMatchObject({ input: 12, output: 9 })
   })
 
-  it('lets go of a response it held once the response closed', async () => {
+  it('lets go of a response it held once the response closed, though its connection stays open', async () => {
     const refs: WeakRef<ServerResponse>[] = []
     const { port, records } = await serve((_req, res) => {
       refs.push(new WeakRef(res))
-      res.writeHead(200, { 'content-type': 'text/event-stream', connection: 'close' })
+      res.writeHead(200, { 'content-type': 'text/event-stream' })
       res.write(start)
       res.end(sse({ output_tokens: 9 }))
     })
-    await fetchRaw(port, '/v1/messages')
-    await waitFor(() => records[0])
-    expect(refs).toHaveLength(1)
-    expect(await collected(refs[0]!)).toBe(true)
+    // A keep-alive connection: the server's socket outlives the response, as in a gateway.
+    const agent = new Agent({ keepAlive: true })
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const req = request({ host: '127.0.0.1', port, path: '/v1/messages', method: 'POST', agent }, (res) => {
+          res.resume()
+          res.on('end', resolve)
+        })
+        req.on('error', reject)
+        req.end()
+      })
+      await waitFor(() => records[0])
+      expect(refs).toHaveLength(1)
+      expect(await collected(refs[0]!)).toBe(true)
+      expect(Object.keys(agent.freeSockets)).toHaveLength(1)
+    } finally {
+      agent.destroy()
+    }
+  })
+
+  it('rewrites pipelined responses on one connection, the second written before the first ended', async () => {
+    const { port, records } = await serve((req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' })
+      res.write(start)
+      // The first response ends later: the second is written while it has no socket yet.
+      if (req.url === '/v1/messages?n=1') setTimeout(() => res.end(sse({ output_tokens: 5 })), 30)
+      else res.end(sse({ output_tokens: 7 }))
+    })
+    const raw = await new Promise<string>((resolve, reject) => {
+      const socket = connect(port, '127.0.0.1')
+      let text = ''
+      socket.on('data', (chunk: Buffer) => {
+        text += chunk.toString()
+        if ((text.match(/0\r\n\r\n/g) ?? []).length === 2) {
+          socket.end()
+          resolve(text)
+        }
+      })
+      socket.on('error', reject)
+      const ask = (n: number) => `POST /v1/messages?n=${n} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n`
+      socket.write(ask(1) + ask(2))
+    })
+    const first = raw.indexOf('"output_tokens":5')
+    const second = raw.indexOf('"output_tokens":7')
+    expect(first).toBeGreaterThan(-1)
+    expect(second).toBeGreaterThan(first)
+    expect(raw.match(/"output_tokens":5,"input_tokens":12/g)).toHaveLength(1)
+    expect(raw.match(/"output_tokens":7,"input_tokens":12/g)).toHaveLength(1)
+    await waitFor(() => (records.length === 2 ? records : undefined))
+    expect(records.map((r) => r.usage.output).sort()).toEqual([5, 7])
   })
 
   it('leaves a response it does not hold to node:http', async () => {

@@ -123,24 +123,31 @@ interface Carrier {
 interface Hooks {
   readonly hooks: Methods
   readonly original: Methods
-  /**
-   * The responses interceptions hold, each until its record is out or it is released. Absent from hooks
-   * an earlier usagewire installed: their interceptions are found through the request alone.
-   */
-  readonly carriers?: Map<ServerResponse, Carrier>
 }
 
 const HOOKS = Symbol.for('usagewire.responseHooks')
 
 /**
- * The interception holding `res`; undefined for any other response. Looked up in one Map, by the
- * response itself: reading the Exchange off the request on every write was a megamorphic keyed load
- * (a gateway's requests take many shapes), measured at ~0.3 µs per write in a busy Express gateway
- * (bench/README.md, row 4i). A response an older copy of usagewire holds is found through its request.
+ * The interception holding the response a connection is sending, on the connection's socket (a
+ * registered symbol, the same in every copy of usagewire). A socket carries one response at a time,
+ * and every socket of a server has the same shape, so the hooks' read of it is a monomorphic load.
  */
-function carrierOf(carriers: Map<ServerResponse, Carrier>, res: ServerResponse): Carrier | undefined {
-  const held = carriers.get(res)
-  if (held !== undefined) return held.exchange.carrier === held ? held : undefined
+const CARRIER = Symbol.for('usagewire.carrier')
+type CarrierSlot = { [CARRIER]?: Carrier | undefined }
+
+/**
+ * The interception holding `res`; undefined for any other response. Found on its socket: reading the
+ * Exchange off the request on every write was a megamorphic keyed load (a gateway's requests take
+ * many shapes), about 1 µs of gateway CPU per write in an Express gateway streaming one event per write
+ * (bench/README.md, row 4i). A Map keyed by the response did as well per write but cost the garbage
+ * collector more per response than it saved. A response without a socket yet (a pipelined one), or
+ * held by an older copy of usagewire, is found through its request.
+ */
+function carrierOf(res: ServerResponse): Carrier | undefined {
+  const onSocket = (res.socket as CarrierSlot | null)?.[CARRIER]
+  if (onSocket !== undefined && onSocket.res === res) {
+    return onSocket.exchange?.carrier === onSocket ? onSocket : undefined
+  }
   const req = res.req as Carrying | undefined
   const carrier = req?.[EXCHANGE]?.carrier as Carrier | undefined
   return carrier !== undefined && carrier.res === res ? carrier : undefined
@@ -164,31 +171,30 @@ function responseHooks(): Hooks {
     end: proto.end,
     flushHeaders: proto.flushHeaders,
   }
-  const carriers = new Map<ServerResponse, Carrier>()
   const hooks: Methods = {
     writeHead(this: ServerResponse, ...args: unknown[]) {
-      const carrier = carrierOf(carriers, this)
+      const carrier = carrierOf(this)
       return carrier ? carrier.onWriteHead(args) : original.writeHead.apply(this, args)
     },
     write(this: ServerResponse, chunk: unknown, encoding: unknown, callback: unknown) {
-      const carrier = carrierOf(carriers, this)
+      const carrier = carrierOf(this)
       return carrier
         ? carrier.onWrite(chunk as Chunk, encoding, callback)
         : original.write.call(this, chunk, encoding, callback)
     },
     end(this: ServerResponse, chunk: unknown, encoding: unknown, callback: unknown) {
-      const carrier = carrierOf(carriers, this)
+      const carrier = carrierOf(this)
       return carrier ? carrier.onEnd(chunk, encoding, callback) : original.end.call(this, chunk, encoding, callback)
     },
     flushHeaders(this: ServerResponse) {
-      const carrier = carrierOf(carriers, this)
+      const carrier = carrierOf(this)
       return carrier ? carrier.onFlushHeaders() : original.flushHeaders.call(this)
     },
   }
   for (const name of ['writeHead', 'write', 'end', 'flushHeaders'] as const) {
     Object.defineProperty(proto, name, { value: hooks[name], writable: true, configurable: true, enumerable: false })
   }
-  const made: Hooks = { hooks, original, carriers }
+  const made: Hooks = { hooks, original }
   Object.defineProperty(proto, HOOKS, { value: made })
   return made
 }
@@ -227,13 +233,14 @@ class Interception implements Port, ResponseHandle, Carrier {
   private readonly flushHeaders: () => void
   /** Held through the prototype's hooks (no property of its own on `res`), not by own methods. */
   private readonly hooked: boolean
-  private readonly carriers: Map<ServerResponse, Carrier> | undefined
+  /** The socket the interception put itself on, to take itself off again once the response closed. */
+  private socket: CarrierSlot | undefined
 
   constructor(
     readonly exchange: Exchange,
     readonly res: ServerResponse,
   ) {
-    const { hooks, original, carriers } = responseHooks()
+    const { hooks, original } = responseHooks()
     // The hooks hold a response only when nothing before usagewire put methods of its own on it (a
     // compression() mounted earlier must still see the body after usagewire) and its request carries
     // this Exchange; otherwise the response gets own methods, which wrap whatever it had.
@@ -249,9 +256,12 @@ class Interception implements Port, ResponseHandle, Carrier {
       this.originalWrite = original.write
       this.originalEnd = original.end
       this.flushHeaders = original.flushHeaders
-      this.carriers = carriers
       exchange.carrier = this
-      carriers?.set(res, this)
+      const socket = res.socket as CarrierSlot | null
+      if (socket) {
+        socket[CARRIER] = this
+        this.socket = socket
+      }
     } else {
       this.originalWriteHead = res.writeHead as Loose<ServerResponse>
       this.originalWrite = res.write as Loose<boolean>
@@ -518,9 +528,11 @@ class Interception implements Port, ResponseHandle, Carrier {
     return res
   }
 
-  /** Out of the hooks' Map, unless another interception took the response over since. */
+  /** Off its socket, unless the socket went on to a later response since. */
   private letGo(): void {
-    if (this.carriers?.get(this.res) === this) this.carriers.delete(this.res)
+    const socket = this.socket
+    this.socket = undefined
+    if (socket?.[CARRIER] === this) socket[CARRIER] = undefined
   }
 
   private report(): void {
