@@ -4,6 +4,7 @@ import { createMeter, type Exchange, type UsagewireOptions } from '@usagewire/co
 import {
   attachExchange,
   carryBody,
+  exchangeOf,
   interceptResponse,
   runInExchange,
   type HeldHead,
@@ -56,6 +57,10 @@ function heldHead(ctx: KoaContext): HeldHead {
     getHeader: (name) => res.getHeader(name),
     removeHeader: (name) => ctx.remove(name),
     setHeader: (name, value) => ctx.set(name, String(value)),
+    // Koa destroys a body it no longer sends: when a middleware replaces it (Koa 3, at once; Koa 2, once
+    // the response finished) as well as when the client left.
+    // Koa 2 hears of a client leaving from the socket (on-finished), before `res` is destroyed.
+    clientLeft: () => !res.writableFinished && (res.destroyed || res.socket === null || res.socket.destroyed),
   }
 }
 
@@ -115,6 +120,8 @@ export function usagewire(options: UsagewireOptions = {}): UsagewireMiddleware {
    * it runs are caught; the interception is handed back if the response turns out to be in `ctx.body`.
    */
   function wire(ctx: KoaContext): Wired | undefined {
+    // Metered already, by a usagewire mounted before this one: one record per request.
+    if (exchangeOf(ctx.req)) return undefined
     try {
       const exchange = meter.begin({
         method: ctx.method,

@@ -16,6 +16,12 @@ export interface HeldHead {
   getHeader: HeaderLookup
   removeHeader(name: string): void
   setHeader(name: string, value: string | number): void
+  /**
+   * True once the client went away before the response ended. A carried stream destroyed without an
+   * error is then the client's leaving (`aborted`); while the client is still there it is a body the
+   * application dropped for another (`incomplete`). Without it, every such destroy is the client's.
+   */
+  clientLeft?(): boolean
 }
 
 /** A body as frameworks hold it: a stream, bytes, text, or nothing. */
@@ -74,7 +80,8 @@ export function carryBody(exchange: Exchange, head: HeldHead, body: Body): Body 
     for (const name of decision.remove) if (!whole || name !== 'content-length') head.removeHeader(name)
     // The framework destroys the body it sends when the client goes away (Fastify, Koa); that is now the
     // carried body, which releases its source (an upstream response) then.
-    return new CarriedBody(body, exchange, decision, whole ? (length) => settleHead(exchange, head, length) : undefined)
+    const headDue = whole ? (length: number | undefined) => settleHead(exchange, head, length) : undefined
+    return new CarriedBody(body, exchange, decision, headDue, head.clientLeft ? () => head.clientLeft!() : undefined)
   }
   let bytes = typeof body === 'string' ? Buffer.from(body) : Buffer.from(body.buffer, body.byteOffset, body.byteLength)
   if (decision.decode) {

@@ -110,6 +110,98 @@ describe('the Node response interceptor', () => {
     expect(Number(headers['content-length'])).toBe(body.length)
     expect(JSON.parse(body.toString()).usage.prompt_tokens).toBe(1000)
   })
+
+  it('keeps every header of a raw header list, repeats that differ only in case included, as node:http does', async () => {
+    const { port } = await serve((_req, res) => {
+      res.setHeader('x-before', 'replaced')
+      res.writeHead(200, [
+        ['Content-Type', 'application/json'],
+        ['Set-Cookie', 'a=1'],
+        ['set-cookie', 'b=2'],
+        ['Link', '<x>'],
+        ['link', '<y>'],
+        ['X-Before', 'kept'],
+      ])
+      res.end(chatBody)
+    })
+    const { headers, body } = await fetchRaw(port, '/v1/chat/completions')
+    expect(headers['set-cookie']).toEqual(['a=1', 'b=2'])
+    expect(headers['link']).toBe('<x>, <y>')
+    expect(headers['x-before']).toBe('kept')
+    expect(JSON.parse(body.toString()).usage.prompt_tokens).toBe(1000)
+  })
+
+  it('meters a request once when two interceptors wrap it (usagewire mounted twice)', async () => {
+    const outer: UsageRecord[] = []
+    const inner: UsageRecord[] = []
+    const first = createInterceptor({ onUsage: (r) => void outer.push(r) })
+    const second = createInterceptor({ onUsage: (r) => void inner.push(r) })
+    const server = createServer((req, res) => {
+      expect(first(req, res)).toBeDefined()
+      expect(second(req, res)).toBeUndefined()
+      res.setHeader('content-type', 'application/json')
+      res.end(chatBody)
+    })
+    await new Promise<void>((done) => server.listen(0, '127.0.0.1', done))
+    servers.push(server)
+    const { body } = await fetchRaw((server.address() as AddressInfo).port, '/v1/chat/completions')
+    expect(JSON.parse(body.toString()).usage.prompt_tokens).toBe(1000)
+    await waitFor(() => outer[0])
+    await new Promise((r) => setTimeout(r, 20))
+    expect(outer).toHaveLength(1)
+    expect(inner).toHaveLength(0)
+  })
+
+  it('waits for a slow client of a decoded body with one drain listener, however often the client is full', async () => {
+    // compression() hands `res.on('drain')` to its own stream and never takes such a listener off: every
+    // listener the interception adds for 'drain' stays for the response's life.
+    let drainListeners = 0
+    const events: string[] = [
+      'event: message_start\ndata: {"type":"message_start","message":{"id":"m","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[],"usage":{"input_tokens":10,"output_tokens":1}}}\n\n',
+    ]
+    for (let i = 0; i < 4000; i++) {
+      events.push(
+        `event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"${String(i).repeat(40)}"}}\n\n`,
+      )
+    }
+    events.push(
+      'event: message_delta\ndata: {"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"input_tokens":10,"output_tokens":4000}}\n\n',
+      'event: message_stop\ndata: {"type":"message_stop"}\n\n',
+    )
+    const stream = gzipSync(events.join(''))
+    const { port, records } = await serve((_req, res) => {
+      const on = res.on
+      res.on = function (this: ServerResponse, type: string | symbol, listener: (...args: unknown[]) => void) {
+        if (type === 'drain') drainListeners++
+        return on.call(this, type, listener)
+      } as ServerResponse['on']
+      res.setHeader('content-type', 'text/event-stream')
+      res.setHeader('content-encoding', 'gzip')
+      for (let at = 0; at < stream.length; at += 1024) res.write(stream.subarray(at, at + 1024))
+      res.end()
+    })
+    const received = await new Promise<number>((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port, path: '/v1/messages', method: 'POST' }, (res) => {
+        let bytes = 0
+        res.pause()
+        // A client that reads a little at a time: the gateway's writes fill its socket again and again.
+        const tick = setInterval(() => {
+          let chunk: Buffer | null
+          while ((chunk = res.read() as Buffer | null) !== null) bytes += chunk.length
+        }, 5)
+        res.on('end', () => {
+          clearInterval(tick)
+          resolve(bytes)
+        })
+        res.on('error', reject)
+      })
+      req.on('error', reject)
+      req.end()
+    })
+    expect(received).toBe(Buffer.byteLength(events.join('')))
+    expect((await waitFor(() => records[0])).status).toBe('complete')
+    expect(drainListeners).toBe(1)
+  })
 })
 
 describe('options', () => {

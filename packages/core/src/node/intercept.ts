@@ -17,7 +17,7 @@ export interface Interceptor {
   /**
    * `url` is the request path as the client sent it (e.g. Express's `req.originalUrl`); `body` the parsed
    * request body when the framework has one. Returns the Exchange, or undefined, having touched nothing,
-   * when the request is not an LLM request.
+   * when the request is not an LLM request or another usagewire meters it already.
    */
   (req: IncomingMessage, res: ServerResponse, url?: string, body?: unknown): Exchange | undefined
   readonly meter: Meter
@@ -53,6 +53,8 @@ export function attachExchange(req: IncomingMessage, exchange: Exchange): void {
 export function createInterceptor(options: UsagewireOptions | Meter = {}): Interceptor {
   const meter = 'begin' in options ? options : createMeter(options)
   const intercept = (req: IncomingMessage, res: ServerResponse, url = req.url ?? '/', body?: unknown) => {
+    // Metered already, by a usagewire mounted before this one: one record per request.
+    if ((req as Carrying)[EXCHANGE] !== undefined) return undefined
     const exchange = meter.begin({
       method: req.method ?? 'GET',
       url,
@@ -78,13 +80,18 @@ function adoptHeadArgs(res: ServerResponse, args: unknown[]): string | undefined
   const headers = (typeof second === 'string' ? third : second) as OutgoingHttpHeaders | unknown[] | undefined
   if (typeof status === 'number') res.statusCode = status
   if (Array.isArray(headers)) {
+    // As node:http does with a raw header list: each name replaces what was set before, and repeats of
+    // it (`Set-Cookie` and `set-cookie` both) are all kept, in order.
     const flat = Array.isArray(headers[0]) ? (headers as unknown[][]).flat() : headers
-    const merged = new Map<string, string[]>()
+    for (let i = 0; i + 1 < flat.length; i += 2) res.removeHeader(String(flat[i]))
     for (let i = 0; i + 1 < flat.length; i += 2) {
       const name = String(flat[i])
-      merged.set(name, [...(merged.get(name) ?? []), String(flat[i + 1])])
+      if (!name) continue
+      const value = flat[i + 1] as string | string[]
+      const before = res.getHeader(name)
+      if (before === undefined) res.setHeader(name, value)
+      else res.setHeader(name, ([] as unknown[]).concat(before, value).map(String))
     }
-    for (const [name, values] of merged) res.setHeader(name, values.length === 1 ? values[0]! : values)
   } else if (headers) {
     for (const [name, value] of Object.entries(headers)) if (value !== undefined) res.setHeader(name, value)
   }
@@ -441,11 +448,15 @@ class Interception implements Port, ResponseHandle, Carrier {
 
   private wireDecoder(stream: Transform): void {
     const res = this.res
+    // One 'drain' listener for the response's life, added when first needed, not one per full write:
+    // compression() hands `res.on('drain')` to its own stream but not `removeListener`, so a `once`
+    // per write would stay there for good, one more each time the client is slow.
+    let resumeOnDrain: (() => void) | undefined
     stream.on('data', (data: Buffer) => {
       if (this.finished || this.raw) return
       if (!this.emit(this.exchange.push(data))) {
         stream.pause()
-        res.once('drain', () => stream.resume())
+        if (!resumeOnDrain) res.on('drain', (resumeOnDrain = () => stream.resume()))
       }
     })
     // The decoder's own buffer filling up is what `write()` reported; tell the writer when it empties.

@@ -60,11 +60,16 @@ class BodyCarry {
     else this.finishBody()
   }
 
-  /** The carried body was destroyed: with an error the gateway cut it, without one the client left. */
-  destroyed(error: Error | null): void {
+  /**
+   * The carried body was destroyed: with an error the gateway cut it; without one the client left,
+   * unless `clientLeft` says the client is still there: then the application dropped the body (a
+   * middleware mounted before usagewire sent another one in its place), and the record says it was cut.
+   */
+  destroyed(error: Error | null, clientLeft?: () => boolean): void {
     this.decoder?.destroy()
     if (error) this.exchange.finish({ kind: 'cut', reason: error.message })
-    else this.exchange.finish({ kind: 'abort' })
+    else if (clientLeft === undefined || clientLeft()) this.exchange.finish({ kind: 'abort' })
+    else this.exchange.finish({ kind: 'cut', reason: 'the body was dropped before it ended: another was sent instead' })
   }
 
   private forward(chunks: Uint8Array[]): boolean {
@@ -163,7 +168,14 @@ export class CarriedBody extends Readable {
   // (docs/architecture.md#the-exchange).
   private source: Readable | undefined
 
-  constructor(source: Readable, exchange: Exchange, decision: Read, headDue?: HeadDue) {
+  constructor(
+    source: Readable,
+    exchange: Exchange,
+    decision: Read,
+    headDue?: HeadDue,
+    /** True once the client went away (see `BodyCarry.destroyed`). */
+    private readonly clientLeft?: () => boolean,
+  ) {
     super()
     this.carry = new BodyCarry(
       exchange,
@@ -176,6 +188,12 @@ export class CarriedBody extends Readable {
     source.on('data', this.onData)
     source.once('end', this.onEnd)
     source.once('error', this.onError)
+    // A source that ended or failed before it was handed over sends no more events: waiting for them
+    // would leave the response open, and the record unwritten, for ever.
+    if (source.readableEnded) this.onEnd()
+    else if (source.destroyed || source.errored) {
+      this.destroy(source.errored ?? new Error('the body stream was destroyed before it was sent'))
+    }
   }
 
   private readonly onData = (chunk: Buffer | string): void => {
@@ -215,7 +233,7 @@ export class CarriedBody extends Readable {
     // Its error listener stays: a source destroyed here may still emit an error (undici's body says
     // "Request aborted"), which must find a listener, not crash the process.
     if (source && !source.readableEnded && !source.destroyed) source.destroy()
-    this.carry.destroyed(error)
+    this.carry.destroyed(error, this.clientLeft)
     callback(error)
   }
 }
