@@ -274,6 +274,39 @@ describe.each(MAJORS)('http-proxy-middleware %s', (_, create) => {
     expect(front.map((r) => r.status)).toEqual(['complete', 'complete'])
   })
 
+  it('behind @usagewire/express, an upstream reset mid-stream: one record, incomplete, and the client is not left waiting', async () => {
+    upstream.reply = () => ({ headers: SSE_HEADERS, chunks: zeroing().slice(0, 4), reset: true })
+    const front: UsageRecord[] = []
+    const plugin = usagewire({ onUsage: () => {} })
+    const app = express()
+    app.use(expressUsagewire({ onUsage: (r) => front.push(r) }))
+    app.use(create({ target: upstream.url, logger: { info() {}, warn() {}, error() {} }, plugins: [plugin] }))
+    const url = await listen(app)
+    const response = open(`${url}/v1/messages`)
+    // http-proxy-middleware 3 alone leaves this client waiting, and the record would wait with it.
+    await within(response.done, 5_000, 'the client was left waiting')
+    const record = await waitFor(() => front[0], 'record from the middleware in front')
+    expect(record).toMatchObject({ status: 'incomplete', usage: { input: 1200, cacheRead: 5000 } })
+    expect(record.error).toMatch(/^upstream: ECONNRESET|upstream response broke off/)
+    await new Promise((r) => setTimeout(r, 20))
+    expect(front).toHaveLength(1)
+    expect(plugin.stats.records).toBe(0)
+  })
+
+  it('a target with a path of its own is metered by the path sent upstream', async () => {
+    upstream.reply = () => ({ headers: SSE_HEADERS, chunks: zeroing() })
+    const records: UsageRecord[] = []
+    const middleware = create({
+      target: `${upstream.url}/v1/`,
+      plugins: [usagewire({ onUsage: (r) => records.push(r) })],
+    })
+    const url = await listen((req, res) => void middleware(req, res))
+    const res = await post(`${url}/messages`)
+    expect(upstream.requests[0]!.url).toBe('/v1/messages')
+    expect(deltaUsage(res.body)).toEqual(TRUE_DELTA)
+    expect(await waitFor(() => records[0], 'record')).toMatchObject({ route: '/v1/messages', status: 'complete' })
+  })
+
   it("users' own on.proxyRes runs, reads the upstream's headers as sent and adds its own", async () => {
     upstream.reply = () => ({ headers: { ...SSE_HEADERS, 'x-upstream': 'yes' }, encoding: 'gzip', chunks: zeroing() })
     const seen: Array<Record<string, unknown>> = []

@@ -137,17 +137,23 @@ export function usagewire(options: UsagewireOptions = {}): UsagewirePlugin {
     const selfHandled = proxyOptions?.selfHandleResponse === true
 
     // The first per-request event with both `req` and `res`, emitted before the upstream request is made.
-    proxyServer.on('start', (req: Request, res: ServerResponse) => {
+    proxyServer.on('start', (req: Request, res: ServerResponse, target?: unknown) => {
       try {
         if (typeof res?.writeHead !== 'function') return
-        // A usagewire in front (@usagewire/express) already meters this request: one record per request.
-        if (exchangeOf(req)) return
-        // Express and connect strip a mount path from req.url and keep the client's path in originalUrl.
-        const path = req.originalUrl ?? req.url
-        let exchange = intercept(req, res, path, req.body)
-        // A pathRewrite that maps a gateway path onto a provider's (`/claude` → `/v1/messages`) shows the
-        // LLM route only in the path sent upstream, which is req.url by now.
-        if (!exchange && req.url !== undefined && req.url !== path) exchange = intercept(req, res, req.url, req.body)
+        // A usagewire in front (@usagewire/express) meters this request already, into one record: its
+        // Exchange gets from here what only the proxy sees (an upstream that breaks off mid-body, a client
+        // that leaves before the upstream answered).
+        let exchange = exchangeOf(req)
+        if (!exchange) {
+          // Express and connect strip a mount path from req.url and keep the client's path in originalUrl.
+          const path = req.originalUrl ?? req.url
+          exchange = intercept(req, res, path, req.body)
+          // A pathRewrite that maps a gateway path onto a provider's (`/claude` → `/v1/messages`) shows the
+          // LLM route only in the path sent upstream, which is req.url by now, after the target's own path.
+          const upstreamPath = joinTargetPath(target, req.url)
+          if (!exchange && req.url !== undefined && req.url !== path) exchange = intercept(req, res, req.url, req.body)
+          if (!exchange && upstreamPath !== undefined) exchange = intercept(req, res, upstreamPath, req.body)
+        }
         if (!exchange) return
         const state: Metered = { exchange, upstream: undefined, answered: false, gone: false }
         metered.set(req, state)
@@ -207,6 +213,30 @@ export function usagewire(options: UsagewireOptions = {}): UsagewirePlugin {
     })
   }
   return Object.assign(plugin, { stats: intercept.meter.stats })
+}
+
+/**
+ * The path http-proxy sends upstream for `url` when the target has a path of its own
+ * (`target: 'https://api.anthropic.com/v1'`, the client asking for `/messages`): the target's path, then
+ * the request's. Undefined when the target has none.
+ */
+function joinTargetPath(target: unknown, url: string | undefined): string | undefined {
+  if (url === undefined || target === undefined || target === null) return undefined
+  let base: string | undefined
+  if (typeof target === 'string') {
+    try {
+      base = new URL(target).pathname
+    } catch {
+      return undefined
+    }
+  } else if (typeof target === 'object') {
+    const t = target as { pathname?: unknown; path?: unknown }
+    base = typeof t.pathname === 'string' ? t.pathname : typeof t.path === 'string' ? t.path : undefined
+  }
+  if (!base || base === '/') return undefined
+  const q = base.indexOf('?')
+  if (q !== -1) base = base.slice(0, q)
+  return base.replace(/\/+$/, '') + (url.startsWith('/') ? url : `/${url}`)
 }
 
 export default usagewire
