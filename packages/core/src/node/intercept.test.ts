@@ -131,6 +131,44 @@ describe('the Node response interceptor', () => {
     expect(JSON.parse(body.toString()).usage.prompt_tokens).toBe(1000)
   })
 
+  it('sends a streamed body it took the length off chunked, though the writer removed Transfer-Encoding: the connection stays open', async () => {
+    const stream =
+      'event: message_start\ndata: {"type":"message_start","message":{"id":"m","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[],"usage":{"input_tokens":10,"output_tokens":1}}}\n\n' +
+      'event: message_delta\ndata: {"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"input_tokens":0,"output_tokens":5}}\n\n' +
+      'event: message_stop\ndata: {"type":"message_stop"}\n\n'
+    // As http-proxy-middleware 4's responseInterceptor answers: the whole body, its length, no Transfer-Encoding.
+    const { port, records } = await serve((_req, res) => {
+      res.setHeader('content-type', 'text/event-stream')
+      res.removeHeader('transfer-encoding')
+      res.setHeader('content-length', Buffer.byteLength(stream))
+      res.write(stream)
+      res.end()
+    })
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 })
+    const sockets = new Set<unknown>()
+    const one = () =>
+      new Promise<{ headers: IncomingMessage['headers']; body: string }>((resolve, reject) => {
+        const req = request({ host: '127.0.0.1', port, path: '/v1/messages', method: 'POST', agent }, (res) => {
+          sockets.add(res.socket)
+          let body = ''
+          res.on('data', (c: Buffer) => (body += c.toString()))
+          res.on('end', () => resolve({ headers: res.headers, body }))
+        })
+        req.on('error', reject)
+        req.end()
+      })
+    const first = await one()
+    const second = await one()
+    agent.destroy()
+    expect(first.headers['transfer-encoding']).toBe('chunked')
+    expect(first.headers['connection']).toBe('keep-alive')
+    expect(first.body).toContain('"input_tokens":10,"output_tokens":5')
+    expect(second.body).toBe(first.body)
+    expect(sockets.size).toBe(1)
+    await waitFor(() => records[1])
+    expect(records.map((r) => r.status)).toEqual(['complete', 'complete'])
+  })
+
   it('meters a request once when two interceptors wrap it (usagewire mounted twice)', async () => {
     const outer: UsageRecord[] = []
     const inner: UsageRecord[] = []

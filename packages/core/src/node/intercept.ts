@@ -98,6 +98,19 @@ function adoptHeadArgs(res: ServerResponse, args: unknown[]): string | undefined
   return reason
 }
 
+/**
+ * A streamed body whose Content-Length usagewire took off goes out chunked. node:http would chunk it
+ * anyway, unless the writer had also removed Transfer-Encoding (http-proxy-middleware 4's
+ * `responseInterceptor` does, as it sets the length itself): the body would then end with the
+ * connection, and the client's keep-alive connection with it. Not for an HTTP/1.0 client, which
+ * cannot read chunks (node:http tells by `useChunkedEncodingByDefault`).
+ */
+function keepFramed(res: ServerResponse): void {
+  if (res.useChunkedEncodingByDefault && !res.hasHeader('transfer-encoding')) {
+    res.setHeader('transfer-encoding', 'chunked')
+  }
+}
+
 /** The hold an adapter keeps on an intercepted `res`. */
 export interface ResponseHandle {
   /**
@@ -324,7 +337,10 @@ class Interception implements Port, ResponseHandle, Carrier {
       this.wireDecoder(this.decoder)
     }
     this.holdHead = !this.sse || this.decoder !== undefined
-    if (this.sse && res.hasHeader('content-length')) res.removeHeader('content-length')
+    if (this.sse && res.hasHeader('content-length')) {
+      res.removeHeader('content-length')
+      keepFramed(res)
+    }
     // Node's own flags must stay true to what the writer did while the head or the end is held back.
     if (this.holdHead) {
       Object.defineProperty(res, 'headersSent', {
@@ -357,7 +373,10 @@ class Interception implements Port, ResponseHandle, Carrier {
   /** The body leaves as the decoder produced it: the headers the Exchange named no longer hold. */
   private decodedHead(): void {
     if (!this.decision?.read) return
-    for (const name of this.decision.remove) this.res.removeHeader(name)
+    const res = this.res
+    const length = res.hasHeader('content-length')
+    for (const name of this.decision.remove) res.removeHeader(name)
+    if (length && this.sse) keepFramed(res)
   }
 
   /** Writes processor output to the client; returns what the socket said (of this write, or of the last one). */
