@@ -8,7 +8,7 @@ import Koa from 'koa'
 import request from 'supertest'
 import { exchangeOf, type Exchange } from '@usagewire/koa'
 import { afterEach, describe, expect, it } from 'vitest'
-import { anthropicMessage, anthropicStream, ANTHROPIC_MODEL, chatCompletion } from '../matrix/upstream.js'
+import { anthropicMessage, anthropicStream, ANTHROPIC_MODEL, chatCompletion, waitFor } from '../matrix/upstream.js'
 import { closeGateways, KOAS, parseJson, startGateway, usageOf } from './helpers.js'
 
 afterEach(closeGateways)
@@ -270,6 +270,32 @@ describe('Koa 3: web bodies', () => {
       FIXED_CHAT_USAGE,
     )
     expect(gw.records.map((r) => r.usage.cacheRead)).toEqual([5000, 5000])
+  })
+
+  it('a web stream stalled on its upstream is cancelled when the client leaves', async () => {
+    const [start] = anthropicStream({ start: { input_tokens: 1200, output_tokens: 1 }, delta: { output_tokens: 42 } })
+    let cancelled = false
+    const gw = await startGateway(Koa, {
+      after: [
+        (ctx) => {
+          ctx.type = 'text/event-stream'
+          ctx.body = new ReadableStream<Uint8Array>({
+            start(controller) {
+              controller.enqueue(new TextEncoder().encode(start))
+            },
+            pull: () => new Promise<void>(() => {}), // the upstream sends nothing more
+            cancel: () => void (cancelled = true),
+          })
+        },
+      ],
+    })
+    const abort = new AbortController()
+    const res = await fetch(`${gw.url}/v1/messages`, { method: 'POST', body: '{}', signal: abort.signal })
+    const reader = res.body!.getReader()
+    await reader.read() // message_start arrived
+    abort.abort()
+    expect(await gw.record()).toMatchObject({ status: 'aborted', usage: { input: 1200 } })
+    await waitFor(() => cancelled, 'the web stream to be cancelled')
   })
 
   it('a Response usagewire does not read is left for Koa to send, unread', async () => {

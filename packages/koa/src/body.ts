@@ -37,8 +37,27 @@ export function carriable(body: unknown, webBodies: boolean): Carriable | undefi
  * its source when the client goes away) cancels the web stream.
  */
 function lazyReadable(stream: ReadableStream<Uint8Array>): Readable {
-  async function* chunks(): AsyncGenerator<Uint8Array> {
-    yield* stream
-  }
-  return Readable.from(chunks(), { objectMode: false })
+  // Not Readable.from over an async iterator: its destroy waits for the read under way, so a web stream
+  // stalled on its upstream would never be cancelled.
+  let reader: ReadableStreamDefaultReader<Uint8Array> | undefined
+  const readable: Readable = new Readable({
+    read() {
+      reader ??= stream.getReader()
+      reader.read().then(
+        (next) => {
+          if (readable.destroyed) return
+          if (next.done) readable.push(null)
+          else readable.push(next.value)
+        },
+        (error: unknown) => readable.destroy(error instanceof Error ? error : new Error(String(error))),
+      )
+    },
+    destroy(error, callback) {
+      // Cancels the stream whether or not it was read yet: what it was reading from is let go.
+      const cancelled = reader ? reader.cancel(error ?? undefined) : stream.locked ? undefined : stream.cancel(error)
+      cancelled?.catch(() => {})
+      callback(error)
+    },
+  })
+  return readable
 }
