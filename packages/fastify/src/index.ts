@@ -54,6 +54,8 @@ interface Pending {
   handle: ResponseHandle | undefined
   /** The stream `onSend` handed on, while it may still run again for the same request. */
   carried: Readable | undefined
+  /** `onSend` handed on a whole body it read at once: its record waits for the response to be sent. */
+  whole: boolean
 }
 
 const isNodeReadable = (value: unknown): value is Readable => value instanceof Readable
@@ -66,6 +68,23 @@ const isNodeReadable = (value: unknown): value is Readable => value instanceof R
  */
 function finishedWriting(this: ServerResponse): void {
   exchangeOf(this.req)?.finish({ kind: 'end' })
+}
+
+/** A carried response closed: before 'finish' (whose record is written by then) the client left. */
+function closedWriting(this: ServerResponse): void {
+  exchangeOf(this.req)?.finish({ kind: 'abort' })
+}
+
+/**
+ * Fastify sends a reply with trailers chunked, and leaves a Content-Length set before it in place: the
+ * client would get both. Its trailers are kept under a symbol of Fastify's own (the same in 4 and 5).
+ */
+function hasTrailers(reply: FastifyReply): boolean {
+  for (const symbol of Object.getOwnPropertySymbols(reply)) {
+    if (symbol.description === 'fastify.reply.trailers')
+      return (reply as unknown as Record<symbol, unknown>)[symbol] != null
+  }
+  return false
 }
 
 /**
@@ -85,9 +104,16 @@ function heldHead(reply: FastifyReply): HeldHead {
       if (!raw.headersSent && raw.hasHeader(name)) raw.removeHeader(name)
     },
     setHeader: (name, value) => {
+      if (name === 'content-length' && hasTrailers(reply)) return
       reply.header(name, value)
       if (!raw.headersSent && raw.hasHeader(name)) raw.setHeader(name, value)
     },
+    // @fastify/compress (version 9) pipes the carried body into its compressor, whose pipeline destroys
+    // it with "Premature close" when the client leaves: the response tells that the client left.
+    clientLeft: () => !raw.writableFinished && (raw.destroyed || raw.socket === null || raw.socket.destroyed === true),
+    // A later onSend hook may still fail, and Fastify then sends an error reply instead: the record
+    // waits for the response to be sent (finishedWriting, closedWriting).
+    deferRecord: true,
   }
 }
 
@@ -185,8 +211,9 @@ const usagewirePlugin: FastifyPluginCallback<UsagewireOptions> = (fastify, optio
         attachExchange(request.raw, exchange) // exchangeOf(request.raw), for code that sees only node:http
         const raw = reply.raw as ServerResponse
         const handle = interceptResponse(exchange, raw)
-        raw.once('finish', finishedWriting)
-        pending.set(request, { exchange, handle, carried: undefined })
+        // Before Fastify's own 'finish' listener: the record is there by onResponse.
+        raw.prependOnceListener('finish', finishedWriting)
+        pending.set(request, { exchange, handle, carried: undefined, whole: false })
         begun = exchange
       }
     } catch (error) {
@@ -211,14 +238,19 @@ const usagewirePlugin: FastifyPluginCallback<UsagewireOptions> = (fastify, optio
     const state = pending.get(request)
     if (!state) return next(null, payload)
     const { exchange, handle } = state
-    if (state.carried) {
+    if (state.carried || state.whole) {
       // onSend runs again for the same request: a later hook failed and Fastify sends an error reply
-      // instead of the stream handed on before, which will never be sent. It is destroyed (its source
+      // instead of the body handed on before, which will never be sent. A stream is destroyed (its source
       // with it); the error reply is not an LLM response and leaves as it is.
+      const reason = 'the response was replaced by an error reply'
       const carried = state.carried
-      carried.once('error', () => {}) // the cut is the record's to tell, not an uncaught error
-      carried.destroy(new Error('the response was replaced by an error reply'))
+      if (carried) {
+        carried.once('error', () => {}) // the cut is the record's to tell, not an uncaught error
+        carried.destroy(new Error(reason))
+      }
+      exchange.finish({ kind: 'cut', reason })
       state.carried = undefined
+      state.whole = false
       return next(null, payload)
     }
     // A payload carried here is read before any later onSend hook (a compressor) changes it; one that
@@ -226,11 +258,13 @@ const usagewirePlugin: FastifyPluginCallback<UsagewireOptions> = (fastify, optio
     // what reaches `reply.raw` and writes the record.
     if (!handle || !carriable(payload) || !handle.release()) return next(null, payload)
     state.handle = undefined
-    reply.raw.removeListener('finish', finishedWriting) // the carried body writes the record now
+    // The record is written once the response was sent ('finish'), or the client left ('close').
+    reply.raw.once('close', closedWriting)
     try {
       const body = bodyOf(reply, payload)
       const out = carryBody(exchange, heldHead(reply), body)
       if (isNodeReadable(out) && out !== body) state.carried = out
+      else state.whole = true
       next(null, out)
     } catch (error) {
       const message = (error as Error).message

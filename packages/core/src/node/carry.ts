@@ -22,6 +22,12 @@ export interface HeldHead {
    * application dropped for another (`incomplete`). Without it, every such destroy is the client's.
    */
   clientLeft?(): boolean
+  /**
+   * The adapter writes the record once the response was sent, for a framework that may still send
+   * something else in the body's place (a later Fastify onSend hook that fails sends an error reply):
+   * a body read to its end then does not finish the Exchange, one cut or dropped still does.
+   */
+  deferRecord?: boolean
 }
 
 /** A body as frameworks hold it: a stream, bytes, text, or nothing. */
@@ -69,8 +75,11 @@ function settleHead(exchange: Exchange, head: HeldHead, length: number | undefin
  */
 export function carryBody(exchange: Exchange, head: HeldHead, body: Body): Body {
   const decision = exchange.respond({ status: head.status, headers: head.getHeader }, { decoders: NODE_DECODERS })
+  const ended = (): void => {
+    if (!head.deferRecord) exchange.finish({ kind: 'end' })
+  }
   if (!decision.read || body === null || body === undefined) {
-    exchange.finish({ kind: 'end' })
+    ended()
     return body
   }
   if (body instanceof Readable) {
@@ -80,8 +89,11 @@ export function carryBody(exchange: Exchange, head: HeldHead, body: Body): Body 
     for (const name of decision.remove) if (!whole || name !== 'content-length') head.removeHeader(name)
     // The framework destroys the body it sends when the client goes away (Fastify, Koa); that is now the
     // carried body, which releases its source (an upstream response) then.
-    const headDue = whole ? (length: number | undefined) => settleHead(exchange, head, length) : undefined
-    return new CarriedBody(body, exchange, decision, headDue, head.clientLeft ? () => head.clientLeft!() : undefined)
+    return new CarriedBody(body, exchange, decision, {
+      headDue: whole ? (length) => settleHead(exchange, head, length) : undefined,
+      clientLeft: head.clientLeft ? () => head.clientLeft!() : undefined,
+      deferRecord: head.deferRecord,
+    })
   }
   let bytes = typeof body === 'string' ? Buffer.from(body) : Buffer.from(body.buffer, body.byteOffset, body.byteLength)
   if (decision.decode) {
@@ -89,7 +101,7 @@ export function carryBody(exchange: Exchange, head: HeldHead, body: Body): Body 
       bytes = decodeSync(decision.decode, bytes)
     } catch (error) {
       exchange.passthrough(`content-encoding ${decision.decode}: ${(error as Error).message}`)
-      exchange.finish({ kind: 'end' })
+      ended()
       return body
     }
   }
@@ -101,7 +113,7 @@ export function carryBody(exchange: Exchange, head: HeldHead, body: Body): Body 
     },
     end: () => {
       held.end()
-      exchange.finish({ kind: 'end' })
+      ended()
     },
   })
   for (const name of decision.remove) head.removeHeader(name)
@@ -113,6 +125,6 @@ export function carryBody(exchange: Exchange, head: HeldHead, body: Body): Body 
   const result = Buffer.concat([...out, ...chunks])
   head.setHeader('content-length', result.length)
   if ((exchange.result()?.corrections.length ?? 0) > 0) head.removeHeader('etag')
-  exchange.finish({ kind: 'end' })
+  ended()
   return result
 }

@@ -16,19 +16,39 @@ type Read = Extract<HeadDecision, { read: true }>
  * finishes the Exchange into its record when the body ends (`end`), fails (`cut`) or is dropped (`abort`).
  * `push` sends bytes on (false: the reader is full), `done` ends the carried body.
  */
+/** What a carrier may tell a {@link BodyCarry} about the response it carries the body for. */
+export interface CarryOptions {
+  /** For a carrier that can still change the head when the body's first byte leaves (see {@link HeadDue}). */
+  headDue?: HeadDue | undefined
+  /** True once the client went away before the response ended (see `BodyCarry.destroyed`). */
+  clientLeft?: (() => boolean) | undefined
+  /**
+   * The carrier finishes the Exchange itself, once the response was sent: a body read to its end does
+   * not (one cut or dropped still does). For a framework that may still send something else in its
+   * place (a later Fastify onSend hook that fails sends an error reply).
+   */
+  deferRecord?: boolean | undefined
+}
+
 class BodyCarry {
   private readonly decoder: Transform | undefined
   private ended = false
+  /** The whole body was handed on: what destroys the carried body after that cuts nothing. */
+  private completed = false
   private headDue: HeadDue | undefined
+  private readonly clientLeft: (() => boolean) | undefined
+  private readonly deferRecord: boolean
 
   constructor(
     private readonly exchange: Exchange,
     decision: Read,
-    headDue: HeadDue | undefined,
+    options: CarryOptions,
     private readonly push: (chunk: Uint8Array) => boolean,
     private readonly done: () => void,
   ) {
-    this.headDue = headDue
+    this.headDue = options.headDue
+    this.clientLeft = options.clientLeft
+    this.deferRecord = options.deferRecord === true
     // A hold released before the body ends (a held message_start) sends what it kept through here.
     exchange.connect({ write: (held) => this.forward(held), end: () => this.finished() })
     if (decision.decode) {
@@ -61,14 +81,20 @@ class BodyCarry {
   }
 
   /**
-   * The carried body was destroyed: with an error the gateway cut it; without one the client left,
-   * unless `clientLeft` says the client is still there: then the application dropped the body (a
-   * middleware mounted before usagewire sent another one in its place), and the record says it was cut.
+   * The carried body was destroyed. When the carrier can tell (`clientLeft`), a client that went away
+   * is `abort` whatever destroyed the body (a compressor's pipeline says "Premature close"), and a body
+   * destroyed without an error while the client is still there was dropped by the application (a
+   * middleware mounted before usagewire sent another in its place): `cut`. Otherwise an error is the
+   * gateway's cut, and no error the client's leaving.
    */
-  destroyed(error: Error | null, clientLeft?: () => boolean): void {
+  destroyed(error: Error | null): void {
     this.decoder?.destroy()
-    if (error) this.exchange.finish({ kind: 'cut', reason: error.message })
-    else if (clientLeft === undefined || clientLeft()) this.exchange.finish({ kind: 'abort' })
+    // Carried to its end already (a Readable destroys itself after its end): nothing was lost.
+    if (this.completed) return
+    const clientLeft = this.clientLeft
+    if (clientLeft?.()) this.exchange.finish({ kind: 'abort' })
+    else if (error) this.exchange.finish({ kind: 'cut', reason: error.message })
+    else if (clientLeft === undefined) this.exchange.finish({ kind: 'abort' })
     else this.exchange.finish({ kind: 'cut', reason: 'the body was dropped before it ended: another was sent instead' })
   }
 
@@ -102,8 +128,9 @@ class BodyCarry {
   }
 
   private finished(): void {
+    this.completed = true
     this.done()
-    this.exchange.finish({ kind: 'end' })
+    if (!this.deferRecord) this.exchange.finish({ kind: 'end' })
   }
 }
 
@@ -127,7 +154,7 @@ export class UsageTransform extends Transform {
     this.carry = new BodyCarry(
       exchange,
       decision,
-      headDue,
+      { headDue },
       (chunk) => this.push(chunk),
       () => {
         const callback = this.flushed
@@ -168,19 +195,12 @@ export class CarriedBody extends Readable {
   // (docs/architecture.md#the-exchange).
   private source: Readable | undefined
 
-  constructor(
-    source: Readable,
-    exchange: Exchange,
-    decision: Read,
-    headDue?: HeadDue,
-    /** True once the client went away (see `BodyCarry.destroyed`). */
-    private readonly clientLeft?: () => boolean,
-  ) {
+  constructor(source: Readable, exchange: Exchange, decision: Read, options: CarryOptions = {}) {
     super()
     this.carry = new BodyCarry(
       exchange,
       decision,
-      headDue,
+      options,
       (chunk) => this.push(chunk),
       () => this.push(null),
     )
@@ -233,7 +253,7 @@ export class CarriedBody extends Readable {
     // Its error listener stays: a source destroyed here may still emit an error (undici's body says
     // "Request aborted"), which must find a listener, not crash the process.
     if (source && !source.readableEnded && !source.destroyed) source.destroy()
-    this.carry.destroyed(error, this.clientLeft)
+    this.carry.destroyed(error)
     callback(error)
   }
 }
