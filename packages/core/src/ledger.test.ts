@@ -65,6 +65,28 @@ describe('a whole usage block is one snapshot (docs/usage-model.md#one-block-one
     expect(ledger.usage()).toEqual({ input: 1000, output: 5 })
   })
 
+  it('a block whose cache count falls to 0 restates the prompt total: the cache is not counted twice', () => {
+    const ledger = new Ledger()
+    // prompt 1000 with 800 cached, then prompt 1000 with cached 0 ("unknown"): read as prompt 1000 − 0.
+    ledger.observe('stream', { input: 200, cacheRead: 800, output: 1 }, {}, true)
+    ledger.observe('stream', { input: 1000, cacheRead: 0, output: 5 }, {}, true)
+    expect(ledger.usage()).toEqual({ input: 200, cacheRead: 800, output: 5 })
+  })
+
+  it('a block whose prompt leaves the cache out and whose cache count falls to 0 keeps both', () => {
+    const ledger = new Ledger()
+    ledger.observe('stream', { input: 200, cacheRead: 800, output: 1 }, {}, true)
+    ledger.observe('stream', { input: 200, cacheRead: 0, output: 5 }, {}, true)
+    expect(ledger.usage()).toEqual({ input: 200, cacheRead: 800, output: 5 })
+  })
+
+  it('a block with another prompt total whose cache count falls to 0 replaces the breakdown', () => {
+    const ledger = new Ledger()
+    ledger.observe('stream', { input: 200, cacheRead: 800, output: 1 }, {}, true)
+    ledger.observe('stream', { input: 1500, cacheRead: 0, output: 5 }, {}, true)
+    expect(ledger.usage()).toEqual({ input: 1500, output: 5 })
+  })
+
   it('a stream block never clears what the tap knows', () => {
     const ledger = new Ledger()
     ledger.observe('tap', { input: 100, cacheRead: 800 }, {})

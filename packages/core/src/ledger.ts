@@ -40,8 +40,18 @@ export class Ledger {
    * (docs/usage-model.md#one-block-one-snapshot).
    */
   observe(kind: SourceKind, usage: Usage, sources: UsageSources, whole = false): void {
-    if (whole && usage.input !== undefined && usage.cacheRead === undefined && usage.cacheWrite === undefined) {
-      usage = this.restated(kind, usage)
+    if (whole && usage.input !== undefined) {
+      const read = this.unknownZero(kind, CACHE_READ, usage.cacheRead)
+      const write = this.unknownZero(kind, CACHE_WRITE, usage.cacheWrite)
+      if ((read || write) && (read || usage.cacheRead === undefined) && (write || usage.cacheWrite === undefined)) {
+        // The block's cache counts are "unknown" written as 0 (a known count does not fall to 0): its
+        // prompt count is a total without a breakdown. Unless it is the input known already (a block
+        // whose prompt leaves the cache out), it is read as such a total, not as a prompt without cache.
+        const { cacheRead: _read, cacheWrite: _write, cacheWrite5m: _5m, cacheWrite1h: _1h, ...rest } = usage
+        usage = usage.input === this.slots[INPUT]?.value ? rest : this.restated(kind, rest)
+      } else if (usage.cacheRead === undefined && usage.cacheWrite === undefined) {
+        usage = this.restated(kind, usage)
+      }
     }
     const rank = RANK[kind]
     for (let i = 0; i < FIELD_COUNT; i++) {
@@ -55,6 +65,12 @@ export class Ledger {
       }
       this.slots[i] = { value, source: sources[field] ?? kind, kind }
     }
+  }
+
+  /** `value` is a 0 that `kind` states for slot `i` after it knew it to be more: "unknown", not 0. */
+  private unknownZero(kind: SourceKind, i: number, value: number | undefined): boolean {
+    const known = this.slots[i]
+    return value === 0 && known !== undefined && known.kind === kind && known.value > 0
   }
 
   /** `usage` without its prompt part when it restates the known prompt total, else with the cache cleared. */

@@ -49,13 +49,17 @@ function skipValue(text: string, i: number): number {
   return j > i ? j : -1
 }
 
-/** The [start, end) span of the value at `path` (object keys only), or undefined if it is not there. */
+/**
+ * The [start, end) span of the value at `path` (object keys only), or undefined if it is not there. A
+ * key an object repeats is read as JSON.parse reads it, the last one winning: the member rewritten is
+ * the one a client's parser sees.
+ */
 export function findMember(text: string, path: readonly string[]): [number, number] | undefined {
   let i = skipWs(text, 0)
   for (let level = 0; level < path.length; level++) {
     if (text.charCodeAt(i) !== 0x7b) return undefined
     i = skipWs(text, i + 1)
-    let found = false
+    let found: [number, number] | undefined
     while (i < text.length && text.charCodeAt(i) === 0x22) {
       const keyEnd = skipString(text, i)
       if (keyEnd < 0) return undefined
@@ -64,21 +68,15 @@ export function findMember(text: string, path: readonly string[]): [number, numb
       i = skipWs(text, keyEnd)
       if (text.charCodeAt(i) !== 0x3a) return undefined
       const valueStart = skipWs(text, i + 1)
-      if (key === path[level]) {
-        if (level === path.length - 1) {
-          const valueEnd = skipValue(text, valueStart)
-          return valueEnd < 0 ? undefined : [valueStart, valueEnd]
-        }
-        i = valueStart
-        found = true
-        break
-      }
       const valueEnd = skipValue(text, valueStart)
       if (valueEnd < 0) return undefined
+      if (key === path[level]) found = [valueStart, valueEnd]
       i = skipWs(text, valueEnd)
       if (text.charCodeAt(i) === 0x2c) i = skipWs(text, i + 1)
     }
     if (!found) return undefined
+    if (level === path.length - 1) return found
+    i = found[0]
   }
   return undefined
 }

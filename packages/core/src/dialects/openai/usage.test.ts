@@ -73,6 +73,21 @@ describe('OpenAI-shaped usage ⇄ canonical buckets', () => {
     expect(usage).toMatchObject({ input: 12, output: 291, reasoning: 290 })
   })
 
+  it('reasoning over the whole completion is held to it: reasoning is part of the output', () => {
+    const { usage } = read({
+      prompt_tokens: 10,
+      completion_tokens: 5,
+      total_tokens: 15,
+      completion_tokens_details: { reasoning_tokens: 20 },
+    })
+    expect(usage).toEqual({ input: 10, output: 5, reasoning: 5 })
+  })
+
+  it('a count that is not a whole number of tokens is no count', () => {
+    const { usage } = read({ prompt_tokens: 10, completion_tokens: 2.5, total_tokens: 12.5 })
+    expect(usage).toEqual({ input: 10 })
+  })
+
   it('DeepSeek hit/miss fields', () => {
     const { usage } = read({
       prompt_tokens: 339,

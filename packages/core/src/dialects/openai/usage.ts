@@ -132,7 +132,9 @@ export function fromOpenAIUsage(native: JsonObject, names: OpenAIUsageNames, at:
     sources.output = label(at, names.completion)
   }
   if (reasoning !== undefined) {
-    usage.reasoning = reasoning
+    // Reasoning is part of the output: a block that says more of it than its whole output (some vLLM
+    // versions, docs/dialects/openai-chat.md#vllm) is held to its output.
+    usage.reasoning = usage.output !== undefined && reasoning > usage.output ? usage.output : reasoning
     sources.reasoning = label(label(at, names.completionDetails), 'reasoning_tokens')
   }
   return { usage, sources, promptIncludesCache, completionIncludesReasoning }
