@@ -201,6 +201,31 @@ describe('hold points', () => {
 })
 
 describe('sinks', () => {
+  it('a sink that throws or rejects with something that has no string form is still logged and counted', async () => {
+    const warnings: string[] = []
+    const got: string[] = []
+    const odd = Object.create(null) as object
+    const { meter } = setup({
+      logger: { warn: (m) => warnings.push(m) },
+      sinks: [
+        () => {
+          throw odd
+        },
+        () => Promise.reject(odd),
+        { name: 'ledger', write: (r: UsageRecord) => void got.push(r.id) },
+      ],
+    })
+    const exchange = meter.begin({ method: 'POST', url: '/v1/messages' })!
+    exchange.respond({ status: 200, headers: SSE }, { decoders: [] })
+    exchange.push(Buffer.from(start(5) + delta(5, 3)))
+    exchange.end()
+    expect(() => exchange.finish({ kind: 'end' })).not.toThrow()
+    await new Promise((r) => setTimeout(r, 0))
+    expect(got).toHaveLength(1)
+    expect(meter.stats).toEqual({ records: 1, failures: 2 })
+    expect(warnings.filter((w) => /sink/.test(w))).toHaveLength(2)
+  })
+
   it('a throwing or rejecting sink is logged and counted; the others still get the record', async () => {
     const warnings: string[] = []
     const got: string[] = []

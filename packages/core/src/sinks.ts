@@ -1,4 +1,4 @@
-import { warn, type Logger } from './log.js'
+import { describeError, warn, type Logger } from './log.js'
 import type { UsageRecord } from './record.js'
 
 /** Where records go: a function, or an object with `write` (a metrics exporter, a durable ledger). */
@@ -51,6 +51,6 @@ export class Sinks {
 
   private failed(name: string, error: unknown): void {
     this.stats.failures++
-    warn(this.logger, `sink ${name} failed: ${error instanceof Error ? error.message : String(error)}`)
+    warn(this.logger, `sink ${name} failed: ${describeError(error)}`)
   }
 }

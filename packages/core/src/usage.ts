@@ -31,8 +31,9 @@ export type UsageSources = { [K in UsageField]?: string }
 
 /** A token count as the wire carries it: a finite, non-negative number; anything else is "not reported". */
 export function count(value: unknown): number | undefined {
-  // Tokens are whole: a fraction, like a negative, is no count of them (docs/usage-model.md#record-invariants).
-  return typeof value === 'number' && Number.isInteger(value) && value >= 0 ? value : undefined
+  // Tokens are whole: a fraction, like a negative, is no count of them (docs/usage-model.md#record-invariants);
+  // nor is a number past 2^53, where integers are no longer exact (and sums of them overflow).
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0 ? value : undefined
 }
 
 /** All prompt tokens (`input + cacheRead + cacheWrite`), or undefined when `input` is not known. */

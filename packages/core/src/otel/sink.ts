@@ -17,7 +17,7 @@ import {
   type TracerProvider,
 } from '@opentelemetry/api'
 import { version } from '../../package.json'
-import { warn, type Logger } from '../log.js'
+import { describeError, warn, type Logger } from '../log.js'
 import type { UsageRecord } from '../record.js'
 import {
   ATTR_ERROR_TYPE,
@@ -228,6 +228,4 @@ function inputKnown(record: UsageRecord): boolean {
   return known(record, 'input') || known(record, 'cacheRead') || known(record, 'cacheWrite')
 }
 
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error)
-}
+const messageOf = describeError

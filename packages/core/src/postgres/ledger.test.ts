@@ -5,7 +5,7 @@ import type { Pool } from 'pg'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { UsageRecord } from '../record.js'
 import { postgresLedger } from './ledger.js'
-import { COLUMNS } from './row.js'
+import { COLUMNS, rowValues } from './row.js'
 
 const record = (id: string, model = 'claude-sonnet-4-5'): UsageRecord =>
   ({
@@ -27,12 +27,17 @@ const record = (id: string, model = 'claude-sonnet-4-5'): UsageRecord =>
 /** A pool that stores ids (or fails as told): what the sink does without a server. */
 function fakePool() {
   const ids = new Set<string>()
-  const state = { up: true, refuse: '' }
+  // `downAfter`: the number of queries answered before the database goes away (-1: never).
+  const state = { up: true, refuse: '', downAfter: -1, hang: false }
   const pool = {
     on() {},
     off() {},
-    async query(_text: string, values: unknown[]) {
+    async query(config: { text: string; values: unknown[] }) {
+      if (state.hang) return new Promise<never>(() => {})
+      if (state.downAfter === 0) state.up = false
+      if (state.downAfter > 0) state.downAfter--
       if (!state.up) throw Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' })
+      const { values } = config
       const rows = values.length / COLUMNS.length
       const batch = Array.from({ length: rows }, (_, i) => String(values[i * COLUMNS.length]))
       if (state.refuse && batch.includes(state.refuse))
@@ -115,5 +120,45 @@ describe('postgresLedger', () => {
     expect([...ids].sort()).toEqual(['a', 'c'])
     expect(sink.stats).toMatchObject({ inserted: 2, rejected: 1 })
     expect(readFileSync(`${file}.rejected`, 'utf8')).toContain('"id":"bad"')
+  })
+
+  it('a refused record stays rejected, not lost, when the database goes away while its batch is tried row by row', async () => {
+    const { pool, ids, state } = fakePool()
+    const file = spillFile()
+    state.refuse = 'bad'
+    state.downAfter = 3 // the batch, then 'a' alone, then 'bad' alone; the database is gone for 'c'
+    const sink = postgresLedger({ pool, spillFile: file, batchSize: 10 })
+    for (const id of ['a', 'bad', 'c']) sink.write(record(id))
+    await sink.close()
+    expect([...ids]).toEqual(['a'])
+    expect(sink.stats).toMatchObject({ inserted: 1, rejected: 1, spilled: 1, lost: 0 })
+    expect(readFileSync(`${file}.rejected`, 'utf8')).toContain('"id":"bad"')
+    expect(readFileSync(file, 'utf8')).toContain('"id":"c"')
+  })
+
+  it('a database that never answers: its batch is spilled after queryTimeoutMs and close() ends', async () => {
+    const { pool, state } = fakePool()
+    const file = spillFile()
+    state.hang = true
+    const sink = postgresLedger({ pool, spillFile: file, batchSize: 10, queryTimeoutMs: 50 })
+    for (const id of ['a', 'b']) sink.write(record(id))
+    let closed = false
+    const closing = sink.close().then(() => (closed = true))
+    await Promise.race([closing, new Promise((resolve) => setTimeout(resolve, 5000))])
+    expect(closed).toBe(true)
+    expect(sink.stats).toMatchObject({ spilled: 2, lost: 0 })
+    expect(readFileSync(file, 'utf8').trim().split('\n')).toHaveLength(2)
+  })
+
+  it('stores what a client wrote as no text in UTF-8 (a lone surrogate, a NUL) as U+FFFD rather than be refused', () => {
+    const values = rowValues({
+      at: '2026-12-01T00:00:00.000Z',
+      record: { ...record('s'), model: 'claude-\ud800', route: '/v1/messages\u0000' },
+    })
+    expect(values).toContain('claude-\ufffd')
+    expect(values).toContain('/v1/messages\ufffd')
+    const stored = values.find((v) => typeof v === 'string' && v.startsWith('{"id":"s"'))
+    expect(stored).toContain('"model":"claude-\\ufffd"')
+    expect(JSON.parse(stored as string).model).toBe('claude-\ufffd')
   })
 })

@@ -5,8 +5,8 @@
  * spill file and are replayed when the database is back. `write` never throws and never waits.
  */
 import pg from 'pg'
-import type { Pool } from 'pg'
-import { warn, type Logger } from '../log.js'
+import type { Pool, QueryConfig, QueryResult } from 'pg'
+import { describeError, warn, type Logger } from '../log.js'
 import type { UsageRecord } from '../record.js'
 import { insertStatement, MAX_BATCH, type Entry } from './row.js'
 import { checkTable, DEFAULT_TABLE, quoteTable } from './schema.js'
@@ -25,6 +25,12 @@ export interface PostgresLedgerOptions {
   flushIntervalMs?: number
   /** Records held in memory at most; more go straight to the spill file. Default 10,000. */
   maxQueue?: number
+  /**
+   * The longest one INSERT may take, waiting for a connection included, in ms. Default 30,000. A
+   * database that accepts connections but never answers (hung, or cut off by the network) then has its
+   * batches spilled, and `close()` still ends, whatever timeouts the pool given has.
+   */
+  queryTimeoutMs?: number
   /** Where records wait while the database is away: one file per process (docs/ledger.md). */
   spillFile: string
   logger?: Logger
@@ -65,11 +71,11 @@ export interface PostgresLedger {
 /** SQLSTATE classes that blame the rows (data exception, integrity, program limit), not the database. */
 const ROW_ERRORS = /^(22|23|54)/
 const isRowError = (error: unknown): boolean => ROW_ERRORS.test(String((error as { code?: unknown })?.code ?? ''))
-const message = (error: unknown): string => (error instanceof Error ? error.message : String(error))
+const message = describeError
 const MAX_RETRY_MS = 30_000
 
 function checkOptions(options: PostgresLedgerOptions): void {
-  const { pool, connectionString, batchSize, flushIntervalMs, maxQueue, spillFile, logger } = options
+  const { pool, connectionString, batchSize, flushIntervalMs, maxQueue, queryTimeoutMs, spillFile, logger } = options
   if ((pool === undefined) === (connectionString === undefined))
     throw new TypeError('usagewire/postgres: give either pool or connectionString')
   if (pool !== undefined && typeof (pool as { query?: unknown })?.query !== 'function')
@@ -82,6 +88,8 @@ function checkOptions(options: PostgresLedgerOptions): void {
     throw new TypeError('usagewire/postgres: flushIntervalMs must be a positive number')
   if (maxQueue !== undefined && !(Number.isInteger(maxQueue) && maxQueue > 0))
     throw new TypeError('usagewire/postgres: maxQueue must be a positive integer')
+  if (queryTimeoutMs !== undefined && !(Number.isFinite(queryTimeoutMs) && queryTimeoutMs > 0))
+    throw new TypeError('usagewire/postgres: queryTimeoutMs must be a positive number')
   if (typeof spillFile !== 'string' || spillFile === '')
     throw new TypeError(
       'usagewire/postgres: spillFile (a path) is required: records wait there while the database is away',
@@ -104,9 +112,9 @@ export function postgresLedger(options: PostgresLedgerOptions): PostgresLedger {
       connectionString: options.connectionString,
       max: 2,
       connectionTimeoutMillis: 5000,
-      query_timeout: 30_000,
       allowExitOnIdle: true,
     })
+  const queryTimeoutMs = options.queryTimeoutMs ?? 30_000
   // An idle connection the server drops is reported on the pool; unheard, it would end the process.
   const onPoolError = (error: Error) => warn(logger, `postgres ledger: idle connection lost: ${message(error)}`)
   pool.on('error', onPoolError)
@@ -200,7 +208,19 @@ export function postgresLedger(options: PostgresLedgerOptions): PostgresLedger {
 
   async function insert(entries: readonly Entry[]): Promise<void> {
     const statement = insertStatement(table, entries)
-    const result = await pool.query(statement.text, statement.values)
+    // pg's own query_timeout, and a bound on the whole call: pg's does not cover waiting for a connection.
+    // A batch given up on here may still be stored later; its replay is then a duplicate, and skipped.
+    const config = { text: statement.text, values: statement.values, query_timeout: queryTimeoutMs } as QueryConfig
+    const query: Promise<QueryResult> = pool.query(config)
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`no answer from the database in ${queryTimeoutMs} ms`)),
+        queryTimeoutMs + 1000,
+      )
+    })
+    query.catch(() => undefined) // settled after the timeout: nobody waits for it any more
+    const result = await Promise.race([query, timeout]).finally(() => clearTimeout(timer))
     const stored = result.rowCount ?? 0
     stats.inserted += stored
     stats.duplicates += entries.length - stored
@@ -227,6 +247,7 @@ export function postgresLedger(options: PostgresLedgerOptions): PostgresLedger {
       } catch (error) {
         if (!isRowError(error)) {
           markDown(error)
+          await reject(refused) // refused before the database went away: kept, not lost with the rest
           return batch.slice(i)
         }
         failed(`record ${entry.record.id} refused by the database, kept in ${spill.path}.rejected`, error)

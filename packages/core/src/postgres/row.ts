@@ -48,12 +48,21 @@ export const COLUMNS = [
 /** PostgreSQL takes at most 65535 parameters per statement. */
 export const MAX_BATCH = Math.floor(65535 / COLUMNS.length)
 
-/** PostgreSQL text and jsonb refuse the NUL character. */
-const text = (value: unknown): string => String(value).replace(/\u0000/g, '\uFFFD')
+/**
+ * PostgreSQL text and jsonb refuse the NUL character, and a UTF-16 surrogate without its pair (a string
+ * cut in the middle of an emoji, a model name a client made up) is no text in UTF-8: both become U+FFFD.
+ */
+const text = (value: unknown): string =>
+  String(value).replace(/\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, '\uFFFD')
 const optionalText = (value: unknown): string | null => (value === undefined || value === null ? null : text(value))
 
-/** In JSON text a NUL is `\u0000` after an even run of backslashes (an odd run escapes the `\` itself). */
-const json = (value: unknown): string => JSON.stringify(value).replace(/(?<!\\)((?:\\\\)*)\\u0000/g, '$1\\ufffd')
+/**
+ * In JSON text a NUL is `\u0000` after an even run of backslashes (an odd run escapes the `\` itself);
+ * JSON.stringify writes a lone surrogate the same way (`\ud800`; a paired one it writes as it is). jsonb
+ * refuses both: each becomes U+FFFD.
+ */
+const json = (value: unknown): string =>
+  JSON.stringify(value).replace(/(?<!\\)((?:\\\\)*)\\u(?:0000|d[89a-f][0-9a-f]{2})/gi, '$1\\ufffd')
 
 const tokens = (value: unknown): number =>
   typeof value === 'number' && Number.isFinite(value) && value > 0 ? Math.round(value) : 0

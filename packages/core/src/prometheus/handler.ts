@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { register as globalRegistry, type Registry } from 'prom-client'
+import { describeError } from '../log.js'
 
 /**
  * A `GET /metrics` handler for node:http, and so for anything built on it (Express, Koa's `ctx.req` /
@@ -31,7 +32,7 @@ export function metricsHandler(
         if (res.destroyed) return
         if (res.headersSent) return void res.destroy()
         res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' })
-        res.end(`metrics collection failed: ${error instanceof Error ? error.message : String(error)}\n`)
+        res.end(`metrics collection failed: ${describeError(error)}\n`)
       },
     )
   }

@@ -204,6 +204,16 @@ describe('prometheusSink', () => {
     expect(() => sink.write({ ...record(), corrections: undefined } as unknown as UsageRecord)).not.toThrow()
   })
 
+  it('a count too large to sum is skipped: the registry still scrapes after it, twice over', async () => {
+    const registry = new Registry()
+    const sink = prometheusSink({ registry })
+    const huge = { input: 1e308, cacheRead: 0, cacheWrite: 0, output: 3, reasoning: 0 }
+    sink.write(record({ usage: huge }))
+    sink.write(record({ usage: huge }))
+    await expect(registry.metrics()).resolves.toContain('usagewire_output_tokens_total')
+    expect(await sample(registry, 'usagewire_output_tokens_total')).toBe(6)
+  })
+
   it('two sinks on one registry share the metrics; different labels on one registry are refused at once', async () => {
     const registry = new Registry()
     prometheusSink({ registry }).write(record())

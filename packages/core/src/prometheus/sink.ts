@@ -43,9 +43,12 @@ const OWN_LABELS = ['model', 'dialect', 'route', 'status', 'ttl', 'field', 'labe
 
 type Labels = Record<string, string>
 
-/** A token count that is not a finite non-negative number counts as 0: a counter throws on anything else. */
+/**
+ * A token count that is not a non-negative number a counter can sum counts as 0: a counter throws on
+ * anything else, and one series summed to Infinity would fail every scrape of the registry after it.
+ */
 const tokens = (value: unknown): number =>
-  typeof value === 'number' && Number.isFinite(value) && value > 0 ? value : 0
+  typeof value === 'number' && value > 0 && value <= Number.MAX_SAFE_INTEGER ? value : 0
 
 const observable = (ms: unknown): ms is number => typeof ms === 'number' && Number.isFinite(ms) && ms >= 0
 
@@ -125,7 +128,7 @@ class Tally {
   /** At scrape time: the counter holds exactly the sums. */
   report(counter: Counter<string>): void {
     counter.reset()
-    for (const { labels, value } of this.series.values()) counter.inc(labels, value)
+    for (const { labels, value } of this.series.values()) if (Number.isFinite(value)) counter.inc(labels, value)
   }
 }
 
