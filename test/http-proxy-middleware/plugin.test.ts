@@ -487,4 +487,27 @@ describe.each(MAJORS)('http-proxy-middleware %s', (_, create) => {
     expect(record).toMatchObject({ status: 'aborted', route: '/v1/messages' })
     await waitFor(() => upstreamClosed, 'the upstream request to be cancelled')
   })
+
+  it('with Expect: 100-continue too (http-proxy emits no proxyReq for it): the upstream request is cancelled', async () => {
+    let upstreamClosed = false
+    let expectSent: string | undefined
+    let answering!: () => void
+    const received = new Promise<void>((r) => (answering = r))
+    const slow = await listen((req, res) => {
+      expectSent = req.headers.expect
+      req.resume()
+      res.on('close', () => (upstreamClosed = true))
+      answering() // and never answers
+    })
+    const gw = await gateway(create, 'node:http', { target: slow })
+    const headers = { ...JSON_HEADERS, expect: '100-continue', 'content-length': Buffer.byteLength(streamRequest) }
+    const req = http.request(`${gw.url}/v1/messages`, { method: 'POST', headers })
+    req.on('error', () => {})
+    req.on('continue', () => req.end(streamRequest))
+    await received
+    req.destroy()
+    expect(await gw.record()).toMatchObject({ status: 'aborted', route: '/v1/messages' })
+    await waitFor(() => upstreamClosed, 'the upstream request to be cancelled')
+    expect(expectSent).toBeUndefined() // answered by the gateway already, not sent on
+  })
 })

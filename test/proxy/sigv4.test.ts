@@ -61,7 +61,7 @@ async function verify(req: http.IncomingMessage, body: Buffer): Promise<string |
 }
 
 let provider: { url: string; close(): Promise<void> }
-const seen: Array<{ rejected?: string; key?: string; body?: string }> = []
+const seen: Array<{ rejected?: string; key?: string; body?: string; headers?: http.IncomingHttpHeaders }> = []
 beforeAll(async () => {
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = []
@@ -70,7 +70,7 @@ beforeAll(async () => {
       const body = Buffer.concat(chunks)
       const rejected = await verify(req, body)
       const key = /Credential=([^/]+)/.exec(String(req.headers.authorization))?.[1]
-      seen.push({ rejected, key, body: body.toString('utf8') })
+      seen.push({ rejected, key, body: body.toString('utf8'), headers: req.headers })
       if (rejected) {
         res.writeHead(403, { 'content-type': 'application/json' })
         return res.end(JSON.stringify({ message: rejected }))
@@ -167,6 +167,44 @@ describe('resignSigV4', () => {
     try {
       expect(await gatewayCall(sidecar.providerUrl!)).toBe(200)
       expect(seen[0]).toMatchObject({ rejected: undefined, key: SIDECAR_KEYS.accessKeyId })
+    } finally {
+      await sidecar.close()
+    }
+  })
+})
+
+describe('resignSigV4 and the correlation header', () => {
+  it('a gateway that passes client headers on sends the correlation header too: it is not signed, nor sent on', async () => {
+    useSidecarKeys()
+    const sidecar = await startProxy({
+      listen: '127.0.0.1:0',
+      target: 'http://127.0.0.1:9',
+      providerListen: '127.0.0.1:0',
+      provider: provider.url,
+      resignSigV4: true,
+    })
+    try {
+      // What LiteLLM's forward_client_headers_to_llm_api does with the header the client side added.
+      const url = new URL(CONVERSE.path, sidecar.providerUrl!)
+      const headers = { host: url.host, 'content-type': 'application/json', 'x-usagewire-correlation': 'c-1' }
+      const signed = await signer(GATEWAY_KEYS).sign({
+        method: 'POST',
+        protocol: 'http:',
+        hostname: url.hostname,
+        port: Number(url.port),
+        path: url.pathname,
+        headers,
+        body: CONVERSE.body,
+      })
+      const response = await fetch(url, {
+        method: 'POST',
+        headers: signed.headers as Record<string, string>,
+        body: CONVERSE.body,
+      })
+      await response.arrayBuffer()
+      expect(response.status).toBe(200)
+      expect(seen[0]).toMatchObject({ rejected: undefined, key: SIDECAR_KEYS.accessKeyId })
+      expect(seen[0]!.headers).not.toHaveProperty('x-usagewire-correlation')
     } finally {
       await sidecar.close()
     }

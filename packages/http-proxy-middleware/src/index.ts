@@ -155,6 +155,9 @@ export function usagewire(options: UsagewireOptions = {}): UsagewirePlugin {
           if (!exchange && upstreamPath !== undefined) exchange = intercept(req, res, upstreamPath, req.body)
         }
         if (!exchange) return
+        // An `Expect: 100-continue` the gateway's server answered already is not sent on: http-proxy 1.x
+        // emits no `proxyReq` for a request that carries it, and the upstream request is known only there.
+        if (req.headers.expect !== undefined) delete req.headers.expect
         const state: Metered = { exchange, upstream: undefined, answered: false, gone: false }
         metered.set(req, state)
         // The client gone: cancel the upstream request. With http-proxy 1.x nothing does before the

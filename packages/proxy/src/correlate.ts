@@ -15,6 +15,8 @@ interface ClientCall {
   /** The gateway's answer, read for its text. */
   reading: Reading | undefined
   settled: boolean
+  /** Joined by the correlation header: a later call with the same header (a retry) is its tap as well. */
+  byHeader: boolean
   started: number
 }
 
@@ -62,6 +64,7 @@ export class Correlator {
       hold: exchange.hold(this.maxWaitMs),
       reading: undefined,
       settled: false,
+      byHeader: false,
       started: Date.now(),
     })
   }
@@ -91,12 +94,17 @@ export class Correlator {
   call(reading: Reading, headerId: string | undefined): UpstreamTap | undefined {
     if (headerId !== undefined && this.strategies.includes('header')) {
       const client = this.clients.get(headerId)
-      if (client && !client.settled) {
+      // A gateway that retries (a 429, a 5xx) calls again with the same header: each call is a tap, and
+      // the usage of the last one read is the request's (a later tap's reading replaces an earlier one's).
+      if (client && (!client.settled || client.byHeader)) {
         const tap = client.exchange.openTap(reading.path, this.maxWaitMs)
         if (tap) {
-          client.settled = true
-          client.exchange.correlate({ by: 'header' })
-          client.hold.release() // the tap holds the final usage event itself
+          if (!client.byHeader) {
+            client.settled = true
+            client.byHeader = true
+            client.exchange.correlate({ by: 'header' })
+            client.hold.release() // the tap holds the final usage event itself
+          }
           return tap
         }
       }

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import http, { type IncomingMessage, type ServerResponse } from 'node:http'
+import http, { type ClientRequest, type IncomingMessage, type ServerResponse } from 'node:http'
 import https from 'node:https'
 import type { AddressInfo } from 'node:net'
 import { createProxyMiddleware } from 'http-proxy-middleware'
@@ -118,6 +118,15 @@ const answer = (res: ServerResponse, status: number, type: string, message: stri
  * http-proxy-middleware with the usagewire plugin; request bytes and headers pass unchanged (but for the
  * correlation header, added on the client side and removed on the provider side).
  */
+/**
+ * `Expect: 100-continue` was answered here already (node:http sends the 100 itself): it is not sent on.
+ * http-proxy 1.x emits no `proxyReq` for a request that carries it, and the sidecar does its request-side
+ * work there (the correlation header, the body read whole, the upstream to cancel).
+ */
+function dropAnsweredExpect(req: IncomingMessage): void {
+  if (req.headers.expect !== undefined) delete req.headers.expect
+}
+
 export async function startProxy(options: ProxyOptions): Promise<Sidecar> {
   const twoSided = options.providerListen !== undefined
   if (twoSided && !options.provider) throw new TypeError('usagewire proxy: providerListen needs provider')
@@ -185,6 +194,7 @@ export async function startProxy(options: ProxyOptions): Promise<Sidecar> {
   const serveMetrics = metrics !== false ? metricsHandler(registry) : undefined
   const clientServer = http.createServer((req, res) => {
     if (serveMetrics && (req.url === '/metrics' || req.url?.startsWith('/metrics?'))) return serveMetrics(req, res)
+    dropAnsweredExpect(req)
     void clientProxy(req, res, (error?: unknown) =>
       answer(res, 502, 'usagewire_proxy_error', error ? String((error as Error).message ?? error) : 'not proxied'),
     )
@@ -208,6 +218,13 @@ export async function startProxy(options: ProxyOptions): Promise<Sidecar> {
           : {}),
         on: {
           proxyReq: (proxyReq, req) => {
+            const call = calls.get(req)
+            if (call) {
+              // The gateway left before the provider answered: the provider would generate, and bill, the
+              // whole answer for nobody (docs/peer-bugs.md row 45).
+              if (call.gone) return void proxyReq.destroy()
+              call.upstream = proxyReq
+            }
             proxyReq.removeHeader(header)
             // A body read whole (to be signed again, or to ask for the streamed usage) is written here; the
             // request stream has been read. It keeps the framing it came with unless its length changed.
@@ -220,8 +237,17 @@ export async function startProxy(options: ProxyOptions): Promise<Sidecar> {
               proxyReq.write(body)
             }
           },
-          proxyRes: (proxyRes, req) => {
+          proxyRes: (proxyRes, req, res) => {
             if (req.usageAsked) streamUsage!.refused(proxyRes.statusCode ?? 0, route.url)
+            // The provider's body broke off (a reset mid-stream): http-proxy 1.x would leave the gateway
+            // waiting for the rest for ever. Its response is cut, as the provider's was.
+            const brokeOff = (): void => {
+              if (!proxyRes.complete && !res.writableEnded && !res.destroyed) {
+                res.destroy(new Error('the provider response broke off before its end'))
+              }
+            }
+            proxyRes.on('error', brokeOff)
+            proxyRes.once('close', brokeOff)
             const call = calls.get(req)
             if (!call) return
             call.answered = true
@@ -245,16 +271,26 @@ export async function startProxy(options: ProxyOptions): Promise<Sidecar> {
     // Longest prefix first.
     proxies.sort((a, b) => b.prefix.length - a.prefix.length)
     // Each provider call is registered as it arrives: only the client requests in flight then can own it.
-    const calls = new WeakMap<IncomingMessage, { reading: Reading; tap: UpstreamTap | undefined; answered?: true }>()
+    const calls = new WeakMap<
+      IncomingMessage,
+      { reading: Reading; tap: UpstreamTap | undefined; answered?: true; upstream?: ClientRequest; gone?: true }
+    >()
     providerServer = http.createServer((req, res) => {
       const path = req.url ?? '/'
       const reading = new Reading(path)
       const id = req.headers[header]
+      // The correlation header is the sidecar's own: not signed again (its removal after signing broke the
+      // signature), not sent to the provider.
+      delete req.headers[header]
+      dropAnsweredExpect(req)
       calls.set(req, { reading, tap: correlator!.call(reading, typeof id === 'string' ? id : undefined) })
       res.once('close', () => {
         const call = calls.get(req)
-        // An answer that arrived is followed to its end by its Reading; one that never came is given up.
+        // An answer that arrived is followed to its end by its Reading; one that never came is given up,
+        // and so is the provider's work on it.
         if (call && !call.answered) {
+          call.gone = true
+          call.upstream?.destroy()
           call.reading.abandon()
           call.tap?.fail()
         }
