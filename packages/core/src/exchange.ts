@@ -515,6 +515,11 @@ export class Exchange implements HoldPolicy {
     return this.finished ?? undefined
   }
 
+  /** True once the Exchange is over: its record is out, or its response was one that yields none. */
+  get done(): boolean {
+    return this.finished !== null
+  }
+
   private build(outcome: Outcome): UsageRecord {
     const result = this.processor?.result()
     const known = this.ledger.usage()

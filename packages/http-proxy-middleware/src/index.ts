@@ -144,6 +144,7 @@ export function usagewire(options: UsagewireOptions = {}): UsagewirePlugin {
         // Exchange gets from here what only the proxy sees (an upstream that breaks off mid-body, a client
         // that leaves before the upstream answered).
         let exchange = exchangeOf(req)
+        if (exchange?.done) exchange = undefined
         if (!exchange) {
           // Express and connect strip a mount path from req.url and keep the client's path in originalUrl.
           const path = req.originalUrl ?? req.url

@@ -121,7 +121,7 @@ export function usagewire(options: UsagewireOptions = {}): UsagewireMiddleware {
    */
   function wire(ctx: KoaContext): Wired | undefined {
     // Metered already, by a usagewire mounted before this one: one record per request.
-    if (exchangeOf(ctx.req)) return undefined
+    if (exchangeOf(ctx.req)?.done === false) return undefined
     try {
       const exchange = meter.begin({
         method: ctx.method,

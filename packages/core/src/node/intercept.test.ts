@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events'
 import { Agent, createServer, request, type IncomingMessage, type ServerResponse } from 'node:http'
 import { connect, type AddressInfo } from 'node:net'
 import { gzipSync } from 'node:zlib'
@@ -188,6 +189,44 @@ describe('the Node response interceptor', () => {
     await new Promise((r) => setTimeout(r, 20))
     expect(outer).toHaveLength(1)
     expect(inner).toHaveLength(0)
+  })
+
+  it('meters a request object again once its earlier Exchange is over (a mock reused for every response)', () => {
+    const records: UsageRecord[] = []
+    const intercept = createInterceptor({ onUsage: (r) => void records.push(r) })
+    const req = { url: '/v1/chat/completions', method: 'POST', headers: {} } as IncomingMessage
+    const respond = () => {
+      const res = Object.assign(new EventEmitter(), {
+        statusCode: 200,
+        headers: new Map<string, unknown>([['content-type', 'application/json']]),
+        writableFinished: false,
+        getHeader(this: { headers: Map<string, unknown> }, name: string) {
+          return this.headers.get(name.toLowerCase())
+        },
+        setHeader(this: { headers: Map<string, unknown> }, name: string, value: unknown) {
+          this.headers.set(name.toLowerCase(), value)
+        },
+        hasHeader(this: { headers: Map<string, unknown> }, name: string) {
+          return this.headers.has(name.toLowerCase())
+        },
+        removeHeader(this: { headers: Map<string, unknown> }, name: string) {
+          this.headers.delete(name.toLowerCase())
+        },
+        writeHead() {},
+        flushHeaders() {},
+        write: () => true,
+        end(this: EventEmitter & { writableFinished: boolean }) {
+          this.writableFinished = true
+          this.emit('finish')
+          this.emit('close')
+        },
+      }) as unknown as ServerResponse
+      expect(intercept(req, res)).toBeDefined()
+      res.end(chatBody)
+    }
+    respond()
+    respond()
+    expect(records).toHaveLength(2)
   })
 
   it('waits for a slow client of a decoded body with one drain listener, however often the client is full', async () => {

@@ -54,7 +54,7 @@ export function createInterceptor(options: UsagewireOptions | Meter = {}): Inter
   const meter = 'begin' in options ? options : createMeter(options)
   const intercept = (req: IncomingMessage, res: ServerResponse, url = req.url ?? '/', body?: unknown) => {
     // Metered already, by a usagewire mounted before this one: one record per request.
-    if ((req as Carrying)[EXCHANGE] !== undefined) return undefined
+    if ((req as Carrying)[EXCHANGE]?.done === false) return undefined
     const exchange = meter.begin({
       method: req.method ?? 'GET',
       url,
