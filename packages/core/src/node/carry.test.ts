@@ -243,4 +243,20 @@ describe('carryBody: a framework body through the Exchange', () => {
     expect(await collected(ref)).toBe(true)
     expect(records).toHaveLength(1)
   })
+
+  it('a carried stream lets go of what tells it the client left (the response) once it ended', async () => {
+    const { exchange, records } = begin('/v1/messages')
+    // Stands for the response the adapter's clientLeft reads, and through its socket, later requests.
+    const carry = (): [Readable, WeakRef<object>] => {
+      const response = { destroyed: false }
+      const head = { ...heldHead(200, { 'content-type': 'text/event-stream' }), clientLeft: () => response.destroyed }
+      const body = carryBody(exchange, head, Readable.from(sse.map((s) => Buffer.from(s)))) as Readable
+      return [body, new WeakRef(response)]
+    }
+    const [carried, ref] = carry()
+    expect(await drain(carried)).toContain('message_delta')
+    expect(carried.readableEnded).toBe(true)
+    expect(await collected(ref)).toBe(true)
+    expect(records).toHaveLength(1)
+  })
 })

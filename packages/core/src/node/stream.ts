@@ -36,7 +36,9 @@ class BodyCarry {
   /** The whole body was handed on: what destroys the carried body after that cuts nothing. */
   private completed = false
   private headDue: HeadDue | undefined
-  private readonly clientLeft: (() => boolean) | undefined
+  // Let go of once the body is carried or destroyed: it reaches the response, and through its socket the
+  // requests that come after it, while a framework may keep the carried body long after (Koa does).
+  private clientLeft: (() => boolean) | undefined
   private readonly deferRecord: boolean
 
   constructor(
@@ -92,6 +94,7 @@ class BodyCarry {
     // Carried to its end already (a Readable destroys itself after its end): nothing was lost.
     if (this.completed) return
     const clientLeft = this.clientLeft
+    this.clientLeft = undefined
     if (clientLeft?.()) this.exchange.finish({ kind: 'abort' })
     else if (error) this.exchange.finish({ kind: 'cut', reason: error.message })
     else if (clientLeft === undefined) this.exchange.finish({ kind: 'abort' })
@@ -129,6 +132,7 @@ class BodyCarry {
 
   private finished(): void {
     this.completed = true
+    this.clientLeft = undefined
     this.done()
     if (!this.deferRecord) this.exchange.finish({ kind: 'end' })
   }
