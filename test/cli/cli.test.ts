@@ -55,6 +55,17 @@ describe('usagewire inspect', () => {
     expect(fixed.split('\n\n')[0]).toBe(capture.split('\n\n')[0])
   })
 
+  it('refuses a --status that is no HTTP status, and one whose response gets no record, with exit code 2', async () => {
+    await expect(usagewire('inspect', file, '--status', 'abc')).rejects.toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining('--status must be an HTTP status'),
+    })
+    await expect(usagewire('inspect', file, '--status', '204')).rejects.toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining('no usage record'),
+    })
+  })
+
   it('says how to use it, with exit code 2, when the arguments are wrong', async () => {
     await expect(usagewire('nonsense')).rejects.toMatchObject({
       code: 2,

@@ -32,11 +32,21 @@ function main(argv: string[]): number {
     process.stderr.write(USAGE)
     return values.help ? 0 : 2
   }
+  const status = values.status === undefined ? undefined : Number(values.status)
+  if (status !== undefined && !(Number.isInteger(status) && status >= 100 && status <= 599)) {
+    process.stderr.write(`usagewire inspect: --status must be an HTTP status (100–599), not "${values.status}"\n`)
+    return 2
+  }
+  if (status !== undefined && (status < 200 || status === 204 || status === 304)) {
+    // The same as in a gateway: such a response generated nothing, and gets no record.
+    process.stderr.write(`usagewire inspect: a ${status} response carries no LLM answer and gets no usage record\n`)
+    return 2
+  }
   const body = readFileSync(file === '-' ? 0 : file)
   const { record, output } = inspect(body, {
     path: values.path,
     contentType: values['content-type'],
-    httpStatus: values.status ? Number(values.status) : undefined,
+    httpStatus: status,
   })
   const json = `${JSON.stringify(record, null, 2)}\n`
   if (values.rewrite === '-') {

@@ -39,4 +39,70 @@ describe('the WHATWG carrier', () => {
     expect(await response.text()).toContain(fixedDelta)
     expect(records[0]).toMatchObject({ status: 'complete', usage: { input: 7, cacheRead: 90, output: 4 } })
   })
+
+  it('a reader that cancels with a reason (an AbortSignal) left: aborted; a source that fails cut the body', async () => {
+    const left = begin()
+    const open = () =>
+      new ReadableStream<Uint8Array>({
+        start(controller) {
+          controller.enqueue(new TextEncoder().encode(body[0]))
+        },
+      })
+    const response = carryResponse(
+      left.exchange,
+      new Response(open(), { headers: { 'content-type': 'text/event-stream' } }),
+    )
+    const controller = new AbortController()
+    const piped = response.body!.pipeTo(
+      new WritableStream({
+        write: () => controller.abort(new DOMException('This operation was aborted', 'AbortError')),
+      }),
+      { signal: controller.signal },
+    )
+    await expect(piped).rejects.toThrow()
+    await new Promise((r) => setTimeout(r, 10))
+    expect(left.records[0]).toMatchObject({ status: 'aborted' })
+
+    const cut = begin()
+    const failing = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(new TextEncoder().encode(body[0]))
+        setTimeout(() => controller.error(new Error('upstream reset')), 5)
+      },
+    })
+    const broken = carryResponse(
+      cut.exchange,
+      new Response(failing, { headers: { 'content-type': 'text/event-stream' } }),
+    )
+    await expect(broken.text()).rejects.toThrow()
+    await new Promise((r) => setTimeout(r, 10))
+    expect(cut.records[0]).toMatchObject({ status: 'incomplete', error: 'upstream reset' })
+  })
+
+  it('drops the ETag of a body it reads: the head leaves before the body, which may be rewritten', async () => {
+    const { exchange } = begin()
+    const upstream = new Response(body.join(''), { headers: { 'content-type': 'text/event-stream', etag: '"abc"' } })
+    const response = carryResponse(exchange, upstream)
+    expect(response.headers.get('etag')).toBeNull()
+    await response.text()
+  })
+
+  it('a body read already is left as it is, with a passthrough record; no body reads as an empty one', async () => {
+    const used = begin()
+    const upstream = new Response(body.join(''), { headers: { 'content-type': 'text/event-stream' } })
+    await upstream.text()
+    expect(carryResponse(used.exchange, upstream)).toBe(upstream)
+    expect(used.records[0]).toMatchObject({
+      status: 'passthrough',
+      passthrough: { reason: 'the response body was read already' },
+    })
+    const locked = begin()
+    const held = new Response(body.join(''), { headers: { 'content-type': 'text/event-stream' } })
+    held.body!.getReader()
+    expect(() => carryResponse(locked.exchange, held)).not.toThrow()
+    expect(locked.records).toHaveLength(1)
+    const none = begin()
+    carryResponse(none.exchange, new Response(null, { headers: { 'content-type': 'application/json' } }))
+    expect(none.records[0]).toMatchObject({ status: 'passthrough', passthrough: { reason: 'malformed JSON body' } })
+  })
 })

@@ -1,8 +1,20 @@
 import type { Carrier, Exchange, HeadDecision } from '../exchange.js'
+import { describeError } from '../log.js'
 
 /** What a WHATWG carrier can decode: DecompressionStream's formats where the runtime has it. */
 export const WEB_CARRIER: Carrier = {
   decoders: typeof DecompressionStream === 'function' ? ['gzip', 'x-gzip', 'deflate'] : [],
+}
+
+/** What a carrier that watches the body's source tells {@link usageTransformStream}. */
+export interface UsageTransformOptions {
+  /**
+   * The error the source failed with, if it did. A transformer is cancelled both when its reader goes
+   * away and when the source it is piped from fails; with this, the first is `abort` whatever reason
+   * the reader gave (an AbortSignal's AbortError), the second `cut`. Without it, a cancel with a
+   * reason is taken for a failure.
+   */
+  sourceError?: () => unknown
 }
 
 /**
@@ -10,7 +22,10 @@ export const WEB_CARRIER: Carrier = {
  * `response.body.pipeThrough(usageTransformStream(exchange))`. It finishes the Exchange into its record
  * when the body ends, or is cancelled (`abort`) or errors (`cut`).
  */
-export function usageTransformStream(exchange: Exchange): TransformStream<Uint8Array, Uint8Array> {
+export function usageTransformStream(
+  exchange: Exchange,
+  options: UsageTransformOptions = {},
+): TransformStream<Uint8Array, Uint8Array> {
   const enqueue = (controller: TransformStreamDefaultController<Uint8Array>, chunks: Uint8Array[]) => {
     for (const chunk of chunks) if (chunk.length > 0) controller.enqueue(chunk)
   }
@@ -37,7 +52,8 @@ export function usageTransformStream(exchange: Exchange): TransformStream<Uint8A
     },
     // Runtimes that follow the current Streams spec tell a transformer when its reader went away.
     cancel(reason: unknown) {
-      exchange.finish(reason === undefined ? { kind: 'abort' } : { kind: 'cut', reason: String(reason) })
+      const failed = options.sourceError ? options.sourceError() : reason
+      exchange.finish(failed === undefined ? { kind: 'abort' } : { kind: 'cut', reason: describeError(failed) })
     },
   }
   return new TransformStream<Uint8Array, Uint8Array>(transformer)
@@ -53,20 +69,61 @@ export function carryResponse(exchange: Exchange, response: Response): Response 
     { status: response.status, headers: (name) => response.headers.get(name) },
     WEB_CARRIER,
   )
-  if (!decision.read || !response.body) {
+  if (!decision.read) {
+    exchange.finish({ kind: 'end' })
+    return response
+  }
+  if (response.bodyUsed || response.body?.locked) {
+    // Read, or being read, by someone else: it cannot be carried, and is left as it is.
+    exchange.passthrough('the response body was read already')
+    exchange.finish({ kind: 'end' })
+    return response
+  }
+  if (!response.body) {
+    // No body is an empty one: the record says what an empty body of this kind is.
+    exchange.end()
     exchange.finish({ kind: 'end' })
     return response
   }
   const headers = new Headers(response.headers)
   for (const name of decision.remove) headers.delete(name)
-  let body: ReadableStream<Uint8Array> = response.body
+  // The head leaves before the body is read, and the body may be rewritten: an ETag would tag another body.
+  headers.delete('etag')
+  let failed: unknown
+  let body = watched(response.body, (error) => (failed = error ?? new Error('the response body failed')))
   if (decision.decode) {
     const format = decision.decode === 'x-gzip' ? 'gzip' : (decision.decode as 'gzip' | 'deflate')
     body = body.pipeThrough(new DecompressionStream(format) as unknown as TransformStream<Uint8Array, Uint8Array>)
   }
-  return new Response(body.pipeThrough(usageTransformStream(exchange)), {
+  return new Response(body.pipeThrough(usageTransformStream(exchange, { sourceError: () => failed })), {
     status: response.status,
     statusText: response.statusText,
     headers,
   })
+}
+
+/**
+ * `source` as it is, with its failure told to `onError` before it goes on down the pipe: what cancels
+ * the carrier is then known to be the source, not the reader.
+ */
+function watched(source: ReadableStream<Uint8Array>, onError: (error: unknown) => void): ReadableStream<Uint8Array> {
+  const reader = source.getReader()
+  return new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        try {
+          const next = await reader.read()
+          if (next.done) controller.close()
+          else controller.enqueue(next.value)
+        } catch (error) {
+          onError(error)
+          controller.error(error)
+        }
+      },
+      cancel(reason) {
+        return reader.cancel(reason)
+      },
+    },
+    { highWaterMark: 0 },
+  )
 }
