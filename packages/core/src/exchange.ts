@@ -112,6 +112,14 @@ export interface ExchangeContext {
   price?: Pricer | undefined
 }
 
+const callSafely = (fn: () => void): void => {
+  try {
+    fn()
+  } catch {
+    // What runs after the record never fails it.
+  }
+}
+
 const since = (start: number): number => Math.round((performance.now() - start) * 100) / 100
 
 const text = (value: ReturnType<HeaderLookup>): string =>
@@ -163,6 +171,12 @@ export class Exchange implements HoldPolicy {
   /** How the carrier reads the rest of the upstream body after the client left (onAbort: 'drain'). */
   private drainer: ((done: () => void) => boolean) | undefined
   private draining: { outcome: Outcome; self: boolean; timer: ReturnType<typeof setTimeout> } | undefined
+  /** The drain after a client abort is over (read to its end, or `maxDrainMs` passed): never again. */
+  private drained = false
+  /** A tap read the provider's final usage. */
+  private tapFinal = false
+  /** What runs once the record is out (a detached upstream call to let go of). */
+  private afterFinish: Array<() => void> | undefined
   /**
    * @internal The carrier that holds this Exchange's response (node:http's interception), for code that
    * reaches the Exchange from the response's request; core never reads it.
@@ -391,8 +405,12 @@ export class Exchange implements HoldPolicy {
     return new UpstreamTap(this, route, rule.dialect, this.hold(maxWaitMs))
   }
 
-  /** An {@link UpstreamTap} is over: a record that waits for the drain may be written now. */
-  tapClosed(): void {
+  /**
+   * An {@link UpstreamTap} is over (`final`: it read the provider's final usage): a record that waits for
+   * the drain may be written now.
+   */
+  tapClosed(final = false): void {
+    if (final) this.tapFinal = true
     this.openTaps--
     if (this.draining && this.openTaps <= 0 && !this.draining.self) this.endDrain()
   }
@@ -459,7 +477,9 @@ export class Exchange implements HoldPolicy {
     if (this.finished !== null) return this.finished
     if (this.ignored) return (this.finished = undefined)
     if (this.draining) return undefined
-    if (outcome.kind === 'abort' && this.context.onAbort === 'drain' && this.drain(outcome)) return undefined
+    if (outcome.kind === 'abort' && this.context.onAbort === 'drain' && !this.drained && this.drain(outcome)) {
+      return undefined
+    }
     const record = this.build(outcome)
     this.finished = record
     // The response is over: let go of what carried it. The Exchange rides on the request, which a
@@ -471,7 +491,21 @@ export class Exchange implements HoldPolicy {
       this.warn(`${this.route} left untouched from byte ${record.passthrough.atByte}: ${record.passthrough.reason}`)
     }
     this.context.sinks.deliver(record)
+    const after = this.afterFinish
+    this.afterFinish = undefined
+    if (after) for (const fn of after) callSafely(fn)
     return record
+  }
+
+  /** True while the upstream is read on after the client left (`onAbort: 'drain'`). */
+  get isDraining(): boolean {
+    return this.draining !== undefined
+  }
+
+  /** Runs `fn` once the record is out (at once if it is): what a drain kept open is let go of then. */
+  whenFinished(fn: () => void): void {
+    if (this.finished !== null) callSafely(fn)
+    else (this.afterFinish ??= []).push(fn)
   }
 
   /**
@@ -503,6 +537,7 @@ export class Exchange implements HoldPolicy {
     if (!draining) return
     clearTimeout(draining.timer)
     this.draining = undefined
+    this.drained = true
     this.finish(draining.outcome)
   }
 
@@ -574,7 +609,8 @@ export class Exchange implements HoldPolicy {
       streaming,
       usage,
       sources,
-      final: result?.final ?? false,
+      // A drained response's final usage is the provider's, read by the tap after the client left.
+      final: (result?.final ?? false) || (outcome.kind === 'abort' && this.tapFinal),
       corrections: result?.corrections ?? [],
       timing: { firstByteMs: this.firstByteMs, totalMs: since(this.started) },
     }

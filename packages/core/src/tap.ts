@@ -100,7 +100,7 @@ export class UpstreamTap {
     if (this.over) return
     this.over = true
     this.exchange.tapped()
-    this.exchange.tapClosed()
+    this.exchange.tapClosed(this.final)
     const hold = this.hold
     this.hold = undefined
     hold?.release()

@@ -1,7 +1,7 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import zlib from 'node:zlib'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 import type { UsageRecord } from '../record.js'
 import { createInterceptor } from './intercept.js'
 import { runInExchange, tapFetch, tapUpstream, upstreamInterceptor, type InstalledTap } from './tap.js'
@@ -306,8 +306,54 @@ describe('a client that leaves early', () => {
     await new Promise((r) => setTimeout(r, 300))
     expect(whole).toBe(true)
     expect(records).toHaveLength(1)
-    expect(records[0]).toMatchObject({ status: 'aborted', usage: { input: 210, cacheRead: 1024, output: 56 } })
+    expect(records[0]).toMatchObject({
+      status: 'aborted',
+      final: true, // the provider's final usage, read by the tap after the client left
+      usage: { input: 210, cacheRead: 1024, output: 56 },
+    })
     expect(records[0]!.sources.output).toMatch(/^tap:/)
+  })
+
+  it("with onAbort 'drain', a provider slower than maxDrainMs: the record comes at maxDrainMs and the call is let go", async () => {
+    let whole: boolean | undefined
+    const records: UsageRecord[] = []
+    const url = await gateway(await provider({ slow: 2000, done: (w) => (whole = w) }), viaFetch(fetch), records, {
+      onAbort: 'drain',
+      maxDrainMs: 150,
+    })
+    await leave(url)
+    await new Promise((r) => setTimeout(r, 600))
+    expect(records).toHaveLength(1)
+    expect(records[0]).toMatchObject({ status: 'aborted', final: false })
+    await vi.waitFor(() => expect(whole).toBe(false), { timeout: 4000 })
+  })
+
+  it("with onAbort 'drain', the gateway's own abort (a timeout, its client still there) is carried out", async () => {
+    let whole: boolean | undefined
+    const records: UsageRecord[] = []
+    const providerUrl = await provider({ slow: 400, done: (w) => (whole = w) })
+    const intercept = createInterceptor({ onAbort: 'drain', onUsage: (r) => void records.push(r) })
+    const url = await listen((req, res) => {
+      const exchange = intercept(req, res)!
+      runInExchange(exchange, async () => {
+        try {
+          const response = await fetch(`${providerUrl}/v1/chat/completions`, {
+            method: 'POST',
+            body: '{"stream":true}',
+            signal: AbortSignal.timeout(100),
+          })
+          await response.text()
+        } catch {
+          // timed out: the gateway answers without the provider
+        }
+        res.writeHead(504, { 'content-type': 'application/json' }).end('{"error":{"type":"timeout"}}')
+      })
+    })
+    const response = await fetch(`${url}/v1/messages`, { method: 'POST', body: '{}' })
+    expect(response.status).toBe(504)
+    await response.text()
+    await vi.waitFor(() => expect(whole).toBe(false), { timeout: 3000 })
+    expect(records).toHaveLength(1)
   })
 })
 

@@ -219,15 +219,25 @@ function headerRecord(headers: unknown): Headers {
  * response's head, data and end are also read by the tap. The wrapper has exactly the original's
  * methods, so undici sees the same API.
  */
-function wrapHandler(handler: Handler, tap: UpstreamTap, drain: boolean): Handler {
+function wrapHandler(handler: Handler, tap: UpstreamTap, exchange: Exchange): Handler {
+  const drain = exchange.drainsOnAbort
   let feed: BodyObserver | undefined
   let over = false
   // onAbort 'drain': the caller gave up (its client left); it is told so at once, and the response is
   // read on for the tap alone, to its end.
   let detached = false
-  const detach = (reason: unknown): void => {
+  // Only an abort because the client left is a drain (the Exchange is draining by then: the response's
+  // close reached usagewire before the gateway's own listener). The gateway's own abort (a timeout before
+  // a retry) is carried out.
+  const detach = (reason: unknown, abort: (reason: unknown) => void): void => {
+    if (!exchange.isDraining) return abort(reason)
     if (detached) return
     detached = true
+    exchange.whenFinished(() => {
+      // The drain ended at maxDrainMs, the provider's final usage not read: its call is let go of. One
+      // that gave its final usage is read on to its end, as it would have been.
+      if (!over && !tap.final) abort(reason)
+    })
     const error = reason instanceof Error ? reason : Object.assign(new Error('aborted'), { name: 'AbortError' })
     const onError = (handler.onResponseError ?? handler.onError) as ((...a: unknown[]) => unknown) | undefined
     if (typeof handler.onResponseError === 'function') onError?.call(handler, controllerOf, error)
@@ -239,7 +249,8 @@ function wrapHandler(handler: Handler, tap: UpstreamTap, drain: boolean): Handle
     if (!drain || !controller || typeof controller !== 'object') return controller
     controllerOf ??= new Proxy(controller, {
       get(target, key) {
-        if (key === 'abort') return (reason: unknown) => detach(reason)
+        if (key === 'abort')
+          return (reason: unknown) => detach(reason, (why) => (target as { abort(r: unknown): void }).abort(why))
         if (key === 'aborted') return detached || Reflect.get(target, key, target)
         const value = Reflect.get(target, key, target)
         return typeof value === 'function' ? value.bind(target) : value
@@ -263,7 +274,7 @@ function wrapHandler(handler: Handler, tap: UpstreamTap, drain: boolean): Handle
         // The caller's abort function (undici 5–6) and controller (undici 7) detach while draining.
         if (name === 'onConnect') {
           const abort = args[0] as (reason?: unknown) => void
-          args[0] = (reason?: unknown) => (over ? abort(reason) : detach(reason))
+          args[0] = (reason?: unknown) => (over ? abort(reason) : detach(reason, abort))
         } else if (CONTROLLED.has(name)) {
           args[0] = drained(args[0])
         }
@@ -312,7 +323,7 @@ function tapDispatch(dispatch: Dispatch): Dispatch {
     } catch {
       tap = undefined
     }
-    return dispatch(options, tap ? wrapHandler(handler, tap, exchange.drainsOnAbort) : handler)
+    return dispatch(options, tap ? wrapHandler(handler, tap, exchange) : handler)
   }
 }
 
@@ -384,14 +395,18 @@ export function tapFetch<F extends Fetch>(fetchImpl: F): F {
     }
     const body = response.body.pipeThrough(
       new TransformStream<Uint8Array, Uint8Array>({
-        transform(chunk, controller) {
+        transform(chunk: Uint8Array, controller: TransformStreamDefaultController<Uint8Array>) {
           t.push(chunk)
           controller.enqueue(chunk)
         },
         flush() {
           t.end()
         },
-      }),
+        // The gateway cancelled the body (its client left, it gave up): nothing more will come.
+        cancel() {
+          t.fail()
+        },
+      } as ConstructorParameters<typeof TransformStream<Uint8Array, Uint8Array>>[0] & { cancel(): void }),
     )
     const copy = new Response(body, {
       status: response.status,
