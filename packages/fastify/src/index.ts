@@ -6,6 +6,7 @@ import { createMeter, type Exchange, type Logger, type SinkStats, type Usagewire
 import {
   attachExchange,
   carryBody,
+  clientLeft,
   exchangeOf,
   interceptResponse,
   runInExchange,
@@ -110,7 +111,7 @@ function heldHead(reply: FastifyReply): HeldHead {
     },
     // @fastify/compress (version 9) pipes the carried body into its compressor, whose pipeline destroys
     // it with "Premature close" when the client leaves: the response tells that the client left.
-    clientLeft: () => !raw.writableFinished && (raw.destroyed || raw.socket === null || raw.socket.destroyed === true),
+    clientLeft: () => clientLeft(raw),
     // A later onSend hook may still fail, and Fastify then sends an error reply instead: the record
     // waits for the response to be sent (finishedWriting, closedWriting).
     deferRecord: true,

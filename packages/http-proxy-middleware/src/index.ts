@@ -151,9 +151,11 @@ export function usagewire(options: UsagewireOptions = {}): UsagewirePlugin {
           exchange = intercept(req, res, path, req.body)
           // A pathRewrite that maps a gateway path onto a provider's (`/claude` → `/v1/messages`) shows the
           // LLM route only in the path sent upstream, which is req.url by now, after the target's own path.
-          const upstreamPath = joinTargetPath(target, req.url)
           if (!exchange && req.url !== undefined && req.url !== path) exchange = intercept(req, res, req.url, req.body)
-          if (!exchange && upstreamPath !== undefined) exchange = intercept(req, res, upstreamPath, req.body)
+          if (!exchange) {
+            const upstreamPath = joinTargetPath(target, req.url)
+            if (upstreamPath !== undefined) exchange = intercept(req, res, upstreamPath, req.body)
+          }
         }
         if (!exchange) return
         // An `Expect: 100-continue` the gateway's server answered already is not sent on: http-proxy 1.x

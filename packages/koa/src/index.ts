@@ -4,6 +4,7 @@ import { createMeter, type Exchange, type UsagewireOptions } from '@usagewire/co
 import {
   attachExchange,
   carryBody,
+  clientLeft,
   exchangeOf,
   interceptResponse,
   runInExchange,
@@ -59,8 +60,7 @@ function heldHead(ctx: KoaContext): HeldHead {
     setHeader: (name, value) => ctx.set(name, String(value)),
     // Koa destroys a body it no longer sends: when a middleware replaces it (Koa 3, at once; Koa 2, once
     // the response finished) as well as when the client left.
-    // Koa 2 hears of a client leaving from the socket (on-finished), before `res` is destroyed.
-    clientLeft: () => !res.writableFinished && (res.destroyed || res.socket === null || res.socket.destroyed),
+    clientLeft: () => clientLeft(res),
   }
 }
 

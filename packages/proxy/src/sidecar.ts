@@ -120,8 +120,9 @@ const answer = (res: ServerResponse, status: number, type: string, message: stri
  */
 /**
  * `Expect: 100-continue` was answered here already (node:http sends the 100 itself): it is not sent on.
- * http-proxy 1.x emits no `proxyReq` for a request that carries it, and the sidecar does its request-side
- * work there (the correlation header, the body read whole, the upstream to cancel).
+ * http-proxy 1.x emits no `proxyReq` for a request that carries it, and the provider side does its
+ * request-side work there (the body read whole, the upstream to cancel); on the client side the
+ * http-proxy-middleware plugin does the same.
  */
 function dropAnsweredExpect(req: IncomingMessage): void {
   if (req.headers.expect !== undefined) delete req.headers.expect
@@ -194,7 +195,6 @@ export async function startProxy(options: ProxyOptions): Promise<Sidecar> {
   const serveMetrics = metrics !== false ? metricsHandler(registry) : undefined
   const clientServer = http.createServer((req, res) => {
     if (serveMetrics && (req.url === '/metrics' || req.url?.startsWith('/metrics?'))) return serveMetrics(req, res)
-    dropAnsweredExpect(req)
     void clientProxy(req, res, (error?: unknown) =>
       answer(res, 502, 'usagewire_proxy_error', error ? String((error as Error).message ?? error) : 'not proxied'),
     )

@@ -99,7 +99,7 @@ export function otelSink(options: OtelSinkOptions = {}): OtelSink {
         attributes = metricAttributes(record, options)
         recordMetrics(instrumentsNow(), record, attributes)
       } catch (error) {
-        warn(options.logger, `otel sink could not record metrics: ${messageOf(error)}`)
+        warn(options.logger, `otel sink could not record metrics: ${describeError(error)}`)
       }
       if (spanChoice === false) return
       try {
@@ -109,7 +109,7 @@ export function otelSink(options: OtelSinkOptions = {}): OtelSink {
           if (span?.isRecording()) span.setAttributes(usageAttributes(record, options))
         }
       } catch (error) {
-        warn(options.logger, `otel sink could not set span attributes: ${messageOf(error)}`)
+        warn(options.logger, `otel sink could not set span attributes: ${describeError(error)}`)
       }
     },
   }
@@ -227,5 +227,3 @@ function known(record: UsageRecord, field: 'input' | 'cacheRead' | 'cacheWrite' 
 function inputKnown(record: UsageRecord): boolean {
   return known(record, 'input') || known(record, 'cacheRead') || known(record, 'cacheWrite')
 }
-
-const messageOf = describeError

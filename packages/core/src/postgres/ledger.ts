@@ -71,7 +71,6 @@ export interface PostgresLedger {
 /** SQLSTATE classes that blame the rows (data exception, integrity, program limit), not the database. */
 const ROW_ERRORS = /^(22|23|54)/
 const isRowError = (error: unknown): boolean => ROW_ERRORS.test(String((error as { code?: unknown })?.code ?? ''))
-const message = describeError
 const MAX_RETRY_MS = 30_000
 
 function checkOptions(options: PostgresLedgerOptions): void {
@@ -116,7 +115,7 @@ export function postgresLedger(options: PostgresLedgerOptions): PostgresLedger {
     })
   const queryTimeoutMs = options.queryTimeoutMs ?? 30_000
   // An idle connection the server drops is reported on the pool; unheard, it would end the process.
-  const onPoolError = (error: Error) => warn(logger, `postgres ledger: idle connection lost: ${message(error)}`)
+  const onPoolError = (error: Error) => warn(logger, `postgres ledger: idle connection lost: ${describeError(error)}`)
   pool.on('error', onPoolError)
   const spill = spillFile(options.spillFile)
 
@@ -151,7 +150,7 @@ export function postgresLedger(options: PostgresLedgerOptions): PostgresLedger {
 
   function failed(what: string, error: unknown): void {
     stats.failures++
-    warn(logger, `postgres ledger: ${what}: ${message(error)}`)
+    warn(logger, `postgres ledger: ${what}: ${describeError(error)}`)
   }
 
   function markDown(error: unknown): void {
@@ -163,7 +162,7 @@ export function postgresLedger(options: PostgresLedgerOptions): PostgresLedger {
       downSince = Date.now()
       warn(
         logger,
-        `postgres ledger: database unavailable (${message(error)}); records go to ${spill.path} until it is back`,
+        `postgres ledger: database unavailable (${describeError(error)}); records go to ${spill.path} until it is back`,
       )
     }
   }
@@ -251,7 +250,7 @@ export function postgresLedger(options: PostgresLedgerOptions): PostgresLedger {
           return batch.slice(i)
         }
         failed(`record ${entry.record.id} refused by the database, kept in ${spill.path}.rejected`, error)
-        refused.push(JSON.stringify({ ...entry, error: message(error) }))
+        refused.push(JSON.stringify({ ...entry, error: describeError(error) }))
       }
     }
     markUp()
