@@ -543,7 +543,18 @@ describe('quick needles: a chunk of many events is searched, not framed event by
 
 describe('event templates: a Chat stream reads the same whether its chunks match a template or not', () => {
   // Deltas of several shapes, with text that holds needles, quotes, escapes and non-ASCII.
-  const text = fc.constantFrom('hello ', 'tokens" ', 'error ', 'reason":"x ', '[DONE] ', 'a\\b ', 'é ', '\n')
+  const text = fc.constantFrom(
+    'hello ',
+    'tokens" ',
+    'error ',
+    'reason":"x ',
+    '[DONE] ',
+    'a\\b ',
+    'é ',
+    '\n',
+    // Longer than an event held across chunks is matched in one piece (processor.ts, JOIN_BYTES).
+    'long '.repeat(1000),
+  )
   const delta = fc.oneof(
     text.map((content) => ({ content })),
     text.map((reasoning_content) => ({ reasoning_content })),
@@ -556,6 +567,9 @@ describe('event templates: a Chat stream reads the same whether its chunks match
     usage: fc.constantFrom('own chunk', 'on finish', 'none'),
     done: fc.boolean(),
     cut: fc.array(fc.integer({ min: 512, max: 4096 }), { minLength: 1, maxLength: 4 }),
+    // Every event's blank line LF LF, CRLF CRLF, or one event's CRLF CRLF among LF ones.
+    lineEnds: fc.constantFrom('lf', 'crlf', 'one crlf'),
+    crlfAt: fc.nat(),
   })
   const usage = { prompt_tokens: 900, completion_tokens: 40, total_tokens: 940 }
 
@@ -583,6 +597,9 @@ describe('event templates: a Chat stream reads the same whether its chunks match
       )
     if (c.usage === 'own chunk') events.push(chunk([], { usage }))
     if (c.done) events.push('data: [DONE]\n\n')
+    const crlf = (e: string) => `${e.slice(0, -2)}\r\n\r\n`
+    if (c.lineEnds === 'crlf') return events.map(crlf).join('')
+    if (c.lineEnds === 'one crlf') events[c.crlfAt % events.length] = crlf(events[c.crlfAt % events.length]!)
     return events.join('')
   }
 
@@ -599,7 +616,7 @@ describe('event templates: a Chat stream reads the same whether its chunks match
         expect(unmatched.final).toBe(counted && (c.finish !== undefined || c.done))
         const expected = comparableRecord(unmatched)
         const same = body(c, false)
-        const events = same.split(/(?<=\n\n)/).map((e) => Buffer.byteLength(e))
+        const events = same.split(/(?<=\n\n|\r\n\r\n)/).map((e) => Buffer.byteLength(e))
         for (const chunks of [undefined, events, c.cut]) {
           const { output, record } = inspect(same, { path, ...(chunks && { chunks }) })
           expect(output.toString()).toBe(same)
@@ -608,6 +625,58 @@ describe('event templates: a Chat stream reads the same whether its chunks match
       }),
       { numRuns: 300 },
     )
+  })
+})
+
+describe('event templates across chunks', () => {
+  const line = (json: object) => `data: ${JSON.stringify(json)}\n\n`
+  const chunk = (choices: object[], usage: object | null = null, i = 0) =>
+    line({
+      id: 'chatcmpl-1',
+      object: 'chat.completion.chunk',
+      created: 1,
+      model: 'gpt-4.1',
+      choices,
+      usage,
+      obfuscation: 'o'.repeat(i % 5),
+    })
+  const deltas = Array.from({ length: 40 }, (_, i) =>
+    chunk([{ index: 0, delta: { content: `w${i} ` }, finish_reason: null }], null, i),
+  )
+  const body = [
+    chunk([{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null }]),
+    ...deltas,
+    chunk([{ index: 0, delta: {}, finish_reason: 'stop' }], null, 3),
+    chunk([], { prompt_tokens: 900, completion_tokens: 40, total_tokens: 940 }),
+    'data: [DONE]\n\n',
+  ].join('')
+  const path = '/v1/chat/completions'
+  const expected = comparableRecord(
+    inspect(body, { path, chunks: body.split(/(?<=\n\n)/).map((e) => e.length) }).record,
+  )
+
+  it('an event held at the end of a chunk and completed by the next reads the same, cut anywhere', () => {
+    expect(expected).toMatchObject({ final: true, usage: { input: 900, output: 40 } })
+    // Two chunks, the second large enough to be matched whole: the first ends anywhere in any event.
+    for (let cut = 1; cut < body.length - 512; cut++) {
+      const { output, record } = inspect(body, { path, chunks: [cut, body.length - cut] })
+      expect(output.toString()).toBe(body)
+      expect(comparableRecord(record), `cut at ${cut}`).toEqual(expected)
+    }
+  })
+
+  it('a CR after the matched events is framed by its own line ends', () => {
+    // The events a template passes leave unframed; the CRLF events after them still end where they end.
+    const crlf = body.replace(
+      /(finish_reason":"stop"[^\n]*)\n\n([\s\S]*)$/,
+      (_, finish: string, rest: string) => `${finish}\r\n\r\n${rest.replace(/\n\n/g, '\r\n\r\n')}`,
+    )
+    expect(crlf).toContain('\r\n\r\ndata: [DONE]\r\n\r\n')
+    for (const chunks of [undefined, [crlf.length], [700, crlf.length - 700]]) {
+      const { output, record } = inspect(crlf, { path, ...(chunks && { chunks }) })
+      expect(output.toString()).toBe(crlf)
+      expect(comparableRecord(record)).toEqual(expected)
+    }
   })
 })
 

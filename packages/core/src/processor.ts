@@ -23,6 +23,21 @@ export const DEFAULT_MAX_EVENT_BYTES = 1024 * 1024
 /** Chunks shorter than this are framed without first being tested whole (`EventSink.skips`). */
 const QUICK_MIN_BYTES = 512
 
+/**
+ * An event held across chunks is matched against the template in this buffer, with the next chunk's first
+ * bytes (`EventSink.completes`); one longer than this is framed as usual. One for the process: a match
+ * runs to its end before another begins.
+ */
+const JOIN_BYTES = 4096
+const JOIN = Buffer.allocUnsafeSlow(JOIN_BYTES)
+const JOIN_VIEW = new DataView(JOIN.buffer, JOIN.byteOffset, JOIN.byteLength)
+
+/**
+ * While templates are learnt, an event is tested alone (not in its chunk) when more than this many bytes
+ * of the chunk follow it.
+ */
+const ALONE_AFTER_BYTES = 2048
+
 /** The Exchange's hold points (docs/architecture.md#hold-points), asked as usage events are about to leave. */
 export interface HoldPolicy {
   /** An event carrying final usage: may it wait for a truer source? */
@@ -232,6 +247,9 @@ class UsageProcessor implements Processor, EventSink {
   private template: EventTemplate | undefined
   private learnt = 0
   private matched = 0
+  // Events the template passed since it was learnt, and whether an event passed without matching it since.
+  private matchedSince = 0
+  private missedOnce = false
   /** EventSink: what decided that the last event passes, for the framer to pass its likes unasked. */
   passedBy = -1
   /** The dialect is settled by the first event read; until then every event is read. */
@@ -316,16 +334,23 @@ class UsageProcessor implements Processor, EventSink {
     return this.framer!.matchName(buf, start, end, this.usageEvents) === -1
   }
 
-  readsFrom(chunk: Buffer, start: number): number {
-    if (this.freeStrings !== undefined && this.settled && !this.pausing && !this.collectText) {
+  /** Events are matched against templates now (docs/architecture.md#event-templates). */
+  private templating(): boolean {
+    return this.freeStrings !== undefined && this.settled && !this.pausing && !this.collectText
+  }
+
+  readsFrom(chunk: Buffer, start: number, exact = false): number {
+    if (this.templating()) {
       // Whole events that match the template pass; the first that does not is framed and asked about
       // (with no template yet, the first event is: a template is learnt from one that passes).
       const template = this.template
       if (template === undefined) return start
+      if (exact && !template.lfOnly) return -1
       const at = template.run(chunk, start, chunk.length)
-      this.matched += template.ran
+      if (template.ran > 0) this.passedByTemplate(template.ran)
       return at
     }
+    if (exact) return -1
     // A search for several bytes costs as much as framing a few events: worth it on chunks of many.
     const needles = this.reader?.quick ?? this.quick
     if (
@@ -358,6 +383,25 @@ class UsageProcessor implements Processor, EventSink {
     return first
   }
 
+  exactSkips(): boolean {
+    return this.template?.lfOnly === true && this.templating()
+  }
+
+  completes(held: readonly Buffer[], heldBytes: number, chunk: Buffer, from: number): number {
+    const template = this.template
+    if (template === undefined || !template.lfOnly || !this.templating()) return -1
+    // The held bytes and the chunk's first ones, copied together to match them in one place.
+    const take = Math.min(chunk.length - from, JOIN_BYTES - heldBytes)
+    if (take <= 0) return -1
+    let at = 0
+    for (let i = 0; i < held.length; i++) at += held[i]!.copy(JOIN, at)
+    chunk.copy(JOIN, at, from, from + take)
+    const end = template.matchView(JOIN, JOIN_VIEW, 0, heldBytes + take)
+    if (end <= heldBytes) return -1
+    this.passedByTemplate(1)
+    return end - heldBytes
+  }
+
   event(buf: Buffer, start: number, end: number, at: number): Uint8Array | undefined {
     this.passedBy = -1
     if (this.pausing) return undefined
@@ -374,10 +418,14 @@ class UsageProcessor implements Processor, EventSink {
       if (named === NO_NAME) {
         const template = this.template
         if (template !== undefined && template.match(buf, start, end) === end) {
-          this.matched++
+          this.passedByTemplate(1)
           return undefined
         }
-        if (!reader.mayCarry(buf, start, end)) {
+        // While templates pass most events, the few asked about are asked about alone: a reader's search
+        // runs on to the end of the chunk, kept for the events after, and in a large chunk those would
+        // mostly pass by the template (docs/architecture.md#event-templates).
+        const alone = this.freeStrings !== undefined && buf.length - end > ALONE_AFTER_BYTES
+        if (alone ? !reader.mayCarry(buf.subarray(start, end), 0, end - start) : !reader.mayCarry(buf, start, end)) {
           if (this.freeStrings !== undefined) this.learn(buf, start, end)
           return undefined
         }
@@ -398,18 +446,32 @@ class UsageProcessor implements Processor, EventSink {
     }
   }
 
+  private passedByTemplate(events: number): void {
+    this.matched += events
+    this.matchedSince += events
+    this.missedOnce = false
+  }
+
   /**
    * A template from the event `buf[start, end)`, which passed and did not match the last one. A stream
    * whose events keep differing (a count in each, alternating shapes) stops learning once templates
    * have cost more than they saved: after four, each must have passed eight events on average.
    */
   private learn(buf: Buffer, start: number, end: number): void {
+    // A template that has matched is replaced only by the second event in a row that passes without
+    // matching it: one odd event (a finish chunk) is not learnt, and the stream's next shape still is.
+    if (this.template !== undefined && this.matchedSince > 0 && !this.missedOnce) {
+      this.missedOnce = true
+      return
+    }
     if (this.learnt >= 4 && this.matched < 8 * this.learnt) {
       this.freeStrings = undefined
       this.template = undefined
       return
     }
     this.learnt++
+    this.missedOnce = false
+    this.matchedSince = 0
     this.template = EventTemplate.learn(buf, start, end, this.freeStrings!)
   }
 

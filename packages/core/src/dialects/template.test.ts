@@ -1,6 +1,6 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { EventTemplate, stringEnd } from './template.js'
+import { EventTemplate, stringEnd, stringEndByWords } from './template.js'
 
 const FREE = new Set(['content', 'obfuscation'])
 
@@ -135,6 +135,35 @@ describe('event templates', () => {
     for (const text of not) expect(learn(Buffer.from(text)), text).toBeUndefined()
   })
 
+  it('match by words whatever the lengths of the parts between free strings', () => {
+    // Parts of 0–3 bytes (compared byte by byte), 4–7 (two 32-bit words) and 8 or more (doubles, the
+    // last one overlapping), at every alignment in the chunk.
+    const key = fc.string({ unit: fc.constantFrom(...'abkq_'.split('')), minLength: 1, maxLength: 19 })
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(key, fc.oneof(fc.integer(), fc.constant(null), fc.string())), { maxLength: 3 }),
+        fc.string({ unit: 'binary' }),
+        fc.string({ unit: 'binary' }),
+        fc.nat({ max: 7 }),
+        fc.nat(),
+        (members, content, obfuscation, shift, edit) => {
+          const json = (c: string, o: string) => ({ content: c, ...Object.fromEntries(members), obfuscation: o })
+          const learnt = learn(event(json('x', 'y')))!
+          const buf = Buffer.concat([Buffer.alloc(shift, 0x20), event(json(content, obfuscation))])
+          expect(learnt.match(buf, shift, buf.length)).toBe(buf.length)
+          // Any byte changed outside the free strings stops the match (or leaves the same JSON).
+          const original = event(json(content, obfuscation))
+          const i = edit % original.length
+          const changed = Buffer.from(original)
+          changed[i] = changed[i] === 0x7a ? 0x79 : 0x7a
+          if (learnt.match(changed, 0, changed.length) === changed.length)
+            expect(shape(changed)).toEqual(shape(original))
+        },
+      ),
+      { numRuns: 1000 },
+    )
+  })
+
   it('free a string only where it is the value of a free member', () => {
     // `content` as a string inside an array, or as a key's value that is not a string, is not free.
     const t = learn(event({ content: ['a'], x: 'content', obfuscation: 'o' }))!
@@ -155,6 +184,30 @@ describe('stringEnd', () => {
         expect(stringEnd(buf, 1, end)).toBe(-1)
       }),
       { numRuns: 500 },
+    )
+  })
+
+  it('by words, answers as it does byte by byte, on any bytes at any alignment', () => {
+    // Bytes that end a string or make it invalid, and bytes either side of them in value (0x1f/0x20,
+    // 0x21/0x23, 0x5b/0x5d, 0x7f/0x80), so that a borrow between the bytes of a word would show.
+    const bytes = fc.uint8Array({ maxLength: 24 }).map((a) => Buffer.from(a))
+    const special = fc
+      .array(
+        fc.constantFrom(0x00, 0x0a, 0x0d, 0x1f, 0x20, 0x21, 0x22, 0x23, 0x5b, 0x5c, 0x5d, 0x75, 0x7f, 0x80, 0xff, 0x61),
+        {
+          maxLength: 24,
+        },
+      )
+      .map((a) => Buffer.from(a))
+    fc.assert(
+      fc.property(fc.oneof(bytes, special), fc.nat({ max: 7 }), fc.nat({ max: 30 }), (body, shift, cut) => {
+        const buf = Buffer.concat([Buffer.alloc(shift, 0x61), body, Buffer.from('"tail')])
+        const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
+        for (const limit of [buf.length, Math.min(buf.length, shift + cut)]) {
+          expect(stringEndByWords(buf, view, shift, limit)).toBe(stringEnd(buf, shift, limit))
+        }
+      }),
+      { numRuns: 3000 },
     )
   })
 })

@@ -1,5 +1,5 @@
 import { Buffer } from '../buffer.js'
-import { pattern, viewOf, type Pattern } from '../framing/words.js'
+import { viewOf } from '../framing/words.js'
 
 /**
  * Event templates (docs/architecture.md#event-templates). A data-only SSE stream (OpenAI Chat) sends event
@@ -72,17 +72,51 @@ export function stringEnd(buf: Buffer, p: number, limit: number): number {
   return -1
 }
 
+/**
+ * `stringEnd` four bytes at a time, through `view` (a view of `buf`): the first byte in each group of
+ * four that is a quote, a backslash or a control byte is found with bit operations (an exact test for
+ * the lowest such byte: a borrow only ever runs up from a byte that is one), and only a backslash or a
+ * control byte, or the last few bytes before `limit`, are left to `stringEnd`.
+ */
+export function stringEndByWords(buf: Buffer, view: DataView, p: number, limit: number): number {
+  for (; p + 4 <= limit; p += 4) {
+    const x = view.getInt32(p, true)
+    const quote = x ^ 0x22222222
+    const backslash = x ^ 0x5c5c5c5c
+    const found =
+      (((quote - 0x01010101) & ~quote) | ((backslash - 0x01010101) & ~backslash) | ((x - 0x20202020) & ~x)) & 0x80808080
+    if (found !== 0) {
+      // The lowest flagged byte: the lowest set bit's position, in bytes.
+      p += (31 - Math.clz32(found & -found)) >>> 3
+      return buf[p] === QUOTE ? p : stringEnd(buf, p, limit)
+    }
+  }
+  return stringEnd(buf, p, limit)
+}
+
 /** One passing event, with the string values of some members left free. */
 export class EventTemplate {
   /**
    * The bytes around the free strings, in parts: part i ends with the opening quote of the i-th free
-   * string. Each part's whole 8-byte words are in `words` (from `wordsFrom[i]` to `wordsFrom[i + 1]`),
-   * its last bytes in `tails[i]`.
+   * string and is `lengths[i]` bytes long. None of its bytes is compared alone:
+   * - a part of eight bytes or more as little-endian doubles, `words[wordsFrom[i]]` to
+   *   `words[wordsFrom[i + 1] - 1]`: its whole words from its start, then one that ends where the part
+   *   ends (it overlaps the one before unless the length is a multiple of eight);
+   * - one of four to seven bytes as two 32-bit integers, `ints[2i]` (its first four bytes) and
+   *   `ints[2i + 1]` (its last four);
+   * - a shorter one byte by byte, `shorts[i]`.
    */
   private constructor(
+    private readonly lengths: Int32Array,
     private readonly words: Float64Array,
     private readonly wordsFrom: Int32Array,
-    private readonly tails: readonly Buffer[],
+    private readonly ints: Int32Array,
+    private readonly shorts: readonly Buffer[],
+    /**
+     * The event ends in LF LF, so neither it nor any event that matches has a CR in it (no free string
+     * may hold a control byte): where a match ends, an event ends, whatever the line ends around it.
+     */
+    readonly lfOnly: boolean,
   ) {}
 
   /** How many events {@link run} passed in its last call. */
@@ -94,6 +128,11 @@ export class EventTemplate {
    */
   match(buf: Buffer, at: number, limit: number): number {
     return this.matchIn(buf, viewOf(buf), at, limit)
+  }
+
+  /** {@link match} through `view`, a view of `buf` the caller keeps. */
+  matchView(buf: Buffer, view: DataView, at: number, limit: number): number {
+    return this.matchIn(buf, view, at, limit)
   }
 
   /** Where the run of events from `at` that match ends (`at` when the first does not); {@link ran} says how many. */
@@ -111,20 +150,41 @@ export class EventTemplate {
   }
 
   private matchIn(buf: Buffer, view: DataView, at: number, limit: number): number {
+    const lengths = this.lengths
     const words = this.words
     const wordsFrom = this.wordsFrom
-    const tails = this.tails
-    const last = tails.length - 1
+    const last = lengths.length - 1
     let p = at
     for (let i = 0; ; i++) {
-      let w = wordsFrom[i]!
-      const wordsEnd = wordsFrom[i + 1]!
-      const tail = tails[i]!
-      if (p + (wordsEnd - w) * 8 + tail.length > limit) return -1
-      for (; w < wordsEnd; w++, p += 8) if (view.getFloat64(p, true) !== words[w]) return -1
-      for (let k = 0; k < tail.length; k++, p++) if (buf[p] !== tail[k]) return -1
+      const length = lengths[i]!
+      if (p + length > limit) return -1
+      if (length >= 8) {
+        // Four words a turn: a quarter of the loop's own checks.
+        let w = wordsFrom[i]!
+        const lastWord = wordsFrom[i + 1]! - 1
+        let q = p
+        for (; w + 3 < lastWord; w += 4, q += 32) {
+          if (
+            view.getFloat64(q, true) !== words[w] ||
+            view.getFloat64(q + 8, true) !== words[w + 1] ||
+            view.getFloat64(q + 16, true) !== words[w + 2] ||
+            view.getFloat64(q + 24, true) !== words[w + 3]
+          ) {
+            return -1
+          }
+        }
+        for (; w < lastWord; w++, q += 8) if (view.getFloat64(q, true) !== words[w]) return -1
+        if (view.getFloat64(p + length - 8, true) !== words[lastWord]) return -1
+      } else if (length >= 4) {
+        const ints = this.ints
+        if (view.getInt32(p, true) !== ints[2 * i] || view.getInt32(p + length - 4, true) !== ints[2 * i + 1]) return -1
+      } else {
+        const short = this.shorts[i]!
+        for (let k = 0; k < length; k++) if (buf[p + k] !== short[k]) return -1
+      }
+      p += length
       if (i === last) return p
-      p = stringEnd(buf, p, limit)
+      p = stringEndByWords(buf, view, p, limit)
       if (p === -1) return -1
     }
   }
@@ -146,21 +206,33 @@ export class EventTemplate {
     let p = lexer.space(start + DATA.length)
     p = lexer.value(p, 0)
     if (p === -1 || lexer.space(p) !== lineEnd) return undefined
-    const parts: Pattern[] = []
+    const parts: Buffer[] = []
     let from = start
     for (let i = 0; i < cuts.length; i += 2) {
-      parts.push(pattern(buf.subarray(from, cuts[i]!)))
+      parts.push(Buffer.from(buf.subarray(from, cuts[i]!)))
       from = cuts[i + 1]!
     }
-    parts.push(pattern(buf.subarray(from, end)))
-    // Words compare as doubles: one that reads as a zero or a NaN (never seen in text) is not learnt.
-    if (parts.some((part) => !part.exact)) return undefined
+    parts.push(Buffer.from(buf.subarray(from, end)))
     const wordsFrom = new Int32Array(parts.length + 1)
-    for (let i = 0; i < parts.length; i++) wordsFrom[i + 1] = wordsFrom[i]! + parts[i]!.words.length
-    const words = new Float64Array(wordsFrom[parts.length]!)
-    for (let i = 0; i < parts.length; i++) words.set(parts[i]!.words, wordsFrom[i])
-    const tails = parts.map((part) => part.bytes.subarray(part.words.length * 8))
-    return new EventTemplate(words, wordsFrom, tails)
+    const words: number[] = []
+    const ints = new Int32Array(parts.length * 2)
+    for (let i = 0; i < parts.length; i++) {
+      const part = parts[i]!
+      if (part.length >= 8) {
+        for (let at = 0; at + 8 < part.length; at += 8) words.push(part.readDoubleLE(at))
+        words.push(part.readDoubleLE(part.length - 8))
+      } else if (part.length >= 4) {
+        ints[2 * i] = part.readInt32LE(0)
+        ints[2 * i + 1] = part.readInt32LE(part.length - 4)
+      }
+      wordsFrom[i + 1] = words.length
+    }
+    // Doubles compare equal exactly when their bits are equal, but for NaNs (never equal) and the two
+    // zeros (equal to each other): a part with a word that reads as either (never seen in text) is not learnt.
+    if (words.some((word) => word === 0 || word !== word)) return undefined
+    const lengths = Int32Array.from(parts, (part) => part.length)
+    const lfOnly = buf[end - 1] === LF && buf[end - 2] === LF
+    return new EventTemplate(lengths, Float64Array.from(words), wordsFrom, ints, parts, lfOnly)
   }
 }
 
@@ -176,6 +248,19 @@ function isEventEnd(buf: Buffer, at: number, end: number): boolean {
  * members are (`cuts`: each one's first byte and its closing quote). Each method returns the index after
  * what it read, or -1 for text that is not JSON.
  */
+const FREE_LENGTHS = new WeakMap<ReadonlySet<string>, Uint8Array>()
+
+/** Which key lengths a set of free members has (1 at each), kept per set. */
+function freeLengths(free: ReadonlySet<string>): Uint8Array {
+  let lengths = FREE_LENGTHS.get(free)
+  if (lengths === undefined) {
+    lengths = new Uint8Array(Math.max(0, ...[...free].map((key) => key.length)) + 1)
+    for (const key of free) lengths[key.length] = 1
+    FREE_LENGTHS.set(free, lengths)
+  }
+  return lengths
+}
+
 class Lexer {
   constructor(
     private readonly buf: Buffer,
@@ -183,6 +268,13 @@ class Lexer {
     private readonly free: ReadonlySet<string>,
     private readonly cuts: number[],
   ) {}
+
+  /** The key `buf[start, end)` names a free member (made a string only when its length is one of theirs). */
+  private isFree(start: number, end: number): boolean {
+    const lengths = freeLengths(this.free)
+    const n = end - start
+    return n < lengths.length && lengths[n] === 1 && this.free.has(this.buf.toString('latin1', start, end))
+  }
 
   space(p: number): number {
     const buf = this.buf
@@ -213,11 +305,11 @@ class Lexer {
       if (p >= this.limit || buf[p] !== QUOTE) return -1
       const keyEnd = stringEnd(buf, p + 1, this.limit)
       if (keyEnd === -1) return -1
-      const key = buf.toString('latin1', p + 1, keyEnd)
+      const keyStart = p + 1
       p = this.space(keyEnd + 1)
       if (buf[p] !== COLON) return -1
       p = this.space(p + 1)
-      if (buf[p] === QUOTE && this.free.has(key)) {
+      if (buf[p] === QUOTE && this.isFree(keyStart, keyEnd)) {
         const close = stringEnd(buf, p + 1, this.limit)
         if (close === -1) return -1
         this.cuts.push(p + 1, close)

@@ -114,7 +114,21 @@ export class SseFramer implements Framer<SseEvent> {
         if (pos === -1 || this.stopped) return [chunk]
         crFrom = this.streamEnds.cr
       }
-      if (this.heldBytes > 0) return this.frame(chunk, pos, base, sink, -1)
+      // A chunk of many events, when the sink matches whole events exactly (templates): neither the held
+      // event's end nor the chunk's line ends need a search first (frameLF looks for a CR only where it
+      // frames an event itself).
+      const exact = chunk.length - pos >= QUICK_HINT && crFrom < pos && sink.exactSkips?.() === true
+      if (this.heldBytes > 0) {
+        const rest = exact ? sink.completes!(this.held, this.heldBytes, chunk, pos) : -1
+        if (rest === -1) return this.frame(chunk, pos, base, sink, -1)
+        // The held event ends `rest` bytes into the chunk and passes: it leaves as its pieces.
+        const out = this.held.splice(0)
+        this.heldBytes = 0
+        this.lineStart = true
+        this.headDone = false
+        return this.frameLF(chunk, pos + rest, -2, base, sink, out, 0, pos + rest)
+      }
+      if (exact) return this.frameLF(chunk, pos, -2, base, sink, undefined, 0, pos)
       const cr = crFrom >= pos ? (crFrom === chunk.length ? -1 : crFrom) : indexOf.call(chunk, CR, pos)
       if (cr !== -1) return this.frame(chunk, pos, base, sink, cr)
       // A chunk of many events may leave unframed (frameLF asks the sink): no need to find the first end.
@@ -177,10 +191,16 @@ export class SseFramer implements Framer<SseEvent> {
    * Cuts events out of `chunk` from `pos`, where an event starts (or the held one goes on); `base` is the
    * stream offset of `chunk[0]`, and `cr` the first CR at or after `pos` when known (else -1).
    */
-  private frame(chunk: Buffer, pos: number, base: number, sink: EventSink, cr: number): Buffer[] {
+  private frame(
+    chunk: Buffer,
+    pos: number,
+    base: number,
+    sink: EventSink,
+    cr: number,
+    out?: Buffer[],
+    flushed = 0, // chunk bytes before this index are in `out`, or replaced there
+  ): Buffer[] {
     const len = chunk.length
-    let out: Buffer[] | undefined
-    let flushed = 0 // chunk bytes before this index are in `out`, or replaced there
     let eventStart = this.heldBytes > 0 ? -1 : pos // -1: the event began in an earlier chunk
     let atLineStart = this.lineStart
     let headDone = this.headDone
@@ -262,6 +282,10 @@ export class SseFramer implements Framer<SseEvent> {
    * first "\n\n", found by one search per line and a look at the byte after each LF: the loop that keeps
    * an LF stream as fast as a framer that knows no other line end. `end` is where the event at `pos`
    * ends when the caller found it already (-1: not in this chunk), else -2.
+   *
+   * `crFrom` below the chunk's length: whether a CR follows from there is not known yet. Then the sink is
+   * asked only for exact answers, and a CR is looked for once an event is to be framed here; if there is
+   * one, `frame` goes on from that event.
    */
   private frameLF(
     chunk: Buffer,
@@ -271,6 +295,7 @@ export class SseFramer implements Framer<SseEvent> {
     sink: EventSink,
     out: Buffer[] | undefined,
     flushed: number,
+    crFrom = chunk.length,
   ): Buffer[] {
     const len = chunk.length
     // The sink's byte search says where in the rest of the chunk the first event it may read is: the
@@ -282,9 +307,10 @@ export class SseFramer implements Framer<SseEvent> {
         if (quick) {
           // -1 (the sink cannot tell: its dialect is known once the first event is read) frames one event
           // and asks again after it.
-          const hit = sink.readsFrom(chunk, pos)
+          const exact = crFrom < len
+          const hit = sink.readsFrom(chunk, pos, exact)
           if (hit >= len) {
-            const boundary = chunk[len - 1] === LF && chunk[len - 2] === LF ? len : lastEventEnd(chunk)
+            const boundary = exact || (chunk[len - 1] === LF && chunk[len - 2] === LF) ? len : lastEventEnd(chunk)
             if (boundary === len) {
               this.lineStart = true
               this.headDone = false
@@ -292,7 +318,16 @@ export class SseFramer implements Framer<SseEvent> {
             }
             if (boundary > pos) pos = boundary
             quick = false
-          } else if (hit >= 0) pos = eventStartBefore(chunk, pos, hit)
+          } else if (hit >= 0) pos = exact ? hit : eventStartBefore(chunk, pos, hit)
+        }
+        if (crFrom < len) {
+          const cr = indexOf.call(chunk, CR, pos > crFrom ? pos : crFrom)
+          if (cr !== -1) {
+            this.lineStart = true
+            this.headDone = false
+            return this.frame(chunk, pos, base, sink, cr, out, flushed)
+          }
+          crFrom = len
         }
         end = chunk[pos] === LF ? pos + 1 : lfEventEnd(chunk, pos)
       }

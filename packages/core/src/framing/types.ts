@@ -30,8 +30,20 @@ export interface EventSink {
    * none, or -1 when the sink cannot tell. The whole events before the event that byte is in leave as
    * they came, unframed; the framer asks again after that event. The event the chunk ends in, if it ends
    * inside one, is framed as usual.
+   *
+   * With `exact`, the framer does not know the chunk's line ends: only an exact answer may be given (the
+   * events before it matched byte for byte, each ending in LF LF with no CR in it, so that the answer is
+   * where the next event starts), else -1.
    */
-  readsFrom(chunk: Buffer, start: number): number
+  readsFrom(chunk: Buffer, start: number, exact?: boolean): number
+  /** Whether `readsFrom` answers exactly now (see there): the framer then asks before it searches. */
+  exactSkips?(): boolean
+  /**
+   * The event in progress, held as `held` (`heldBytes` long), goes on in `chunk` from `from`: -1 when the
+   * sink cannot tell at once, else how many bytes of the chunk complete it when it passes whole by the
+   * same exact match as `readsFrom`'s. Asked only when `exactSkips()` says so.
+   */
+  completes?(held: readonly Buffer[], heldBytes: number, chunk: Buffer, from: number): number
   /** One complete event `buf[start, end)`, at stream offset `at`; returns its replacement bytes, if any. */
   event(buf: Buffer, start: number, end: number, at: number): Uint8Array | undefined
   /**
