@@ -119,7 +119,7 @@ export class SseFramer implements Framer<SseEvent> {
       // frames an event itself).
       const exact = chunk.length - pos >= QUICK_HINT && crFrom < pos && sink.exactSkips?.() === true
       if (this.heldBytes > 0) {
-        const rest = exact ? sink.completes!(this.held, this.heldBytes, chunk, pos) : -1
+        const rest = exact ? (sink.completes?.(this.held, this.heldBytes, chunk, pos) ?? -1) : -1
         if (rest === -1) return this.frame(chunk, pos, base, sink, -1)
         // The held event ends `rest` bytes into the chunk and passes: it leaves as its pieces.
         const out = this.held.splice(0)
