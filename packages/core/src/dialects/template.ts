@@ -197,12 +197,15 @@ export class EventTemplate {
   static learn(buf: Buffer, start: number, end: number, free: ReadonlySet<string>): EventTemplate | undefined {
     if (end - start < DATA.length + 2 || buf.compare(DATA, 0, DATA.length, start, start + DATA.length) !== 0)
       return undefined
-    // The line ends at its first line-end byte; the rest must be the blank line that ends the event.
-    let lineEnd = start + DATA.length
-    while (lineEnd < end && buf[lineEnd] !== LF && buf[lineEnd] !== CR) lineEnd++
-    if (!isEventEnd(buf, lineEnd, end)) return undefined
+    // The event ends in the blank line after its one line: the lexer below reads the line to there, and
+    // JSON has no line end outside a string, nor a control byte inside one, so it has no other.
+    let lineEnd = end - 2
+    if (!isEventEnd(buf, lineEnd, end)) {
+      lineEnd = end - 4
+      if (lineEnd < start + DATA.length || !isEventEnd(buf, lineEnd, end)) return undefined
+    }
     const cuts: number[] = []
-    const lexer = new Lexer(buf, lineEnd, free, cuts)
+    const lexer = new Lexer(buf, viewOf(buf), lineEnd, free, cuts)
     let p = lexer.space(start + DATA.length)
     p = lexer.value(p, 0)
     if (p === -1 || lexer.space(p) !== lineEnd) return undefined
@@ -218,12 +221,13 @@ export class EventTemplate {
     const ints = new Int32Array(parts.length * 2)
     for (let i = 0; i < parts.length; i++) {
       const part = parts[i]!
+      const view = new DataView(part.buffer, part.byteOffset, part.length)
       if (part.length >= 8) {
-        for (let at = 0; at + 8 < part.length; at += 8) words.push(part.readDoubleLE(at))
-        words.push(part.readDoubleLE(part.length - 8))
+        for (let at = 0; at + 8 < part.length; at += 8) words.push(view.getFloat64(at, true))
+        words.push(view.getFloat64(part.length - 8, true))
       } else if (part.length >= 4) {
-        ints[2 * i] = part.readInt32LE(0)
-        ints[2 * i + 1] = part.readInt32LE(part.length - 4)
+        ints[2 * i] = view.getInt32(0, true)
+        ints[2 * i + 1] = view.getInt32(part.length - 4, true)
       }
       wordsFrom[i + 1] = words.length
     }
@@ -264,6 +268,7 @@ function freeLengths(free: ReadonlySet<string>): Uint8Array {
 class Lexer {
   constructor(
     private readonly buf: Buffer,
+    private readonly view: DataView,
     private readonly limit: number,
     private readonly free: ReadonlySet<string>,
     private readonly cuts: number[],
@@ -293,7 +298,7 @@ class Lexer {
   }
 
   private string(p: number): number {
-    const close = stringEnd(this.buf, p + 1, this.limit)
+    const close = stringEndByWords(this.buf, this.view, p + 1, this.limit)
     return close === -1 ? -1 : close + 1
   }
 
@@ -303,14 +308,14 @@ class Lexer {
     if (buf[p] === RBRACE) return p + 1
     for (;;) {
       if (p >= this.limit || buf[p] !== QUOTE) return -1
-      const keyEnd = stringEnd(buf, p + 1, this.limit)
+      const keyEnd = stringEndByWords(buf, this.view, p + 1, this.limit)
       if (keyEnd === -1) return -1
       const keyStart = p + 1
       p = this.space(keyEnd + 1)
       if (buf[p] !== COLON) return -1
       p = this.space(p + 1)
       if (buf[p] === QUOTE && this.isFree(keyStart, keyEnd)) {
-        const close = stringEnd(buf, p + 1, this.limit)
+        const close = stringEndByWords(buf, this.view, p + 1, this.limit)
         if (close === -1) return -1
         this.cuts.push(p + 1, close)
         p = close + 1
