@@ -1,6 +1,7 @@
 import {
   createFramer,
   framingFor,
+  firstBytes,
   NO_NAME,
   type EventSink,
   type Framer,
@@ -236,6 +237,7 @@ class UsageProcessor implements Processor, EventSink {
   private spec: DialectSpec | undefined
   private reader: DialectReader | undefined
   private usageEvents: readonly Buffer[] = []
+  private usageFirsts: Uint8Array | undefined
   private quick: readonly Buffer[] | undefined
   // readsFrom's place in the chunk being pushed: each needle's next index (-1: none left, -2: not searched).
   private quickChunk: Buffer | undefined
@@ -316,6 +318,7 @@ class UsageProcessor implements Processor, EventSink {
     this.spec = spec
     this.reader = spec.reader(this.route)
     this.usageEvents = spec.usageEvents
+    this.usageFirsts = firstBytes(spec.usageEvents)
     this.quick = spec.quick
     this.freeStrings = spec.freeStrings
     this.template = undefined
@@ -331,7 +334,7 @@ class UsageProcessor implements Processor, EventSink {
 
   passes(buf: Buffer, start: number, end: number): boolean {
     if (!this.settled || this.pausing || this.collectText) return false
-    return this.framer!.matchName(buf, start, end, this.usageEvents) === -1
+    return this.framer!.matchName(buf, start, end, this.usageEvents, this.usageFirsts) === -1
   }
 
   /** Events are matched against templates now (docs/architecture.md#event-templates). */
@@ -409,7 +412,7 @@ class UsageProcessor implements Processor, EventSink {
     const reader = this.reader
     if (this.settled && reader) {
       // The hot path: decide from bytes alone whether the event may carry usage or an error.
-      const named = this.framer!.matchName(buf, start, end, this.usageEvents)
+      const named = this.framer!.matchName(buf, start, end, this.usageEvents, this.usageFirsts)
       if (named === -1) {
         // Its name alone decided (text collected from every event means every event must come here).
         if (!this.collectText) this.passedBy = 0
@@ -499,7 +502,7 @@ class UsageProcessor implements Processor, EventSink {
 
   oversized(buf: Buffer, start: number, end: number, at: number): PayloadScanner | undefined {
     if (this.pausing) return undefined
-    const named = this.framer!.matchName(buf, start, end, this.usageEvents)
+    const named = this.framer!.matchName(buf, start, end, this.usageEvents, this.usageFirsts)
     const paths = this.reader?.largePaths
     if (named === -1 || !paths) return undefined
     const name = named >= 0 ? this.usageEvents[named]!.toString('latin1') : undefined

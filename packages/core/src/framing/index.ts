@@ -6,7 +6,7 @@ import { SseFramer } from './sse.js'
 import type { Framer, FramingKind } from './types.js'
 
 export type { DecodedEvent, EventSink, Framer, FramingKind, PayloadScanner } from './types.js'
-export { NO_NAME } from './types.js'
+export { firstBytes, NO_NAME } from './types.js'
 
 /**
  * The one content-type rule: which framer reads a body of this type, or undefined when usagewire does

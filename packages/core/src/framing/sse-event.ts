@@ -170,7 +170,13 @@ function lineEndOf(buf: Buffer, start: number, end: number, event: SseEvent): st
  * carry usage are never decoded, and a call into Buffer's native methods per event would cost more than
  * the compare.
  */
-export function matchEventName(buf: Buffer, start: number, end: number, names: readonly Buffer[]): number {
+export function matchEventName(
+  buf: Buffer,
+  start: number,
+  end: number,
+  names: readonly Buffer[],
+  firsts?: Uint8Array,
+): number {
   if (
     end - start < 7 ||
     buf[start] !== 0x65 /* e */ ||
@@ -185,6 +191,8 @@ export function matchEventName(buf: Buffer, start: number, end: number, names: r
   const at = buf[start + 6] === 0x20 ? start + 7 : start + 6
   // An empty name is the spec's default type, as if the event had no name at all.
   if (buf[at] === LF || buf[at] === CR) return NO_NAME
+  // A name that starts with a byte none of them starts with (most events' names) is settled at once.
+  if (firsts !== undefined && at < end && firsts[buf[at]!] === 0) return -1
   for (let n = 0; n < names.length; n++) {
     const name = names[n]!
     const stop = at + name.length

@@ -2,7 +2,7 @@ import fc from 'fast-check'
 import { createParser, type EventSourceMessage } from 'eventsource-parser'
 import { describe, expect, it } from 'vitest'
 import { SseFramer } from './sse.js'
-import { NO_NAME, type EventSink, type PayloadScanner } from './types.js'
+import { firstBytes, NO_NAME, type EventSink, type PayloadScanner } from './types.js'
 
 /** A scanner that keeps what it is fed. */
 class Collector implements PayloadScanner {
@@ -278,6 +278,32 @@ describe('reading the fields of one event', () => {
     // A head: the name counts only with the line end that closes it.
     expect(at('event: message_delta\n', 20)).toBe(-1)
     expect(at('event: message_delta\n', 21)).toBe(1)
+  })
+})
+
+describe('event names', () => {
+  it('with the table of first bytes, match the same names as without it', () => {
+    const names = ['message_start', 'message_delta', 'error', 'e', 'm'].map((n) => Buffer.from(n))
+    const framer = new SseFramer(1 << 20)
+    const name = fc.oneof(
+      fc.constantFrom('message_start', 'message_delta', 'error', 'content_block_delta', 'e', 'm', 'x', ''),
+      fc.string(),
+    )
+    fc.assert(
+      fc.property(
+        fc.subarray(names, { minLength: 0 }),
+        name,
+        fc.constantFrom('event: ', 'event:', 'data: ', 'id: '),
+        fc.constantFrom('\n', '\r', '\r\n'),
+        (list, n, field, eol) => {
+          const buf = Buffer.from(`${field}${n}${eol}data: {}${eol}${eol}`)
+          const plain = framer.matchName(buf, 0, buf.length, list)
+          expect(framer.matchName(buf, 0, buf.length, list, firstBytes(list))).toBe(plain)
+          if (field.startsWith('event') && list.some((x) => x.toString() === n)) expect(plain).toBeGreaterThanOrEqual(0)
+        },
+      ),
+      { numRuns: 2000 },
+    )
   })
 })
 

@@ -555,8 +555,8 @@ export class SseFramer implements Framer<SseEvent> {
     if (this.dataLines++ > 0) scanner.write(LF_BYTE, 0, 1)
   }
 
-  matchName(buf: Buffer, start: number, end: number, names: readonly Buffer[]): number {
-    return matchEventName(buf, start, end, names)
+  matchName(buf: Buffer, start: number, end: number, names: readonly Buffer[], firsts?: Uint8Array): number {
+    return matchEventName(buf, start, end, names, firsts)
   }
 
   decode(buf: Buffer, start: number, end: number): SseEvent | undefined {

@@ -17,6 +17,13 @@ export type FramingKind = 'sse' | 'json' | 'json-array' | 'eventstream' | 'ndjso
 /** {@link Framer.matchName}: the event has no name in its head. */
 export const NO_NAME = -2
 
+/** For {@link Framer.matchName}: a 1 at each byte one of `names` starts with. */
+export function firstBytes(names: readonly Uint8Array[]): Uint8Array {
+  const firsts = new Uint8Array(256)
+  for (const name of names) if (name.length > 0) firsts[name[0]!] = 1
+  return firsts
+}
+
 /** What a framer hands the processor about one event, and what the processor answers. */
 export interface EventSink {
   /**
@@ -99,9 +106,11 @@ export interface Framer<E extends DecodedEvent = DecodedEvent> {
   /**
    * Which of `names` the event `buf[start, end)` is named (its index), -1 for another name, or
    * {@link NO_NAME} when the event carries no name in its head. Plain byte compares: events that cannot
-   * carry usage are never decoded. `end` may be short of the event's end (a head).
+   * carry usage are never decoded. `end` may be short of the event's end (a head). `firsts`, when given,
+   * has a 1 at each byte one of `names` starts with ({@link firstBytes}): a framer may use it to answer -1
+   * at once for a name that starts otherwise.
    */
-  matchName(buf: Buffer, start: number, end: number, names: readonly Buffer[]): number
+  matchName(buf: Buffer, start: number, end: number, names: readonly Buffer[], firsts?: Uint8Array): number
   /** The payload of the complete event `buf[start, end)`, or undefined when it has none. */
   decode(buf: Buffer, start: number, end: number): E | undefined
   /** The event `buf[start, end)` with its payload replaced by `data`, every other byte kept. */
