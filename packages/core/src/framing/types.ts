@@ -17,10 +17,16 @@ export type FramingKind = 'sse' | 'json' | 'json-array' | 'eventstream' | 'ndjso
 /** {@link Framer.matchName}: the event has no name in its head. */
 export const NO_NAME = -2
 
-/** For {@link Framer.matchName}: a 1 at each byte one of `names` starts with. */
+const FIRST_BYTES = new WeakMap<readonly Uint8Array[], Uint8Array>()
+
+/** For {@link Framer.matchName}: a 1 at each byte one of `names` starts with, made once per list. */
 export function firstBytes(names: readonly Uint8Array[]): Uint8Array {
-  const firsts = new Uint8Array(256)
-  for (const name of names) if (name.length > 0) firsts[name[0]!] = 1
+  let firsts = FIRST_BYTES.get(names)
+  if (firsts === undefined) {
+    firsts = new Uint8Array(256)
+    for (const name of names) if (name.length > 0) firsts[name[0]!] = 1
+    FIRST_BYTES.set(names, firsts)
+  }
   return firsts
 }
 
