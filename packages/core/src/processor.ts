@@ -249,8 +249,8 @@ class UsageProcessor implements Processor, EventSink {
   private template: EventTemplate | undefined
   private learnt = 0
   private matched = 0
-  // Events the template passed since it was learnt, and whether an event passed without matching it since.
-  private matchedSince = 0
+  // Whether the template has passed an event, and whether one passed without matching it since.
+  private templateMatched = false
   private missedOnce = false
   /** EventSink: what decided that the last event passes, for the framer to pass its likes unasked. */
   passedBy = -1
@@ -391,8 +391,8 @@ class UsageProcessor implements Processor, EventSink {
   }
 
   completes(held: readonly Buffer[], heldBytes: number, chunk: Buffer, from: number): number {
-    const template = this.template
-    if (template === undefined || !template.lfOnly || !this.templating()) return -1
+    if (!this.exactSkips()) return -1
+    const template = this.template!
     // The held bytes and the chunk's first ones, copied together to match them in one place.
     const take = Math.min(chunk.length - from, JOIN_BYTES - heldBytes)
     if (take <= 0) return -1
@@ -451,7 +451,7 @@ class UsageProcessor implements Processor, EventSink {
 
   private passedByTemplate(events: number): void {
     this.matched += events
-    this.matchedSince += events
+    this.templateMatched = true
     this.missedOnce = false
   }
 
@@ -463,7 +463,7 @@ class UsageProcessor implements Processor, EventSink {
   private learn(buf: Buffer, start: number, end: number): void {
     // A template that has matched is replaced only by the second event in a row that passes without
     // matching it: one odd event (a finish chunk) is not learnt, and the stream's next shape still is.
-    if (this.template !== undefined && this.matchedSince > 0 && !this.missedOnce) {
+    if (this.template !== undefined && this.templateMatched && !this.missedOnce) {
       this.missedOnce = true
       return
     }
@@ -474,7 +474,7 @@ class UsageProcessor implements Processor, EventSink {
     }
     this.learnt++
     this.missedOnce = false
-    this.matchedSince = 0
+    this.templateMatched = false
     this.template = EventTemplate.learn(buf, start, end, this.freeStrings!)
   }
 
