@@ -7,6 +7,7 @@ import {
   attachExchange,
   carryBody,
   clientLeft,
+  outcomeOf,
   exchangeOf,
   interceptResponse,
   runInExchange,
@@ -68,7 +69,8 @@ const isNodeReadable = (value: unknown): value is Readable => value instanceof R
  * would say `aborted`. One function for every response; the record is written once, the first time.
  */
 function finishedWriting(this: ServerResponse): void {
-  exchangeOf(this.req)?.finish({ kind: 'end' })
+  // On HTTP/2, 'finish' comes for a stream the client reset as well: the response tells which.
+  exchangeOf(this.req)?.finish(outcomeOf(this, true))
 }
 
 /** A carried response closed: before 'finish' (whose record is written by then) the client left. */

@@ -5,6 +5,7 @@ import {
   attachExchange,
   carryBody,
   clientLeft,
+  outcomeOf,
   exchangeOf,
   interceptResponse,
   runInExchange,
@@ -67,13 +68,12 @@ function heldHead(ctx: KoaContext): HeldHead {
 /**
  * Koa 3 sends a stream body with `pipeline()`, which destroys it with "Premature close" when the client
  * goes away: the record must say `aborted`, not that the gateway cut the body. This listener, added before
- * Koa's, tells the two apart as the interception does, from `res.errored`.
+ * Koa's, tells the two apart as the interception does (`outcomeOf`).
  */
 function watchClient(res: ServerResponse, exchange: Exchange): void {
   res.once('close', () => {
-    if (res.writableFinished) return // the body ended; the carried stream finished the record
-    const errored = (res as { errored?: Error | null }).errored
-    exchange.finish(errored ? { kind: 'cut', reason: `response destroyed: ${errored.message}` } : { kind: 'abort' })
+    const outcome = outcomeOf(res)
+    if (outcome.kind !== 'end') exchange.finish(outcome) // a body that ended: the carried stream finished the record
   })
 }
 

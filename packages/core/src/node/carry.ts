@@ -1,4 +1,3 @@
-import type { ServerResponse } from 'node:http'
 import { PassThrough, Readable } from 'node:stream'
 import zlib from 'node:zlib'
 import type { Exchange, HeaderLookup } from '../exchange.js'
@@ -29,14 +28,6 @@ export interface HeldHead {
    * a body read to its end then does not finish the Exchange, one cut or dropped still does.
    */
   deferRecord?: boolean
-}
-
-/**
- * True once the client of `res` went away before the response ended: for `HeldHead.clientLeft`. A
- * framework may hear of it from the socket (Koa 2's on-finished) before `res` itself is destroyed.
- */
-export function clientLeft(res: ServerResponse): boolean {
-  return !res.writableFinished && (res.destroyed || res.socket === null || res.socket.destroyed === true)
 }
 
 /** A body as frameworks hold it: a stream, bytes, text, or nothing. */

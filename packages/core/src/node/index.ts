@@ -6,7 +6,8 @@ export {
   type Interceptor,
   type ResponseHandle,
 } from './intercept.js'
-export { carryBody, clientLeft, type Body, type HeldHead } from './carry.js'
+export { carryBody, type Body, type HeldHead } from './carry.js'
+export { clientLeft, outcomeOf } from './ended.js'
 export { UsageTransform } from './stream.js'
 export { createDecoder, NODE_DECODERS } from './decode.js'
 export {

@@ -7,6 +7,7 @@ import { isStreaming } from '../framing/index.js'
 import { createMeter, type Meter } from '../meter.js'
 import type { UsagewireOptions } from '../options.js'
 import { createDecoder, NODE_DECODERS } from './decode.js'
+import { outcomeOf } from './ended.js'
 
 type Chunk = string | Uint8Array
 type Callback = (error?: Error | null) => void
@@ -572,12 +573,9 @@ class Interception implements Port, ResponseHandle, Carrier {
     // a lookup even of a property that is not there).
     if (this.holdHead) delete (res as { headersSent?: boolean }).headersSent
     if (this.decoder) delete (res as { writableEnded?: boolean }).writableEnded
-    // A response the gateway destroyed with an error (pipeline() on an upstream reset) was cut on its
-    // side; one closed without an error was left by the client. Read from `res.errored`, so `destroy`
-    // need not be patched: every method patched on `res` costs the gateway on every request.
-    const errored = (res as { errored?: Error | null }).errored
-    if (res.writableFinished) this.exchange.finish({ kind: 'end' })
-    else if (errored) this.exchange.finish({ kind: 'cut', reason: `response destroyed: ${errored.message}` })
-    else this.exchange.finish({ kind: 'abort' })
+    // Ended, cut by the gateway, or left by the client: read from the response (`res.errored`, or its
+    // HTTP/2 stream), so `destroy` need not be patched: every method patched on `res` costs the gateway
+    // on every request.
+    this.exchange.finish(outcomeOf(res))
   }
 }
