@@ -197,7 +197,7 @@ describe.each(GATEWAYS)('%s over HTTP/2', (_, start) => {
     const res = await post(gateway.origin, `/v1/messages?body=${kind}`)
     expect(res.status).toBe(200)
     expect(deltaUsage(res.body)).toEqual(FIXED)
-    await waitFor(() => gateway.records.length === 1)
+    await waitFor(() => gateway.records.length === 1, 'the record')
     expect(gateway.records[0]).toMatchObject({ status: 'complete', httpStatus: 200, final: true })
     expect(gateway.records[0]!.usage).toMatchObject({ input: 2048, cacheRead: 30433, cacheWrite: 287, output: 512 })
   })
@@ -208,7 +208,7 @@ describe.each(GATEWAYS)('%s over HTTP/2', (_, start) => {
     const usage = JSON.parse(res.body).usage
     expect(usage.prompt_tokens).toBe(5200)
     expect(Number(res.headers['content-length'])).toBe(Buffer.byteLength(res.body))
-    await waitFor(() => gateway.records.length === 1)
+    await waitFor(() => gateway.records.length === 1, 'the record')
     expect(gateway.records[0]).toMatchObject({ status: 'complete', usage: { input: 200, cacheRead: 5000 } })
   })
 
@@ -217,7 +217,7 @@ describe.each(GATEWAYS)('%s over HTTP/2', (_, start) => {
     async (kind) => {
       const gateway = await start()
       await cancelAfterFirstBytes(gateway.origin, `/v1/messages?body=${kind}`)
-      await waitFor(() => gateway.records.length === 1)
+      await waitFor(() => gateway.records.length === 1, 'the record')
       await sleep(100) // no second record comes
       expect(gateway.records.map((record) => record.status)).toEqual(['aborted'])
     },
@@ -232,7 +232,7 @@ describe.each(GATEWAYS)('%s over HTTP/2', (_, start) => {
       .request({ ':method': 'POST', ':path': '/v1/messages?body=cut' })
       .on('error', () => {})
       .end('{}')
-    await waitFor(() => gateway.records.length === 1)
+    await waitFor(() => gateway.records.length === 1, 'the record')
     session.destroy()
     expect(gateway.records.map((record) => record.status)).toEqual(['incomplete'])
     expect(gateway.records[0]!.error).toMatch(/upstream reset|destroyed|premature/i)
@@ -255,11 +255,11 @@ describe.each(FASTIFY)('%s over HTTP/2 with @fastify/http-proxy to an HTTP/1.1 p
 
     const res = await post(origin, '/v1/messages')
     expect(deltaUsage(res.body)).toEqual(FIXED)
-    await waitFor(() => records.length === 1)
+    await waitFor(() => records.length === 1, 'the first record')
     expect(records[0]).toMatchObject({ status: 'complete', final: true })
 
     await cancelAfterFirstBytes(origin, '/v1/messages')
-    await waitFor(() => records.length === 2)
+    await waitFor(() => records.length === 2, 'the second record')
     expect(records[1]!.status).toBe('aborted')
   })
 })
