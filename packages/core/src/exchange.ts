@@ -618,6 +618,7 @@ export class Exchange implements HoldPolicy {
     if (upstreamError) record.error = result?.error ?? `HTTP ${this.status}`
     else if (status === 'incomplete')
       record.error = outcome.kind === 'cut' ? outcome.reason : 'the stream ended before the response did'
+    if (result && result.correctionsOmitted > 0) record.correctionsOmitted = result.correctionsOmitted
     if (result && result.unrewritten.length > 0) record.unrewritten = result.unrewritten
     if (this.attributes) record.attributes = this.attributes
     if (this.correlation) record.correlation = this.correlation

@@ -2,7 +2,7 @@ import fc from 'fast-check'
 import { createParser } from 'eventsource-parser'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { inspect } from './testing/inspect.js'
-import { createProcessor } from './processor.js'
+import { createProcessor, MAX_CORRECTIONS } from './processor.js'
 
 const sse = (events: Array<[string | undefined, unknown]>) =>
   events
@@ -684,3 +684,61 @@ function comparableRecord(record: object): unknown {
   const { id: _id, timing: _timing, ...rest } = record as Record<string, unknown>
   return rest
 }
+
+describe('corrections: a usage block repeated on every chunk', () => {
+  // A bridge with continuous usage (vLLM's `continuous_usage_stats`): every chunk carries the cumulative
+  // usage, prompt_tokens without the cache it states under Anthropic's name.
+  const continuous = (chunks: number, total: (i: number) => number) =>
+    sse([
+      ...Array.from({ length: chunks }, (_, i): [undefined, unknown] => [
+        undefined,
+        {
+          id: 'c',
+          object: 'chat.completion.chunk',
+          created: 1,
+          model: 'm',
+          choices: [{ index: 0, delta: { content: 'x' }, finish_reason: i === chunks - 1 ? 'stop' : null }],
+          usage: {
+            prompt_tokens: 200,
+            completion_tokens: i + 1,
+            total_tokens: total(i),
+            cache_read_input_tokens: 5000,
+          },
+        },
+      ]),
+      [undefined, '[DONE]'],
+    ])
+
+  it('lists each change once, with how many events it was made in, and rewrites every chunk', () => {
+    const { record, output } = inspect(
+      continuous(3000, (i) => 5200 + i + 1),
+      { path: '/v1/chat/completions' },
+    )
+    expect(record.corrections).toEqual([
+      { where: 'chunk@0', field: 'usage.prompt_tokens', from: 200, to: 5200, times: 3000 },
+      { where: 'chunk@0', field: 'usage.prompt_tokens_details.cached_tokens', from: null, to: 5000, times: 3000 },
+    ])
+    expect(record.correctionsOmitted).toBeUndefined()
+    expect(record.usage).toMatchObject({ input: 200, cacheRead: 5000, output: 3000 })
+    const rewritten = output
+      .toString()
+      .split('\n\n')
+      .filter((event) => event.includes('"prompt_tokens":5200'))
+    expect(rewritten).toHaveLength(3000)
+  })
+
+  it('lists at most MAX_CORRECTIONS distinct changes and counts the rest, still rewriting every chunk', () => {
+    // total_tokens without the cache: its fix differs on every chunk.
+    const { record, output } = inspect(
+      continuous(500, (i) => 200 + i + 1),
+      { path: '/v1/chat/completions' },
+    )
+    expect(record.corrections).toHaveLength(MAX_CORRECTIONS)
+    const totals = record.corrections.filter((c) => c.field === 'usage.total_tokens')
+    const others = record.corrections.length - totals.length
+    expect(record.correctionsOmitted).toBe(500 - totals.length)
+    expect(others).toBe(2) // the two fixes made on every chunk, listed once each
+    expect(totals[0]).toEqual({ where: 'chunk@0', field: 'usage.total_tokens', from: 201, to: 5201 })
+    expect(output.toString()).toContain('"total_tokens":5700')
+  })
+})

@@ -98,6 +98,8 @@ export interface ProcessorResult {
   /** The response reached its end marker (a stop reason, a terminal event, `[DONE]`). */
   ended: boolean
   corrections: Correction[]
+  /** Corrections made but not listed in `corrections` (past MAX_CORRECTIONS distinct ones). */
+  correctionsOmitted: number
   error: string | undefined
   passthrough: { reason: string; atByte: number } | undefined
   /** Usage events that were read but could not be rewritten (too large to hold). */
@@ -140,6 +142,13 @@ export interface Processor {
 }
 
 const EMPTY = new Uint8Array(0)
+
+/**
+ * The distinct corrections a response lists. Repeats of the same change collapse into one (`times`), so a
+ * stream that repeats its usage block on every chunk (vLLM's continuous usage, Gemini) lists each fix
+ * once; past this many distinct ones (a value that differs on every chunk), the rest are only counted.
+ */
+export const MAX_CORRECTIONS = 64
 
 const tapLabels = new Map<string, string>()
 
@@ -262,6 +271,9 @@ class UsageProcessor implements Processor, EventSink {
   private error: string | undefined
   // Made when first needed: most responses have none, and this object is made per response.
   private corrections: Correction[] | undefined
+  // The last correction listed for each field, which a repeat of the same change adds to.
+  private lastCorrections: Map<string, Correction> | undefined
+  private correctionsOmitted = 0
   private unrewritten: ProcessorResult['unrewritten'] | undefined
   private failure: ProcessorResult['passthrough']
   private bytesIn = 0
@@ -581,10 +593,27 @@ class UsageProcessor implements Processor, EventSink {
     const spliced =
       block.path.length === 0 ? spliceMembers(data, block.native, after) : spliceMember(data, block.path, after)
     if (spliced === undefined) return undefined
-    ;(this.corrections ??= []).push(...changes)
+    this.correct(changes)
     const out = framer.encode(buf, start, end, decoded, wrapped ? this.reader!.wrap!(decoded.data, spliced) : spliced)
     this.outDelta += out.length - (end - start)
     return out
+  }
+
+  /** Lists the changes one rewrite made: a repeat of the change listed last for its field adds to it. */
+  private correct(changes: Correction[]): void {
+    const list = (this.corrections ??= [])
+    const last = (this.lastCorrections ??= new Map())
+    for (const change of changes) {
+      const before = last.get(change.field)
+      if (before !== undefined && before.from === change.from && before.to === change.to) {
+        before.times = (before.times ?? 1) + 1
+      } else if (list.length < MAX_CORRECTIONS) {
+        list.push(change)
+        last.set(change.field, change)
+      } else {
+        this.correctionsOmitted++
+      }
+    }
   }
 
   /** JSON.parse, or what it gave for the same payload since the hold began; a scout keeps what it parses. */
@@ -825,7 +854,9 @@ class UsageProcessor implements Processor, EventSink {
       streaming: this.kind !== undefined && this.kind !== 'json',
       final: this.final_,
       ended: this.ended,
-      corrections: this.corrections ? [...this.corrections] : [],
+      // Copies: a listed correction still counts the repeats that come after.
+      corrections: this.corrections ? this.corrections.map((correction) => ({ ...correction })) : [],
+      correctionsOmitted: this.correctionsOmitted,
       error: this.error,
       passthrough: this.failure,
       unrewritten: this.unrewritten ? [...this.unrewritten] : [],

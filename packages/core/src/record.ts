@@ -23,6 +23,11 @@ export interface Correction {
   /** The value the upstream sent; `null` when the field was absent. */
   from: number | null
   to: number
+  /**
+   * The same change (this field, from this value to this one) was made in this many events, `where` the
+   * first of them: a stream that repeats its usage block on every chunk lists each fix once. Absent for one.
+   */
+  times?: number
 }
 
 /** The five canonical buckets, always numbers in a record (unknown counts as 0; `sources` says which were unknown). */
@@ -64,6 +69,8 @@ export interface UsageRecord {
   /** True when the response carried its final usage block (a truncated stream has only partial usage). */
   final: boolean
   corrections: Correction[]
+  /** Corrections made but not listed, past the first 64 distinct ones of a response; absent for none. */
+  correctionsOmitted?: number
   timing: { firstByteMs: number | null; totalMs: number }
   /** Set when the body (or its rest, from `atByte` on) was forwarded untouched, with the reason. */
   passthrough?: { reason: string; atByte: number }

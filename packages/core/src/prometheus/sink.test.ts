@@ -139,6 +139,21 @@ describe('prometheusSink', () => {
     expect(await sample(registry, 'usagewire_corrections_total', { field: 'usage.cache_read_input_tokens' })).toBe(1)
   })
 
+  it('counts a change listed once for many events as many rewrites of its field', async () => {
+    const registry = new Registry()
+    const sink = prometheusSink({ registry })
+    sink.write(
+      record({
+        corrections: [
+          { where: 'chunk@0', field: 'usage.prompt_tokens', from: 200, to: 5200, times: 3000 },
+          { where: 'chunk@0', field: 'usage.total_tokens', from: 201, to: 5201 },
+        ],
+      }),
+    )
+    expect(await sample(registry, 'usagewire_corrections_total', { field: 'usage.prompt_tokens' })).toBe(3000)
+    expect(await sample(registry, 'usagewire_corrections_total', { field: 'usage.total_tokens' })).toBe(1)
+  })
+
   it('observes time to first byte and duration in seconds', async () => {
     const registry = new Registry()
     const sink = prometheusSink({ registry })

@@ -306,7 +306,7 @@ export function prometheusSink(options: PrometheusSinkOptions = {}): PrometheusS
         const field = guard.value('field', String(correction.field))
         let entry = set.corrections.get(field)
         if (!entry) set.corrections.set(field, (entry = corrections.entry(key + SEP + field, { ...labels, field })))
-        entry.value += 1
+        entry.value += typeof correction.times === 'number' && correction.times > 1 ? correction.times : 1
       }
 
       const firstByteMs = record.timing?.firstByteMs
