@@ -15,6 +15,8 @@ import Fastify4 from 'fastify4'
 import fastifyProxy from '@fastify/http-proxy'
 import fastify4Proxy from 'fastify4-http-proxy'
 import Koa from 'koa'
+import compress from 'koa-compress'
+import zlib from 'node:zlib'
 import { usagewire as fastifyUsagewire, type UsageRecord } from '@usagewire/fastify'
 import { usagewire as koaUsagewire } from '@usagewire/koa'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -257,6 +259,60 @@ describe.each(FASTIFY)('%s over HTTP/2 with @fastify/http-proxy to an HTTP/1.1 p
     expect(deltaUsage(res.body)).toEqual(FIXED)
     await waitFor(() => records.length === 1, 'the first record')
     expect(records[0]).toMatchObject({ status: 'complete', final: true })
+
+    await cancelAfterFirstBytes(origin, '/v1/messages')
+    await waitFor(() => records.length === 2, 'the second record')
+    expect(records[1]!.status).toBe('aborted')
+  })
+})
+
+describe.each(KOAS)('%s over HTTP/2 behind koa-compress', (_, KoaClass) => {
+  /** A gzip-accepting request; what the client decoded, and in how many pieces it arrived. */
+  async function gzipped(origin: string): Promise<{ encoding: unknown; text: string; pieces: number }> {
+    const session = http2.connect(origin)
+    try {
+      return await new Promise((resolve, reject) => {
+        const req = session.request({ ':method': 'POST', ':path': '/v1/messages', 'accept-encoding': 'gzip' })
+        const gunzip = zlib.createGunzip()
+        let encoding: unknown
+        let text = ''
+        let pieces = 0
+        gunzip.on('data', (data: Buffer) => {
+          text += data.toString()
+          pieces++
+        })
+        gunzip.on('end', () => resolve({ encoding, text, pieces }))
+        req.on('response', (headers) => (encoding = headers['content-encoding']))
+        req.on('error', reject)
+        req.pipe(gunzip)
+        req.end('{"model":"claude-x","stream":true}')
+      })
+    } finally {
+      session.close()
+    }
+  }
+
+  it('sends the rewritten stream compressed, event by event, and a reset by the client is aborted', async () => {
+    const records: UsageRecord[] = []
+    const app = new KoaClass()
+    app.on('error', () => {}) // Koa reports the client's reset as "Premature close"; the record tells it
+    app.use(compress({ threshold: 0, gzip: { flush: zlib.constants.Z_SYNC_FLUSH } }))
+    app.use(koaUsagewire({ onUsage: (record) => void records.push(record) }))
+    app.use(async (ctx) => {
+      ctx.type = 'text/event-stream'
+      ctx.body = Readable.from(slowEvents())
+    })
+    const server = http2.createServer(app.callback())
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    closers.push(() => new Promise((resolve) => server.close(resolve)))
+    const origin = `http://127.0.0.1:${(server.address() as { port: number }).port}`
+
+    const res = await gzipped(origin)
+    expect(res.encoding).toBe('gzip')
+    expect(deltaUsage(res.text)).toEqual(FIXED)
+    expect(res.pieces).toBe(EVENTS.length) // one flush per event: none waits in the compressor
+    await waitFor(() => records.length === 1, 'the first record')
+    expect(records[0]!.status).toBe('complete')
 
     await cancelAfterFirstBytes(origin, '/v1/messages')
     await waitFor(() => records.length === 2, 'the second record')
