@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import type { RecordUsage } from '../record.js'
-import { createPricer, matchModel, validatePrices } from './price.js'
+import { createPricer, matchModel, memo, validatePrices } from './price.js'
 import { DEFAULT_PRICES, PRICES_AS_OF } from './table.js'
 
 const usage = (parts: Partial<RecordUsage>): RecordUsage => ({
@@ -181,5 +181,24 @@ describe('the prices option', () => {
   it('the default table is valid and every entry has its as-of date', () => {
     expect(() => validatePrices({ table: DEFAULT_PRICES })).not.toThrow()
     for (const entry of Object.values(DEFAULT_PRICES)) expect(entry.asOf).toMatch(/^\d{4}-\d{2}-\d{2}$/)
+  })
+})
+
+describe('the model memo', () => {
+  it('holds at most its size, and answers the same after starting over', () => {
+    let calls = 0
+    const keyOf = memo(4, (model: string) => (calls++, matchModel(model, keys)))
+    expect(keyOf('gpt-4o-2024-08-06')).toBe('gpt-4o')
+    expect(keyOf('gpt-4o-2024-08-06')).toBe('gpt-4o')
+    expect(calls).toBe(1)
+    for (let i = 0; i < 50; i++) keyOf(`ft:gpt-4o:org:custom:${i}`)
+    expect(keyOf.size()).toBeLessThanOrEqual(4)
+    expect(keyOf('gpt-4o-2024-08-06')).toBe('gpt-4o')
+  })
+
+  it('a pricer fed ever new model names still prices a known one', () => {
+    const pricer = createPricer(undefined)!
+    for (let i = 0; i < 3000; i++) pricer(`made-up-model-${i}`, usage({ input: 1 }))
+    expect(pricer('claude-sonnet-4-5', usage({ input: 1_000_000 }))?.total).toBeGreaterThan(0)
   })
 })

@@ -94,16 +94,35 @@ export function priceUsage(usage: RecordUsage, entry: PriceEntry, model: string)
 }
 
 /** The pricer the `prices` option asks for, or undefined when cost is off. Options are checked before. */
+/**
+ * Model names whose price entry is remembered; past this many the memo starts over. Model names come from
+ * clients and upstreams: a gateway that meets ever new ones (fine-tune ids, a client that makes them up)
+ * must not keep each for good.
+ */
+export const MODEL_CACHE_SIZE = 1024
+
+/** `fn`, remembering its answers for at most `size` arguments at a time; `size()` tells how many it holds. */
+export function memo<T>(size: number, fn: (key: string) => T): ((key: string) => T) & { readonly size: () => number } {
+  const answers = new Map<string, T>()
+  const remembered = (key: string): T => {
+    if (answers.has(key)) return answers.get(key) as T
+    if (answers.size >= size) answers.clear()
+    const answer = fn(key)
+    answers.set(key, answer)
+    return answer
+  }
+  return Object.assign(remembered, { size: () => answers.size })
+}
+
 export function createPricer(option: PricesOption | undefined): Pricer | undefined {
   if (option === false) return undefined
   const table: PriceTable = { ...(option?.table ?? DEFAULT_PRICES), ...option?.extend }
   const entries = new Map(Object.entries(table).map(([key, entry]) => [key.toLowerCase(), entry] as const))
   const keys = new Set(entries.keys())
-  const cache = new Map<string, string | undefined>()
+  const keyOf = memo(MODEL_CACHE_SIZE, (model: string) => matchModel(model, keys))
   return (model, usage) => {
     if (model === null || model === '') return undefined
-    if (!cache.has(model)) cache.set(model, matchModel(model, keys))
-    const key = cache.get(model)
+    const key = keyOf(model)
     return key === undefined ? undefined : priceUsage(usage, entries.get(key)!, key)
   }
 }
