@@ -5,6 +5,7 @@
  * `Expect: 100-continue` (curl and libcurl send it for large bodies).
  */
 import http from 'node:http'
+import zlib from 'node:zlib'
 import { startProxy, type UsageRecord } from '@usagewire/proxy'
 import { afterEach, describe, expect, it } from 'vitest'
 import { listen, shut, waitFor, within } from '../express/helpers.js'
@@ -71,7 +72,11 @@ async function sidecar(target: string, provider: string, records: UsageRecord[] 
 }
 
 /** A gateway that passes client `x-` headers on to the provider, re-streams its text and drops its usage. */
-function forwardingGateway(providerUrl: () => string, attempts = 1): http.RequestListener {
+function forwardingGateway(
+  providerUrl: () => string,
+  attempts = 1,
+  headers: Record<string, string> = {},
+): http.RequestListener {
   return async (req, res) => {
     const chunks: Buffer[] = []
     for await (const chunk of req) chunks.push(chunk as Buffer)
@@ -79,7 +84,7 @@ function forwardingGateway(providerUrl: () => string, attempts = 1): http.Reques
     for (let attempt = 0; attempt < attempts; attempt++) {
       const response = await fetch(`${providerUrl()}/v1/messages`, {
         method: 'POST',
-        headers: { 'content-type': 'application/json', ...(forwarded as Record<string, string>) },
+        headers: { 'content-type': 'application/json', ...headers, ...(forwarded as Record<string, string>) },
         body: Buffer.concat(chunks),
       })
       const text = await response.text()
@@ -155,6 +160,31 @@ describe('the sidecar, provider-facing', () => {
     const record = await waitFor(() => records[0], 'the record')
     expect(record.correlation).toEqual({ by: 'header' })
     expect(record.usage).toMatchObject({ input: 1234, output: 56 })
+  })
+
+  it('a gateway that accepts zstd: the provider is asked only for codings the sidecar reads', async () => {
+    const accepted: Array<string | undefined> = []
+    const provider = await server((req, res) => {
+      accepted.push(req.headers['accept-encoding'])
+      req.resume()
+      req.on('end', () => {
+        // A provider answers in any coding the request accepts; zstd is one Node 20 cannot decode.
+        const zstd = /zstd/.test(req.headers['accept-encoding'] ?? '')
+        res.writeHead(200, { 'content-type': 'text/event-stream', 'content-encoding': zstd ? 'zstd' : 'gzip' })
+        res.end(zstd ? Buffer.from('not zstd at all') : zlib.gzipSync(sse(1234, 56).join('')))
+      })
+    })
+    let providerUrl = ''
+    const records: UsageRecord[] = []
+    const gateway = forwardingGateway(() => providerUrl, 1, { 'accept-encoding': 'gzip, zstd;q=1.0' })
+    const proxy = await sidecar(await server(gateway), provider, records)
+    providerUrl = proxy.providerUrl!
+    const seen = await post(`${proxy.url}/v1/messages`)
+    expect(seen.status).toBe(200)
+    expect(accepted).toEqual(['gzip'])
+    const record = await waitFor(() => records[0], 'the record')
+    expect(record.usage).toMatchObject({ input: 1234, output: 56 })
+    expect(record.sources.input).toMatch(/^tap:/)
   })
 })
 

@@ -6,7 +6,7 @@ import { createProxyMiddleware } from 'http-proxy-middleware'
 import { Registry } from 'prom-client'
 import type { UpstreamTap, UsageRecord, UsagewireOptions } from '@usagewire/core'
 import { metricsHandler, prometheusSink } from '@usagewire/core/prometheus'
-import { exchangeOf } from '@usagewire/core/node'
+import { exchangeOf, narrowAcceptEncoding } from '@usagewire/core/node'
 import { usagewire } from '@usagewire/http-proxy-middleware'
 import { Correlator, STRATEGIES, type Strategy } from './correlate.js'
 import { Reading } from './reading.js'
@@ -283,6 +283,8 @@ export async function startProxy(options: ProxyOptions): Promise<Sidecar> {
       // signature), not sent to the provider.
       delete req.headers[header]
       dropAnsweredExpect(req)
+      // The provider's answer is read here: it must come in a coding the sidecar decodes.
+      narrowAcceptEncoding(req)
       calls.set(req, { reading, tap: correlator!.call(reading, typeof id === 'string' ? id : undefined) })
       res.once('close', () => {
         const call = calls.get(req)

@@ -315,46 +315,73 @@ export const UPSTREAM_ERRORS: Scenario[] = ERRORS.map(([label, status, path, jso
 // ---------------------------------------------------------------------------------------------------------
 // Compressed upstreams
 
-export const ENCODINGS: Scenario[] = (['gzip', 'br', 'deflate'] as const satisfies readonly Encoding[]).flatMap(
-  (encoding) => [
-    {
-      name: `${encoding} upstream, SSE flushed per event: valid bytes, the usage fixed inside`,
-      async run(rig: Rig) {
-        const url = await rig.gateway()
-        const events = ZEROING_ANTHROPIC()
-        rig.upstream.reply = () => ({ headers: SSE_HEADERS, encoding, chunks: events })
-        const id = rig.id()
-        const res = await rawRequest(`${url}/v1/messages`, post(id, { stream: true }, ACCEPT_ALL))
-        expect(res.status).toBe(200)
-        expectHonestLength(res)
-        const expected = oracle(events.join(''), '/v1/messages', 'text/event-stream')
-        expectBytes(decodeBody(res), expected.output, 'decoded body')
-        const delta = parseSse(decodeBody(res).toString('utf8')).find((e) => e.name === 'message_delta')!
-        expect(JSON.parse(delta.data).usage).toEqual(TRUE_ANTHROPIC)
-        const record = await rig.record(id)
-        expect(record).toMatchObject(COMPLETE)
-        expect(record.passthrough).toBeUndefined()
-        expect(record.usage).toEqual(TRUE_ANTHROPIC_RECORD)
-        expectRecordAsOracle(record, expected.record)
-      },
+const CODINGS: Scenario[] = (['gzip', 'br', 'deflate'] as const satisfies readonly Encoding[]).flatMap((encoding) => [
+  {
+    name: `${encoding} upstream, SSE flushed per event: valid bytes, the usage fixed inside`,
+    async run(rig: Rig) {
+      const url = await rig.gateway()
+      const events = ZEROING_ANTHROPIC()
+      rig.upstream.reply = () => ({ headers: SSE_HEADERS, encoding, chunks: events })
+      const id = rig.id()
+      const res = await rawRequest(`${url}/v1/messages`, post(id, { stream: true }, ACCEPT_ALL))
+      expect(res.status).toBe(200)
+      expectHonestLength(res)
+      const expected = oracle(events.join(''), '/v1/messages', 'text/event-stream')
+      expectBytes(decodeBody(res), expected.output, 'decoded body')
+      const delta = parseSse(decodeBody(res).toString('utf8')).find((e) => e.name === 'message_delta')!
+      expect(JSON.parse(delta.data).usage).toEqual(TRUE_ANTHROPIC)
+      const record = await rig.record(id)
+      expect(record).toMatchObject(COMPLETE)
+      expect(record.passthrough).toBeUndefined()
+      expect(record.usage).toEqual(TRUE_ANTHROPIC_RECORD)
+      expectRecordAsOracle(record, expected.record)
     },
-    {
-      name: `${encoding} upstream, JSON with a Content-Length: valid bytes, the usage fixed, the length true`,
-      async run(rig: Rig) {
-        const url = await rig.gateway()
-        const sent = JSON.stringify(chatCompletion(TRANSLATED_CHAT))
-        rig.upstream.reply = () => ({ headers: JSON_HEADERS, encoding, body: sent })
-        const id = rig.id()
-        const res = await rawRequest(`${url}/v1/chat/completions`, post(id, {}, ACCEPT_ALL))
-        expect(res.status).toBe(200)
-        expect(res.headers['content-length']).toBe(String(res.body.length))
-        const expected = oracle(sent, '/v1/chat/completions', 'application/json')
-        expectBytes(decodeBody(res), expected.output, 'decoded body')
-        expect(JSON.parse(decodeBody(res).toString('utf8')).usage).toMatchObject(TRUE_CHAT)
-        const record = await rig.record(id)
-        expect(record.usage).toEqual(TRUE_CHAT_RECORD)
-        expectRecordAsOracle(record, expected.record)
-      },
+  },
+  {
+    name: `${encoding} upstream, JSON with a Content-Length: valid bytes, the usage fixed, the length true`,
+    async run(rig: Rig) {
+      const url = await rig.gateway()
+      const sent = JSON.stringify(chatCompletion(TRANSLATED_CHAT))
+      rig.upstream.reply = () => ({ headers: JSON_HEADERS, encoding, body: sent })
+      const id = rig.id()
+      const res = await rawRequest(`${url}/v1/chat/completions`, post(id, {}, ACCEPT_ALL))
+      expect(res.status).toBe(200)
+      expect(res.headers['content-length']).toBe(String(res.body.length))
+      const expected = oracle(sent, '/v1/chat/completions', 'application/json')
+      expectBytes(decodeBody(res), expected.output, 'decoded body')
+      expect(JSON.parse(decodeBody(res).toString('utf8')).usage).toMatchObject(TRUE_CHAT)
+      const record = await rig.record(id)
+      expect(record.usage).toEqual(TRUE_CHAT_RECORD)
+      expectRecordAsOracle(record, expected.record)
     },
-  ],
-)
+  },
+])
+
+export const ENCODINGS: Scenario[] = [
+  ...CODINGS,
+  {
+    name: 'a client that accepts zstd: the provider is asked only for codings usagewire reads, and the usage is fixed',
+    async run(rig: Rig) {
+      const url = await rig.gateway()
+      const events = ZEROING_ANTHROPIC()
+      // A provider answers in any coding the request accepts; zstd is one Node 20 cannot decode.
+      rig.upstream.reply = (req) =>
+        String(req.headers['accept-encoding']).includes('zstd')
+          ? { headers: { ...SSE_HEADERS, 'content-encoding': 'zstd' }, chunks: [randomBytes(64).toString('latin1')] }
+          : { headers: SSE_HEADERS, encoding: 'gzip', chunks: events }
+      const id = rig.id()
+      const res = await rawRequest(
+        `${url}/v1/messages`,
+        post(id, { stream: true }, { 'accept-encoding': 'gzip, deflate, br, zstd' }),
+      )
+      expect(res.status).toBe(200)
+      expect(rig.upstream.request(id)!.headers['accept-encoding']).toBe('gzip, deflate, br')
+      const expected = oracle(events.join(''), '/v1/messages', 'text/event-stream')
+      expectBytes(decodeBody(res), expected.output, 'decoded body')
+      const record = await rig.record(id)
+      expect(record).toMatchObject(COMPLETE)
+      expect(record.passthrough).toBeUndefined()
+      expect(record.usage).toEqual(TRUE_ANTHROPIC_RECORD)
+    },
+  },
+]

@@ -1,3 +1,4 @@
+import type { IncomingHttpHeaders } from 'node:http'
 import type { Transform } from 'node:stream'
 import zlib from 'node:zlib'
 
@@ -25,3 +26,54 @@ export function createDecoder(encoding: string): Transform | undefined {
 
 /** The content encodings `createDecoder` handles. */
 export const NODE_DECODERS: readonly string[] = ['gzip', 'x-gzip', 'deflate', 'br']
+
+/**
+ * An `Accept-Encoding` narrowed to the codings usagewire decodes, or undefined when it names no other.
+ * A provider answers with any coding the request accepts, and one usagewire cannot decode (`zstd`, which
+ * Claude Code, curl and httpx with zstandard ask for) would leave the response unread: its usage lost.
+ * Codings usagewire reads keep their order and weights; `*` and every other coding go; a header left
+ * with none asks for `identity`. The client gets the body identity-encoded whenever usagewire decoded
+ * it (docs/transport.md#content-encoding), so it loses nothing it would have received.
+ */
+export function readableAcceptEncoding(
+  header: string,
+  decoders: readonly string[] = NODE_DECODERS,
+): string | undefined {
+  const kept: string[] = []
+  let dropped = false
+  for (const item of header.split(',')) {
+    const text = item.trim()
+    if (text === '') continue
+    const semicolon = text.indexOf(';')
+    const coding = (semicolon === -1 ? text : text.slice(0, semicolon)).trim().toLowerCase()
+    if (coding === 'identity' || decoders.includes(coding)) kept.push(text)
+    else dropped = true
+  }
+  if (!dropped) return undefined
+  return kept.length > 0 ? kept.join(', ') : 'identity'
+}
+
+/**
+ * True when the request is signed over its `Accept-Encoding` (AWS SigV4 signs every header it is given,
+ * HTTP Message Signatures name theirs): changing the header would break the signature.
+ */
+function signsAcceptEncoding(headers: IncomingHttpHeaders, url: string | undefined): boolean {
+  const authorization = headers.authorization
+  if (typeof authorization === 'string' && /^AWS4-/i.test(authorization)) {
+    return /SignedHeaders=[^,\s]*\baccept-encoding\b/i.test(authorization)
+  }
+  const input = headers['signature-input']
+  if (input !== undefined && /"accept-encoding"/i.test(String(input))) return true
+  return url !== undefined && /X-Amz-SignedHeaders=[^&]*accept-encoding/i.test(url)
+}
+
+/**
+ * Narrows the `Accept-Encoding` of a request usagewire meters, before the gateway forwards it
+ * ({@link readableAcceptEncoding}); a request signed over the header keeps it.
+ */
+export function narrowAcceptEncoding(req: { headers: IncomingHttpHeaders; url?: string | undefined }): void {
+  const header = req.headers?.['accept-encoding'] // a stand-in for a request may have none
+  if (header === undefined || signsAcceptEncoding(req.headers, req.url)) return
+  const narrowed = readableAcceptEncoding(Array.isArray(header) ? header.join(', ') : header)
+  if (narrowed !== undefined) req.headers['accept-encoding'] = narrowed
+}

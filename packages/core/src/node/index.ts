@@ -9,7 +9,7 @@ export {
 export { carryBody, type Body, type HeldHead } from './carry.js'
 export { clientLeft, outcomeOf } from './ended.js'
 export { UsageTransform } from './stream.js'
-export { createDecoder, NODE_DECODERS } from './decode.js'
+export { createDecoder, narrowAcceptEncoding, NODE_DECODERS, readableAcceptEncoding } from './decode.js'
 export {
   currentExchange,
   observeIncoming,

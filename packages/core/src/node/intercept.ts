@@ -6,7 +6,7 @@ import type { Exchange, HeadDecision, Port } from '../exchange.js'
 import { isStreaming } from '../framing/index.js'
 import { createMeter, type Meter } from '../meter.js'
 import type { UsagewireOptions } from '../options.js'
-import { createDecoder, NODE_DECODERS } from './decode.js'
+import { createDecoder, narrowAcceptEncoding, NODE_DECODERS } from './decode.js'
 import { outcomeOf } from './ended.js'
 
 type Chunk = string | Uint8Array
@@ -44,10 +44,13 @@ export function exchangeOf(req: IncomingMessage): Exchange | undefined {
 
 /**
  * Makes `exchange` the one {@link exchangeOf} returns for `req`, for adapters that begin Exchanges with
- * their own meter (they need the {@link ResponseHandle} that `createInterceptor` keeps to itself).
+ * their own meter (they need the {@link ResponseHandle} that `createInterceptor` keeps to itself). The
+ * request is metered from here on, so its `Accept-Encoding` is narrowed to the codings usagewire reads
+ * ({@link narrowAcceptEncoding}) before the gateway forwards it.
  */
 export function attachExchange(req: IncomingMessage, exchange: Exchange): void {
   ;(req as Carrying)[EXCHANGE] = exchange
+  narrowAcceptEncoding(req)
 }
 
 /** A Node interceptor for every response of a server or framework built on node:http. */
@@ -63,7 +66,7 @@ export function createInterceptor(options: UsagewireOptions | Meter = {}): Inter
       headers: (name) => req.headers[name],
     })
     if (exchange) {
-      ;(req as Carrying)[EXCHANGE] = exchange
+      attachExchange(req, exchange)
       interceptResponse(exchange, res)
     }
     return exchange
