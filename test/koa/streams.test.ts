@@ -167,6 +167,10 @@ describe.each(KOAS)('%s: an upstream stream in ctx.body', (name, App) => {
     abort.abort()
     await expect(readAll(reader)).rejects.toThrow()
     expect(gw.records).toHaveLength(1)
+    // Reported as without usagewire, not again for the body usagewire hands Koa in its place: once by
+    // Koa 2, twice by Koa 3 (its `pipeline` callback, then the response it ended with the error).
+    expect(gw.errors).toHaveLength(name === 'Koa 2' ? 1 : 2)
+    for (const error of gw.errors) expect(error).toMatchObject({ message: 'socket hang up' })
   })
 
   it('the Anthropic SDK reads the fixed totals from a stream the gateway forwards', async () => {

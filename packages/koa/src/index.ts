@@ -78,6 +78,23 @@ function watchClient(res: ServerResponse, exchange: Exchange): void {
 }
 
 /**
+ * Koa 2 reports a body stream's failure through a listener its `body` setter adds to the stream. The
+ * source stream has that listener already, and the carried body fails with the source's own error: the
+ * second report of the same error is dropped, so Koa 2 reports it once, as without usagewire.
+ */
+function reportOnce(ctx: KoaContext): void {
+  const reporting = ctx as KoaContext & { onerror?: (this: unknown, error: unknown) => void }
+  const onerror = reporting.onerror
+  if (typeof onerror !== 'function') return
+  let reported: unknown
+  reporting.onerror = function (error) {
+    if (error != null && error === reported) return
+    reported = error
+    onerror.call(this, error)
+  }
+}
+
+/**
  * Hands Koa the carried stream. Koa drops Content-Length when one body stream replaces another, but a
  * whole (JSON) body carried as a stream keeps it: usagewire sets it to the new length before the first
  * byte leaves (docs/transport.md#content-length-and-etag). A stream of events (SSE, a streamed JSON
@@ -87,6 +104,7 @@ function sendStream(ctx: KoaContext, exchange: Exchange, carried: Readable): voi
   const res = ctx.res
   if (exchange.streaming) flushWhenCompressed(carried)
   watchClient(res, exchange)
+  if (!sendsWebBodies(ctx)) reportOnce(ctx)
   const length = res.getHeader('content-length')
   ctx.body = carried
   if (length !== undefined && !res.hasHeader('content-length')) ctx.set('content-length', String(length))
