@@ -80,7 +80,9 @@ export async function spawn(args: string[], opts: SpawnOptions = {}): Promise<Pr
   const dir = process.env.BENCH_CPU_PROF
   const name = opts.name ?? args.slice(0, 2).join('-')
   const prof = dir && !opts.wrapper ? ['--cpu-prof', `--cpu-prof-dir=${dir}/${name}`] : []
-  const nodeArgs = ['--import', 'tsx', '--expose-gc', ...(opts.nodeFlags ?? []), ...prof]
+  // BENCH_NODE_FLAGS='--trace-deopt …': more node flags for every child (bench/README.md, "Profiling").
+  const extra = process.env.BENCH_NODE_FLAGS?.split(' ').filter(Boolean) ?? []
+  const nodeArgs = ['--import', 'tsx', '--expose-gc', ...(opts.nodeFlags ?? []), ...prof, ...extra]
   const child = fork(opts.module ?? CHILD, args, {
     cwd: ROOT,
     ...(opts.wrapper
