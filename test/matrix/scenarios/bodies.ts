@@ -4,6 +4,7 @@
  * upstream HTTP errors, and gzip / br / deflate upstreams.
  */
 import http from 'node:http'
+import zlib from 'node:zlib'
 import { randomBytes } from 'node:crypto'
 import { expect } from 'vitest'
 import { ACCEPT_ALL, decodeBody, parseSse, rawRequest, sha256 } from '../client.js'
@@ -357,8 +358,54 @@ const CODINGS: Scenario[] = (['gzip', 'br', 'deflate'] as const satisfies readon
   },
 ])
 
+/** Deflate as servers send it: raw (no zlib header), and zlib-wrapped with a 512-byte window (CMF 0x18, not 0x78). */
+const DEFLATES = [
+  { name: 'raw deflate', encode: (raw: Buffer) => zlib.deflateRawSync(raw) },
+  { name: 'zlib deflate with a small window', encode: (raw: Buffer) => zlib.deflateSync(raw, { windowBits: 9 }) },
+]
+
 export const ENCODINGS: Scenario[] = [
   ...CODINGS,
+  ...DEFLATES.flatMap(({ name, encode }): Scenario[] => [
+    {
+      name: `${name} upstream, SSE, its first byte alone: the usage fixed inside`,
+      async run(rig: Rig) {
+        const url = await rig.gateway()
+        const events = ZEROING_ANTHROPIC()
+        const encoded = encode(Buffer.from(events.join('')))
+        rig.upstream.reply = () => ({
+          headers: { ...SSE_HEADERS, 'content-encoding': 'deflate' },
+          chunks: [encoded.subarray(0, 1), encoded.subarray(1, 40), encoded.subarray(40)],
+        })
+        const id = rig.id()
+        const res = await rawRequest(`${url}/v1/messages`, post(id, { stream: true }, ACCEPT_ALL))
+        expect(res.status).toBe(200)
+        const expected = oracle(events.join(''), '/v1/messages', 'text/event-stream')
+        expectBytes(decodeBody(res), expected.output, 'decoded body')
+        const record = await rig.record(id)
+        expect(record).toMatchObject(COMPLETE)
+        expect(record.passthrough).toBeUndefined()
+        expect(record.usage).toEqual(TRUE_ANTHROPIC_RECORD)
+      },
+    },
+    {
+      name: `${name} upstream, JSON with a Content-Length: the usage fixed, the length true`,
+      async run(rig: Rig) {
+        const url = await rig.gateway()
+        const sent = JSON.stringify(chatCompletion(TRANSLATED_CHAT))
+        const body = encode(Buffer.from(sent))
+        rig.upstream.reply = () => ({ headers: { ...JSON_HEADERS, 'content-encoding': 'deflate' }, body })
+        const id = rig.id()
+        const res = await rawRequest(`${url}/v1/chat/completions`, post(id, {}, ACCEPT_ALL))
+        expect(res.status).toBe(200)
+        expect(res.headers['content-length']).toBe(String(res.body.length))
+        expect(JSON.parse(decodeBody(res).toString('utf8')).usage).toMatchObject(TRUE_CHAT)
+        const record = await rig.record(id)
+        expect(record.passthrough).toBeUndefined()
+        expect(record.usage).toEqual(TRUE_CHAT_RECORD)
+      },
+    },
+  ]),
   {
     name: 'a client that accepts zstd: the provider is asked only for codings usagewire reads, and the usage is fixed',
     async run(rig: Rig) {

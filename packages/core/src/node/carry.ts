@@ -2,7 +2,7 @@ import { PassThrough, Readable } from 'node:stream'
 import zlib from 'node:zlib'
 import type { Exchange, HeaderLookup } from '../exchange.js'
 import { isStreaming } from '../framing/index.js'
-import { NODE_DECODERS } from './decode.js'
+import { inflateSync, NODE_DECODERS } from './decode.js'
 import { CarriedBody } from './stream.js'
 
 /**
@@ -38,7 +38,7 @@ function decodeSync(encoding: string, bytes: Buffer): Buffer {
     case 'br':
       return zlib.brotliDecompressSync(bytes)
     case 'deflate':
-      return zlib.inflateSync(bytes)
+      return inflateSync(bytes)
     default:
       return zlib.gunzipSync(bytes)
   }

@@ -1,5 +1,72 @@
+import type { Transform } from 'node:stream'
+import zlib from 'node:zlib'
 import { describe, expect, it } from 'vitest'
-import { narrowAcceptEncoding, readableAcceptEncoding } from './decode.js'
+import { createDecoder, inflateSync, narrowAcceptEncoding, opensZlib, readableAcceptEncoding } from './decode.js'
+
+/** Writes `pieces` to `decoder` one at a time, each after the one before was taken; resolves with the output. */
+async function decodeAll(decoder: Transform, pieces: Buffer[]): Promise<Buffer> {
+  const out: Buffer[] = []
+  decoder.on('data', (data: Buffer) => out.push(data))
+  const ended = new Promise<void>((resolve, reject) => {
+    decoder.once('end', resolve)
+    decoder.once('error', reject)
+  })
+  for (const piece of pieces) {
+    await Promise.race([new Promise<void>((resolve) => decoder.write(piece, () => resolve())), ended])
+  }
+  decoder.end()
+  await ended
+  return Buffer.concat(out)
+}
+
+const TEXT = Buffer.from('event: message_delta\ndata: {"usage":{"output_tokens":42}}\n\n'.repeat(50))
+const everyByte = (bytes: Buffer): Buffer[] => [...bytes].map((byte) => Buffer.of(byte))
+
+describe('deflate, zlib-wrapped or raw', () => {
+  it('tells a zlib header from raw deflate, whatever the window', () => {
+    for (const windowBits of [9, 10, 11, 12, 13, 14, 15]) {
+      const wrapped = zlib.deflateSync(TEXT, { windowBits })
+      expect(opensZlib(wrapped[0]!, wrapped[1]!)).toBe(true)
+    }
+    expect(opensZlib(0x78, 0x9c)).toBe(true)
+    expect(opensZlib(0x78, 0x9d)).toBe(false) // check bits wrong
+    expect(opensZlib(0x88, 0x1c)).toBe(false) // a window over 32 KiB
+    const raw = zlib.deflateRawSync(TEXT)
+    expect(opensZlib(raw[0]!, raw[1]!)).toBe(false)
+  })
+
+  it('decodes a stream of either kind, in one piece or a byte at a time', async () => {
+    for (const encoded of [
+      zlib.deflateSync(TEXT),
+      zlib.deflateSync(TEXT, { windowBits: 9 }),
+      zlib.deflateRawSync(TEXT),
+    ]) {
+      expect(await decodeAll(createDecoder('deflate')!, [encoded])).toEqual(TEXT)
+      expect(await decodeAll(createDecoder('deflate')!, everyByte(encoded))).toEqual(TEXT)
+    }
+  })
+
+  it('yields what a truncated stream holds, and fails on bytes that are not deflate', async () => {
+    const raw = zlib.deflateRawSync(TEXT)
+    const part = await decodeAll(createDecoder('deflate')!, [raw.subarray(0, raw.length >> 1)])
+    expect(part.length).toBeGreaterThan(0)
+    expect(TEXT.subarray(0, part.length)).toEqual(part)
+    await expect(
+      decodeAll(createDecoder('deflate')!, [Buffer.from('\xff\xff not deflate at all', 'latin1')]),
+    ).rejects.toThrow()
+  })
+
+  it('ends a body of no bytes, or of one', async () => {
+    expect(await decodeAll(createDecoder('deflate')!, [])).toEqual(Buffer.alloc(0))
+    expect(await decodeAll(createDecoder('deflate')!, [Buffer.of(0x03)])).toEqual(Buffer.alloc(0))
+  })
+
+  it('decodes a whole body of either kind', () => {
+    expect(inflateSync(zlib.deflateSync(TEXT))).toEqual(TEXT)
+    expect(inflateSync(zlib.deflateRawSync(TEXT))).toEqual(TEXT)
+    expect(() => inflateSync(Buffer.from('not deflate'))).toThrow()
+  })
+})
 
 describe('readableAcceptEncoding', () => {
   it('leaves a header that names only codings usagewire decodes', () => {

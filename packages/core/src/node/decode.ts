@@ -1,6 +1,64 @@
 import type { IncomingHttpHeaders } from 'node:http'
-import type { Transform } from 'node:stream'
+import { Transform, type TransformCallback } from 'node:stream'
 import zlib from 'node:zlib'
+
+const SYNC = { flush: zlib.constants.Z_SYNC_FLUSH, finishFlush: zlib.constants.Z_SYNC_FLUSH }
+
+/**
+ * True when two bytes open a zlib stream (RFC 1950): compression method 8, a window of at most 32 KiB,
+ * and the check bits. `Content-Encoding: deflate` means zlib-wrapped deflate (RFC 9110 §8.4.1.2), but
+ * some servers (older IIS and Apache among them) send raw deflate, which browsers, curl and node-fetch
+ * decode all the same; so does usagewire, telling the two apart by this header.
+ */
+export function opensZlib(first: number, second: number): boolean {
+  return (first & 0x0f) === 8 && first >> 4 <= 7 && ((first << 8) | second) % 31 === 0
+}
+
+/** `Content-Encoding: deflate`, zlib-wrapped or raw ({@link opensZlib}), decided on the body's first two bytes. */
+class Inflate extends Transform {
+  private inner: zlib.Inflate | zlib.InflateRaw | undefined
+  private head: Buffer | undefined
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    let bytes = chunk
+    if (this.inner === undefined) {
+      bytes = this.head === undefined ? chunk : Buffer.concat([this.head, chunk])
+      if (bytes.length < 2) {
+        this.head = bytes
+        return callback()
+      }
+      this.head = undefined
+      this.begin(opensZlib(bytes[0]!, bytes[1]!))
+    }
+    this.inner!.write(bytes, () => callback())
+  }
+
+  override _flush(callback: TransformCallback): void {
+    if (this.inner === undefined) {
+      this.begin(false) // a body of one byte (or none) has no zlib header
+      if (this.head !== undefined) this.inner!.write(this.head)
+    }
+    this.inner!.once('end', () => callback())
+    this.inner!.end()
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    this.inner?.destroy()
+    callback(error)
+  }
+
+  private begin(wrapped: boolean): void {
+    const inner = wrapped ? zlib.createInflate(SYNC) : zlib.createInflateRaw(SYNC)
+    inner.on('data', (data: Buffer) => this.push(data))
+    inner.on('error', (error) => this.destroy(error))
+    this.inner = inner
+  }
+}
+
+/** A whole `deflate` body decoded: zlib-wrapped or raw ({@link opensZlib}). */
+export function inflateSync(bytes: Buffer): Buffer {
+  return bytes.length >= 2 && opensZlib(bytes[0]!, bytes[1]!) ? zlib.inflateSync(bytes) : zlib.inflateRawSync(bytes)
+}
 
 /**
  * A streaming decoder for a response's content-encoding, or undefined when usagewire cannot decode it
@@ -11,9 +69,9 @@ export function createDecoder(encoding: string): Transform | undefined {
   switch (encoding) {
     case 'gzip':
     case 'x-gzip':
-      return zlib.createGunzip({ flush: zlib.constants.Z_SYNC_FLUSH, finishFlush: zlib.constants.Z_SYNC_FLUSH })
+      return zlib.createGunzip(SYNC)
     case 'deflate':
-      return zlib.createInflate({ flush: zlib.constants.Z_SYNC_FLUSH, finishFlush: zlib.constants.Z_SYNC_FLUSH })
+      return new Inflate()
     case 'br':
       return zlib.createBrotliDecompress({
         flush: zlib.constants.BROTLI_OPERATION_FLUSH,
