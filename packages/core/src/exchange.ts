@@ -1,6 +1,7 @@
 import { streamsJsonArray } from './dialects/registry.js'
 import type { DialectSpec } from './dialects/types.js'
 import { framingFor, isStreaming, type FramingKind } from './framing/index.js'
+import type { HeaderLookup } from './head.js'
 import { Ledger } from './ledger.js'
 import { warn, type Logger } from './log.js'
 import {
@@ -24,8 +25,7 @@ export const DEFAULT_MAX_HOLD_MS = 5000
 /** How long the upstream is read on after the client left (`onAbort: 'drain'`), by default (ms). */
 export const DEFAULT_MAX_DRAIN_MS = 30_000
 
-/** A header lookup: Node's `res.getHeader`, a Fetch `Headers#get`, Koa's `ctx.response.get`. */
-export type HeaderLookup = (name: string) => string | number | readonly string[] | null | undefined
+export type { HeaderLookup }
 
 /** What an adapter knows about the request when it begins an Exchange. */
 export interface RequestInfo {

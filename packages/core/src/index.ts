@@ -19,7 +19,7 @@ export {
   type ResponseHead,
 } from './exchange.js'
 export type { UsagewireOptions, Logger } from './options.js'
-export { UpstreamTap, type TapHead } from './tap.js'
+export { UpstreamTap, type TapHead, type TapOwner } from './tap.js'
 export { validateOptions } from './options.js'
 export type { Sink, SinkLike, SinkStats } from './sinks.js'
 export type {

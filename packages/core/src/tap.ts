@@ -1,8 +1,21 @@
 import type { DialectSpec } from './dialects/types.js'
-import type { Exchange, HeaderLookup, Hold } from './exchange.js'
+import type { HeaderLookup } from './head.js'
+import type { Ledger } from './ledger.js'
 import { framingFor } from './framing/index.js'
 import { streamsJsonArray } from './dialects/registry.js'
 import { createProcessor, type Processor } from './processor.js'
+
+/**
+ * What a tap needs of the Exchange it reads for (an Exchange is one): the ledger its usage enters, and
+ * word of what it read, so a final usage event waiting for it is released.
+ */
+export interface TapOwner {
+  readonly ledger: Ledger
+  /** The tap read bytes, or is over. */
+  tapped(): void
+  /** The tap is over; `final`: it read the provider's final usage. */
+  tapClosed(final: boolean): void
+}
 
 /** What a transport decides at the head of the provider's response: read it, and decode it first? */
 export type TapHead = { read: false } | { read: true; decode: string | undefined }
@@ -19,15 +32,16 @@ export type TapHead = { read: false } | { read: true; decode: string | undefined
  */
 export class UpstreamTap {
   private processor: Processor | undefined
-  private hold: Hold | undefined
+  private hold: { release(): void } | undefined
   private over = false
 
   constructor(
-    private readonly exchange: Exchange,
+    private readonly exchange: TapOwner,
     /** The provider path without its query string. */
     readonly route: string,
     private readonly dialect: DialectSpec | undefined,
-    hold: Hold,
+    /** The client-facing final usage event's wait for this tap (an Exchange's `Hold`). */
+    hold: { release(): void },
   ) {
     this.hold = hold
   }
