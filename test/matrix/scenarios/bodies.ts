@@ -407,28 +407,52 @@ export const ENCODINGS: Scenario[] = [
     },
   ]),
   {
-    name: 'a client that accepts zstd: the provider is asked only for codings usagewire reads, and the usage is fixed',
+    name: 'a client that accepts zstd: the provider answers in a coding usagewire reads, and the usage is fixed',
     async run(rig: Rig) {
       const url = await rig.gateway()
       const events = ZEROING_ANTHROPIC()
-      // A provider answers in any coding the request accepts; zstd is one Node 20 cannot decode.
+      // A provider answers in any coding the request accepts. Node 20 has no zstd at all: a body it is
+      // sent that way could not be read, so the request must not ask for one; where the runtime decodes
+      // zstd, the request asks for it and the body is read.
+      const zstdCompress = (zlib as unknown as { zstdCompressSync?: (raw: Buffer) => Buffer }).zstdCompressSync
       rig.upstream.reply = (req) =>
         String(req.headers['accept-encoding']).includes('zstd')
-          ? { headers: { ...SSE_HEADERS, 'content-encoding': 'zstd' }, chunks: [randomBytes(64).toString('latin1')] }
+          ? {
+              headers: { ...SSE_HEADERS, 'content-encoding': 'zstd' },
+              chunks: [zstdCompress ? zstdCompress(Buffer.from(events.join(''))) : randomBytes(64)],
+            }
           : { headers: SSE_HEADERS, encoding: 'gzip', chunks: events }
       const id = rig.id()
-      const res = await rawRequest(
-        `${url}/v1/messages`,
-        post(id, { stream: true }, { 'accept-encoding': 'gzip, deflate, br, zstd' }),
-      )
+      const accepted = 'gzip, deflate, br, zstd'
+      const res = await rawRequest(`${url}/v1/messages`, post(id, { stream: true }, { 'accept-encoding': accepted }))
       expect(res.status).toBe(200)
-      expect(rig.upstream.request(id)!.headers['accept-encoding']).toBe('gzip, deflate, br')
+      expect(rig.upstream.request(id)!.headers['accept-encoding']).toBe(zstdCompress ? accepted : 'gzip, deflate, br')
       const expected = oracle(events.join(''), '/v1/messages', 'text/event-stream')
       expectBytes(decodeBody(res), expected.output, 'decoded body')
       const record = await rig.record(id)
       expect(record).toMatchObject(COMPLETE)
       expect(record.passthrough).toBeUndefined()
       expect(record.usage).toEqual(TRUE_ANTHROPIC_RECORD)
+    },
+  },
+  {
+    name: 'a client that accepts zstd, JSON: the provider answers in a coding usagewire reads, the length true',
+    async run(rig: Rig) {
+      const url = await rig.gateway()
+      const sent = JSON.stringify(chatCompletion(TRANSLATED_CHAT))
+      const zstdCompress = (zlib as unknown as { zstdCompressSync?: (raw: Buffer) => Buffer }).zstdCompressSync
+      rig.upstream.reply = (req) =>
+        zstdCompress && String(req.headers['accept-encoding']).includes('zstd')
+          ? { headers: { ...JSON_HEADERS, 'content-encoding': 'zstd' }, body: zstdCompress(Buffer.from(sent)) }
+          : { headers: JSON_HEADERS, encoding: 'gzip', body: sent }
+      const id = rig.id()
+      const res = await rawRequest(`${url}/v1/chat/completions`, post(id, {}, { 'accept-encoding': 'zstd, gzip' }))
+      expect(res.status).toBe(200)
+      expect(res.headers['content-length']).toBe(String(res.body.length))
+      expect(JSON.parse(decodeBody(res).toString('utf8')).usage).toMatchObject(TRUE_CHAT)
+      const record = await rig.record(id)
+      expect(record.passthrough).toBeUndefined()
+      expect(record.usage).toEqual(TRUE_CHAT_RECORD)
     },
   },
 ]

@@ -2,7 +2,7 @@ import { PassThrough, Readable } from 'node:stream'
 import zlib from 'node:zlib'
 import type { Exchange, HeaderLookup } from '../exchange.js'
 import { isStreaming } from '../framing/index.js'
-import { inflateSync, NODE_DECODERS } from './decode.js'
+import { inflateSync, NODE_DECODERS, zstdDecompressSync } from './decode.js'
 import { CarriedBody } from './stream.js'
 
 /**
@@ -39,6 +39,8 @@ function decodeSync(encoding: string, bytes: Buffer): Buffer {
       return zlib.brotliDecompressSync(bytes)
     case 'deflate':
       return inflateSync(bytes)
+    case 'zstd':
+      return zstdDecompressSync(bytes)
     default:
       return zlib.gunzipSync(bytes)
   }

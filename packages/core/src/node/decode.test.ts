@@ -1,7 +1,21 @@
 import type { Transform } from 'node:stream'
 import zlib from 'node:zlib'
 import { describe, expect, it } from 'vitest'
-import { createDecoder, inflateSync, narrowAcceptEncoding, opensZlib, readableAcceptEncoding } from './decode.js'
+import {
+  createDecoder,
+  DECODES_ZSTD,
+  inflateSync,
+  narrowAcceptEncoding,
+  NODE_DECODERS,
+  opensZlib,
+  readableAcceptEncoding,
+  zstdDecompressSync,
+} from './decode.js'
+
+/** What Node 20 decodes: no zstd. */
+const NODE20 = ['gzip', 'x-gzip', 'deflate', 'br']
+/** zlib's zstd compressor, where the runtime has one. */
+const zstdCompressSync = (zlib as unknown as { zstdCompressSync?: (bytes: Buffer) => Buffer }).zstdCompressSync
 
 /** Writes `pieces` to `decoder` one at a time, each after the one before was taken; resolves with the output. */
 async function decodeAll(decoder: Transform, pieces: Buffer[]): Promise<Buffer> {
@@ -76,8 +90,8 @@ describe('readableAcceptEncoding', () => {
   })
 
   it('drops zstd, keeping the others in order with their weights', () => {
-    expect(readableAcceptEncoding('gzip, deflate, br, zstd')).toBe('gzip, deflate, br')
-    expect(readableAcceptEncoding('zstd;q=1.0, br;q=0.9, GZIP ; q=0.5')).toBe('br;q=0.9, GZIP ; q=0.5')
+    expect(readableAcceptEncoding('gzip, deflate, br, zstd', NODE20)).toBe('gzip, deflate, br')
+    expect(readableAcceptEncoding('zstd;q=1.0, br;q=0.9, GZIP ; q=0.5', NODE20)).toBe('br;q=0.9, GZIP ; q=0.5')
   })
 
   it('drops `*`, which would let the provider pick any coding', () => {
@@ -85,8 +99,13 @@ describe('readableAcceptEncoding', () => {
   })
 
   it('asks for identity when no coding it decodes is left', () => {
-    expect(readableAcceptEncoding('zstd')).toBe('identity')
-    expect(readableAcceptEncoding('zstd, compress, *')).toBe('identity')
+    expect(readableAcceptEncoding('zstd', NODE20)).toBe('identity')
+    expect(readableAcceptEncoding('zstd, compress, *', NODE20)).toBe('identity')
+  })
+
+  it('keeps zstd where the runtime decodes it, and drops it where it does not (Node 20)', () => {
+    expect(NODE_DECODERS.includes('zstd')).toBe(DECODES_ZSTD)
+    expect(readableAcceptEncoding('gzip, deflate, br, zstd')).toBe(DECODES_ZSTD ? undefined : 'gzip, deflate, br')
   })
 
   it('takes the decoders it is given', () => {
@@ -97,7 +116,7 @@ describe('readableAcceptEncoding', () => {
 
 describe('narrowAcceptEncoding', () => {
   it('narrows the request header in place', () => {
-    const req = { headers: { 'accept-encoding': 'gzip, deflate, br, zstd' }, url: '/v1/messages' }
+    const req = { headers: { 'accept-encoding': 'gzip, deflate, br, compress' }, url: '/v1/messages' }
     narrowAcceptEncoding(req)
     expect(req.headers['accept-encoding']).toBe('gzip, deflate, br')
   })
@@ -116,37 +135,53 @@ describe('narrowAcceptEncoding', () => {
     const authorization =
       'AWS4-HMAC-SHA256 Credential=AKID/20261201/us-east-1/bedrock/aws4_request, ' +
       'SignedHeaders=accept-encoding;content-type;host;x-amz-date, Signature=abc'
-    const req = { headers: { authorization, 'accept-encoding': 'gzip, zstd' } }
+    const req = { headers: { authorization, 'accept-encoding': 'gzip, compress' } }
     narrowAcceptEncoding(req)
-    expect(req.headers['accept-encoding']).toBe('gzip, zstd')
+    expect(req.headers['accept-encoding']).toBe('gzip, compress')
   })
 
   it('narrows a SigV4 request that did not sign the header', () => {
     const authorization =
       'AWS4-HMAC-SHA256 Credential=AKID/20261201/us-east-1/bedrock/aws4_request, ' +
       'SignedHeaders=content-type;host;x-amz-date, Signature=abc'
-    const req = { headers: { authorization, 'accept-encoding': 'gzip, zstd' } }
+    const req = { headers: { authorization, 'accept-encoding': 'gzip, compress' } }
     narrowAcceptEncoding(req)
     expect(req.headers['accept-encoding']).toBe('gzip')
   })
 
   it('leaves a header a presigned URL or an HTTP Message Signature covers', () => {
     const presigned = {
-      headers: { 'accept-encoding': 'zstd' },
+      headers: { 'accept-encoding': 'compress' },
       url: '/model/m/invoke?X-Amz-SignedHeaders=accept-encoding%3Bhost&X-Amz-Signature=abc',
     }
     narrowAcceptEncoding(presigned)
-    expect(presigned.headers['accept-encoding']).toBe('zstd')
+    expect(presigned.headers['accept-encoding']).toBe('compress')
     const signed = {
-      headers: { 'accept-encoding': 'br, zstd', 'signature-input': 'sig1=("@method" "accept-encoding");created=1' },
+      headers: { 'accept-encoding': 'br, compress', 'signature-input': 'sig1=("@method" "accept-encoding");created=1' },
     }
     narrowAcceptEncoding(signed)
-    expect(signed.headers['accept-encoding']).toBe('br, zstd')
+    expect(signed.headers['accept-encoding']).toBe('br, compress')
   })
 
   it('joins a header given as an array', () => {
-    const req = { headers: { 'accept-encoding': ['gzip', 'zstd'] as unknown as string } }
+    const req = { headers: { 'accept-encoding': ['gzip', 'compress'] as unknown as string } }
     narrowAcceptEncoding(req)
     expect(req.headers['accept-encoding']).toBe('gzip')
+  })
+})
+
+describe.runIf(DECODES_ZSTD)('zstd, where the runtime decodes it', () => {
+  it('decodes a stream in one piece or a byte at a time, and a whole body', async () => {
+    const encoded = zstdCompressSync!(TEXT)
+    expect(await decodeAll(createDecoder('zstd')!, [encoded])).toEqual(TEXT)
+    expect(await decodeAll(createDecoder('zstd')!, everyByte(encoded))).toEqual(TEXT)
+    expect(zstdDecompressSync(encoded)).toEqual(TEXT)
+  })
+})
+
+describe.runIf(!DECODES_ZSTD)('zstd, where the runtime has no decoder (Node 20)', () => {
+  it('is not decoded: the body passes untouched', () => {
+    expect(createDecoder('zstd')).toBeUndefined()
+    expect(() => zstdDecompressSync(Buffer.from('x'))).toThrow(/no zstd decoder/)
   })
 })

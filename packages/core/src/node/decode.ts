@@ -4,6 +4,16 @@ import zlib from 'node:zlib'
 
 const SYNC = { flush: zlib.constants.Z_SYNC_FLUSH, finishFlush: zlib.constants.Z_SYNC_FLUSH }
 
+/** zlib's zstd, where the runtime has it (Node 22.15 and 23.8 added it; Node 20 has none). */
+const zstd = zlib as unknown as {
+  createZstdDecompress?: () => Transform
+  zstdDecompressSync?: (bytes: Buffer) => Buffer
+}
+
+/** True when this runtime decodes `zstd` (`Content-Encoding: zstd`, RFC 8878). */
+export const DECODES_ZSTD =
+  typeof zstd.createZstdDecompress === 'function' && typeof zstd.zstdDecompressSync === 'function'
+
 /**
  * True when two bytes open a zlib stream (RFC 1950): compression method 8, a window of at most 32 KiB,
  * and the check bits. `Content-Encoding: deflate` means zlib-wrapped deflate (RFC 9110 §8.4.1.2), but
@@ -55,6 +65,12 @@ class Inflate extends Transform {
   }
 }
 
+/** A whole `zstd` body decoded; only where {@link DECODES_ZSTD}. */
+export function zstdDecompressSync(bytes: Buffer): Buffer {
+  if (!zstd.zstdDecompressSync) throw new Error('this runtime has no zstd decoder')
+  return zstd.zstdDecompressSync(bytes)
+}
+
 /** A whole `deflate` body decoded: zlib-wrapped or raw ({@link opensZlib}). */
 export function inflateSync(bytes: Buffer): Buffer {
   return bytes.length >= 2 && opensZlib(bytes[0]!, bytes[1]!) ? zlib.inflateSync(bytes) : zlib.inflateRawSync(bytes)
@@ -77,18 +93,21 @@ export function createDecoder(encoding: string): Transform | undefined {
         flush: zlib.constants.BROTLI_OPERATION_FLUSH,
         finishFlush: zlib.constants.BROTLI_OPERATION_FLUSH,
       })
+    case 'zstd':
+      return DECODES_ZSTD ? zstd.createZstdDecompress!() : undefined
     default:
       return undefined
   }
 }
 
-/** The content encodings `createDecoder` handles. */
-export const NODE_DECODERS: readonly string[] = ['gzip', 'x-gzip', 'deflate', 'br']
+/** The content encodings `createDecoder` handles: `zstd` too where the runtime decodes it. */
+export const NODE_DECODERS: readonly string[] = ['gzip', 'x-gzip', 'deflate', 'br', ...(DECODES_ZSTD ? ['zstd'] : [])]
 
 /**
  * An `Accept-Encoding` narrowed to the codings usagewire decodes, or undefined when it names no other.
- * A provider answers with any coding the request accepts, and one usagewire cannot decode (`zstd`, which
- * Claude Code, curl and httpx with zstandard ask for) would leave the response unread: its usage lost.
+ * A provider answers with any coding the request accepts, and one usagewire cannot decode (`zstd` on
+ * Node 20, which Claude Code, curl and httpx with zstandard ask for) would leave the response unread:
+ * its usage lost.
  * Codings usagewire reads keep their order and weights; `*` and every other coding go; a header left
  * with none asks for `identity`. The client gets the body identity-encoded whenever usagewire decoded
  * it (docs/transport.md#content-encoding), so it loses nothing it would have received.
