@@ -177,6 +177,28 @@ describe.runIf(DECODES_ZSTD)('zstd, where the runtime decodes it', () => {
     expect(await decodeAll(createDecoder('zstd')!, everyByte(encoded))).toEqual(TEXT)
     expect(zstdDecompressSync(encoded)).toEqual(TEXT)
   })
+
+  it('yields each event as soon as its compressed bytes arrived, from a compressor that flushes per event', async () => {
+    const compressor = (zlib as unknown as { createZstdCompress: () => zlib.Gzip }).createZstdCompress()
+    const flushed: Buffer[] = []
+    let pending: Buffer[] = []
+    compressor.on('data', (data: Buffer) => pending.push(data))
+    const events = ['event: a\ndata: {"n":1}\n\n', 'event: b\ndata: {"n":2}\n\n', 'event: c\ndata: {"n":3}\n\n']
+    for (const event of events) {
+      compressor.write(event)
+      await new Promise<void>((resolve) => compressor.flush(1 /* ZSTD_e_flush */, () => resolve()))
+      flushed.push(Buffer.concat(pending))
+      pending = []
+    }
+    const decoder = createDecoder('zstd')!
+    let out = ''
+    decoder.on('data', (data: Buffer) => (out += data.toString()))
+    for (let i = 0; i < events.length; i++) {
+      await new Promise<void>((resolve) => decoder.write(flushed[i], () => resolve()))
+      await new Promise((resolve) => setImmediate(resolve))
+      expect(out).toBe(events.slice(0, i + 1).join(''))
+    }
+  })
 })
 
 describe.runIf(!DECODES_ZSTD)('zstd, where the runtime has no decoder (Node 20)', () => {
