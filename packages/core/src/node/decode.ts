@@ -1,6 +1,9 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import { Transform, type TransformCallback } from 'node:stream'
 import zlib from 'node:zlib'
+import { opensZlib } from '../deflate.js'
+
+export { opensZlib }
 
 const SYNC = { flush: zlib.constants.Z_SYNC_FLUSH, finishFlush: zlib.constants.Z_SYNC_FLUSH }
 
@@ -13,16 +16,6 @@ const zstd = zlib as unknown as {
 /** True when this runtime decodes `zstd` (`Content-Encoding: zstd`, RFC 8878). */
 export const DECODES_ZSTD =
   typeof zstd.createZstdDecompress === 'function' && typeof zstd.zstdDecompressSync === 'function'
-
-/**
- * True when two bytes open a zlib stream (RFC 1950): compression method 8, a window of at most 32 KiB,
- * and the check bits. `Content-Encoding: deflate` means zlib-wrapped deflate (RFC 9110 §8.4.1.2), but
- * some servers (older IIS and Apache among them) send raw deflate, which browsers, curl and node-fetch
- * decode all the same; so does usagewire, telling the two apart by this header.
- */
-export function opensZlib(first: number, second: number): boolean {
-  return (first & 0x0f) === 8 && first >> 4 <= 7 && ((first << 8) | second) % 31 === 0
-}
 
 /** `Content-Encoding: deflate`, zlib-wrapped or raw ({@link opensZlib}), decided on the body's first two bytes. */
 class Inflate extends Transform {

@@ -1,4 +1,4 @@
-import { gzipSync } from 'node:zlib'
+import { deflateRawSync, deflateSync, gzipSync } from 'node:zlib'
 import { describe, expect, it } from 'vitest'
 import { createMeter } from '../meter.js'
 import type { UsageRecord } from '../record.js'
@@ -38,6 +38,28 @@ describe('the WHATWG carrier', () => {
     expect(response.headers.get('content-encoding')).toBeNull()
     expect(await response.text()).toContain(fixedDelta)
     expect(records[0]).toMatchObject({ status: 'complete', usage: { input: 7, cacheRead: 90, output: 4 } })
+  })
+
+  it('a deflate fetch Response is decoded whether zlib-wrapped or raw, however its first bytes arrive', async () => {
+    const raw = Buffer.from(body.join(''))
+    for (const encoded of [deflateSync(raw), deflateSync(raw, { windowBits: 9 }), deflateRawSync(raw)]) {
+      for (const pieces of [[encoded], [encoded.subarray(0, 1), encoded.subarray(1, 2), encoded.subarray(2)]]) {
+        const { exchange, records } = begin()
+        const source = new ReadableStream<Uint8Array>({
+          start(controller) {
+            for (const piece of pieces) controller.enqueue(new Uint8Array(piece))
+            controller.close()
+          },
+        })
+        const upstream = new Response(source, {
+          headers: { 'content-type': 'text/event-stream', 'content-encoding': 'deflate' },
+        })
+        const response = carryResponse(exchange, upstream)
+        expect(response.headers.get('content-encoding')).toBeNull()
+        expect(await response.text()).toContain(fixedDelta)
+        expect(records[0]).toMatchObject({ status: 'complete', usage: { input: 7, cacheRead: 90, output: 4 } })
+      }
+    }
   })
 
   it('a reader that cancels with a reason (an AbortSignal) left: aborted; a source that fails cut the body', async () => {

@@ -1,4 +1,5 @@
 import type { Carrier, Exchange, HeadDecision } from '../exchange.js'
+import { opensZlib } from '../deflate.js'
 import { describeError } from '../log.js'
 
 /** What a WHATWG carrier can decode: DecompressionStream's formats where the runtime has it. */
@@ -91,10 +92,8 @@ export function carryResponse(exchange: Exchange, response: Response): Response 
   headers.delete('etag')
   let failed: unknown
   let body = watched(response.body, (error) => (failed = error ?? new Error('the response body failed')))
-  if (decision.decode) {
-    const format = decision.decode === 'x-gzip' ? 'gzip' : (decision.decode as 'gzip' | 'deflate')
-    body = body.pipeThrough(new DecompressionStream(format) as unknown as TransformStream<Uint8Array, Uint8Array>)
-  }
+  if (decision.decode === 'deflate') body = inflated(body)
+  else if (decision.decode) body = body.pipeThrough(decompression('gzip'))
   return new Response(body.pipeThrough(usageTransformStream(exchange, { sourceError: () => failed })), {
     status: response.status,
     statusText: response.statusText,
@@ -126,4 +125,70 @@ function watched(source: ReadableStream<Uint8Array>, onError: (error: unknown) =
     },
     { highWaterMark: 0 },
   )
+}
+
+const decompression = (format: 'gzip' | 'deflate' | 'deflate-raw'): TransformStream<Uint8Array, Uint8Array> =>
+  new DecompressionStream(format) as unknown as TransformStream<Uint8Array, Uint8Array>
+
+/**
+ * A `deflate` body decoded, zlib-wrapped or raw, as its first two bytes tell (docs/transport.md#content-encoding):
+ * they are read before the decoder is chosen, then passed to it with the rest.
+ */
+function inflated(source: ReadableStream<Uint8Array>): ReadableStream<Uint8Array> {
+  const reader = source.getReader()
+  let decoded: ReadableStreamDefaultReader<Uint8Array> | undefined
+  const choose = async (): Promise<ReadableStreamDefaultReader<Uint8Array>> => {
+    const head: Uint8Array[] = []
+    let length = 0
+    let ended = false
+    while (length < 2) {
+      const next = await reader.read()
+      if (next.done) {
+        ended = true
+        break
+      }
+      head.push(next.value)
+      length += next.value.length
+    }
+    const first = head.length === 1 ? head[0]! : concat(head, length)
+    const replay = new ReadableStream<Uint8Array>(
+      {
+        start(controller) {
+          if (first.length > 0) controller.enqueue(first)
+          if (ended) controller.close()
+        },
+        async pull(controller) {
+          const next = await reader.read()
+          if (next.done) controller.close()
+          else controller.enqueue(next.value)
+        },
+        cancel: (reason) => reader.cancel(reason),
+      },
+      { highWaterMark: 0 },
+    )
+    const wrapped = first.length >= 2 && opensZlib(first[0]!, first[1]!)
+    return replay.pipeThrough(decompression(wrapped ? 'deflate' : 'deflate-raw')).getReader()
+  }
+  return new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        decoded ??= await choose()
+        const next = await decoded.read()
+        if (next.done) controller.close()
+        else controller.enqueue(next.value)
+      },
+      cancel: (reason) => (decoded ? decoded.cancel(reason) : reader.cancel(reason)),
+    },
+    { highWaterMark: 0 },
+  )
+}
+
+function concat(chunks: Uint8Array[], length: number): Uint8Array {
+  const out = new Uint8Array(length)
+  let at = 0
+  for (const chunk of chunks) {
+    out.set(chunk, at)
+    at += chunk.length
+  }
+  return out
 }
