@@ -108,6 +108,12 @@ describe('readableAcceptEncoding', () => {
     expect(readableAcceptEncoding('gzip, deflate, br, zstd')).toBe(DECODES_ZSTD ? undefined : 'gzip, deflate, br')
   })
 
+  it('asks for identity when what is left refuses everything (q=0)', () => {
+    expect(readableAcceptEncoding('identity;q=0, zstd', NODE20)).toBe('identity')
+    expect(readableAcceptEncoding('gzip; q=0.000, zstd', NODE20)).toBe('identity')
+    expect(readableAcceptEncoding('gzip;q=0, br;q=0.5, zstd', NODE20)).toBe('gzip;q=0, br;q=0.5')
+  })
+
   it('takes the decoders it is given', () => {
     expect(readableAcceptEncoding('gzip, zstd', ['gzip', 'zstd'])).toBeUndefined()
     expect(readableAcceptEncoding('gzip, br', ['gzip'])).toBe('gzip')

@@ -111,16 +111,27 @@ export function readableAcceptEncoding(
 ): string | undefined {
   const kept: string[] = []
   let dropped = false
+  let acceptable = false
   for (const item of header.split(',')) {
     const text = item.trim()
     if (text === '') continue
     const semicolon = text.indexOf(';')
     const coding = (semicolon === -1 ? text : text.slice(0, semicolon)).trim().toLowerCase()
-    if (coding === 'identity' || decoders.includes(coding)) kept.push(text)
-    else dropped = true
+    if (coding === 'identity' || decoders.includes(coding)) {
+      kept.push(text)
+      if (!refused(text, semicolon)) acceptable = true
+    } else dropped = true
   }
   if (!dropped) return undefined
-  return kept.length > 0 ? kept.join(', ') : 'identity'
+  // What is left must accept something: `identity;q=0` alone would leave the provider nothing to send.
+  return acceptable ? kept.join(', ') : 'identity'
+}
+
+/** True when a coding's weight is 0 (`gzip;q=0`, `br; q=0.000`): the client refuses it. */
+function refused(item: string, semicolon: number): boolean {
+  if (semicolon === -1) return false
+  const weight = /(?:^|;)\s*q\s*=\s*([0-9.]+)/i.exec(item.slice(semicolon))
+  return weight !== null && Number(weight[1]) === 0
 }
 
 /**
