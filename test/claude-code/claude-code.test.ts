@@ -3,13 +3,19 @@
  * (`claude_code.token.usage`, and the `usage` of its JSON result) are what a team's dashboards show.
  * An honest upstream proves the harness; a translating gateway in front of a Bedrock Converse provider
  * reproduces docs/peer-bugs.md row 1 (0 input on `message_start`, Claude Code reports 0 input), and
- * usagewire with the upstream tap makes Claude Code report the provider's true numbers.
+ * usagewire with the upstream tap makes Claude Code report the provider's true numbers. Claude Code
+ * accepts zstd: behind a gateway with usagewire, the provider is asked only for codings usagewire reads.
  */
+import http from 'node:http'
+import express from 'express'
+import { createProxyMiddleware } from 'http-proxy-middleware'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { tapUpstream } from '@usagewire/core/node'
+import type { UsageRecord } from '@usagewire/core'
+import { readableAcceptEncoding, tapUpstream } from '@usagewire/core/node'
+import { usagewire } from '@usagewire/express'
 import type { TrueUsage } from '../../examples/mock-upstream/types.js'
 import { jsonUsage, probeClaudeCode, runClaudeCode, type ClaudeCodeRun } from '../clients/claude-code.js'
-import { waitFor } from '../matrix/upstream.js'
+import { listen, shut, waitFor } from '../matrix/upstream.js'
 import { startMockAnthropic } from '../peers/mock-anthropic.js'
 import {
   startProvider,
@@ -57,6 +63,33 @@ describe.skipIf(!probe.ok)('Claude Code (the real binary) behind a gateway', () 
       expect(run.metrics).toEqual(REPORTED)
       expect(jsonUsage(run)).toEqual(REPORTED)
     } finally {
+      await upstream.close()
+    }
+  })
+
+  it('through an Express + http-proxy-middleware gateway with usagewire: the provider is asked only for codings usagewire reads', async () => {
+    const upstream = await startHonestUpstream({ ...TRUTH, reasoning: 0 })
+    const records: UsageRecord[] = []
+    let sent: string | undefined
+    const app = express()
+    app.use((req, _res, next) => {
+      sent = req.headers['accept-encoding']
+      next()
+    })
+    app.use(usagewire({ onUsage: (record) => void records.push(record) }))
+    app.use(createProxyMiddleware({ target: upstream.url, changeOrigin: true }))
+    const server = http.createServer(app)
+    try {
+      const run = await runClaudeCode({ baseUrl: await listen(server) })
+      expectSuccess(run)
+      expect(run.metrics).toEqual(REPORTED)
+      // Claude Code accepts zstd, which Node 20 cannot decode: the provider must not be asked for it there.
+      expect(sent).toMatch(/\bzstd\b/)
+      expect(upstream.requests[0]!.headers['accept-encoding']).toBe(readableAcceptEncoding(sent!) ?? sent)
+      await waitFor(() => records.length > 0, 'the usage record')
+      expect(records[0]!.usage).toMatchObject(TRUTH)
+    } finally {
+      await shut(server)
       await upstream.close()
     }
   })
