@@ -7,7 +7,7 @@ import http from 'node:http'
 import zlib from 'node:zlib'
 import { randomBytes } from 'node:crypto'
 import { expect } from 'vitest'
-import { ACCEPT_ALL, decodeBody, parseSse, rawRequest, sha256 } from '../client.js'
+import { ACCEPT_ALL, decodeBody, parseSse, rawRequest, sha256, type RawResponse } from '../client.js'
 import {
   COMPLETE,
   expectBytes,
@@ -358,6 +358,26 @@ const CODINGS: Scenario[] = (['gzip', 'br', 'deflate'] as const satisfies readon
   },
 ])
 
+/** usagewire read the encoded stream: the decoded body is the oracle's, the record holds the true usage. */
+async function expectReadAnthropic(rig: Rig, res: RawResponse, id: string, events: string[]): Promise<void> {
+  const expected = oracle(events.join(''), '/v1/messages', 'text/event-stream')
+  expectBytes(decodeBody(res), expected.output, 'decoded body')
+  const record = await rig.record(id)
+  expect(record).toMatchObject(COMPLETE)
+  expect(record.passthrough).toBeUndefined()
+  expect(record.usage).toEqual(TRUE_ANTHROPIC_RECORD)
+}
+
+/** usagewire read the encoded JSON: the body holds the true usage, its length is true, and so is the record. */
+async function expectReadChat(rig: Rig, res: RawResponse, id: string): Promise<void> {
+  expect(res.status).toBe(200)
+  expect(res.headers['content-length']).toBe(String(res.body.length))
+  expect(JSON.parse(decodeBody(res).toString('utf8')).usage).toMatchObject(TRUE_CHAT)
+  const record = await rig.record(id)
+  expect(record.passthrough).toBeUndefined()
+  expect(record.usage).toEqual(TRUE_CHAT_RECORD)
+}
+
 /** Deflate as servers send it: raw (no zlib header), and zlib-wrapped with a 512-byte window (CMF 0x18, not 0x78). */
 const DEFLATES = [
   { name: 'raw deflate', encode: (raw: Buffer) => zlib.deflateRawSync(raw) },
@@ -380,12 +400,7 @@ export const ENCODINGS: Scenario[] = [
         const id = rig.id()
         const res = await rawRequest(`${url}/v1/messages`, post(id, { stream: true }, ACCEPT_ALL))
         expect(res.status).toBe(200)
-        const expected = oracle(events.join(''), '/v1/messages', 'text/event-stream')
-        expectBytes(decodeBody(res), expected.output, 'decoded body')
-        const record = await rig.record(id)
-        expect(record).toMatchObject(COMPLETE)
-        expect(record.passthrough).toBeUndefined()
-        expect(record.usage).toEqual(TRUE_ANTHROPIC_RECORD)
+        await expectReadAnthropic(rig, res, id, events)
       },
     },
     {
@@ -397,12 +412,7 @@ export const ENCODINGS: Scenario[] = [
         rig.upstream.reply = () => ({ headers: { ...JSON_HEADERS, 'content-encoding': 'deflate' }, body })
         const id = rig.id()
         const res = await rawRequest(`${url}/v1/chat/completions`, post(id, {}, ACCEPT_ALL))
-        expect(res.status).toBe(200)
-        expect(res.headers['content-length']).toBe(String(res.body.length))
-        expect(JSON.parse(decodeBody(res).toString('utf8')).usage).toMatchObject(TRUE_CHAT)
-        const record = await rig.record(id)
-        expect(record.passthrough).toBeUndefined()
-        expect(record.usage).toEqual(TRUE_CHAT_RECORD)
+        await expectReadChat(rig, res, id)
       },
     },
   ]),
@@ -427,12 +437,7 @@ export const ENCODINGS: Scenario[] = [
       const res = await rawRequest(`${url}/v1/messages`, post(id, { stream: true }, { 'accept-encoding': accepted }))
       expect(res.status).toBe(200)
       expect(rig.upstream.request(id)!.headers['accept-encoding']).toBe(zstdCompress ? accepted : 'gzip, deflate, br')
-      const expected = oracle(events.join(''), '/v1/messages', 'text/event-stream')
-      expectBytes(decodeBody(res), expected.output, 'decoded body')
-      const record = await rig.record(id)
-      expect(record).toMatchObject(COMPLETE)
-      expect(record.passthrough).toBeUndefined()
-      expect(record.usage).toEqual(TRUE_ANTHROPIC_RECORD)
+      await expectReadAnthropic(rig, res, id, events)
     },
   },
   {
@@ -447,12 +452,7 @@ export const ENCODINGS: Scenario[] = [
           : { headers: JSON_HEADERS, encoding: 'gzip', body: sent }
       const id = rig.id()
       const res = await rawRequest(`${url}/v1/chat/completions`, post(id, {}, { 'accept-encoding': 'zstd, gzip' }))
-      expect(res.status).toBe(200)
-      expect(res.headers['content-length']).toBe(String(res.body.length))
-      expect(JSON.parse(decodeBody(res).toString('utf8')).usage).toMatchObject(TRUE_CHAT)
-      const record = await rig.record(id)
-      expect(record.passthrough).toBeUndefined()
-      expect(record.usage).toEqual(TRUE_CHAT_RECORD)
+      await expectReadChat(rig, res, id)
     },
   },
 ]
