@@ -154,7 +154,13 @@ function signsAcceptEncoding(headers: IncomingHttpHeaders, url: string | undefin
  */
 export function narrowAcceptEncoding(req: { headers: IncomingHttpHeaders; url?: string | undefined }): void {
   const header = req.headers?.['accept-encoding'] // a stand-in for a request may have none
-  if (header === undefined || signsAcceptEncoding(req.headers, req.url)) return
-  const narrowed = readableAcceptEncoding(Array.isArray(header) ? header.join(', ') : header)
-  if (narrowed !== undefined) req.headers['accept-encoding'] = narrowed
+  if (header === undefined) return
+  const text = Array.isArray(header) ? header.join(', ') : header
+  // A gateway's clients send a few headers over and over: the last one's answer is kept.
+  if (text !== last.header) last = { header: text, narrowed: readableAcceptEncoding(text) }
+  if (last.narrowed !== undefined && !signsAcceptEncoding(req.headers, req.url)) {
+    req.headers['accept-encoding'] = last.narrowed
+  }
 }
+
+let last: { header: string; narrowed: string | undefined } = { header: '', narrowed: undefined }
