@@ -1,4 +1,4 @@
-import type { ServerResponse } from 'node:http'
+import { ServerResponse } from 'node:http'
 import type { Outcome } from '../exchange.js'
 
 /**
@@ -14,8 +14,13 @@ interface H2Stream {
   readonly errored: (Error & { code?: string }) | null
 }
 
-/** The HTTP/2 stream under `res`, when `res` is an `Http2ServerResponse`. */
+/**
+ * The HTTP/2 stream under `res`, when `res` is an `Http2ServerResponse`. A node:http response is told by
+ * its class, not by reading `stream` off it: with Express every response has a shape of its own, and a
+ * read of a property it lacks walks its whole prototype chain.
+ */
 function h2Stream(res: ServerResponse): H2Stream | undefined {
+  if (res instanceof ServerResponse) return undefined
   const stream = (res as { stream?: unknown }).stream
   return typeof stream === 'object' && stream !== null && 'rstCode' in stream ? (stream as H2Stream) : undefined
 }

@@ -5,7 +5,7 @@ import { gzipSync } from 'node:zlib'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { UsageRecord } from '../record.js'
 import type { RouteRule } from '../routes.js'
-import { createInterceptor } from './intercept.js'
+import { createInterceptor, exchangeOf } from './intercept.js'
 import { chatBody } from './test-bodies.js'
 import { collected } from './test-gc.js'
 
@@ -187,6 +187,37 @@ describe('the Node response interceptor', () => {
     expect(JSON.parse(body.toString()).usage.prompt_tokens).toBe(1000)
     await waitFor(() => outer[0])
     await new Promise((r) => setTimeout(r, 20))
+    expect(outer).toHaveLength(1)
+    expect(inner).toHaveLength(0)
+  })
+
+  it('meters a request once, and exchangeOf finds it, when the first interception took the response with own methods', async () => {
+    // compression() mounted before usagewire wraps res.write: the first interceptor then puts own methods
+    // on res, and the second must still see the response metered, from its socket.
+    const outer: UsageRecord[] = []
+    const inner: UsageRecord[] = []
+    const first = createInterceptor({ onUsage: (r) => void outer.push(r) })
+    const second = createInterceptor({ onUsage: (r) => void inner.push(r) })
+    const found: boolean[] = []
+    const server = createServer((req, res) => {
+      const write = res.write
+      res.write = function (this: ServerResponse, ...args: unknown[]) {
+        return (write as (...a: unknown[]) => boolean).apply(this, args)
+      } as ServerResponse['write']
+      const exchange = first(req, res)
+      expect(exchange).toBeDefined()
+      expect(second(req, res)).toBeUndefined()
+      found.push(exchangeOf(req) === exchange)
+      res.setHeader('content-type', 'application/json')
+      res.end(chatBody)
+    })
+    await new Promise<void>((done) => server.listen(0, '127.0.0.1', done))
+    servers.push(server)
+    const { body } = await fetchRaw((server.address() as AddressInfo).port, '/v1/chat/completions')
+    expect(JSON.parse(body.toString()).usage.prompt_tokens).toBe(1000)
+    await waitFor(() => outer[0])
+    await new Promise((r) => setTimeout(r, 20))
+    expect(found).toEqual([true])
     expect(outer).toHaveLength(1)
     expect(inner).toHaveLength(0)
   })
@@ -462,29 +493,36 @@ describe('how a response is taken over (docs/architecture.md#intercepting-a-node
     await waitFor(() => records[0])
   })
 
-  it('finds the response it holds without reading its request on every write', async () => {
-    // A request's shape varies from gateway to gateway, so a read of the Exchange off it on every write
-    // is a megamorphic lookup; the hooks find the interception by the response instead.
+  it('finds the response it holds without touching its request, and moves the Exchange to it at the end', async () => {
+    // A request's shape varies from gateway to gateway (with Express, from request to request), so a
+    // property added to it, or read off it on every write, misses V8's caches; while the response is
+    // held the Exchange is found through the socket, and the request gets it once the response closed.
     const key = Symbol.for('usagewire.exchange')
-    const reads: number[] = []
+    const seen: Array<{ onRequest: unknown; found: boolean; reads: number }> = []
+    const after: Array<() => unknown> = []
     const { port, records } = await serve((req, res) => {
-      const exchange = (req as unknown as Record<symbol, unknown>)[key]
-      let count = 0
+      const onRequest = (req as unknown as Record<symbol, unknown>)[key]
+      let value: unknown
+      let reads = 0
       Object.defineProperty(req, key, {
         configurable: true,
-        get: () => (count++, exchange),
+        get: () => (reads++, value),
+        set: (v) => (value = v),
       })
+      const found = exchangeOf(req) !== undefined
       res.writeHead(200, { 'content-type': 'text/event-stream' })
       res.write(start)
       for (let i = 0; i < 20; i++) res.write(`event: ping\ndata: {"type":"ping"}\n\n`)
       res.end(sse({ output_tokens: 9 }))
-      reads.push(count)
+      seen.push({ onRequest, found, reads })
+      after.push(() => exchangeOf(req)?.record)
     })
     const { body } = await fetchRaw(port, '/v1/messages')
     expect(body.toString()).toContain('"output_tokens":9,"input_tokens":12')
-    expect(reads).toEqual([0])
+    expect(seen).toEqual([{ onRequest: undefined, found: true, reads: 0 }])
     const record = await waitFor(() => records[0])
     expect(record.usage).toMatchObject({ input: 12, output: 9 })
+    expect(await waitFor(() => after[0]!())).toBe(record)
   })
 
   it('lets go of a response it held once the response closed, though its connection stays open', async () => {

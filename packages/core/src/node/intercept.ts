@@ -1,5 +1,5 @@
 import { Buffer } from 'node:buffer'
-import { ServerResponse, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http'
+import { IncomingMessage, ServerResponse, type OutgoingHttpHeaders } from 'node:http'
 import { nextTick } from 'node:process'
 import type { Transform } from 'node:stream'
 import type { Exchange, HeadDecision, Port } from '../exchange.js'
@@ -25,13 +25,27 @@ export interface Interceptor {
 }
 
 /**
- * The Exchange rides on the request under a registered symbol, not in a WeakMap: a WeakMap entry per
- * request is an ephemeron the garbage collector must trace on every scavenge, measured at about 20 µs
- * of gateway CPU per request with 64 open (bench/README.md). The registered symbol is also the same in
- * every copy of usagewire a process loads, so two adapters never meter one request twice.
+ * Where the Exchange of a request is found (docs/architecture.md#intercepting-a-node-response). While
+ * node:http's interception holds the response, on the connection's socket, with the interception
+ * ({@link CARRIER}); otherwise on the request, under a registered symbol. Not in a WeakMap: a WeakMap
+ * entry per request is an ephemeron the garbage collector must trace on every scavenge, measured at
+ * about 20 µs of gateway CPU per request with 64 open (bench/README.md). Not on the request while the
+ * socket can carry it: Express gives every request an object shape of its own (its
+ * `Object.setPrototypeOf` leaves shapes V8 does not share), so each property added to one costs a new
+ * shape, and every later read of the request, by the router and the proxy too, misses V8's caches
+ * again. Both symbols are registered: the same in every copy of usagewire a process loads, so two
+ * adapters never meter one request twice.
  */
 const EXCHANGE = Symbol.for('usagewire.exchange')
 type Carrying = IncomingMessage & { [EXCHANGE]?: Exchange }
+
+const hasOwn = Object.hasOwn
+const protoOf = Object.getPrototypeOf as (value: object) => Record<PropertyKey, unknown> | null
+
+/** The socket of an HTTP/1 response that has one (HTTP/2's compatibility `socket` is a proxy, shared). */
+function socketOf(res: ServerResponse): CarrierSlot | null {
+  return res instanceof ServerResponse ? ((res.socket as CarrierSlot | null) ?? null) : null
+}
 
 /**
  * The Exchange of an LLM request usagewire intercepts: code that runs while the request is served (a
@@ -39,6 +53,10 @@ type Carrying = IncomingMessage & { [EXCHANGE]?: Exchange }
  * ledger or holds its final usage event here.
  */
 export function exchangeOf(req: IncomingMessage): Exchange | undefined {
+  if (req instanceof IncomingMessage) {
+    const held = (req.socket as CarrierSlot | null)?.[CARRIER]
+    if (held !== undefined && held.req === req) return held.exchange
+  }
   return (req as Carrying)[EXCHANGE]
 }
 
@@ -57,8 +75,13 @@ export function attachExchange(req: IncomingMessage, exchange: Exchange): void {
 export function createInterceptor(options: UsagewireOptions | Meter = {}): Interceptor {
   const meter = 'begin' in options ? options : createMeter(options)
   const intercept = (req: IncomingMessage, res: ServerResponse, url = req.url ?? '/', body?: unknown) => {
-    // Metered already, by a usagewire mounted before this one: one record per request.
-    if ((req as Carrying)[EXCHANGE]?.done === false) return undefined
+    // Metered already, by a usagewire mounted before this one: one record per request. An interception
+    // of a response that has its socket is on the socket; the request is read only where none can be.
+    const socket = socketOf(res)
+    const held = socket?.[CARRIER]
+    if (held !== undefined && held.res === res) {
+      if (held.exchange.done === false) return undefined
+    } else if (socket === null && (req as Carrying)[EXCHANGE]?.done === false) return undefined
     const exchange = meter.begin({
       method: req.method ?? 'GET',
       url,
@@ -66,12 +89,21 @@ export function createInterceptor(options: UsagewireOptions | Meter = {}): Inter
       headers: (name) => req.headers[name],
     })
     if (exchange) {
-      attachExchange(req, exchange)
-      interceptResponse(exchange, res)
+      narrowAcceptEncoding(req)
+      new Interception(exchange, res, req, socket)
     }
     return exchange
   }
   return Object.assign(intercept, { meter })
+}
+
+/**
+ * `compression()`'s `res.flush`, or null: an own property, or one of the prototype, whose shape is shared
+ * (a read of `res` itself misses V8's caches for every Express response, see writesThroughHooks).
+ */
+function flushOf(res: ServerResponse): (() => void) | null {
+  const flush = hasOwn(res, 'flush') ? (res as { flush?: unknown }).flush : protoOf(res)?.flush
+  return typeof flush === 'function' ? (flush as () => void) : null
 }
 
 const toBuffer = (chunk: Chunk, encoding?: BufferEncoding): Buffer =>
@@ -136,6 +168,8 @@ interface Methods {
 
 /** What the response hooks call on the interception that holds a response. */
 interface Carrier {
+  /** The request, where the Exchange is found through the socket rather than on the request. */
+  readonly req?: IncomingMessage | undefined
   readonly res: ServerResponse
   readonly exchange: Exchange
   onWriteHead(args: unknown[]): ServerResponse
@@ -229,6 +263,27 @@ export function interceptResponse(exchange: Exchange, res: ServerResponse): Resp
 }
 
 /**
+ * True when `res` writes through node:http's methods, that is through the hooks: nothing put methods of
+ * its own on it, and its prototype chain ends in the hooked ones. Read as own-property tests and reads
+ * of the prototype, whose shape is shared, not as reads of `res` itself: with Express each response
+ * has a shape of its own, and a read of it misses V8's caches (about 3,000 instructions each).
+ */
+function writesThroughHooks(res: ServerResponse, hooks: Methods): boolean {
+  const proto = protoOf(res)
+  return (
+    proto !== null &&
+    proto.write === hooks.write &&
+    proto.end === hooks.end &&
+    proto.writeHead === hooks.writeHead &&
+    proto.flushHeaders === hooks.flushHeaders &&
+    !hasOwn(res, 'write') &&
+    !hasOwn(res, 'end') &&
+    !hasOwn(res, 'writeHead') &&
+    !hasOwn(res, 'flushHeaders')
+  )
+}
+
+/**
  * One intercepted response. Like `compression()`, it decides at the first write, from the headers,
  * whether the response is one to rewrite (the Exchange decides; this only carries it out); when it is
  * not, it puts the original methods back and gets out of the way. A class, not a bundle of closures: one
@@ -259,33 +314,49 @@ class Interception implements Port, ResponseHandle, Carrier {
   private readonly hooked: boolean
   /** The socket the interception put itself on, to take itself off again once the response closed. */
   private socket: CarrierSlot | undefined
+  /**
+   * The request whose Exchange is found through the socket while the response is held (see
+   * {@link EXCHANGE}); undefined where the request carries it.
+   */
+  req: IncomingMessage | undefined
 
+  /**
+   * `req` and `socket` come from `createInterceptor`, which puts the Exchange on the socket, or on the
+   * request where the socket cannot carry it; without them the request carries it already
+   * ({@link attachExchange}) or not at all.
+   */
   constructor(
     readonly exchange: Exchange,
     readonly res: ServerResponse,
+    req?: IncomingMessage,
+    socket?: CarrierSlot | null,
   ) {
     const { hooks, original } = responseHooks()
+    const own = req !== undefined
+    if (!own) socket = socketOf(res)
     // The hooks hold a response only when nothing before usagewire put methods of its own on it (a
-    // compression() mounted earlier must still see the body after usagewire) and its request carries
-    // this Exchange; otherwise the response gets own methods, which wrap whatever it had.
+    // compression() mounted earlier must still see the body after usagewire) and the Exchange can be
+    // found from the response (its socket, or its request); otherwise the response gets own methods,
+    // which wrap whatever it had.
     this.hooked =
-      res.write === hooks.write &&
-      res.end === hooks.end &&
-      res.writeHead === hooks.writeHead &&
-      res.flushHeaders === hooks.flushHeaders &&
-      (res.req as Carrying | undefined)?.[EXCHANGE] === exchange &&
-      exchange.carrier === undefined
+      writesThroughHooks(res, hooks) &&
+      exchange.carrier === undefined &&
+      (own || (res.req as Carrying | undefined)?.[EXCHANGE] === exchange)
+    // The request carries the Exchange unless the socket does (a response not given its socket yet, as a
+    // pipelined one, or own methods that the hooks never see).
+    if (own && !(this.hooked && socket)) (req as Carrying)[EXCHANGE] = exchange
+    this.req = own && this.hooked && socket ? req : undefined
+    if (socket) {
+      // Also when not hooked: a second usagewire then sees the response is metered from its socket.
+      socket[CARRIER] = this
+      this.socket = socket
+    }
     if (this.hooked) {
       this.originalWriteHead = original.writeHead
       this.originalWrite = original.write
       this.originalEnd = original.end
       this.flushHeaders = original.flushHeaders
       exchange.carrier = this
-      const socket = res.socket as CarrierSlot | null
-      if (socket) {
-        socket[CARRIER] = this
-        this.socket = socket
-      }
     } else {
       this.originalWriteHead = res.writeHead as Loose<ServerResponse>
       this.originalWrite = res.write as Loose<boolean>
@@ -341,7 +412,7 @@ class Interception implements Port, ResponseHandle, Carrier {
       this.wireDecoder(this.decoder)
     }
     this.holdHead = !this.sse || this.decoder !== undefined
-    if (this.sse && res.hasHeader('content-length')) {
+    if (this.sse && res.getHeader('content-length') !== undefined) {
       res.removeHeader('content-length')
       keepFramed(res)
     }
@@ -403,7 +474,7 @@ class Interception implements Port, ResponseHandle, Carrier {
     if (cork) res.uncork()
     // `compression()` buffers in its zlib window until flushed: SSE must leave per event (docs/transport.md).
     if (this.sse && chunks.length > 0) {
-      this.flush ??= (res as { flush?: () => void }).flush ?? null
+      this.flush ??= flushOf(res)
       if (this.flush !== null) this.flush.call(res)
     }
     return wrote ? ok : !res.writableNeedDrain
@@ -562,11 +633,19 @@ class Interception implements Port, ResponseHandle, Carrier {
     return res
   }
 
-  /** Off its socket, unless the socket went on to a later response since. */
+  /**
+   * Off its socket, unless the socket went on to a later response since. An Exchange found through the
+   * socket moves to its request, for exchangeOf(req) from then on.
+   */
   private letGo(): void {
     const socket = this.socket
     this.socket = undefined
     if (socket?.[CARRIER] === this) socket[CARRIER] = undefined
+    const req = this.req
+    if (req !== undefined) {
+      this.req = undefined
+      ;(req as Carrying)[EXCHANGE] = this.exchange
+    }
   }
 
   private report(): void {
