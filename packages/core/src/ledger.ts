@@ -6,7 +6,8 @@ import { USAGE_FIELDS, type Usage, type UsageField, type UsageSources } from './
  */
 export type SourceKind = 'estimate' | 'stream' | 'tap'
 
-const RANK: Record<SourceKind, number> = { estimate: 0, stream: 1, tap: 2 }
+/** A source's rank, compared rather than looked up: a lookup by a varying key is a hash probe in V8. */
+const rankOf = (kind: SourceKind): number => (kind === 'tap' ? 2 : kind === 'stream' ? 1 : 0)
 
 interface Entry {
   value: number
@@ -53,18 +54,26 @@ export class Ledger {
         usage = this.restated(kind, usage)
       }
     }
-    const rank = RANK[kind]
-    for (let i = 0; i < FIELD_COUNT; i++) {
-      const field = USAGE_FIELDS[i]!
-      const value = usage[field]
-      if (value === undefined) continue
-      const known = this.slots[i]
-      if (known) {
-        if (RANK[known.kind] > rank) continue
-        if (known.kind === kind && value === 0 && known.value > 0) continue
-      }
-      this.slots[i] = { value, source: sources[field] ?? kind, kind }
+    // Field by field, by name: a loop over USAGE_FIELDS reads `usage[field]` with a key that changes at
+    // every turn, which V8 serves from a shared hash table (its megamorphic cache) at every read.
+    const rank = rankOf(kind)
+    this.put(INPUT, usage.input, sources.input, kind, rank)
+    this.put(CACHE_READ, usage.cacheRead, sources.cacheRead, kind, rank)
+    this.put(CACHE_WRITE, usage.cacheWrite, sources.cacheWrite, kind, rank)
+    this.put(WRITE_5M, usage.cacheWrite5m, sources.cacheWrite5m, kind, rank)
+    this.put(WRITE_1H, usage.cacheWrite1h, sources.cacheWrite1h, kind, rank)
+    this.put(OUTPUT, usage.output, sources.output, kind, rank)
+    this.put(REASONING, usage.reasoning, sources.reasoning, kind, rank)
+  }
+
+  private put(i: number, value: number | undefined, source: string | undefined, kind: SourceKind, rank: number): void {
+    if (value === undefined) return
+    const known = this.slots[i]
+    if (known) {
+      if (rankOf(known.kind) > rank) return
+      if (known.kind === kind && value === 0 && known.value > 0) return
     }
+    this.slots[i] = { value, source: source ?? kind, kind }
   }
 
   /** `value` is a 0 that `kind` states for slot `i` after it knew it to be more: "unknown", not 0. */
@@ -76,7 +85,7 @@ export class Ledger {
   /** `usage` without its prompt part when it restates the known prompt total, else with the cache cleared. */
   private restated(kind: SourceKind, usage: Usage): Usage {
     const input = this.slots[INPUT]
-    if (!input || RANK[input.kind] > RANK[kind]) return usage
+    if (!input || rankOf(input.kind) > rankOf(kind)) return usage
     const cacheRead = this.slots[CACHE_READ]?.value ?? 0
     const cacheWrite = this.slots[CACHE_WRITE]?.value ?? 0
     if (cacheRead + cacheWrite === 0) return usage
@@ -87,7 +96,7 @@ export class Ledger {
     // A new prompt total without a breakdown: the breakdown known belongs to another total.
     for (const i of PROMPT_PARTS) {
       const entry = this.slots[i]
-      if (entry && RANK[entry.kind] <= RANK[kind]) this.slots[i] = undefined
+      if (entry && rankOf(entry.kind) <= rankOf(kind)) this.slots[i] = undefined
     }
     return usage
   }
@@ -120,12 +129,20 @@ export class Ledger {
   }
 
   sources(): UsageSources {
+    // Written out as usage() is: a store by a varying key adds each property through V8's runtime.
     const sources: UsageSources = {}
+    const slots = this.slots
     const stale = this.staleSplit()
-    for (let i = 0; i < FIELD_COUNT; i++) {
-      const entry = this.slots[i]
-      if (entry && (!stale || (i !== WRITE_5M && i !== WRITE_1H))) sources[USAGE_FIELDS[i]!] = entry.source
+    let entry = slots[INPUT]
+    if (entry) sources.input = entry.source
+    if ((entry = slots[CACHE_READ])) sources.cacheRead = entry.source
+    if ((entry = slots[CACHE_WRITE])) sources.cacheWrite = entry.source
+    if (!stale) {
+      if ((entry = slots[WRITE_5M])) sources.cacheWrite5m = entry.source
+      if ((entry = slots[WRITE_1H])) sources.cacheWrite1h = entry.source
     }
+    if ((entry = slots[OUTPUT])) sources.output = entry.source
+    if ((entry = slots[REASONING])) sources.reasoning = entry.source
     return sources
   }
 
@@ -141,7 +158,6 @@ export class Ledger {
   }
 }
 
-const FIELD_COUNT = USAGE_FIELDS.length
 const INPUT = USAGE_FIELDS.indexOf('input')
 const CACHE_READ = USAGE_FIELDS.indexOf('cacheRead')
 const CACHE_WRITE = USAGE_FIELDS.indexOf('cacheWrite')
