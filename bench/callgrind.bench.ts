@@ -31,7 +31,7 @@ import {
   sizeGroups,
   SSE,
 } from './streams.js'
-import { fmt, type Row } from './table.js'
+import { fmt, median, type Row } from './table.js'
 
 export const RESULTS = fileURLToPath(new URL('./results/', import.meta.url))
 
@@ -255,14 +255,60 @@ export interface Breakdown {
   builtins: number
   node: number
   libs: number
+  /** The same instructions again, by what the code does (see COMPONENTS). */
+  parts: Record<Component, number>
+}
+
+/**
+ * What the instructions outside the JIT's code do, told by the function callgrind charges: the garbage
+ * collector, the optimizing compilers, V8's property lookups (inline-cache misses, the runtime's lookups
+ * and shape changes behind them: where a gateway whose objects change shape per request spends), JSON
+ * parsing, byte searches (`Buffer#indexOf`, memchr), and the rest. The JIT's own code is one part.
+ */
+export const COMPONENTS = ['jit', 'lookups', 'json', 'search', 'gc', 'compile', 'other'] as const
+export type Component = (typeof COMPONENTS)[number]
+
+const PART_OF: Array<[RegExp, Component]> = [
+  [
+    /Scaveng|MarkCompact|Marking|Sweep|Evacuat|RememberedSet|PointersUpdating|RecordMigrated|LiveObject|IteratePointers|BodyDescriptor|Heap::|SemiSpace|Pretenuring|GCTracer|StringTableCleaner|ClearWeak|FlushBytecode|IterateObjectCache|SizeFromMap|MinorGCJob|DefaultJobState|CancelableTask|RecordWrite/,
+    'gc',
+  ],
+  [/JsonParser|JsonString|InternalizeString|StringTable/, 'json'],
+  [/memchr|stringsearch|IndexOf/, 'search'],
+  [
+    /LookupIterator|IC_Miss|LoadIC|StoreIC|StubCache|MigrateToMap|DescriptorArray|ComputeHandler|FieldIndex|FetchValue|NumberOfFields|PrototypeIterator|MakePrototypesFast|FeedbackNexus|Map::|Transition/,
+    'lookups',
+  ],
+  [/compiler::|Turbofan|Maglev|Baseline|Compile|Deoptimiz|Bytecode/, 'compile'],
+]
+
+const PART_NAMES: Record<Component, string> = {
+  jit: 'JIT',
+  lookups: 'lookups',
+  json: 'JSON',
+  search: 'search',
+  gc: 'GC',
+  compile: 'compile',
+  other: 'other',
+}
+/** Parts that land in some windows and not in others: left out of the steady difference. */
+const UNSTEADY = new Set<Component>(['gc', 'compile'])
+const signed = (n: number) => `${n < 0 ? '−' : '+'}${fmt(Math.abs(n) / 1e3, 0)} K`
+
+const partOf = (fn: string): Component => {
+  for (const [pattern, part] of PART_OF) if (pattern.test(fn)) return part
+  return 'other'
 }
 
 export function readCallgrind(path: string): Breakdown {
   const text = readFileSync(path, 'utf8')
   const names = { ob: new Map<string, string>(), fn: new Map<string, string>() }
-  const out: Breakdown = { total: 0, jit: 0, builtins: 0, node: 0, libs: 0 }
+  const parts = Object.fromEntries(COMPONENTS.map((c) => [c, 0])) as Record<Component, number>
+  const out: Breakdown = { total: 0, jit: 0, builtins: 0, node: 0, libs: 0, parts }
+  const partCache = new Map<string, Component>()
   let ob = ''
   let fn = ''
+  let part: Component = 'other'
   let skipNext = false
   const name = (kind: 'ob' | 'fn', spec: string) => {
     const m = /^\((\d+)\)(?: (.*))?$/.exec(spec)
@@ -280,15 +326,23 @@ export function readCallgrind(path: string): Breakdown {
         continue
       }
       const ir = Number(line.slice(line.lastIndexOf(' ') + 1))
-      if (ob === '???' || ob === '') out.jit += ir
-      else if (/\/node$/.test(ob)) {
+      if (ob === '???' || ob === '') {
+        out.jit += ir
+        parts.jit += ir
+        continue
+      }
+      if (/\/node$/.test(ob)) {
         if (fn.startsWith('Builtins_')) out.builtins += ir
         else out.node += ir
       } else out.libs += ir
+      parts[part] += ir
     } else if (line.startsWith('ob=')) ob = name('ob', line.slice(3))
     else if (line.startsWith('cob=')) name('ob', line.slice(4))
-    else if (line.startsWith('fn=')) fn = name('fn', line.slice(3))
-    else if (line.startsWith('cfn=')) name('fn', line.slice(4))
+    else if (line.startsWith('fn=')) {
+      fn = name('fn', line.slice(3))
+      part = partCache.get(fn) ?? partOf(fn)
+      partCache.set(fn, part)
+    } else if (line.startsWith('cfn=')) name('fn', line.slice(4))
     else if (line.startsWith('calls=')) skipNext = true
     else if (line.startsWith('totals:')) totals = Number(line.slice(7).trim())
   }
@@ -370,20 +424,31 @@ const m = (n: number) => `${fmt(n / 1e6, 2)} M`
  * late TurboFan compile lands in one window of the seven and makes it the highest), all windows
  * together (those included, at their share), and the lowest and the highest window.
  */
-function summarize(c: Counted, perWindow: number): { median: Breakdown; all: number; low: number; high: number } {
+function summarize(
+  c: Counted,
+  perWindow: number,
+): { median: Breakdown; all: number; low: number; high: number; parts: Record<Component, number> } {
   const per = (w: Breakdown): Breakdown => ({
     total: w.total / perWindow,
     jit: w.jit / perWindow,
     builtins: w.builtins / perWindow,
     node: w.node / perWindow,
     libs: w.libs / perWindow,
+    parts: Object.fromEntries(COMPONENTS.map((k) => [k, w.parts[k] / perWindow])) as Record<Component, number>,
   })
-  const sorted = c.windows.map(per).sort((a, b) => a.total - b.total)
+  const windows = c.windows.map(per)
+  const sorted = [...windows].sort((a, b) => a.total - b.total)
   return {
     median: sorted[(sorted.length - 1) >> 1]!,
     all: c.windows.reduce((n, w) => n + w.total, 0) / c.responses,
     low: sorted[0]!.total,
     high: sorted.at(-1)!.total,
+    // Each component's own median over the windows: a collection or a compile that lands in a window
+    // moves its GC or compile part, not the others.
+    parts: Object.fromEntries(COMPONENTS.map((k) => [k, median(windows.map((w) => w.parts[k]))])) as Record<
+      Component,
+      number
+    >,
   }
 }
 
@@ -457,7 +522,12 @@ export async function callgrindBench(log: (line: string) => void, opts: Callgrin
   const u = summarize(usagewire, opts.perWindow)
   const ratio = u.median.total / b.median.total
   const delta = u.median.total - b.median.total
-  const d = (k: keyof Breakdown) => m(u.median[k] - b.median[k])
+  const d = (k: 'jit' | 'builtins' | 'node' | 'libs') => m(u.median[k] - b.median[k])
+  // The steady part of the difference: every component's median but the collector's and the compilers',
+  // which land in some windows and not in others.
+  const steadyOf = (p: Record<Component, number>) => COMPONENTS.reduce((n, k) => (UNSTEADY.has(k) ? n : n + p[k]), 0)
+  const bareSteady = steadyOf(b.parts)
+  const steady = steadyOf(u.parts) - bareSteady
   return [
     {
       id,
@@ -474,6 +544,8 @@ export async function callgrindBench(log: (line: string) => void, opts: Callgrin
         ratio,
         bareAllWindows: b.all,
         usagewireAllWindows: u.all,
+        bareParts: b.parts,
+        usagewireParts: u.parts,
       },
     },
     {
@@ -490,6 +562,14 @@ export async function callgrindBench(log: (line: string) => void, opts: Callgrin
       value: m(delta),
       baseline: `JIT ${d('jit')}, builtins ${d('builtins')}, node ${d('node')}, libs ${d('libs')}`,
       ratio: `${fmt(delta / up.events, 0)} Ir/event`,
+      result: 'info',
+    },
+    {
+      id: '',
+      what: '  usagewire − bare, by component (medians)',
+      value: m(steady),
+      baseline: COMPONENTS.map((k) => `${PART_NAMES[k]} ${signed(u.parts[k] - b.parts[k])}`).join(', '),
+      ratio: `steady ${fmt((bareSteady + steady) / bareSteady, 3)}×`,
       result: 'info',
     },
     {
