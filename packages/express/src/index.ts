@@ -1,5 +1,5 @@
 import type { UsagewireOptions } from '@usagewire/core'
-import { createInterceptor, runInExchange } from '@usagewire/core/node'
+import { createInterceptor, parsedBody, runInExchange } from '@usagewire/core/node'
 
 export { exchangeOf } from '@usagewire/core/node'
 import type { IncomingMessage, ServerResponse } from 'node:http'
@@ -35,7 +35,7 @@ export function usagewire(options: UsagewireOptions = {}): UsagewireMiddleware {
     try {
       // originalUrl keeps the mount path Express strips from req.url, so routes match the full path; a
       // body parsed before this middleware tells the model and whether a stream was asked for.
-      exchange = intercept(req, res, req.originalUrl ?? req.url, req.body)
+      exchange = intercept(req, res, req.originalUrl ?? req.url, parsedBody(req))
     } catch (error) {
       options.logger?.warn(`usagewire: could not wrap the response: ${(error as Error).message}`)
     }

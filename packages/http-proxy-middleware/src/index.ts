@@ -1,6 +1,6 @@
 import type { ClientRequest, IncomingMessage, ServerResponse } from 'node:http'
 import type { Exchange, UsagewireOptions } from '@usagewire/core'
-import { createInterceptor, exchangeOf, tapClientRequest, tapInstalled } from '@usagewire/core/node'
+import { createInterceptor, exchangeOf, parsedBody, tapClientRequest, tapInstalled } from '@usagewire/core/node'
 
 export { exchangeOf } from '@usagewire/core/node'
 export type { UsageRecord, UsagewireOptions, RouteRule, Logger, Dialect, Sink } from '@usagewire/core'
@@ -148,13 +148,14 @@ export function usagewire(options: UsagewireOptions = {}): UsagewirePlugin {
         if (!exchange) {
           // Express and connect strip a mount path from req.url and keep the client's path in originalUrl.
           const path = req.originalUrl ?? req.url
-          exchange = intercept(req, res, path, req.body)
+          const body = parsedBody(req)
+          exchange = intercept(req, res, path, body)
           // A pathRewrite that maps a gateway path onto a provider's (`/claude` → `/v1/messages`) shows the
           // LLM route only in the path sent upstream, which is req.url by now, after the target's own path.
-          if (!exchange && req.url !== undefined && req.url !== path) exchange = intercept(req, res, req.url, req.body)
+          if (!exchange && req.url !== undefined && req.url !== path) exchange = intercept(req, res, req.url, body)
           if (!exchange) {
             const upstreamPath = joinTargetPath(target, req.url)
-            if (upstreamPath !== undefined) exchange = intercept(req, res, upstreamPath, req.body)
+            if (upstreamPath !== undefined) exchange = intercept(req, res, upstreamPath, body)
           }
         }
         if (!exchange) return

@@ -3,6 +3,7 @@ export {
   createInterceptor,
   exchangeOf,
   interceptResponse,
+  parsedBody,
   type Interceptor,
   type ResponseHandle,
 } from './intercept.js'
