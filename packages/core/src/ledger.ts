@@ -72,6 +72,11 @@ export class Ledger {
     if (known) {
       if (rankOf(known.kind) > rank) return
       if (known.kind === kind && value === 0 && known.value > 0) return
+      // An entry is the ledger's alone: updated in place, not allocated again for every usage event.
+      known.value = value
+      known.source = source ?? kind
+      known.kind = kind
+      return
     }
     this.slots[i] = { value, source: source ?? kind, kind }
   }
