@@ -170,40 +170,18 @@ describe('the Node response interceptor', () => {
     expect(records.map((r) => r.status)).toEqual(['complete', 'complete'])
   })
 
-  it('meters a request once when two interceptors wrap it (usagewire mounted twice)', async () => {
-    const outer: UsageRecord[] = []
-    const inner: UsageRecord[] = []
-    const first = createInterceptor({ onUsage: (r) => void outer.push(r) })
-    const second = createInterceptor({ onUsage: (r) => void inner.push(r) })
-    const server = createServer((req, res) => {
-      expect(first(req, res)).toBeDefined()
-      expect(second(req, res)).toBeUndefined()
-      res.setHeader('content-type', 'application/json')
-      res.end(chatBody)
-    })
-    await new Promise<void>((done) => server.listen(0, '127.0.0.1', done))
-    servers.push(server)
-    const { body } = await fetchRaw((server.address() as AddressInfo).port, '/v1/chat/completions')
-    expect(JSON.parse(body.toString()).usage.prompt_tokens).toBe(1000)
-    await waitFor(() => outer[0])
-    await new Promise((r) => setTimeout(r, 20))
-    expect(outer).toHaveLength(1)
-    expect(inner).toHaveLength(0)
-  })
-
-  it('meters a request once, and exchangeOf finds it, when the first interception took the response with own methods', async () => {
-    // compression() mounted before usagewire wraps res.write: the first interceptor then puts own methods
-    // on res, and the second must still see the response metered, from its socket.
+  /**
+   * Two interceptors on every request, the first after `before(res)`: what each recorded, and whether
+   * exchangeOf(req) found the first one's Exchange.
+   */
+  async function twice(before: (res: ServerResponse) => void = () => {}) {
     const outer: UsageRecord[] = []
     const inner: UsageRecord[] = []
     const first = createInterceptor({ onUsage: (r) => void outer.push(r) })
     const second = createInterceptor({ onUsage: (r) => void inner.push(r) })
     const found: boolean[] = []
     const server = createServer((req, res) => {
-      const write = res.write
-      res.write = function (this: ServerResponse, ...args: unknown[]) {
-        return (write as (...a: unknown[]) => boolean).apply(this, args)
-      } as ServerResponse['write']
+      before(res)
       const exchange = first(req, res)
       expect(exchange).toBeDefined()
       expect(second(req, res)).toBeUndefined()
@@ -217,6 +195,25 @@ describe('the Node response interceptor', () => {
     expect(JSON.parse(body.toString()).usage.prompt_tokens).toBe(1000)
     await waitFor(() => outer[0])
     await new Promise((r) => setTimeout(r, 20))
+    return { outer, inner, found }
+  }
+
+  it('meters a request once when two interceptors wrap it (usagewire mounted twice)', async () => {
+    const { outer, inner, found } = await twice()
+    expect(found).toEqual([true])
+    expect(outer).toHaveLength(1)
+    expect(inner).toHaveLength(0)
+  })
+
+  it('meters a request once, and exchangeOf finds it, when the first interception took the response with own methods', async () => {
+    // compression() mounted before usagewire wraps res.write: the first interceptor then puts own methods
+    // on res, and the second must still see the response metered, from its socket.
+    const { outer, inner, found } = await twice((res) => {
+      const write = res.write
+      res.write = function (this: ServerResponse, ...args: unknown[]) {
+        return (write as (...a: unknown[]) => boolean).apply(this, args)
+      } as ServerResponse['write']
+    })
     expect(found).toEqual([true])
     expect(outer).toHaveLength(1)
     expect(inner).toHaveLength(0)
