@@ -484,7 +484,9 @@ class Interception implements Port, ResponseHandle, Carrier {
     if (cork) res.uncork()
     // `compression()` buffers in its zlib window until flushed: SSE must leave per event (docs/transport.md).
     if (this.sse && chunks.length > 0) {
-      this.flush ??= flushOf(res)
+      // Looked up at the first write only: null (none) must not read as "not looked up yet", as it did
+      // with `??=`, which looked again on every write.
+      if (this.flush === undefined) this.flush = flushOf(res)
       if (this.flush !== null) this.flush.call(res)
     }
     return wrote ? ok : !res.writableNeedDrain
