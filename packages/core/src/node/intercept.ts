@@ -354,8 +354,9 @@ class Interception implements Port, ResponseHandle, Carrier {
       (own || (res.req as Carrying | undefined)?.[EXCHANGE] === exchange)
     // The request carries the Exchange unless the socket does (a response not given its socket yet, as a
     // pipelined one, or own methods that the hooks never see).
-    if (own && !(this.hooked && socket)) (req as Carrying)[EXCHANGE] = exchange
-    this.req = own && this.hooked && socket ? req : undefined
+    const viaSocket = own && this.hooked && socket != null
+    if (own && !viaSocket) (req as Carrying)[EXCHANGE] = exchange
+    this.req = viaSocket ? req : undefined
     if (socket) {
       // Also when not hooked: a second usagewire then sees the response is metered from its socket.
       socket[CARRIER] = this
