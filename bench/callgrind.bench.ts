@@ -27,6 +27,7 @@ import {
   E2E_DELTAS,
   FIELD_DELTAS,
   FIELD_WRITE_BYTES,
+  E2E_WRITES,
   eventGroups,
   sizeGroups,
   SSE,
@@ -51,9 +52,10 @@ export interface CallgrindBenchOptions {
   /** false: the same requests with the gateways not under valgrind, and no counts (the smoke run). */
   valgrind: boolean
   /**
-   * `field`: a long response in ~1 KB writes (row 8); `e2e`: the end-to-end rows' 26 KB response, all of
-   * it in one write, as a gateway in front of a fast upstream reads it (row 8b), where the cost per
-   * request weighs most.
+   * `field`: a long response in ~1 KB writes (row 8); `e2e`: the end-to-end rows' 26 KB response in the
+   * upstream's 8 writes of whole events (row 8b), where the cost per request weighs most. A gateway gets
+   * each of them as a write of its own however fast it reads: node's HTTP parser hands the body on one
+   * chunked-encoding chunk at a time, and the proxy writes each one on.
    */
   shape: 'field' | 'e2e'
 }
@@ -141,7 +143,7 @@ const NUDGE_MS = 2000
 
 async function lockstepUpstream(shape: CallgrindBenchOptions['shape']): Promise<Lockstep> {
   const stream = anthropicBenchStream(shape === 'e2e' ? E2E_DELTAS : FIELD_DELTAS, 0)
-  const writes = shape === 'e2e' ? eventGroups(stream, 1) : sizeGroups(stream, FIELD_WRITE_BYTES)
+  const writes = shape === 'e2e' ? eventGroups(stream, E2E_WRITES) : sizeGroups(stream, FIELD_WRITE_BYTES)
   interface Flow {
     res?: http.ServerResponse
     plan: Buffer[]
@@ -459,7 +461,7 @@ export async function callgrindBench(log: (line: string) => void, opts: Callgrin
   const what = `gateway instructions per ${(up.bytes / 1024).toFixed(0)} KiB response`
   const expected = opts.windows * opts.perWindow
   log(
-    `  responses: ${up.bytes} B, ${up.events} events in ${up.writes.length} ${opts.shape === 'e2e' ? 'write' : `writes of ≤ ${FIELD_WRITE_BYTES} B`}, ` +
+    `  responses: ${up.bytes} B, ${up.events} events in ${up.writes.length} ${opts.shape === 'e2e' ? 'writes of whole events' : `writes of ≤ ${FIELD_WRITE_BYTES} B`}, ` +
       `lockstep with the client; ${opts.concurrency} in flight; per gateway ${opts.warmup.short} short + ${opts.warmup.full} full warm-up, then ` +
       `${opts.windows} counted windows of ${opts.perWindow}` +
       (opts.valgrind ? '' : '; not under valgrind (no counts)'),
