@@ -539,6 +539,55 @@ describe('quick needles: a chunk of many events is searched, not framed event by
       { numRuns: 300 },
     )
   })
+
+  it('anthropic: the same bytes and the same record as one event per chunk, named or not, whatever the text says', () => {
+    // Text that holds parts of the needles (`ge`, `ge_`, `rror`) and of the usage events' names.
+    const text = fc.constantFrom('usage ', 'budget ', 'message_ ', 'an "error" ', 'the "usage": {} ', 'hello ')
+    fc.assert(
+      fc.property(
+        fc.boolean(),
+        fc.array(text, { maxLength: 40 }),
+        fc.constantFrom(0, 25),
+        fc.option(fc.nat({ max: 40 }), { nil: undefined }),
+        fc.boolean(),
+        fc.array(fc.integer({ min: 512, max: 4096 }), { minLength: 1, maxLength: 4 }),
+        (named, words, input, errorAt, twoDeltas, cut) => {
+          const event = (type: string, data: object) => {
+            const json = JSON.stringify({ type, ...data })
+            return named ? `event: ${type}\ndata: ${json}\n\n` : `data: ${json}\n\n`
+          }
+          const usage = { input_tokens: input, cache_read_input_tokens: 800, output_tokens: 1 }
+          const events = [
+            event('message_start', {
+              message: { id: 'msg_1', type: 'message', role: 'assistant', model: 'claude-x', content: [], usage },
+            }),
+            event('content_block_start', { index: 0, content_block: { type: 'text', text: '' } }),
+          ]
+          words.forEach((word, i) => {
+            if (errorAt === i) events.push(event('error', { error: { type: 'overloaded_error', message: 'busy' } }))
+            events.push(event('content_block_delta', { index: 0, delta: { type: 'text_delta', text: word } }))
+          })
+          events.push(event('content_block_stop', { index: 0 }))
+          if (twoDeltas)
+            events.push(event('message_delta', { delta: { stop_reason: null }, usage: { output_tokens: 9 } }))
+          events.push(
+            event('message_delta', { delta: { stop_reason: 'end_turn' }, usage: { ...usage, output_tokens: 40 } }),
+          )
+          events.push(event('message_stop', {}))
+          const body = events.join('')
+          const path = '/v1/messages'
+          const one = inspect(body, { path, chunks: events.map((e) => Buffer.byteLength(e)) })
+          expect(one.record.usage.output).toBe(40)
+          for (const chunks of [undefined, cut]) {
+            const many = inspect(body, { path, ...(chunks && { chunks }) })
+            expect(many.output.equals(one.output)).toBe(true)
+            expect(comparableRecord(many.record)).toEqual(comparableRecord(one.record))
+          }
+        },
+      ),
+      { numRuns: 300 },
+    )
+  })
 })
 
 describe('event templates: a Chat stream reads the same whether its chunks match a template or not', () => {

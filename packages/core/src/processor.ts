@@ -17,8 +17,7 @@ import { EventTemplate } from './dialects/template.js'
 import { Ledger, type SourceKind } from './ledger.js'
 import type { Correction } from './record.js'
 import { isObject, type UsageSources } from './usage.js'
-import { Buffer } from './buffer.js'
-import { quickFind, quickSearches, type QuickSearch } from './dialects/bytes.js'
+import { Buffer, indexOf } from './buffer.js'
 
 export const DEFAULT_MAX_EVENT_BYTES = 1024 * 1024
 
@@ -253,7 +252,6 @@ class UsageProcessor implements Processor, EventSink {
   private quickChunk: Buffer | undefined
   private quickFor: readonly Buffer[] | undefined
   private quickHits: number[] = []
-  private quickSearches: readonly QuickSearch[] = []
   // Event templates (docs/architecture.md#event-templates): the spec's free strings while templates are
   // worth learning, the one learnt last, how many were learnt and how many events they passed.
   private freeStrings: ReadonlySet<string> | undefined
@@ -379,24 +377,22 @@ class UsageProcessor implements Processor, EventSink {
     ) {
       return -1
     }
-    // Each search's next place in this chunk is searched again only once the framer has passed it, so
-    // every search is one pass over the chunk however often the framer asks.
+    // Each needle's next place in this chunk is searched again only once the framer has passed it, so
+    // every needle is searched once per chunk however often the framer asks.
     let hits = this.quickHits
-    let searches = this.quickSearches
     if (needles !== this.quickFor) {
       this.quickFor = needles
       this.quickChunk = undefined
-      this.quickSearches = searches = quickSearches(needles)
-      this.quickHits = hits = searches.map(() => -2)
+      this.quickHits = hits = needles.map(() => -2)
     }
     if (chunk !== this.quickChunk) {
       this.quickChunk = chunk
       for (let i = 0; i < hits.length; i++) hits[i] = -2
     }
     let first = chunk.length
-    for (let i = 0; i < searches.length; i++) {
+    for (let i = 0; i < needles.length; i++) {
       let hit = hits[i]!
-      if (hit !== -1 && hit < start) hits[i] = hit = quickFind(chunk, searches[i]!, start)
+      if (hit !== -1 && hit < start) hits[i] = hit = indexOf.call(chunk, needles[i]!, start)
       if (hit !== -1 && hit < first) first = hit
     }
     return first

@@ -150,55 +150,6 @@ export class AnyOf {
 /** Byte strings for a dialect's quick test (`DialectSpec.quick`, `DialectReader.quick`), made once per module. */
 export const needles = (...strings: string[]): readonly Buffer[] => strings.map((text) => Buffer.from(text))
 
-/**
- * One search of a quick test: `prefix`, followed by one of `lasts` when there are several needles that
- * differ only in their last byte (`ge_` and `ge"` are searched as `ge` once, not twice: each search is a
- * pass over the whole chunk).
- */
-export interface QuickSearch {
-  readonly prefix: Buffer
-  readonly lasts: Uint8Array | undefined
-}
-
-const plans = new WeakMap<readonly Buffer[], readonly QuickSearch[]>()
-
-/** The searches that find a set of needles, made once per set. */
-export function quickSearches(set: readonly Buffer[]): readonly QuickSearch[] {
-  let plan = plans.get(set)
-  if (plan !== undefined) return plan
-  // Needles of three bytes or more, grouped by all but their last byte; shorter ones stand alone.
-  const groups = new Map<string, Buffer[]>()
-  for (const needle of set) {
-    const key = needle.length > 2 ? needle.toString('latin1', 0, needle.length - 1) : `\0${groups.size}`
-    groups.set(key, [...(groups.get(key) ?? []), needle])
-  }
-  plan = [...groups.values()].map((group): QuickSearch => {
-    const first = group[0]!
-    if (group.length === 1) return { prefix: first, lasts: undefined }
-    return { prefix: first.subarray(0, first.length - 1), lasts: Uint8Array.from(group, (n) => n[n.length - 1]!) }
-  })
-  plans.set(set, plan)
-  return plan
-}
-
-/**
- * Where `search` first matches in `buf` at or after `from`, or -1. A prefix that ends the buffer counts as
- * a match: the next byte is unknown, and a match only means the event there is framed and looked at.
- */
-export function quickFind(buf: Buffer, search: QuickSearch, from: number): number {
-  const { prefix, lasts } = search
-  for (;;) {
-    const at = indexOf.call(buf, prefix, from)
-    if (at === -1 || lasts === undefined) return at
-    const next = at + prefix.length
-    if (next >= buf.length) return at
-    const byte = buf[next]!
-    // A loop, not `includes`: TypedArray#includes is a call into V8's runtime.
-    for (let i = 0; i < lasts.length; i++) if (lasts[i] === byte) return at
-    from = at + 1
-  }
-}
-
 /** How a JSON writer separates a key from its value: `":"`, `": "`, otherwise, or the key is not there. */
 export type Separator = 'compact' | 'spaced' | 'other' | undefined
 

@@ -25,8 +25,10 @@ export const anthropicMessages = {
   // (docs/dialects/anthropic-messages.md#vertex-ai); a body of another dialect there is recognised as such.
   routes: ['/v1/messages', ':streamRawPredict', ':rawPredict'],
   usageEvents: USAGE_EVENTS,
-  // `message_start` and `message_delta` contain `ge_`, a `"usage"` key `ge"`, an error `rror`.
-  quick: needles('ge_', 'ge"', 'rror'),
+  // Every event the reader reads is a `message_start` or `message_delta` (both contain `ge_`, named or
+  // not) or an `error` (`rror`). A `"usage"` key elsewhere is never read, so it is not searched for: a
+  // search for `ge"` as well would stop at every `ge` of the text.
+  quick: needles('ge_', 'rror'),
   recognizeEvent(name, json) {
     const kind = name ?? (isObject(json) ? json.type : undefined)
     return kind === 'message_start' || kind === 'ping' || kind === 'content_block_start'
