@@ -490,13 +490,14 @@ describe('how a response is taken over (docs/architecture.md#intercepting-a-node
     await waitFor(() => records[0])
   })
 
-  it('finds the response it holds without touching its request, and moves the Exchange to it at the end', async () => {
+  it('finds the Exchange of a response, during it and after it, without touching its request', async () => {
     // A request's shape varies from gateway to gateway (with Express, from request to request), so a
-    // property added to it, or read off it on every write, misses V8's caches; while the response is
-    // held the Exchange is found through the socket, and the request gets it once the response closed.
+    // property added to it, or read off it on every write, misses V8's caches; the Exchange is found
+    // through the socket, while the response is held and after it closed.
     const key = Symbol.for('usagewire.exchange')
     const seen: Array<{ onRequest: unknown; found: boolean; reads: number }> = []
     const after: Array<() => unknown> = []
+    const written: unknown[] = []
     const { port, records } = await serve((req, res) => {
       const onRequest = (req as unknown as Record<symbol, unknown>)[key]
       let value: unknown
@@ -504,7 +505,7 @@ describe('how a response is taken over (docs/architecture.md#intercepting-a-node
       Object.defineProperty(req, key, {
         configurable: true,
         get: () => (reads++, value),
-        set: (v) => (value = v),
+        set: (v) => written.push((value = v)),
       })
       const found = exchangeOf(req) !== undefined
       res.writeHead(200, { 'content-type': 'text/event-stream' })
@@ -520,6 +521,42 @@ describe('how a response is taken over (docs/architecture.md#intercepting-a-node
     const record = await waitFor(() => records[0])
     expect(record.usage).toMatchObject({ input: 12, output: 9 })
     expect(await waitFor(() => after[0]!())).toBe(record)
+    expect(written).toEqual([])
+  })
+
+  it('finds a finished Exchange until the connection carries its next LLM response', async () => {
+    const reqs: IncomingMessage[] = []
+    const { port, records } = await serve((req, res) => {
+      reqs.push(req)
+      if (req.url === '/health') return void res.end('ok')
+      res.writeHead(200, { 'content-type': 'text/event-stream' })
+      res.write(start)
+      res.end(sse({ output_tokens: 9 }))
+    })
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 })
+    const get = (path: string) =>
+      new Promise<void>((resolve, reject) => {
+        const req = request({ host: '127.0.0.1', port, path, method: 'POST', agent }, (res) => {
+          res.resume()
+          res.on('end', resolve)
+        })
+        req.on('error', reject)
+        req.end('{}')
+      })
+    try {
+      await get('/v1/messages')
+      const first = await waitFor(() => records[0])
+      await get('/health') // not an LLM request: the first one's Exchange is still found
+      expect(exchangeOf(reqs[0]!)?.record).toBe(first)
+      expect(exchangeOf(reqs[1]!)).toBeUndefined()
+      await get('/v1/messages')
+      const second = await waitFor(() => records[1])
+      expect(reqs[2]!.socket).toBe(reqs[0]!.socket) // one connection
+      expect(exchangeOf(reqs[2]!)?.record).toBe(second)
+      expect(exchangeOf(reqs[0]!)).toBeUndefined()
+    } finally {
+      agent.destroy()
+    }
   })
 
   it('lets go of a response it held once the response closed, though its connection stays open', async () => {

@@ -26,8 +26,9 @@ export interface Interceptor {
 
 /**
  * Where the Exchange of a request is found (docs/architecture.md#intercepting-a-node-response). While
- * node:http's interception holds the response, on the connection's socket, with the interception
- * ({@link CARRIER}); otherwise on the request, under a registered symbol. Not in a WeakMap: a WeakMap
+ * node:http's interception holds the response, and after it until the connection carries its next LLM
+ * response, on the connection's socket ({@link CARRIER}, {@link Settled}); otherwise on the request,
+ * under a registered symbol. Not in a WeakMap: a WeakMap
  * entry per request is an ephemeron the garbage collector must trace on every scavenge, measured at
  * about 20 µs of gateway CPU per request with 64 open (bench/README.md). Not on the request while the
  * socket can carry it: Express gives every request an object shape of its own (its
@@ -201,7 +202,25 @@ const HOOKS = Symbol.for('usagewire.responseHooks')
  * and every socket of a server has the same shape, so the hooks' read of it is a monomorphic load.
  */
 const CARRIER = Symbol.for('usagewire.carrier')
-type CarrierSlot = { [CARRIER]?: Carrier | undefined }
+type CarrierSlot = { [CARRIER]?: Carrier | Settled | undefined }
+
+/**
+ * What a socket keeps of the last response an interception let go: its request and Exchange, so that
+ * `exchangeOf(req)` still answers after the response (a 'close' listener, a logger), until the
+ * connection carries its next LLM response or closes. Not the response: what a keep-alive connection
+ * keeps between requests holds no more than the request (which node:http's parser keeps until the next
+ * one anyway) and the finished Exchange. Not moved onto the request: with Express, a property added to a
+ * request gives it a shape of its own, which V8 builds by copying its whole descriptor list (about
+ * 13,000 instructions per response, bench/README.md row 8b).
+ */
+class Settled {
+  /** No response: the hooks never find a settled exchange's carrier. */
+  readonly res = undefined
+  constructor(
+    readonly req: IncomingMessage,
+    readonly exchange: Exchange,
+  ) {}
+}
 
 /**
  * The interception holding `res`; undefined for any other response. Found on its socket: reading the
@@ -214,7 +233,7 @@ type CarrierSlot = { [CARRIER]?: Carrier | undefined }
 function carrierOf(res: ServerResponse): Carrier | undefined {
   const onSocket = (res.socket as CarrierSlot | null)?.[CARRIER]
   if (onSocket !== undefined && onSocket.res === res) {
-    return onSocket.exchange?.carrier === onSocket ? onSocket : undefined
+    return onSocket.exchange?.carrier === onSocket ? (onSocket as Carrier) : undefined
   }
   const req = res.req as Carrying | undefined
   const carrier = req?.[EXCHANGE]?.carrier as Carrier | undefined
@@ -648,17 +667,16 @@ class Interception implements Port, ResponseHandle, Carrier {
 
   /**
    * Off its socket, unless the socket went on to a later response since. An Exchange found through the
-   * socket moves to its request, for exchangeOf(req) from then on.
+   * socket stays there, without the response ({@link Settled}), for exchangeOf(req) from then on; where
+   * the socket went on already, its request carries it.
    */
   private letGo(): void {
     const socket = this.socket
     this.socket = undefined
-    if (socket?.[CARRIER] === this) socket[CARRIER] = undefined
     const req = this.req
-    if (req !== undefined) {
-      this.req = undefined
-      ;(req as Carrying)[EXCHANGE] = this.exchange
-    }
+    this.req = undefined
+    if (socket?.[CARRIER] === this) socket[CARRIER] = req !== undefined ? new Settled(req, this.exchange) : undefined
+    else if (req !== undefined) (req as Carrying)[EXCHANGE] = this.exchange
   }
 
   private report(): void {
