@@ -4,7 +4,7 @@
  */
 import { LineEnds } from './line-ends.js'
 import { NO_NAME, type DecodedEvent } from './types.js'
-import { Buffer } from '../buffer.js'
+import { Buffer, indexOf } from '../buffer.js'
 
 const LF = 0x0a
 const CR = 0x0d
@@ -35,8 +35,21 @@ export interface SseEvent extends DecodedEvent {
   linesEnd: number
 }
 
-/** Reads `event:` and `data:` of the complete event `buf[start, end)`; comments and other fields are skipped. */
-export function decodeEvent(buf: Buffer, start: number, end: number, ends: LineEnds): SseEvent | undefined {
+/**
+ * Reads `event:` and `data:` of the complete event `buf[start, end)`; comments and other fields are
+ * skipped. `lfOnly`: the caller knows the event has no CR in it, so the common shape is read directly.
+ */
+export function decodeEvent(
+  buf: Buffer,
+  start: number,
+  end: number,
+  ends: LineEnds,
+  lfOnly = false,
+): SseEvent | undefined {
+  if (lfOnly) {
+    const simple = decodeSimple(buf, start, end)
+    if (simple !== undefined) return simple
+  }
   // Only events a dialect reads get here. A view bounds each line-end search to the event: a search
   // for a CR that an LF stream never has would otherwise run to the end of a large chunk, per event.
   const v = buf.subarray(start, end)
@@ -94,6 +107,70 @@ export function decodeEvent(buf: Buffer, start: number, end: number, ends: LineE
     firstLineEnd: start + firstLineEnd,
     linesEnd: start + linesEnd,
   }
+}
+
+/**
+ * The event that nearly every stream sends, in a buffer with no CR in it: an optional `event:` line, one
+ * `data:` line, the blank line. Read with one search, for its data line's end, where the general reader
+ * searches every line for both line ends and makes a view of the event to bound those searches. Any
+ * other event is undefined here and read by the general reader, which gives the same fields for this one.
+ */
+function decodeSimple(buf: Buffer, start: number, end: number): SseEvent | undefined {
+  if (end - start < 7 || buf[end - 1] !== LF || buf[end - 2] !== LF) return undefined
+  let p = start
+  let name: string | undefined
+  if (startsWith(buf, p, end, EVENT_COLON)) {
+    let valueStart = p + EVENT_COLON.length
+    if (buf[valueStart] === SPACE) valueStart++
+    let eol = valueStart
+    while (eol < end && buf[eol] !== LF) eol++
+    if (eol >= end - 2) return undefined
+    name = eol > valueStart ? nameAt(buf, valueStart, eol) : undefined
+    p = eol + 1
+  }
+  if (!startsWith(buf, p, end, DATA_COLON)) return undefined
+  let dataStart = p + DATA_COLON.length
+  const dataSpaced = buf[dataStart] === SPACE
+  if (dataSpaced) dataStart++
+  // The blank line's first LF ends the data line only if no LF comes before it.
+  const dataEnd = indexOf.call(buf, LF, dataStart)
+  if (dataEnd !== end - 2) return undefined
+  return {
+    name,
+    data: buf.toString('utf8', dataStart, dataEnd),
+    dataLines: 1,
+    dataStart,
+    dataEnd,
+    dataColon: true,
+    dataSpaced,
+    linesStart: p,
+    firstLineEnd: dataEnd + 1,
+    linesEnd: dataEnd,
+  }
+}
+
+function startsWith(buf: Buffer, at: number, end: number, field: Buffer): boolean {
+  if (end - at < field.length) return false
+  for (let i = 0; i < field.length; i++) if (buf[at + i] !== field[i]) return false
+  return true
+}
+
+/** Event names a stream uses are few: each is made a string once, and compared byte by byte after that. */
+const NAMES: Array<{ bytes: Buffer; text: string }> = []
+const MAX_NAMES = 32
+
+function nameAt(buf: Buffer, start: number, end: number): string {
+  const n = end - start
+  for (let k = 0; k < NAMES.length; k++) {
+    const { bytes, text } = NAMES[k]!
+    if (bytes.length !== n) continue
+    let i = 0
+    while (i < n && buf[start + i] === bytes[i]) i++
+    if (i === n) return text
+  }
+  const text = buf.toString('utf8', start, end)
+  if (NAMES.length < MAX_NAMES) NAMES.push({ bytes: Buffer.from(buf.subarray(start, end)), text })
+  return text
 }
 
 /** The event `buf[start, end)` with its payload replaced by `data`, every other byte kept. */

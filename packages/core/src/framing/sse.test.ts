@@ -281,6 +281,65 @@ describe('reading the fields of one event', () => {
   })
 })
 
+describe('an event of a chunk without CR is read as any other', () => {
+  // The framer reads such an event directly when it is one `event:` line, one `data:` line and the blank
+  // line; every field it gives must be the general reader's, and so must the event written back.
+  const value = fc.string({ unit: fc.constantFrom('a', ' ', ':', '{', '"', 'é') })
+  const line = fc.oneof(
+    fc.constantFrom('event: message_delta', 'event:x', 'event:', 'event', 'event: ', 'data', 'data:', ': hi', 'id: 1'),
+    value.map((v) => `data:${v}`),
+    value.map((v) => `event:${v}`),
+  )
+  const event = fc.array(line, { minLength: 1, maxLength: 4 }).map((lines) => `${lines.join('\n')}\n\n`)
+
+  it('gives the same fields, and the same event back when its data is replaced', () => {
+    fc.assert(
+      fc.property(fc.array(event, { minLength: 1, maxLength: 4 }), (events) => {
+        const framer = new SseFramer(1 << 20)
+        const got: Array<{ bytes: Buffer; event: ReturnType<SseFramer['decode']>; rewritten?: Buffer }> = []
+        const sink = {
+          event: (b: Buffer, s: number, e: number) => {
+            const decoded = framer.decode(b, s, e)
+            got.push({
+              bytes: Buffer.from(b.subarray(s, e)),
+              event: decoded && { ...decoded, ...shift(decoded, -s) },
+              rewritten: decoded && framer.encode(b, s, e, decoded, '{"b":2}'),
+            })
+            return undefined
+          },
+          passes: () => false,
+          readsFrom: () => -1,
+          oversized: () => undefined,
+          stopped: () => {},
+          upstreamError: () => {},
+        } as unknown as EventSink
+        framer.push(Buffer.from(events.join('')), sink)
+        expect(got).toHaveLength(events.length)
+        const general = new SseFramer(1 << 20)
+        for (const { bytes, event, rewritten } of got) {
+          // A copy of the event alone is not the chunk being framed: the general reader reads it.
+          const expected = general.decode(bytes, 0, bytes.length)
+          expect(event).toEqual(expected)
+          if (expected)
+            expect(rewritten!.equals(general.encode(bytes, 0, bytes.length, expected, '{"b":2}'))).toBe(true)
+        }
+      }),
+      { numRuns: 500 },
+    )
+  })
+})
+
+/** An event's offsets moved by `by`. */
+function shift(event: NonNullable<ReturnType<SseFramer['decode']>>, by: number) {
+  return {
+    dataStart: event.dataStart + by,
+    dataEnd: event.dataEnd + by,
+    linesStart: event.linesStart + by,
+    firstLineEnd: event.firstLineEnd + by,
+    linesEnd: event.linesEnd + by,
+  }
+}
+
 describe('event names', () => {
   it('with the table of first bytes, match the same names as without it', () => {
     const names = ['message_start', 'message_delta', 'error', 'e', 'm'].map((n) => Buffer.from(n))

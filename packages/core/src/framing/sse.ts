@@ -50,6 +50,10 @@ export class SseFramer implements Framer<SseEvent> {
   private readonly frameEnds = new LineEnds()
   private readonly streamEnds = new LineEnds()
   private readonly decodeEnds = new LineEnds()
+  // While the sink is asked about an event of this chunk from this index on, which holds no CR: the event
+  // is decoded without searching for one (only set for the length of that call).
+  private lfChunk: Buffer | undefined
+  private lfFrom = 0
   readonly kind = 'sse' as const
   /** Set once `stop()` was called: every byte is then handed back as it comes. */
   stopped = false
@@ -136,7 +140,7 @@ export class SseFramer implements Framer<SseEvent> {
       const end = chunk[pos] === LF ? pos + 1 : lfEventEnd(chunk, pos)
       if (end === chunk.length && pos === 0 && end <= this.maxEventBytes) {
         // The most common chunk of all, one whole event: no loop, no slicing.
-        const replacement = sink.event(chunk, 0, end, base)
+        const replacement = this.eventLF(sink, chunk, 0, end, base)
         return [replacement === undefined || this.stopped ? chunk : toBuffer(replacement)]
       }
       return this.frameLF(chunk, pos, end, base, sink, undefined, 0)
@@ -335,7 +339,7 @@ export class SseFramer implements Framer<SseEvent> {
       const replacement =
         end - pos > this.maxEventBytes
           ? this.oversizedWhole(chunk, pos, end, base + pos, sink)
-          : sink.event(chunk, pos, end, base + pos)
+          : this.eventLF(sink, chunk, pos, end, base + pos)
       if (this.stopped) return finish(out, chunk, flushed)
       if (replacement !== undefined) {
         out ??= []
@@ -555,12 +559,23 @@ export class SseFramer implements Framer<SseEvent> {
     if (this.dataLines++ > 0) scanner.write(LF_BYTE, 0, 1)
   }
 
+  /** `sink.event` for an event of a chunk that has no CR from `start` on. */
+  private eventLF(sink: EventSink, chunk: Buffer, start: number, end: number, at: number): Uint8Array | undefined {
+    this.lfChunk = chunk
+    this.lfFrom = start
+    try {
+      return sink.event(chunk, start, end, at)
+    } finally {
+      this.lfChunk = undefined
+    }
+  }
+
   matchName(buf: Buffer, start: number, end: number, names: readonly Buffer[], firsts?: Uint8Array): number {
     return matchEventName(buf, start, end, names, firsts)
   }
 
   decode(buf: Buffer, start: number, end: number): SseEvent | undefined {
-    return decodeEvent(buf, start, end, this.decodeEnds)
+    return decodeEvent(buf, start, end, this.decodeEnds, buf === this.lfChunk && start >= this.lfFrom)
   }
 
   encode(buf: Buffer, start: number, end: number, event: SseEvent, data: string): Buffer {
