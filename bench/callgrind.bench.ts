@@ -21,6 +21,7 @@ import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { fileURLToPath } from 'node:url'
+import { FRAMEWORKS, type Framework } from './frameworks.js'
 import { BODY, request, spawn, type Proc } from './procs.js'
 import {
   anthropicBenchStream,
@@ -90,6 +91,17 @@ export const CALLGRIND_SMOKE: CallgrindBenchOptions = {
 }
 
 type Mode = 'bare' | 'usagewire'
+
+/**
+ * The gateway counted: the Express one of rows 4–8 (default), or another adapter's from row 4g
+ * (`BENCH_GATEWAY=koa|fastify|http-proxy-middleware`), to see where its difference goes.
+ */
+const GATEWAY = ((): 'express' | Framework => {
+  const name = process.env.BENCH_GATEWAY ?? 'express'
+  if (name !== 'express' && !(FRAMEWORKS as readonly string[]).includes(name))
+    throw new Error(`BENCH_GATEWAY=${name}: not express, ${FRAMEWORKS.join(', ')}`)
+  return name as 'express' | Framework
+})()
 
 /**
  * Node flags for the gateways under callgrind, so that a count repeats run after run:
@@ -379,7 +391,13 @@ async function countOne(mode: Mode, up: Lockstep, opts: CallgrindBenchOptions): 
         `--log-file=${RESULTS}callgrind.${file}.log`,
       ]
     : undefined
-  const gw: Proc = await spawn(['gateway', mode, target], { wrapper, nodeFlags: NODE_FLAGS })
+  const gw: Proc = await spawn(
+    GATEWAY === 'express' ? ['gateway', mode, target] : ['framework', GATEWAY, mode, target],
+    {
+      wrapper,
+      nodeFlags: NODE_FLAGS,
+    },
+  )
   const control = (...args: string[]) => {
     if (opts.valgrind) execFileSync('callgrind_control', [...args, String(gw.child.pid)], { stdio: 'ignore' })
   }
@@ -469,6 +487,7 @@ export async function callgrindBench(log: (line: string) => void, opts: Callgrin
   const id = opts.shape === 'e2e' ? '8b' : '8'
   const what = `gateway instructions per ${(up.bytes / 1024).toFixed(0)} KiB response`
   const expected = opts.windows * opts.perWindow
+  if (GATEWAY !== 'express') log(`  gateway: ${GATEWAY} (BENCH_GATEWAY), bare and with usagewire`)
   log(
     `  responses: ${up.bytes} B, ${up.events} events in ${up.writes.length} ${opts.shape === 'e2e' ? 'writes of whole events' : `writes of ≤ ${FIELD_WRITE_BYTES} B`}, ` +
       `lockstep with the client; ${opts.concurrency} in flight; per gateway ${opts.warmup.short} short + ${opts.warmup.full} full warm-up, then ` +
