@@ -34,14 +34,29 @@ export interface ResponsesBody {
   functionCall?: { callId: string; name: string; arguments: string }
 }
 
+/**
+ * OpenAI's response and item ids are hex after their prefix (`resp_677efb5139a88190b512bc3fef8e535d`,
+ * `msg_67ccd2bf17f0819081ff3bb2cf6508e6`); they share a suffix within one response.
+ */
 function ids(ctx: RequestContext) {
-  const base = idFragment(ctx.seq, 40).toLowerCase()
+  const suffix = hexFragment(ctx.seq, 16)
   return {
-    response: `resp_${base}`,
-    reasoning: `rs_${base.slice(0, 32)}r`,
-    message: `msg_${base.slice(0, 32)}m`,
-    call: `fc_${base.slice(0, 32)}f`,
+    response: `resp_${hexFragment(ctx.seq + 1, 32)}${suffix}`,
+    reasoning: `rs_${hexFragment(ctx.seq + 2, 32)}${suffix}`,
+    message: `msg_${hexFragment(ctx.seq + 3, 32)}${suffix}`,
+    call: `fc_${hexFragment(ctx.seq + 4, 32)}${suffix}`,
   }
+}
+
+/** A deterministic run of hex digits, so a scenario's bytes are the same on every run. */
+function hexFragment(seq: number, length: number): string {
+  let state = (seq + 1) * 2654435761
+  let out = ''
+  for (let i = 0; i < length; i++) {
+    state = (state * 1103515245 + 12345) % 2147483648
+    out += ((state >>> 16) & 15).toString(16)
+  }
+  return out
 }
 
 function responseObject(
