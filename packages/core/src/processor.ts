@@ -172,11 +172,18 @@ function diff(before: JsonObject, after: JsonObject, where: string, prefix: stri
   for (const key in after) {
     const value = after[key]
     const was = before[key]
-    const field = prefix === '' ? key : `${prefix}.${key}`
+    // Most usage events need no rewrite: a member the writer kept (a number, or the same object) is
+    // passed over without making its label.
+    if (value === was) continue
     if (typeof value === 'number') {
-      if (was !== value) out.push({ where, field, from: typeof was === 'number' ? was : null, to: value })
+      out.push({
+        where,
+        field: prefix === '' ? key : `${prefix}.${key}`,
+        from: typeof was === 'number' ? was : null,
+        to: value,
+      })
     } else if (isObject(value)) {
-      diff(isObject(was) ? was : {}, value, where, field, out)
+      diff(isObject(was) ? was : {}, value, where, prefix === '' ? key : `${prefix}.${key}`, out)
     }
   }
 }
