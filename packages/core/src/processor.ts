@@ -175,15 +175,11 @@ function diff(before: JsonObject, after: JsonObject, where: string, prefix: stri
     // Most usage events need no rewrite: a member the writer kept (a number, or the same object) is
     // passed over without making its label.
     if (value === was) continue
+    const field = prefix === '' ? key : `${prefix}.${key}`
     if (typeof value === 'number') {
-      out.push({
-        where,
-        field: prefix === '' ? key : `${prefix}.${key}`,
-        from: typeof was === 'number' ? was : null,
-        to: value,
-      })
+      out.push({ where, field, from: typeof was === 'number' ? was : null, to: value })
     } else if (isObject(value)) {
-      diff(isObject(was) ? was : {}, value, where, prefix === '' ? key : `${prefix}.${key}`, out)
+      diff(isObject(was) ? was : {}, value, where, field, out)
     }
   }
 }

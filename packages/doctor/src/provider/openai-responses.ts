@@ -4,7 +4,7 @@
  * response.completed, every event with a monotonically increasing `sequence_number`. Usage is
  * `null` until the terminal event (docs/dialects/openai-responses.md#where-usage-rides).
  */
-import { idFragment, sseEvent, textDeltas } from './sse.js'
+import { hexFragment, idFragment, sseEvent, textDeltas } from './sse.js'
 import type { RequestContext, TrueUsage } from './types.js'
 
 export const RESPONSES_MODEL = 'gpt-5-mini-2025-08-07'
@@ -39,24 +39,15 @@ export interface ResponsesBody {
  * `msg_67ccd2bf17f0819081ff3bb2cf6508e6`); they share a suffix within one response.
  */
 function ids(ctx: RequestContext) {
-  const suffix = hexFragment(ctx.seq, 16)
+  // One run of hex per response: each id its own 32 digits of it, all of them the same last 16.
+  const hex = hexFragment(ctx.seq, 144)
+  const suffix = hex.slice(128)
   return {
-    response: `resp_${hexFragment(ctx.seq + 1, 32)}${suffix}`,
-    reasoning: `rs_${hexFragment(ctx.seq + 2, 32)}${suffix}`,
-    message: `msg_${hexFragment(ctx.seq + 3, 32)}${suffix}`,
-    call: `fc_${hexFragment(ctx.seq + 4, 32)}${suffix}`,
+    response: `resp_${hex.slice(0, 32)}${suffix}`,
+    reasoning: `rs_${hex.slice(32, 64)}${suffix}`,
+    message: `msg_${hex.slice(64, 96)}${suffix}`,
+    call: `fc_${hex.slice(96, 128)}${suffix}`,
   }
-}
-
-/** A deterministic run of hex digits, so a scenario's bytes are the same on every run. */
-function hexFragment(seq: number, length: number): string {
-  let state = (seq + 1) * 2654435761
-  let out = ''
-  for (let i = 0; i < length; i++) {
-    state = (state * 1103515245 + 12345) % 2147483648
-    out += ((state >>> 16) & 15).toString(16)
-  }
-  return out
 }
 
 function responseObject(
