@@ -803,6 +803,54 @@ describe('chunks of whole events the sink skips', () => {
     )
   })
 
+  it('any line ends and chunking with a search: a chunk ending in a blank line is skipped whatever its line ends', () => {
+    const big = fc.array(fc.integer({ min: 1, max: 1500 }), { minLength: 1, maxLength: 5 })
+    const ends = ['\n', '\r\n', '\r']
+    const pings = ends.map((e) => `event: ping${e}data: {}${e}${e}`)
+    const deltas = ends.map((e) => `event: message_delta${e}data: {"usage":{}}${e}${e}`)
+    fc.assert(
+      fc.property(
+        fc.array(fc.constantFrom(...pings, ...pings, ...deltas, '\n', '\r\n'), { maxLength: 80 }),
+        fc.oneof(sizes, big),
+        (events, cuts) => {
+          const text = events.join('')
+          // The needle is in a delta's data line: a chunk that ends after its first line holds none.
+          const { output, sink } = frame(text, cuts, { readsFrom: (rest) => rest.indexOf('usage') })
+          expect(output.toString()).toBe(text)
+          const framed = sink.events.filter((e) => e.raw.includes('usage'))
+          expect(framed).toHaveLength(events.filter((e) => deltas.includes(e)).length)
+          for (const e of framed) expect(e.raw.startsWith('event: message_delta')).toBe(true)
+          for (const e of sink.events) expect(text.slice(e.at, e.at + e.raw.length)).toBe(e.raw)
+        },
+      ),
+    )
+  })
+
+  it('a chunk that ends in a line end but not a blank line is not skipped whole, whatever its line ends', () => {
+    for (const end of ['\n', '\r\n']) {
+      const framer = new SseFramer(1 << 20)
+      const sink = new Sink({ readsFrom: (rest) => rest.indexOf('usage') })
+      const head = `event: ping${end}data: {}${end}${end}`.repeat(30) + `event: message_delta${end}`
+      const tail = `data: {"usage":{}}${end}${end}`
+      const out = [...framer.push(Buffer.from(head), sink), ...framer.push(Buffer.from(tail), sink)]
+      expect(Buffer.concat(out).toString()).toBe(head + tail)
+      expect(sink.events.map((e) => e.raw)).toContain(`event: message_delta${end}${tail}`)
+    }
+  })
+
+  it('a chunk of CRLF events that ends in LF LF is skipped whole; the next chunk is framed from a boundary', () => {
+    const framer = new SseFramer(1 << 20)
+    const sink = new Sink({ readsFrom: (rest) => rest.indexOf('message_delta') })
+    const whole = Buffer.from('event: ping\r\ndata: {}\r\n\r\n'.repeat(30) + 'event: ping\r\ndata: {}\r\n\n')
+    const out = framer.push(whole, sink)
+    expect(out).toHaveLength(1)
+    expect(out[0]).toBe(whole)
+    expect(sink.events).toEqual([])
+    const next = 'event: message_delta\r\ndata: {"usage":{}}\r\n\r\n'
+    expect(Buffer.concat(framer.push(Buffer.from(next), sink)).toString()).toBe(next)
+    expect(sink.events).toEqual([{ raw: next, at: whole.length }])
+  })
+
   it('any chunking: bytes out are bytes in, and every event the sink reads is framed', () => {
     const big = fc.array(fc.integer({ min: 1, max: 1500 }), { minLength: 1, maxLength: 5 })
     fc.assert(

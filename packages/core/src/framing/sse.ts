@@ -133,6 +133,20 @@ export class SseFramer implements Framer<SseEvent> {
         return this.frameLF(chunk, pos + rest, -2, base, sink, out, 0, pos + rest)
       }
       if (exact) return this.frameLF(chunk, pos, -2, base, sink, undefined, 0, pos)
+      const len = chunk.length
+      if (crFrom < pos && len - pos >= QUICK_HINT && chunk[len - 1] === LF && chunk[len - 2] === LF) {
+        // A chunk that ends in a blank line holds whole events, whatever its line ends: when the sink
+        // reads none of them, it leaves as it came, and its line ends are never searched.
+        const hit = sink.readsFrom(chunk, pos, false)
+        if (hit >= len) {
+          this.lineStart = true
+          this.headDone = false
+          return [chunk]
+        }
+        const cr = indexOf.call(chunk, CR, pos)
+        if (cr !== -1) return this.frame(chunk, pos, base, sink, cr)
+        return this.frameLF(chunk, pos, -2, base, sink, undefined, 0, len, hit)
+      }
       const cr = crFrom >= pos ? (crFrom === chunk.length ? -1 : crFrom) : indexOf.call(chunk, CR, pos)
       if (cr !== -1) return this.frame(chunk, pos, base, sink, cr)
       // A chunk of many events may leave unframed (frameLF asks the sink): no need to find the first end.
@@ -300,6 +314,7 @@ export class SseFramer implements Framer<SseEvent> {
     out: Buffer[] | undefined,
     flushed: number,
     crFrom = chunk.length,
+    asked?: number, // the sink's answer to readsFrom(chunk, pos) when the caller asked already
   ): Buffer[] {
     const len = chunk.length
     // The sink's byte search says where in the rest of the chunk the first event it may read is: the
@@ -312,7 +327,8 @@ export class SseFramer implements Framer<SseEvent> {
           // -1 (the sink cannot tell: its dialect is known once the first event is read) frames one event
           // and asks again after it.
           const exact = crFrom < len
-          const hit = sink.readsFrom(chunk, pos, exact)
+          const hit = asked ?? sink.readsFrom(chunk, pos, exact)
+          asked = undefined
           if (hit >= len) {
             const boundary = exact || (chunk[len - 1] === LF && chunk[len - 2] === LF) ? len : lastEventEnd(chunk)
             if (boundary === len) {
