@@ -1,5 +1,5 @@
 import { once } from 'node:events'
-import { Readable } from 'node:stream'
+import { Readable, Writable } from 'node:stream'
 import { gzipSync } from 'node:zlib'
 import { describe, expect, it } from 'vitest'
 import { createMeter } from '../meter.js'
@@ -258,5 +258,104 @@ describe('carryBody: a framework body through the Exchange', () => {
     expect(carried.readableEnded).toBe(true)
     expect(await collected(ref)).toBe(true)
     expect(records).toHaveLength(1)
+  })
+})
+
+describe('a carried stream piped to one destination', () => {
+  const delta = (i: number) =>
+    `event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"${i}${'x'.repeat(900)}"}}\n\n`
+  const chunks = [sse[0]!, ...Array.from({ length: 200 }, (_, i) => delta(i)), sse[1]!]
+  const expected = chunks.join('').replace('"input_tokens":0,"output_tokens":4', '"input_tokens":7,"output_tokens":4')
+
+  /** A destination that takes a write per turn of the event loop, keeping what it got. */
+  function slowDestination() {
+    const got: Buffer[] = []
+    let most = 0
+    const dest = new Writable({
+      highWaterMark: 4096,
+      write(chunk: Buffer, _encoding, callback) {
+        got.push(chunk)
+        setImmediate(callback)
+      },
+    })
+    const write = dest.write.bind(dest)
+    dest.write = ((chunk: Buffer) => {
+      const ok = write(chunk)
+      most = Math.max(most, dest.writableLength)
+      return ok
+    }) as typeof dest.write
+    return { dest, got, most: () => most }
+  }
+
+  function carried() {
+    const { exchange, records } = begin('/v1/messages')
+    const source = new Readable({ read() {} })
+    const out = carryBody(exchange, heldHead(200, { 'content-type': 'text/event-stream' }), source) as Readable
+    let dataEvents = 0
+    const emit = out.emit.bind(out)
+    out.emit = ((event: string, ...args: unknown[]) => {
+      if (event === 'data') dataEvents++
+      return emit(event, ...args)
+    }) as typeof out.emit
+    return { source, out, records, dataEvents: () => dataEvents }
+  }
+
+  it('writes to it directly, in order, and a full destination pauses the source until it drains', async () => {
+    const { source, out, records, dataEvents } = carried()
+    const { dest, got, most } = slowDestination()
+    out.pipe(dest)
+    let paused = 0
+    for (const [i, chunk] of chunks.entries()) {
+      source.push(chunk)
+      // In bursts of ten chunks: more than the destination takes at once.
+      if (i % 10 !== 9) continue
+      await new Promise((r) => setImmediate(r))
+      if (source.isPaused()) paused++
+    }
+    source.push(null)
+    await once(dest, 'finish')
+    expect(Buffer.concat(got).toString()).toBe(expected)
+    // Bounded: the destination never held much more than its high-water mark.
+    expect(most()).toBeLessThan(4096 + 2048)
+    expect(paused).toBeGreaterThan(0)
+    expect(dataEvents()).toBe(0)
+    expect(records[0]).toMatchObject({ status: 'complete', usage: { input: 7, output: 4 } })
+  })
+
+  it('a second reader, a pause or an unpipe sends bytes the Readable way again, none lost or reordered', async () => {
+    for (const what of ['listener', 'pause', 'unpipe'] as const) {
+      const { source, out, records } = carried()
+      const { dest, got } = slowDestination()
+      out.pipe(dest)
+      const seen: Buffer[] = []
+      for (const [i, chunk] of chunks.entries()) {
+        if (i === 50) {
+          if (what === 'listener') out.on('data', (c: Buffer) => seen.push(c))
+          if (what === 'pause') out.pause()
+          if (what === 'unpipe') out.unpipe(dest)
+        }
+        source.push(chunk)
+        await new Promise((r) => setImmediate(r))
+        if (i === 50 && what === 'pause') {
+          // Paused: nothing of this chunk reached the destination.
+          expect(Buffer.concat(got).toString()).not.toContain('"text":"49')
+          out.resume()
+        }
+      }
+      source.push(null)
+      if (what === 'unpipe') {
+        const rest = await drain(out)
+        expect(Buffer.concat(got).toString() + rest).toBe(expected)
+        expect(rest.startsWith(chunks[50]!.slice(0, 40))).toBe(true)
+      } else {
+        await once(dest, 'finish')
+        expect(Buffer.concat(got).toString()).toBe(expected)
+      }
+      if (what === 'listener')
+        expect(Buffer.concat(seen).toString()).toBe(
+          chunks.slice(50).join('').replace('"input_tokens":0,"output_tokens":4', '"input_tokens":7,"output_tokens":4'),
+        )
+      expect(records[0]).toMatchObject({ status: 'complete' })
+    }
   })
 })

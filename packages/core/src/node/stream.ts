@@ -193,6 +193,12 @@ export class UsageTransform extends Transform {
 export class CarriedBody extends Readable {
   private readonly carry: BodyCarry
   private paused = false
+  // The one stream this body is piped to (Koa's and Fastify's `pipe(res)`, Koa 3's pipeline): its bytes
+  // are written to it here, as `pipe()` would, without a pass through this stream's buffer. Each push
+  // costs a Readable ~2,000 instructions (its buffer, a `nextTick` to read more, the `data` event);
+  // a write here, a few checks (bench/README.md, row 8b).
+  private direct: NodeJS.WritableStream | undefined
+  private drainWaits = false
 
   // Let go of once it ended: a framework may keep the carried body until long after (Koa's response
   // listeners), and the source reaches its socket, which goes on to carry later requests
@@ -205,7 +211,7 @@ export class CarriedBody extends Readable {
       exchange,
       decision,
       options,
-      (chunk) => this.push(chunk),
+      (chunk) => this.send(chunk),
       () => this.push(null),
     )
     this.source = source
@@ -250,6 +256,48 @@ export class CarriedBody extends Readable {
     if (!this.paused) return
     this.paused = false
     this.source?.resume()
+  }
+
+  /**
+   * Piped to one stream, and read by nothing else: bytes go to it directly from then on, in order, as
+   * long as nothing else reads them (a second pipe or `data` listener), nothing is buffered here, and the
+   * body flows (not paused, not destroyed); otherwise they take the Readable's own way.
+   */
+  override pipe<T extends NodeJS.WritableStream>(dest: T, options?: { end?: boolean }): T {
+    const first = this.listenerCount('data') === 0 && this.readableLength === 0
+    const piped = super.pipe(dest, options)
+    this.direct = first && this.listenerCount('data') === 1 ? dest : undefined
+    return piped
+  }
+
+  override unpipe(dest?: NodeJS.WritableStream): this {
+    if (dest === undefined || dest === this.direct) this.direct = undefined
+    return super.unpipe(dest)
+  }
+
+  private send(chunk: Uint8Array): boolean {
+    const dest = this.direct
+    if (
+      dest === undefined ||
+      this.readableFlowing !== true ||
+      this.readableLength !== 0 ||
+      this.destroyed ||
+      this.listenerCount('data') !== 1
+    ) {
+      return this.push(chunk)
+    }
+    if (dest.write(chunk)) return true
+    // Full: the source pauses (onData), and resumes when the destination drains.
+    if (!this.drainWaits) {
+      this.drainWaits = true
+      dest.once('drain', this.onDrain)
+    }
+    return false
+  }
+
+  private readonly onDrain = (): void => {
+    this.drainWaits = false
+    this._read()
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
