@@ -194,9 +194,8 @@ export class CarriedBody extends Readable {
   private readonly carry: BodyCarry
   private paused = false
   // The one stream this body is piped to (Koa's and Fastify's `pipe(res)`, Koa 3's pipeline): its bytes
-  // are written to it here, as `pipe()` would, without a pass through this stream's buffer. Each push
-  // costs a Readable ~2,000 instructions (its buffer, a `nextTick` to read more, the `data` event);
-  // a write here, a few checks (bench/README.md, row 8b).
+  // are written to it here, as `pipe()` would, without a pass through this stream's buffer, a `nextTick`
+  // to read more and a `data` event per push (docs/architecture.md#the-exchange).
   private direct: NodeJS.WritableStream | undefined
   private drainWaits = false
 
