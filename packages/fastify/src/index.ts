@@ -215,7 +215,8 @@ const usagewirePlugin: FastifyPluginCallback<UsagewireOptions> = (fastify, optio
         const raw = reply.raw as ServerResponse
         const handle = interceptResponse(exchange, raw)
         // Before Fastify's own 'finish' listener: the record is there by onResponse.
-        raw.prependOnceListener('finish', finishedWriting)
+        // Not a `once` listener (a closure made per response): 'finish' comes once, and a record once written stays.
+        raw.prependListener('finish', finishedWriting)
         pending.set(request, { exchange, handle, carried: undefined, whole: false })
         begun = exchange
       }
@@ -262,7 +263,7 @@ const usagewirePlugin: FastifyPluginCallback<UsagewireOptions> = (fastify, optio
     if (!handle || !carriable(payload) || !handle.release()) return next(null, payload)
     state.handle = undefined
     // The record is written once the response was sent ('finish'), or the client left ('close').
-    reply.raw.once('close', closedWriting)
+    reply.raw.on('close', closedWriting)
     try {
       const body = bodyOf(reply, payload)
       const out = carryBody(exchange, heldHead(reply), body)

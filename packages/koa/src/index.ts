@@ -71,7 +71,8 @@ function heldHead(ctx: KoaContext): HeldHead {
  * Koa's, tells the two apart as the interception does (`outcomeOf`).
  */
 function watchClient(res: ServerResponse, exchange: Exchange): void {
-  res.once('close', () => {
+  // Not `once`, whose wrapper and removal cost more than the listener: 'close' comes once.
+  res.on('close', () => {
     const outcome = outcomeOf(res)
     if (outcome.kind !== 'end') exchange.finish(outcome) // a body that ended: the carried stream finished the record
   })

@@ -214,9 +214,11 @@ export class CarriedBody extends Readable {
       () => this.push(null),
     )
     this.source = source
+    // Plain listeners, not `once`: a `once` wraps each in a closure per body and removes it as it fires;
+    // 'end' comes once and its listener goes with `detach`, and a second 'error' only destroys again.
     source.on('data', this.onData)
-    source.once('end', this.onEnd)
-    source.once('error', this.onError)
+    source.on('end', this.onEnd)
+    source.on('error', this.onError)
     // A source that ended or failed before it was handed over sends no more events: waiting for them
     // would leave the response open, and the record unwritten, for ever.
     if (source.readableEnded) this.onEnd()
