@@ -134,23 +134,21 @@ export class SseFramer implements Framer<SseEvent> {
       }
       if (exact) return this.frameLF(chunk, pos, -2, base, sink, undefined, 0, pos)
       const len = chunk.length
+      let asked: number | undefined
       if (crFrom < pos && len - pos >= QUICK_HINT && chunk[len - 1] === LF && chunk[len - 2] === LF) {
         // A chunk that ends in a blank line holds whole events, whatever its line ends: when the sink
         // reads none of them, it leaves as it came, and its line ends are never searched.
-        const hit = sink.readsFrom(chunk, pos, false)
-        if (hit >= len) {
+        asked = sink.readsFrom(chunk, pos, false)
+        if (asked >= len) {
           this.lineStart = true
           this.headDone = false
           return [chunk]
         }
-        const cr = indexOf.call(chunk, CR, pos)
-        if (cr !== -1) return this.frame(chunk, pos, base, sink, cr)
-        return this.frameLF(chunk, pos, -2, base, sink, undefined, 0, len, hit)
       }
-      const cr = crFrom >= pos ? (crFrom === chunk.length ? -1 : crFrom) : indexOf.call(chunk, CR, pos)
+      const cr = crFrom >= pos ? (crFrom === len ? -1 : crFrom) : indexOf.call(chunk, CR, pos)
       if (cr !== -1) return this.frame(chunk, pos, base, sink, cr)
       // A chunk of many events may leave unframed (frameLF asks the sink): no need to find the first end.
-      if (chunk.length - pos >= QUICK_HINT) return this.frameLF(chunk, pos, -2, base, sink, undefined, 0)
+      if (len - pos >= QUICK_HINT) return this.frameLF(chunk, pos, -2, base, sink, undefined, 0, len, asked)
       const end = chunk[pos] === LF ? pos + 1 : lfEventEnd(chunk, pos)
       if (end === chunk.length && pos === 0 && end <= this.maxEventBytes) {
         // The most common chunk of all, one whole event: no loop, no slicing.
