@@ -229,7 +229,7 @@ async function slowClient(gw: Proc, up: Proc, seconds: number): Promise<Slow> {
 }
 
 /** Just enough of a ServerResponse for the interceptor: headers, writeHead/write/end, finish and close. */
-class NullResponse extends EventEmitter {
+export class NullResponse extends EventEmitter {
   statusCode = 200
   headersSent = false
   writableNeedDrain = false
