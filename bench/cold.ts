@@ -7,11 +7,14 @@
  *   node --import tsx bench/cold.ts [MiB=4] [rounds=7]
  *
  * Each figure is the median over rounds of the mean over 1500 responses; hot and cold rounds alternate.
+ * The bytes each allocates per response are read from V8's new space before and after 100 responses
+ * (median of 9 batches; a batch a scavenge fell in reads low and is dropped).
  * Rows: the interceptor path (createInterceptor on a response that discards its bytes, less the same
  * response without it), the processor alone (the same 8 writes), and JSON.parse of the stream's two
  * usage events. See bench/README.md, "Where the misses stand".
  */
 import type http from 'node:http'
+import v8 from 'node:v8'
 import { createProcessor } from '@usagewire/core'
 import { createInterceptor } from '@usagewire/core/node'
 import { NullResponse } from './gateway.bench.js'
@@ -72,6 +75,20 @@ function round(f: () => void, cold: boolean): number {
   return Number(ns) / PER_ROUND / 1000
 }
 
+const newSpace = () => v8.getHeapSpaceStatistics().find((space) => space.space_name === 'new_space')!.space_used_size
+
+/** Bytes of V8 heap one call of `f` allocates (the new space grows by them until a scavenge empties it). */
+function allocated(f: () => void): number {
+  const batches: number[] = []
+  for (let tries = 0; tries < 30 && batches.length < 9; tries++) {
+    const before = newSpace()
+    for (let i = 0; i < 100; i++) f()
+    const after = newSpace()
+    if (after > before) batches.push((after - before) / 100)
+  }
+  return median(batches)
+}
+
 for (let i = 0; i < 10_000; i++) for (const f of Object.values(cases)) f()
 const runs: Record<string, { hot: number[]; cold: number[] }> = {}
 for (const name of Object.keys(cases)) runs[name] = { hot: [], cold: [] }
@@ -84,9 +101,19 @@ for (let r = 0; r < rounds; r++) {
 const hot = (name: string) => median(runs[name]!.hot)
 const cold = (name: string) => median(runs[name]!.cold)
 console.log(`µs per response, median of ${rounds} rounds of ${PER_ROUND}; cold: a ${mib} MiB sweep before each`)
-const line = (what: string, h: number, c: number) =>
-  console.log(`  ${what.padEnd(34)} hot ${fmt(h, 1).padStart(6)}  cold ${fmt(c, 1).padStart(6)}  ${fmt(c / h)}×`)
-line('usagewire (intercepted − bare)', hot('intercepted') - hot('bare'), cold('intercepted') - cold('bare'))
-line('processor alone', hot('processor'), cold('processor'))
-line('JSON.parse of the 2 usage events', hot('JSON.parse'), cold('JSON.parse'))
+const bytes: Record<string, number> = {}
+for (const [name, f] of Object.entries(cases)) bytes[name] = allocated(f)
+const line = (what: string, h: number, c: number, b: number) =>
+  console.log(
+    `  ${what.padEnd(34)} hot ${fmt(h, 1).padStart(6)}  cold ${fmt(c, 1).padStart(6)}  ${fmt(c / h)}×  ` +
+      `${fmt(b / 1024, 1)} KiB allocated`,
+  )
+line(
+  'usagewire (intercepted − bare)',
+  hot('intercepted') - hot('bare'),
+  cold('intercepted') - cold('bare'),
+  bytes.intercepted! - bytes.bare!,
+)
+line('processor alone', hot('processor'), cold('processor'), bytes.processor!)
+line('JSON.parse of the 2 usage events', hot('JSON.parse'), cold('JSON.parse'), bytes['JSON.parse']!)
 if (sink === -1) console.log(sink)
