@@ -132,10 +132,13 @@ interface Measure {
   passthrough: string | undefined
 }
 
+/** The first passes warm up the JIT: two, or all but the last when there are fewer than three. */
+const warmupOf = (passes: number): number => (passes > 2 ? 2 : passes - 1)
+
 function measure(p: Payload, chunks: Buffer[], options: FramerBenchOptions): Measure {
   const deadline = Date.now() + (options.deadlineSeconds ?? 20) * 1000
   const passes = options.passes ?? 9
-  const warmup = passes > 2 ? 2 : passes - 1
+  const warmup = warmupOf(passes)
   const ns: number[] = []
   const cpu: number[] = []
   for (let i = 0; i < passes; i++) {
@@ -166,16 +169,15 @@ function measure(p: Payload, chunks: Buffer[], options: FramerBenchOptions): Mea
 function growthOf(once: Payload, twice: Payload, size: number, options: FramerBenchOptions): number {
   const deadline = Date.now() + (options.deadlineSeconds ?? 20) * 1000
   const passes = options.passes ?? 9
-  const warmup = passes > 2 ? 2 : passes - 1
   const [a, b] = [cut(once.body, size), cut(twice.body, size)]
   const ratios: number[] = []
   for (let i = 0; i < passes; i++) {
-    const first = i % 2 === 0
-    const r1 = first ? pass(once, a, options.maxEventBytes, deadline) : undefined
-    const r2 = pass(twice, b, options.maxEventBytes, deadline)
-    const r = r1 ?? pass(once, a, options.maxEventBytes, deadline)
-    if (r.bytes < once.body.length || r2.bytes < twice.body.length) return Infinity
-    if (i >= warmup) ratios.push(r2.ns / r2.bytes / (r.ns / r.bytes))
+    // The pair's order alternates, so that neither size always runs second.
+    const small = i % 2 === 0 ? pass(once, a, options.maxEventBytes, deadline) : undefined
+    const large = pass(twice, b, options.maxEventBytes, deadline)
+    const r = small ?? pass(once, a, options.maxEventBytes, deadline)
+    if (r.bytes < once.body.length || large.bytes < twice.body.length) return Infinity
+    if (i >= warmupOf(passes)) ratios.push(large.ns / large.bytes / (r.ns / r.bytes))
   }
   return median(ratios)
 }
