@@ -49,8 +49,6 @@ declare module 'fastify' {
   }
 }
 
-type OnSendNext = (error: Error | null, payload?: unknown) => void
-
 /** What the plugin keeps for a metered request between `onRequest` and `onSend`. */
 interface Pending {
   exchange: Exchange
@@ -158,65 +156,6 @@ function bodyOf(reply: FastifyReply, payload: unknown): Body {
   return payload as Body
 }
 
-/**
- * Fastify's own keys, found by their descriptions (the same in Fastify 4 and 5) on the first request of
- * each registration (each copy of Fastify has its own): the route context on the request (its `onSend`
- * lists the route's onSend hooks in the order they run) and the trailers on the reply. Null when this
- * Fastify has none such: the payload is then always carried.
- */
-interface FastifyKeys {
-  context?: symbol | null
-  trailers?: symbol | null
-}
-
-const ON_SEND_NAME = 'usagewire onSend'
-const BOUND_ON_SEND_NAME = `bound ${ON_SEND_NAME}`
-
-const ownSymbol = (object: object, description: string): symbol | null =>
-  Object.getOwnPropertySymbols(object).find((symbol) => symbol.description === description) ?? null
-
-/**
- * True when what Fastify writes to `reply.raw` after this onSend hook is the payload stream as this hook
- * sees it, so the interception reads the same bytes a carried body would, without a stream of
- * usagewire's between the payload and the response: the hook is the route's last onSend hook (no
- * compressor after it), and the payload is a Node stream Fastify pipes itself, not encoded and without
- * trailers. A carried stream costs the gateway a stream more per response (bench/README.md, row 8b).
- * Text and bytes are still carried: their new length is known before the head leaves, as a whole body's.
- */
-function writtenAsIs(
-  keys: FastifyKeys,
-  request: FastifyRequest,
-  reply: FastifyReply,
-  payload: unknown,
-  hook: unknown,
-): boolean {
-  if (!isNodeReadable(payload)) return false
-  if (keys.context === undefined) keys.context = ownSymbol(request, 'fastify.context')
-  if (keys.trailers === undefined) keys.trailers = ownSymbol(reply, 'fastify.reply.trailers')
-  const routeContextKey = keys.context
-  const trailersKey = keys.trailers
-  if (routeContextKey === null || trailersKey === null) return false
-  // Fastify keeps each hook bound to its instance: the last is this one when it is its bound copy.
-  const hooks = (request as unknown as Record<symbol, { onSend?: unknown } | undefined>)[routeContextKey]?.onSend
-  const last: unknown = Array.isArray(hooks) ? hooks[hooks.length - 1] : undefined
-  if (typeof last !== 'function' || (last !== hook && last.name !== BOUND_ON_SEND_NAME)) return false
-  return (
-    (reply as unknown as Record<symbol, unknown>)[trailersKey] == null &&
-    reply.getHeader('content-encoding') === undefined
-  )
-}
-
-/**
- * A payload stream that fails while the interception reads the response: Fastify then destroys the
- * response without an error, which would read as the client's leaving. A failure while the client is
- * still there is the gateway's cut, as a carried body reports it.
- */
-function watchPayload(exchange: Exchange, raw: ServerResponse, payload: Readable): void {
-  payload.once('error', (error: Error) => {
-    exchange.finish(clientLeft(raw) ? { kind: 'abort' } : { kind: 'cut', reason: error.message })
-  })
-}
-
 /** The request decorator that holds what the hooks of one request share. */
 const PENDING = Symbol.for('usagewire.fastify.pending')
 
@@ -299,8 +238,7 @@ const usagewirePlugin: FastifyPluginCallback<UsagewireOptions> = (fastify, optio
     runInExchange(exchange, next)
   })
 
-  const keys: FastifyKeys = {}
-  const onSend = (request: FastifyRequest, reply: FastifyReply, payload: unknown, next: OnSendNext): void => {
+  fastify.addHook('onSend', (request, reply, payload, next) => {
     const state = pending.get(request)
     if (!state) return next(null, payload)
     const { exchange, handle } = state
@@ -322,14 +260,7 @@ const usagewirePlugin: FastifyPluginCallback<UsagewireOptions> = (fastify, optio
     // A payload carried here is read before any later onSend hook (a compressor) changes it; one that
     // cannot be, and raw writes made before reply.send(), stay with the interception, which reads
     // what reaches `reply.raw` and writes the record.
-    if (!handle || !carriable(payload)) return next(null, payload)
-    if (writtenAsIs(keys, request, reply, payload, onSend)) {
-      const stream = payload as Readable
-      watchPayload(exchange, reply.raw as ServerResponse, stream)
-      state.carried = stream // as a carried one: should onSend run again, this stream was not sent
-      return next(null, payload)
-    }
-    if (!handle.release()) return next(null, payload)
+    if (!handle || !carriable(payload) || !handle.release()) return next(null, payload)
     state.handle = undefined
     // The record is written once the response was sent ('finish'), or the client left ('close').
     reply.raw.on('close', closedWriting)
@@ -346,11 +277,7 @@ const usagewirePlugin: FastifyPluginCallback<UsagewireOptions> = (fastify, optio
       exchange.finish({ kind: 'end' })
       next(null, payload)
     }
-  }
-  // Named so that `writtenAsIs` knows it among the route's onSend hooks, which Fastify binds: a name no
-  // minifier makes for another function.
-  Object.defineProperty(onSend, 'name', { value: ON_SEND_NAME })
-  fastify.addHook('onSend', onSend)
+  })
 
   done()
 }
