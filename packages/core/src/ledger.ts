@@ -9,11 +9,14 @@ export type SourceKind = 'estimate' | 'stream' | 'tap'
 /** A source's rank, compared rather than looked up: a lookup by a varying key is a hash probe in V8. */
 const rankOf = (kind: SourceKind): number => (kind === 'tap' ? 2 : kind === 'stream' ? 1 : 0)
 
-interface Entry {
-  value: number
-  source: string
-  kind: SourceKind
-}
+// What the ledger knows of one canonical field: three members of one array per field, in USAGE_FIELDS
+// order: its value, who said it (a source label) and that source's kind, undefined while not known.
+const VALUE = 0
+const SOURCE = 1
+const KIND = 2
+const WIDTH = 3
+
+const NOTHING_KNOWN: ReadonlyArray<undefined> = Array.from({ length: USAGE_FIELDS.length * WIDTH }, () => undefined)
 
 /**
  * One per request: observations from every source, resolved into one canonical usage.
@@ -22,17 +25,25 @@ interface Entry {
  * same counter is a translator writing "unknown" as 0, so it never erases the value known.
  */
 export class Ledger {
-  // One slot per canonical field, in USAGE_FIELDS order: a fixed shape, so reading and writing a
-  // ledger never goes through a hash table or a keyed store (it runs once per usage event).
-  private readonly slots: Array<Entry | undefined> = [
-    undefined,
-    undefined,
-    undefined,
-    undefined,
-    undefined,
-    undefined,
-    undefined,
-  ]
+  // Every field in one flat array of fixed length, not an object per field: reading and writing a ledger
+  // never goes through a hash table or a keyed store (it runs once per usage event), and a request
+  // makes one array where an object per field, each with its value boxed, made thirteen objects
+  // (bench/README.md, row 5).
+  private readonly slots: Array<number | string | undefined> = NOTHING_KNOWN.slice()
+
+  /** The kind that observed the value of field `i`; undefined while none is known. */
+  private kindAt(i: number): SourceKind | undefined {
+    return this.slots[i * WIDTH + KIND] as SourceKind | undefined
+  }
+
+  /** The value known for field `i`. */
+  private valueAt(i: number): number | undefined {
+    return this.slots[i * WIDTH + VALUE] as number | undefined
+  }
+
+  private sourceAt(i: number): string | undefined {
+    return this.slots[i * WIDTH + SOURCE] as string | undefined
+  }
 
   /**
    * Records what `kind` observed. With `whole`, the block is one snapshot of the prompt: a prompt total
@@ -49,7 +60,7 @@ export class Ledger {
         // prompt count is a total without a breakdown. Unless it is the input known already (a block
         // whose prompt leaves the cache out), it is read as such a total, not as a prompt without cache.
         const { cacheRead: _read, cacheWrite: _write, cacheWrite5m: _5m, cacheWrite1h: _1h, ...rest } = usage
-        usage = usage.input === this.slots[INPUT]?.value ? rest : this.restated(kind, rest)
+        usage = usage.input === this.valueAt(INPUT) ? rest : this.restated(kind, rest)
       } else if (usage.cacheRead === undefined && usage.cacheWrite === undefined) {
         usage = this.restated(kind, usage)
       }
@@ -68,86 +79,89 @@ export class Ledger {
 
   private put(i: number, value: number | undefined, source: string | undefined, kind: SourceKind, rank: number): void {
     if (value === undefined) return
-    const known = this.slots[i]
-    if (known) {
-      if (rankOf(known.kind) > rank) return
-      if (known.kind === kind && value === 0 && known.value > 0) return
-      // An entry is the ledger's alone: updated in place, not allocated again for every usage event.
-      known.value = value
-      known.source = source ?? kind
-      known.kind = kind
-      return
+    const known = this.kindAt(i)
+    if (known !== undefined) {
+      if (rankOf(known) > rank) return
+      if (known === kind && value === 0 && this.valueAt(i)! > 0) return
     }
-    this.slots[i] = { value, source: source ?? kind, kind }
+    const at = i * WIDTH
+    this.slots[at + VALUE] = value
+    this.slots[at + SOURCE] = source ?? kind
+    this.slots[at + KIND] = kind
+  }
+
+  private forget(i: number): void {
+    const at = i * WIDTH
+    this.slots[at + VALUE] = undefined
+    this.slots[at + SOURCE] = undefined
+    this.slots[at + KIND] = undefined
   }
 
   /** `value` is a 0 that `kind` states for slot `i` after it knew it to be more: "unknown", not 0. */
   private unknownZero(kind: SourceKind, i: number, value: number | undefined): boolean {
-    const known = this.slots[i]
-    return value === 0 && known !== undefined && known.kind === kind && known.value > 0
+    return value === 0 && this.kindAt(i) === kind && this.valueAt(i)! > 0
   }
 
   /** `usage` without its prompt part when it restates the known prompt total, else with the cache cleared. */
   private restated(kind: SourceKind, usage: Usage): Usage {
-    const input = this.slots[INPUT]
-    if (!input || rankOf(input.kind) > rankOf(kind)) return usage
-    const cacheRead = this.slots[CACHE_READ]?.value ?? 0
-    const cacheWrite = this.slots[CACHE_WRITE]?.value ?? 0
+    const input = this.valueAt(INPUT)
+    const inputKind = this.kindAt(INPUT)
+    if (input === undefined || inputKind === undefined || rankOf(inputKind) > rankOf(kind)) return usage
+    const cacheRead = this.valueAt(CACHE_READ) ?? 0
+    const cacheWrite = this.valueAt(CACHE_WRITE) ?? 0
     if (cacheRead + cacheWrite === 0) return usage
-    if (input.value + cacheRead + cacheWrite === usage.input) {
+    if (input + cacheRead + cacheWrite === usage.input) {
       const { input: _restated, ...rest } = usage
       return rest
     }
     // A new prompt total without a breakdown: the breakdown known belongs to another total.
     for (const i of PROMPT_PARTS) {
-      const entry = this.slots[i]
-      if (entry && rankOf(entry.kind) <= rankOf(kind)) this.slots[i] = undefined
+      const known = this.kindAt(i)
+      if (known !== undefined && rankOf(known) <= rankOf(kind)) this.forget(i)
     }
     return usage
   }
 
   /** Who observed the value known for `field`. */
   kindOf(field: UsageField): SourceKind | undefined {
-    return this.slots[USAGE_FIELDS.indexOf(field)]?.kind
+    return this.kindAt(USAGE_FIELDS.indexOf(field))
   }
 
   get(field: UsageField): number | undefined {
-    return this.slots[USAGE_FIELDS.indexOf(field)]?.value
+    return this.valueAt(USAGE_FIELDS.indexOf(field))
   }
 
   /** The best usage known now; absent fields are not known. */
   usage(): Usage {
     const usage: Usage = {}
-    const slots = this.slots
     const stale = this.staleSplit()
-    let entry = slots[INPUT]
-    if (entry) usage.input = entry.value
-    if ((entry = slots[CACHE_READ])) usage.cacheRead = entry.value
-    if ((entry = slots[CACHE_WRITE])) usage.cacheWrite = entry.value
+    let n = this.valueAt(INPUT)
+    if (n !== undefined) usage.input = n
+    if ((n = this.valueAt(CACHE_READ)) !== undefined) usage.cacheRead = n
+    if ((n = this.valueAt(CACHE_WRITE)) !== undefined) usage.cacheWrite = n
     if (!stale) {
-      if ((entry = slots[WRITE_5M])) usage.cacheWrite5m = entry.value
-      if ((entry = slots[WRITE_1H])) usage.cacheWrite1h = entry.value
+      if ((n = this.valueAt(WRITE_5M)) !== undefined) usage.cacheWrite5m = n
+      if ((n = this.valueAt(WRITE_1H)) !== undefined) usage.cacheWrite1h = n
     }
-    if ((entry = slots[OUTPUT])) usage.output = entry.value
-    if ((entry = slots[REASONING])) usage.reasoning = entry.value
+    if ((n = this.valueAt(OUTPUT)) !== undefined) usage.output = n
+    if ((n = this.valueAt(REASONING)) !== undefined) usage.reasoning = n
     return usage
   }
 
   sources(): UsageSources {
     // Written out as usage() is: a store by a varying key adds each property through V8's runtime.
     const sources: UsageSources = {}
-    const slots = this.slots
     const stale = this.staleSplit()
-    let entry = slots[INPUT]
-    if (entry) sources.input = entry.source
-    if ((entry = slots[CACHE_READ])) sources.cacheRead = entry.source
-    if ((entry = slots[CACHE_WRITE])) sources.cacheWrite = entry.source
+    let source = this.sourceAt(INPUT)
+    if (source !== undefined) sources.input = source
+    if ((source = this.sourceAt(CACHE_READ)) !== undefined) sources.cacheRead = source
+    if ((source = this.sourceAt(CACHE_WRITE)) !== undefined) sources.cacheWrite = source
     if (!stale) {
-      if ((entry = slots[WRITE_5M])) sources.cacheWrite5m = entry.source
-      if ((entry = slots[WRITE_1H])) sources.cacheWrite1h = entry.source
+      if ((source = this.sourceAt(WRITE_5M)) !== undefined) sources.cacheWrite5m = source
+      if ((source = this.sourceAt(WRITE_1H)) !== undefined) sources.cacheWrite1h = source
     }
-    if ((entry = slots[OUTPUT])) sources.output = entry.source
-    if ((entry = slots[REASONING])) sources.reasoning = entry.source
+    if ((source = this.sourceAt(OUTPUT)) !== undefined) sources.output = source
+    if ((source = this.sourceAt(REASONING)) !== undefined) sources.reasoning = source
     return sources
   }
 
@@ -157,9 +171,9 @@ export class Ledger {
    * split is stale and would price part of the write at nothing.
    */
   private staleSplit(): boolean {
-    const total = this.slots[CACHE_WRITE]?.value
+    const total = this.valueAt(CACHE_WRITE)
     if (total === undefined) return false
-    return (this.slots[WRITE_5M]?.value ?? 0) + (this.slots[WRITE_1H]?.value ?? 0) !== total
+    return (this.valueAt(WRITE_5M) ?? 0) + (this.valueAt(WRITE_1H) ?? 0) !== total
   }
 }
 
