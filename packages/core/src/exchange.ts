@@ -18,6 +18,9 @@ import { matchRoute, routeOf } from './routes.js'
 import { UpstreamTap } from './tap.js'
 import { isObject } from './usage.js'
 
+// The headers a read body's new bytes make untrue, shared by every response (nothing writes to them).
+const REMOVE_LENGTH: readonly string[] = Object.freeze(['content-length'])
+const REMOVE_DECODED: readonly string[] = Object.freeze(['content-length', 'content-encoding'])
 /** How long a client-facing final usage event waits for the upstream tap, by default (ms). */
 export const DEFAULT_MAX_WAIT_MS = 1000
 /** How long a held `message_start` waits for the prompt's true counts, by default (ms). */
@@ -293,9 +296,7 @@ export class Exchange implements HoldPolicy {
       collectText: this.context.estimateOutput !== undefined,
     })
     // A stream's length is not known ahead, nor a rewritten body's; a decoded body leaves as identity.
-    const remove = ['content-length']
-    if (decode) remove.push('content-encoding')
-    return { read: true, framing, decode, remove }
+    return { read: true, framing, decode, remove: decode ? REMOVE_DECODED : REMOVE_LENGTH }
   }
 
   /** True when the response head was decided and the body is being read. */

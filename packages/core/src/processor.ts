@@ -142,6 +142,9 @@ export interface Processor {
 }
 
 const EMPTY = new Uint8Array(0)
+// Shared by every processor until its dialect is known and its first search is made: never written to.
+const NO_EVENTS: readonly Buffer[] = Object.freeze([])
+const NO_HITS: number[] = Object.freeze([]) as unknown as number[]
 
 /**
  * The distinct corrections a response lists. Repeats of the same change collapse into one (`times`), so a
@@ -248,13 +251,13 @@ class UsageProcessor implements Processor, EventSink {
   private framer: Framer | undefined
   private spec: DialectSpec | undefined
   private reader: DialectReader | undefined
-  private usageEvents: readonly Buffer[] = []
+  private usageEvents: readonly Buffer[] = NO_EVENTS
   private usageFirsts: Uint8Array | undefined
   private quick: readonly Buffer[] | undefined
   // readsFrom's place in the chunk being pushed: each needle's next index (-1: none left, -2: not searched).
   private quickChunk: Buffer | undefined
   private quickFor: readonly Buffer[] | undefined
-  private quickHits: number[] = []
+  private quickHits: number[] = NO_HITS // replaced by the first search (`quickFor` is undefined until then)
   // Event templates (docs/architecture.md#event-templates): the spec's free strings while templates are
   // worth learning, the one learnt last, how many were learnt and how many events they passed.
   private freeStrings: ReadonlySet<string> | undefined
