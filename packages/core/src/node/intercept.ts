@@ -426,8 +426,15 @@ class Interception implements Port, ResponseHandle, Carrier {
     res.flushHeaders = this.flushHeaders
   }
 
+  /**
+   * Asked on every write; the decision is made once, in a method of its own: a function that makes
+   * closures allocates their context on each call, on entry, before any early return.
+   */
   private decide(): void {
-    if (this.decision) return
+    if (this.decision === undefined) this.makeDecision()
+  }
+
+  private makeDecision(): void {
     const res = this.res
     const decision = (this.decision = this.exchange.respond(
       { status: res.statusCode, headers: (name) => res.getHeader(name) },
