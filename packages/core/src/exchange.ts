@@ -357,6 +357,16 @@ export class Exchange implements HoldPolicy {
     return this.processor?.result()
   }
 
+  /** Where and why the body passes untouched from some point on, if it does (without making a result). */
+  get failure(): ProcessorResult['passthrough'] {
+    return this.processor?.failure
+  }
+
+  /** True once usagewire rewrote an event of the body: a validator the upstream gave no longer holds. */
+  get rewrote(): boolean {
+    return this.processor?.rewrote === true
+  }
+
   // ---- hold points --------------------------------------------------------------------------------
 
   /** The processor asks before an event with final usage leaves. */

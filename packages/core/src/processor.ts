@@ -138,6 +138,10 @@ export interface Processor {
   /** The part of `streamedText` that is not reasoning (what the dialect's `text` says is the answer). */
   readonly streamedAnswer: string
   readonly ledger: Ledger
+  /** Where and why every byte passes untouched from some point on, if it does: `result().passthrough`. */
+  readonly failure: ProcessorResult['passthrough']
+  /** True once an event was rewritten (`result().corrections` is not empty). */
+  readonly rewrote: boolean
   result(): ProcessorResult
 }
 
@@ -281,7 +285,7 @@ class UsageProcessor implements Processor, EventSink {
   private lastCorrections: Map<string, Correction> | undefined
   private correctionsOmitted = 0
   private unrewritten: ProcessorResult['unrewritten'] | undefined
-  private failure: ProcessorResult['passthrough']
+  failure: ProcessorResult['passthrough']
   private bytesIn = 0
   // Hold points: the offset the framer's offsets start from (a fresh framer after a hold), the output
   // size change of rewrites so far (to find an event in the output), and what is being held.
@@ -851,6 +855,10 @@ class UsageProcessor implements Processor, EventSink {
       return held.chunks
     }
     return this.fail(reason, this.bytesIn)
+  }
+
+  get rewrote(): boolean {
+    return this.corrections !== undefined
   }
 
   result(): ProcessorResult {

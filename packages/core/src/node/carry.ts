@@ -54,7 +54,7 @@ function decodeSync(encoding: string, bytes: Buffer): Buffer {
  */
 function settleHead(exchange: Exchange, head: HeldHead, length: number | undefined): void {
   try {
-    if ((exchange.result()?.corrections.length ?? 0) > 0) head.removeHeader('etag')
+    if (exchange.rewrote) head.removeHeader('etag')
     if (head.getHeader('content-length') === undefined) return
     if (length === undefined || head.getHeader('transfer-encoding') !== undefined) head.removeHeader('content-length')
     else head.setHeader('content-length', length)
@@ -126,7 +126,7 @@ export function carryBody(exchange: Exchange, head: HeldHead, body: Body): Body 
   }
   const result = Buffer.concat([...out, ...chunks])
   head.setHeader('content-length', result.length)
-  if ((exchange.result()?.corrections.length ?? 0) > 0) head.removeHeader('etag')
+  if (exchange.rewrote) head.removeHeader('etag')
   ended()
   return result
 }

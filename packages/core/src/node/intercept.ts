@@ -565,14 +565,14 @@ class Interception implements Port, ResponseHandle, Carrier {
   private complete(rest: Uint8Array[], callback?: Callback): void {
     if (this.finished) return
     const res = this.res
-    const failed = this.exchange.result()?.passthrough
+    const failed = this.exchange.failure
     if (this.decoder && failed && this.sendEncoded(failed.reason)) return
     this.finished = true
     if (this.headArgs) {
       const length = rest.reduce((n, c) => n + c.length, 0)
       this.decodedHead()
       if (!res.hasHeader('transfer-encoding')) res.setHeader('content-length', length)
-      if ((this.exchange.result()?.corrections.length ?? 0) > 0) res.removeHeader('etag') // not the body it tagged
+      if (this.exchange.rewrote) res.removeHeader('etag') // not the body it tagged
       this.sendHead()
     }
     this.emit(rest)
