@@ -65,12 +65,11 @@ function cacheWriteNanos(usage: RecordUsage, rates: PriceRates): number | null {
   const fiveMinutes = usage.cacheWrite5m ?? 0
   const oneHour = usage.cacheWrite1h ?? 0
   const rest = Math.max(0, usage.cacheWrite - fiveMinutes - oneHour)
-  const parts = [
-    bucket(fiveMinutes, rates.cacheWrite5m),
-    bucket(oneHour, rates.cacheWrite1h),
-    bucket(rest, rates.cacheWrite ?? rates.cacheWrite5m),
-  ]
-  return parts.includes(null) ? null : (parts as number[]).reduce((a, b) => a + b, 0)
+  // Three values, not a list of them: this runs for every record.
+  const five = bucket(fiveMinutes, rates.cacheWrite5m)
+  const hour = bucket(oneHour, rates.cacheWrite1h)
+  const other = bucket(rest, rates.cacheWrite ?? rates.cacheWrite5m)
+  return five === null || hour === null || other === null ? null : five + hour + other
 }
 
 /** The cost of one request's usage at one table entry; undefined when a bucket with tokens has no rate. */
