@@ -597,6 +597,8 @@ class UsageProcessor implements Processor, EventSink {
       return undefined
     }
     const after = reader.write(block.native, this.ledger.usage(), block.path)
+    // A writer may give the block itself back when it would write nothing new: nothing to compare.
+    if (after === block.native) return undefined
     const changes: Correction[] = []
     diff(block.native, after, reading.where, block.field ?? 'usage', changes)
     if (changes.length === 0) return undefined

@@ -117,7 +117,10 @@ export interface DialectReader {
   wrap?(payload: string, inner: string): string
   /** The stream ended whole (not cut by an abort): a last chance to say it was final or ended. */
   end?(): { final?: boolean; ended?: boolean } | undefined
-  /** Where the block at `path` should carry `usage`: the native block with the best values written in. */
+  /**
+   * Where the block at `path` should carry `usage`: the native block with the best values written in, a
+   * new object (never `native` changed), or `native` itself when nothing in it would change.
+   */
   write(native: JsonObject, usage: Usage, path: readonly string[]): JsonObject
 }
 

@@ -1,7 +1,7 @@
 import { isObject, type Usage } from '../../usage.js'
 import { AnyOf, member, needles } from '../bytes.js'
 import type { DialectReader, DialectSpec, EventReading, JsonObject, TextSink, UsageBlock, WireEvent } from '../types.js'
-import { fromAnthropicUsage, ServerToolCounts, toAnthropicUsage } from './usage.js'
+import { fromAnthropicUsage, ServerToolCounts, writeAnthropicUsage } from './usage.js'
 import { Buffer } from '../../buffer.js'
 
 const USAGE_EVENTS = ['message_start', 'message_delta', 'error'].map((name) => Buffer.from(name))
@@ -114,7 +114,7 @@ class AnthropicReader implements DialectReader {
   }
 
   write(native: JsonObject, usage: Usage, path: readonly string[]): JsonObject {
-    return this.serverTools.restore(toAnthropicUsage(native, usage, path !== DELTA_PATH))
+    return this.serverTools.restore(writeAnthropicUsage(native, usage, path !== DELTA_PATH))
   }
 
   private block(native: unknown, at: string, path: readonly string[]): UsageBlock | undefined {

@@ -86,27 +86,39 @@ function labelsAt(at: string): Required<UsageSources> {
  * into an `output_tokens_details` the block already has (docs/dialects/anthropic-messages.md#thinking-and-server-tools).
  */
 export function toAnthropicUsage(native: JsonObject, usage: Usage, split = false): JsonObject {
-  const out: JsonObject = { ...native }
-  if (split) writeSplit(native, usage, out)
-  if (usage.input !== undefined) out.input_tokens = usage.input
-  if (usage.cacheWrite !== undefined) out.cache_creation_input_tokens = usage.cacheWrite
-  if (usage.cacheRead !== undefined) out.cache_read_input_tokens = usage.cacheRead
-  if (usage.output !== undefined) out.output_tokens = usage.output
-  const details = native.output_tokens_details
-  if (usage.reasoning !== undefined && isObject(details) && details.thinking_tokens !== usage.reasoning) {
-    out.output_tokens_details = { ...details, thinking_tokens: usage.reasoning }
-  }
-  return out
+  const out = writeAnthropicUsage(native, usage, split)
+  return out === native ? { ...native } : out
 }
 
 /**
- * The known TTL split into `out.cache_creation` (other members of a `cache_creation` kept). The ledger only
- * holds a split that adds up to the cache write (docs/usage-model.md#stale-ttl-split), so when the write is
- * known, the half not reported is 0.
+ * {@link toAnthropicUsage}, but `native` itself when nothing changes: most usage events need no rewrite,
+ * and the reader then makes no copy (and the processor lists no change) for them.
  */
-function writeSplit(native: JsonObject, usage: Usage, out: JsonObject): void {
+export function writeAnthropicUsage(native: JsonObject, usage: Usage, split = false): JsonObject {
+  let out = split ? writeSplit(native, usage) : undefined
+  if (usage.input !== undefined && native.input_tokens !== usage.input)
+    (out ??= { ...native }).input_tokens = usage.input
+  if (usage.cacheWrite !== undefined && native.cache_creation_input_tokens !== usage.cacheWrite)
+    (out ??= { ...native }).cache_creation_input_tokens = usage.cacheWrite
+  if (usage.cacheRead !== undefined && native.cache_read_input_tokens !== usage.cacheRead)
+    (out ??= { ...native }).cache_read_input_tokens = usage.cacheRead
+  if (usage.output !== undefined && native.output_tokens !== usage.output)
+    (out ??= { ...native }).output_tokens = usage.output
+  const details = native.output_tokens_details
+  if (usage.reasoning !== undefined && isObject(details) && details.thinking_tokens !== usage.reasoning) {
+    ;(out ??= { ...native }).output_tokens_details = { ...details, thinking_tokens: usage.reasoning }
+  }
+  return out ?? native
+}
+
+/**
+ * A copy of `native` with the known TTL split in `cache_creation` (other members of a `cache_creation`
+ * kept), or undefined when it changes nothing. The ledger only holds a split that adds up to the cache
+ * write (docs/usage-model.md#stale-ttl-split), so when the write is known, the half not reported is 0.
+ */
+function writeSplit(native: JsonObject, usage: Usage): JsonObject | undefined {
   const { cacheWrite5m: m5, cacheWrite1h: h1, cacheWrite: total } = usage
-  if (m5 === undefined && h1 === undefined) return
+  if (m5 === undefined && h1 === undefined) return undefined
   const was = isObject(native.cache_creation) ? native.cache_creation : undefined
   const next: JsonObject = { ...was }
   const implied = total !== undefined ? 0 : undefined
@@ -119,8 +131,8 @@ function writeSplit(native: JsonObject, usage: Usage, out: JsonObject): void {
     was.ephemeral_5m_input_tokens === next.ephemeral_5m_input_tokens &&
     was.ephemeral_1h_input_tokens === next.ephemeral_1h_input_tokens
   )
-    return
-  out.cache_creation = next
+    return undefined
+  return { ...native, cache_creation: next }
 }
 
 /**
@@ -143,7 +155,7 @@ export class ServerToolCounts {
     }
   }
 
-  /** `out` with every zeroed count that is known replaced by the count known. */
+  /** `out` with every zeroed count that is known replaced by the count known (a copy when one is). */
   restore(out: JsonObject): JsonObject {
     const tools = out.server_tool_use
     if (this.known === undefined || this.known.size === 0 || !isObject(tools)) return out
@@ -152,7 +164,6 @@ export class ServerToolCounts {
       const known = this.known.get(key)
       if (known !== undefined && known > 0 && tools[key] === 0) (fixed ??= { ...tools })[key] = known
     }
-    if (fixed) out.server_tool_use = fixed
-    return out
+    return fixed ? { ...out, server_tool_use: fixed } : out
   }
 }
