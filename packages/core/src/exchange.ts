@@ -21,6 +21,7 @@ import { isObject } from './usage.js'
 // The headers a read body's new bytes make untrue, shared by every response (nothing writes to them).
 const REMOVE_LENGTH: readonly string[] = Object.freeze(['content-length'])
 const REMOVE_DECODED: readonly string[] = Object.freeze(['content-length', 'content-encoding'])
+
 /** How long a client-facing final usage event waits for the upstream tap, by default (ms). */
 export const DEFAULT_MAX_WAIT_MS = 1000
 /** How long a held `message_start` waits for the prompt's true counts, by default (ms). */

@@ -285,7 +285,7 @@ class UsageProcessor implements Processor, EventSink {
   private lastCorrections: Map<string, Correction> | undefined
   private correctionsOmitted = 0
   private unrewritten: ProcessorResult['unrewritten'] | undefined
-  failure: ProcessorResult['passthrough']
+  private failedAt: ProcessorResult['passthrough']
   private bytesIn = 0
   // Hold points: the offset the framer's offsets start from (a fresh framer after a hold), the output
   // size change of rewrites so far (to find an event in the output), and what is being held.
@@ -348,7 +348,7 @@ class UsageProcessor implements Processor, EventSink {
 
   /** Fail open: from here on every byte passes untouched. Returns the bytes that were being held. */
   private fail(reason: string, atByte: number): Buffer[] {
-    this.failure ??= { reason, atByte }
+    this.failedAt ??= { reason, atByte }
     return this.framer && !this.framer.stopped ? this.framer.stop() : []
   }
 
@@ -532,7 +532,7 @@ class UsageProcessor implements Processor, EventSink {
   }
 
   stopped(reason: string, at: number): void {
-    this.failure ??= { reason, atByte: this.base + at }
+    this.failedAt ??= { reason, atByte: this.base + at }
   }
 
   upstreamError(error: string): void {
@@ -841,7 +841,7 @@ class UsageProcessor implements Processor, EventSink {
       if (this.held!.scout) return out.concat(this.release().chunks as Buffer[])
       return out
     }
-    if (!this.failure) {
+    if (!this.failedAt) {
       const last = this.reader?.end?.()
       if (last?.final) this.final_ = true
       if (last?.ended) this.ended = true
@@ -859,6 +859,10 @@ class UsageProcessor implements Processor, EventSink {
     return this.fail(reason, this.bytesIn)
   }
 
+  get failure(): ProcessorResult['passthrough'] {
+    return this.failedAt
+  }
+
   get rewrote(): boolean {
     return this.corrections !== undefined
   }
@@ -874,7 +878,7 @@ class UsageProcessor implements Processor, EventSink {
       corrections: this.corrections ? this.corrections.map((correction) => ({ ...correction })) : [],
       correctionsOmitted: this.correctionsOmitted,
       error: this.error,
-      passthrough: this.failure,
+      passthrough: this.failedAt,
       unrewritten: this.unrewritten ? [...this.unrewritten] : [],
     }
   }
