@@ -271,6 +271,74 @@ export interface Breakdown {
   libs: number
   /** The same instructions again, by what the code does (see COMPONENTS). */
   parts: Record<Component, number>
+  /**
+   * The JIT's instructions by JavaScript function (`name file:line`), where the gateway wrote a perf map
+   * (`--perf-basic-prof`) that names them; code the map does not name is left out.
+   */
+  jitBy: Map<string, number>
+}
+
+/**
+ * The names of the JIT's code, from the map `--perf-basic-prof` writes to /tmp/perf-<pid>.map (one line
+ * per code object: start and size in hex, then its name). A range the map names twice (code collected
+ * and its space reused) takes the later name. Returns a lookup from an address to `name file:line`.
+ */
+export function readPerfMap(path: string): (address: number) => string | undefined {
+  let text: string
+  try {
+    text = readFileSync(path, 'utf8')
+  } catch {
+    return () => undefined
+  }
+  const entries: Array<{ start: number; end: number; name: string; order: number }> = []
+  let order = 0
+  for (const line of text.split('\n')) {
+    const a = line.indexOf(' ')
+    const b = line.indexOf(' ', a + 1)
+    if (a <= 0 || b <= a) continue
+    const start = parseInt(line.slice(0, a), 16)
+    const size = parseInt(line.slice(a + 1, b), 16)
+    entries.push({ start, end: start + size, name: jsName(line.slice(b + 1)), order: order++ })
+  }
+  entries.sort((x, y) => x.start - y.start || x.order - y.order)
+  const starts = entries.map((e) => e.start)
+  return (address) => {
+    // The last entry that starts at or before the address; among overlapping ones the latest written.
+    let lo = 0
+    let hi = starts.length - 1
+    let at = -1
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1
+      if (starts[mid]! <= address) ((at = mid), (lo = mid + 1))
+      else hi = mid - 1
+    }
+    let best: (typeof entries)[number] | undefined
+    for (let i = at; i >= 0 && i > at - 64; i--) {
+      const e = entries[i]!
+      if (e.start <= address && address < e.end && (best === undefined || e.order > best.order)) best = e
+    }
+    return best?.name
+  }
+}
+
+/** `JS:*push file:///…/packages/core/dist/chunk-X.js:2652:7` → `push core/dist/chunk-X.js:2652`. */
+function jsName(raw: string): string {
+  const m = /^(?:[A-Za-z]+:)?[*~^+]?(.*?) (\S+?)(?::(\d+)(?::\d+)?)?$/.exec(raw)
+  if (!m) return raw
+  const file = m[2]!
+    .replace(/^file:\/\//, '')
+    .replace(/^.*\/packages\//, '')
+    .replace(/^.*\/node_modules\/(?:\.pnpm\/[^/]+\/node_modules\/)?/, '')
+  return `${m[1] || '(anonymous)'} ${file}${m[3] ? `:${m[3]}` : ''}`
+}
+
+/** Whose code a named JIT function is: usagewire's packages, Node's own, or the gateway's dependencies. */
+export function ownerOf(name: string): 'usagewire' | 'node' | 'gateway' {
+  const file = name.slice(name.lastIndexOf(' ') + 1)
+  if (file.startsWith('node:')) return 'node'
+  if (/^(core|express|koa|fastify|http-proxy-middleware)\/dist\//.test(file) || file.startsWith('@usagewire/'))
+    return 'usagewire'
+  return 'gateway'
 }
 
 /**
@@ -314,11 +382,17 @@ const partOf = (fn: string): Component => {
   return 'other'
 }
 
-export function readCallgrind(path: string): Breakdown {
+export function readCallgrind(
+  path: string,
+  jitName: (address: number) => string | undefined = () => undefined,
+): Breakdown {
   const text = readFileSync(path, 'utf8')
   const names = { ob: new Map<string, string>(), fn: new Map<string, string>() }
   const parts = Object.fromEntries(COMPONENTS.map((c) => [c, 0])) as Record<Component, number>
-  const out: Breakdown = { total: 0, jit: 0, builtins: 0, node: 0, libs: 0, parts }
+  const jitBy = new Map<string, number>()
+  const out: Breakdown = { total: 0, jit: 0, builtins: 0, node: 0, libs: 0, parts, jitBy }
+  let jsFn: string | undefined
+  const jsCache = new Map<string, string | undefined>()
   const partCache = new Map<string, Component>()
   let ob = ''
   let fn = ''
@@ -343,6 +417,7 @@ export function readCallgrind(path: string): Breakdown {
       if (ob === '???' || ob === '') {
         out.jit += ir
         parts.jit += ir
+        if (jsFn !== undefined) jitBy.set(jsFn, (jitBy.get(jsFn) ?? 0) + ir)
         continue
       }
       if (/\/node$/.test(ob)) {
@@ -356,6 +431,10 @@ export function readCallgrind(path: string): Breakdown {
       fn = name('fn', line.slice(3))
       part = partCache.get(fn) ?? partOf(fn)
       partCache.set(fn, part)
+      if (fn.startsWith('0x')) {
+        if (!jsCache.has(fn)) jsCache.set(fn, jitName(parseInt(fn, 16)))
+        jsFn = jsCache.get(fn)
+      } else jsFn = undefined
     } else if (line.startsWith('cfn=')) name('fn', line.slice(4))
     else if (line.startsWith('calls=')) skipNext = true
     else if (line.startsWith('totals:')) totals = Number(line.slice(7).trim())
@@ -395,7 +474,8 @@ async function countOne(mode: Mode, up: Lockstep, opts: CallgrindBenchOptions): 
     GATEWAY === 'express' ? ['gateway', mode, target] : ['framework', GATEWAY, mode, target],
     {
       wrapper,
-      nodeFlags: NODE_FLAGS,
+      // --perf-basic-prof: the gateway writes /tmp/perf-<pid>.map, which names the JIT's code by function.
+      nodeFlags: opts.valgrind ? [...NODE_FLAGS, '--perf-basic-prof'] : NODE_FLAGS,
     },
   )
   const control = (...args: string[]) => {
@@ -437,8 +517,12 @@ async function countOne(mode: Mode, up: Lockstep, opts: CallgrindBenchOptions): 
     const countedSeconds = (performance.now() - t) / 1000
     const records = (await gw.ask<{ records: number }>('stats')).records - before
     await gw.exit()
+    // valgrind runs node in the process it was started as: the map is under the child's own pid.
+    const map = `/tmp/perf-${gw.child.pid}.map`
+    const jitName = opts.valgrind ? readPerfMap(map) : undefined
+    rmSync(map, { force: true })
     const windows = opts.valgrind
-      ? Array.from({ length: opts.windows }, (_, w) => readCallgrind(`${outFile(file)}.${w + 1}`))
+      ? Array.from({ length: opts.windows }, (_, w) => readCallgrind(`${outFile(file)}.${w + 1}`, jitName))
       : []
     return { responses, bad, records, windows, seconds: { warmup: warmupSeconds, counted: countedSeconds } }
   } finally {
@@ -456,7 +540,14 @@ const m = (n: number) => `${fmt(n / 1e6, 2)} M`
 function summarize(
   c: Counted,
   perWindow: number,
-): { median: Breakdown; all: number; low: number; high: number; parts: Record<Component, number> } {
+): {
+  median: Breakdown
+  all: number
+  low: number
+  high: number
+  parts: Record<Component, number>
+  jitBy: Map<string, number>
+} {
   const per = (w: Breakdown): Breakdown => ({
     total: w.total / perWindow,
     jit: w.jit / perWindow,
@@ -464,6 +555,7 @@ function summarize(
     node: w.node / perWindow,
     libs: w.libs / perWindow,
     parts: Object.fromEntries(COMPONENTS.map((k) => [k, w.parts[k] / perWindow])) as Record<Component, number>,
+    jitBy: new Map([...w.jitBy].map(([name, ir]) => [name, ir / perWindow])),
   })
   const windows = c.windows.map(per)
   const sorted = [...windows].sort((a, b) => a.total - b.total)
@@ -478,6 +570,13 @@ function summarize(
       Component,
       number
     >,
+    // Each named function's own median, the same way (a function a window did not run counts 0 there).
+    jitBy: new Map(
+      [...new Set(windows.flatMap((w) => [...w.jitBy.keys()]))].map((name) => [
+        name,
+        median(windows.map((w) => w.jitBy.get(name) ?? 0)),
+      ]),
+    ),
   }
 }
 
@@ -602,12 +701,53 @@ export async function callgrindBench(log: (line: string) => void, opts: Callgrin
       ratio: `steady ${fmt((bareSteady + steady) / bareSteady, 3)}×`,
       result: 'info',
     },
+    ...jitRows(b.jitBy, u.jitBy, u.parts.jit - b.parts.jit),
     {
       id: '',
       what: `  all ${opts.windows} windows of ${opts.perWindow} (GC, late compiles)`,
       value: m(u.all),
       baseline: `bare ${m(b.all)}; windows uw ${m(u.low)}–${m(u.high)}, bare ${m(b.low)}–${m(b.high)}`,
       ratio: `${fmt(u.all / b.all, 3)}×`,
+      result: 'info',
+    },
+  ]
+}
+
+/**
+ * The JIT part of the difference by whose functions ran it (usagewire's, Node's own, the gateway's
+ * packages), and usagewire's costliest functions, from the functions' medians. None where the perf map
+ * named nothing (a gateway not under valgrind).
+ */
+function jitRows(bare: Map<string, number>, usagewire: Map<string, number>, jitDelta: number): Row[] {
+  if (usagewire.size === 0) return []
+  const by = { usagewire: 0, node: 0, gateway: 0 }
+  let named = 0
+  for (const name of new Set([...bare.keys(), ...usagewire.keys()])) {
+    const delta = (usagewire.get(name) ?? 0) - (bare.get(name) ?? 0)
+    by[ownerOf(name)] += delta
+    named += delta
+  }
+  const own = [...usagewire].filter(([name]) => ownerOf(name) === 'usagewire').sort((x, y) => y[1] - x[1])
+  const top = own.slice(0, 6).map(([name, ir]) => `${name.slice(0, name.indexOf(' '))} ${fmt(ir / 1e3, 1)} K`)
+  return [
+    {
+      id: '',
+      what: '  usagewire − bare, JIT code by whose functions',
+      value: signed(by.usagewire),
+      baseline: `usagewire's ${signed(by.usagewire)}, Node's ${signed(by.node)}, the gateway's packages ${signed(by.gateway)}, unnamed ${signed(jitDelta - named)}`,
+      ratio: `${own.length} functions`,
+      result: 'info',
+      raw: {
+        byOwner: by,
+        unnamed: jitDelta - named,
+        usagewireFunctions: Object.fromEntries(own.map(([name, ir]) => [name, Math.round(ir)])),
+      },
+    },
+    {
+      id: '',
+      what: "  usagewire's costliest functions (JIT, per response)",
+      value: top[0] ?? '',
+      baseline: top.slice(1).join(', '),
       result: 'info',
     },
   ]
