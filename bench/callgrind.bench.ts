@@ -540,14 +540,7 @@ const m = (n: number) => `${fmt(n / 1e6, 2)} M`
 function summarize(
   c: Counted,
   perWindow: number,
-): {
-  median: Breakdown
-  all: number
-  low: number
-  high: number
-  parts: Record<Component, number>
-  jitBy: Map<string, number>
-} {
+): Pick<Breakdown, 'parts' | 'jitBy'> & { median: Breakdown; all: number; low: number; high: number } {
   const per = (w: Breakdown): Breakdown => ({
     total: w.total / perWindow,
     jit: w.jit / perWindow,
