@@ -321,24 +321,30 @@ export function readPerfMap(path: string): (address: number) => string | undefin
   }
 }
 
-/** `JS:*push file:///…/packages/core/dist/chunk-X.js:2652:7` → `push core/dist/chunk-X.js:2652`. */
+/**
+ * `JS:*push file:///…/packages/core/dist/chunk-X.js:2652:7` → `push @usagewire/core/dist/chunk-X.js:2652`:
+ * this workspace's packages under their published names, others as found under node_modules.
+ */
 function jsName(raw: string): string {
   const m = /^(?:[A-Za-z]+:)?[*~^+]?(.*?) (\S+?)(?::(\d+)(?::\d+)?)?$/.exec(raw)
   if (!m) return raw
   const file = m[2]!
     .replace(/^file:\/\//, '')
-    .replace(/^.*\/packages\//, '')
+    .replace(/^.*\/packages\//, '@usagewire/')
     .replace(/^.*\/node_modules\/(?:\.pnpm\/[^/]+\/node_modules\/)?/, '')
   return `${m[1] || '(anonymous)'} ${file}${m[3] ? `:${m[3]}` : ''}`
 }
 
-/** Whose code a named JIT function is: usagewire's packages, Node's own, or the gateway's dependencies. */
+/**
+ * Whose code a named JIT function is: usagewire's packages, Node's own (its `node:` modules, and V8's
+ * stubs and regular expressions, which name no file), or the gateway's dependencies.
+ */
 export function ownerOf(name: string): 'usagewire' | 'node' | 'gateway' {
-  const file = name.slice(name.lastIndexOf(' ') + 1)
+  const space = name.lastIndexOf(' ')
+  if (space === -1) return 'node'
+  const file = name.slice(space + 1)
   if (file.startsWith('node:')) return 'node'
-  if (/^(core|express|koa|fastify|http-proxy-middleware)\/dist\//.test(file) || file.startsWith('@usagewire/'))
-    return 'usagewire'
-  return 'gateway'
+  return file.startsWith('@usagewire/') ? 'usagewire' : 'gateway'
 }
 
 /**
