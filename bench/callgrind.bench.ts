@@ -17,7 +17,7 @@
  * Every write then reaches the gateway as one read, whatever the gateway's speed.
  */
 import { execFileSync, spawnSync } from 'node:child_process'
-import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { fileURLToPath } from 'node:url'
@@ -116,9 +116,14 @@ const GATEWAY = ((): 'express' | Framework => {
  *  - `--interrupt-budget=8192` (default 67584): functions tier up after an eighth of the bytecode, so
  *    the ones that run once per request reach TurboFan during the warm-up instead of compiling inside
  *    the counted windows. The tiers are the same as in a long-running gateway, only reached sooner
- *    (`--no-opt` and the like would count code no gateway runs).
+ *    (`--no-opt` and the like would count code no gateway runs). Node 22's V8 counts calls instead and
+ *    has no such flag: there `--invocation-count-for-turbofan=375` (default 3000), an eighth too.
  */
-const NODE_FLAGS = ['--predictable-gc-schedule', '--single-threaded', '--interrupt-budget=8192']
+const NODE_FLAGS = [
+  '--predictable-gc-schedule',
+  '--single-threaded',
+  Number(process.versions.node.split('.')[0]) < 22 ? '--interrupt-budget=8192' : '--invocation-count-for-turbofan=375',
+]
 
 /** Why valgrind cannot be used here, or undefined when it can. */
 export function valgrindMissing(): string | undefined {
@@ -526,6 +531,8 @@ async function countOne(mode: Mode, up: Lockstep, opts: CallgrindBenchOptions): 
     // valgrind runs node in the process it was started as: the map is under the child's own pid.
     const map = `/tmp/perf-${gw.child.pid}.map`
     const jitName = opts.valgrind ? readPerfMap(map) : undefined
+    // Kept beside the counts on request, to name the JIT's code in them afterwards (callers, callees).
+    if (opts.valgrind && process.env.BENCH_KEEP_MAPS) copyFileSync(map, `${outFile(file)}.map`)
     rmSync(map, { force: true })
     const windows = opts.valgrind
       ? Array.from({ length: opts.windows }, (_, w) => readCallgrind(`${outFile(file)}.${w + 1}`, jitName))
