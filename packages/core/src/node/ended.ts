@@ -1,4 +1,4 @@
-import { ServerResponse } from 'node:http'
+import { OutgoingMessage, ServerResponse } from 'node:http'
 import type { Outcome } from '../exchange.js'
 
 /**
@@ -24,6 +24,16 @@ function h2Stream(res: ServerResponse): H2Stream | undefined {
   const stream = (res as { stream?: unknown }).stream
   return typeof stream === 'object' && stream !== null && 'rstCode' in stream ? (stream as H2Stream) : undefined
 }
+
+/**
+ * node:http's getters of how a response stands, read once and called on it: read off an Express response,
+ * each would miss V8's caches (see `h2Stream`), once per response, as usagewire is the one that reads
+ * them when it closes. Undefined on a Node without them as getters: the response is read as before.
+ */
+const getter = (name: string): ((this: ServerResponse) => unknown) | undefined =>
+  Object.getOwnPropertyDescriptor(OutgoingMessage.prototype, name)?.get
+const WRITABLE_FINISHED = getter('writableFinished')
+const ERRORED = getter('errored')
 
 const END: Outcome = { kind: 'end' }
 const ABORT: Outcome = { kind: 'abort' }
@@ -53,8 +63,10 @@ export function outcomeOf(res: ServerResponse, finished = false): Outcome {
     const error = gatewayError(stream)
     return error ? cut(error) : ABORT
   }
-  if (finished || res.writableFinished) return END
-  const errored = (res as { errored?: Error | null }).errored
+  const http1 = res instanceof ServerResponse
+  if (finished || (http1 && WRITABLE_FINISHED ? WRITABLE_FINISHED.call(res) : res.writableFinished)) return END
+  const errored = (http1 && ERRORED ? ERRORED.call(res) : (res as { errored?: unknown }).errored) as
+    Error | null | undefined
   return errored ? cut(errored) : ABORT
 }
 

@@ -460,6 +460,58 @@ describe('how a response is taken over (docs/architecture.md#intercepting-a-node
     expect(record.usage).toMatchObject({ input: 12, output: 9 })
   })
 
+  it('adds no listener to a response the hooks hold: the record comes as it finishes, before its own close listeners', async () => {
+    const seen: unknown[] = []
+    const { port, records } = await serve((_req, res) => {
+      seen.push(res.listenerCount('close'))
+      // Every other event reaches the response's listeners with the arguments it was emitted with.
+      res.on('custom', (...args: unknown[]) => seen.push(args))
+      res.emit('custom')
+      res.emit('custom', 1)
+      res.emit('custom', 1, undefined)
+      res.emit('custom', 1, 2, 3, 4)
+      // A listener the handler adds hears of 'close' after the record is out.
+      res.on('close', () => seen.push(`close with ${records.length} record`))
+      res.writeHead(200, { 'content-type': 'text/event-stream' })
+      res.write(start)
+      res.end(sse({ output_tokens: 9 }))
+    })
+    await fetchRaw(port, '/v1/messages')
+    const record = await waitFor(() => records[0])
+    await waitFor(() => seen.length === 6 || undefined)
+    expect(seen).toEqual([0, [], [1], [1, undefined], [1, 2, 3, 4], 'close with 1 record'])
+    expect(record.status).toBe('complete')
+    expect(record.usage).toMatchObject({ input: 12, output: 9 })
+  })
+
+  it('still records a response whose body it does not read, and one cut short, through the hooks', async () => {
+    const { port, records } = await serve((req, res) => {
+      if (req.url === '/v1/messages?json') {
+        res.writeHead(400, { 'content-type': 'text/plain' })
+        res.end('no')
+        return
+      }
+      res.writeHead(200, { 'content-type': 'text/event-stream' })
+      res.write(start)
+      setTimeout(() => res.destroy(new Error('upstream reset')), 20)
+    })
+    await fetchRaw(port, '/v1/messages?json')
+    await new Promise<void>((done) => {
+      const req = request({ host: '127.0.0.1', port, path: '/v1/messages', method: 'POST' }, (res) => {
+        res.on('data', () => {})
+        res.on('error', () => done())
+        res.on('close', () => done())
+      })
+      req.on('error', () => done())
+      req.end()
+    })
+    await waitFor(() => records[1])
+    expect(records.map((r) => r.httpStatus).sort()).toEqual([200, 400])
+    const cut = records.find((r) => r.httpStatus === 200)!
+    expect(cut.status).toBe('incomplete')
+    expect(cut.usage).toMatchObject({ input: 12 })
+  })
+
   it('wraps a method something before it put on the response, so that code still sees the rewritten body', async () => {
     const seen: string[] = []
     const records: UsageRecord[] = []

@@ -1,5 +1,5 @@
 import { Buffer } from 'node:buffer'
-import { IncomingMessage, ServerResponse, type OutgoingHttpHeaders } from 'node:http'
+import { IncomingMessage, OutgoingMessage, ServerResponse, type OutgoingHttpHeaders } from 'node:http'
 import { nextTick } from 'node:process'
 import type { Transform } from 'node:stream'
 import type { Exchange, HeadDecision, Port } from '../exchange.js'
@@ -42,6 +42,16 @@ type Carrying = IncomingMessage & { [EXCHANGE]?: Exchange }
 
 const hasOwn = Object.hasOwn
 const protoOf = Object.getPrototypeOf as (value: object) => Record<PropertyKey, unknown> | null
+
+/**
+ * node:http's own ways to read a response's headers, read once. A read of a method
+ * off an Express response (`res.getHeader`) misses V8's caches, as every read of such a response does
+ * (see writesThroughHooks), and usagewire is often the first to read that name off it: a runtime lookup
+ * through its prototype chain, once per response. Called on `res` directly instead where the response
+ * uses node's own (its prototype resolves to them), as every response the hooks hold does.
+ */
+const NODE_GET_HEADER = OutgoingMessage.prototype.getHeader
+const NODE_HAS_HEADER = OutgoingMessage.prototype.hasHeader
 
 /** The socket of an HTTP/1 response that has one (HTTP/2's compatibility `socket` is a proxy, shared). */
 function socketOf(res: ServerResponse): CarrierSlot | null {
@@ -175,6 +185,8 @@ interface Methods {
   write: Loose<boolean>
   end: Loose<ServerResponse>
   flushHeaders: () => void
+  /** Absent from hooks an older copy of usagewire installed: its interceptions listen for 'close'. */
+  emit?: Loose<boolean>
 }
 
 /** What the response hooks call on the interception that holds a response. */
@@ -187,6 +199,10 @@ interface Carrier {
   onFlushHeaders(): void
   onWrite(chunk: Chunk, encoding: unknown, callback: unknown): boolean
   onEnd(chunk: unknown, encoding: unknown, callback: unknown): ServerResponse
+  /** True when the interception hears of 'close' from the `emit` hook rather than from a listener. */
+  readonly closesByEmit?: boolean
+  /** The response emits 'finish' (`finished`), or 'close' without it; before its listeners hear of it. */
+  closed?(finished: boolean): void
 }
 
 interface Hooks {
@@ -257,7 +273,9 @@ function responseHooks(): Hooks {
     write: proto.write,
     end: proto.end,
     flushHeaders: proto.flushHeaders,
+    emit: proto.emit,
   }
+  const emit = original.emit!
   const hooks: Methods = {
     writeHead(this: ServerResponse, ...args: unknown[]) {
       const carrier = carrierOf(this)
@@ -277,8 +295,24 @@ function responseHooks(): Hooks {
       const carrier = carrierOf(this)
       return carrier ? carrier.onFlushHeaders() : original.flushHeaders.call(this)
     },
+    // The end of a response is told to the interception as the response emits it, before its
+    // listeners: a listener of its own on every response costs the gateway the listener list's changes
+    // on an object whose shape V8 does not share (bench/README.md, row 8b). 'finish' while the response
+    // still has its socket (node takes it off in a 'finish' listener), or 'close' alone, on a response cut
+    // short. Every event passes on with its arguments as they were given.
+    emit(this: ServerResponse, event: unknown, a?: unknown, b?: unknown) {
+      if (event === 'finish' || event === 'close') {
+        const carrier = carrierOf(this)
+        if (carrier?.closesByEmit === true) carrier.closed!(event === 'finish')
+      }
+      const n = arguments.length
+      if (n === 1) return emit.call(this, event)
+      if (n === 2) return emit.call(this, event, a)
+      if (n === 3) return emit.call(this, event, a, b)
+      return emit.apply(this, arguments as unknown as unknown[])
+    },
   }
-  for (const name of ['writeHead', 'write', 'end', 'flushHeaders'] as const) {
+  for (const name of ['writeHead', 'write', 'end', 'flushHeaders', 'emit'] as const) {
     Object.defineProperty(proto, name, { value: hooks[name], writable: true, configurable: true, enumerable: false })
   }
   const made: Hooks = { hooks, original }
@@ -312,6 +346,11 @@ function writesThroughHooks(res: ServerResponse, hooks: Methods): boolean {
   )
 }
 
+/** True when 'close' on `res` reaches the `emit` hook: the hooks have one, and nothing put its own on `res`. */
+function emitsThroughHooks(res: ServerResponse, hooks: Methods): boolean {
+  return hooks.emit !== undefined && protoOf(res)?.emit === hooks.emit && !hasOwn(res, 'emit')
+}
+
 /**
  * One intercepted response. Like `compression()`, it decides at the first write, from the headers,
  * whether the response is one to rewrite (the Exchange decides; this only carries it out); when it is
@@ -341,6 +380,12 @@ class Interception implements Port, ResponseHandle, Carrier {
   private readonly flushHeaders: () => void
   /** Held through the prototype's hooks (no property of its own on `res`), not by own methods. */
   private readonly hooked: boolean
+  /** `res` reads its headers with node's own methods: they are called directly, not read off `res`. */
+  private readonly nodeHeaders: boolean
+  /** 'close' comes through the `emit` hook; otherwise through {@link closeListener}. */
+  readonly closesByEmit: boolean
+  private closeListener: (() => void) | undefined
+  private reported = false
   /** The socket the interception put itself on, to take itself off again once the response closed. */
   private socket: CarrierSlot | undefined
   /**
@@ -399,24 +444,42 @@ class Interception implements Port, ResponseHandle, Carrier {
       res.end = ((chunk?: unknown, encoding?: unknown, callback?: unknown) =>
         this.onEnd(chunk, encoding, callback)) as ServerResponse['end']
     }
-    // 'close' follows 'finish' on a response that completed and comes alone on one cut short: one
-    // listener tells both, at the cost of one closure per response.
-    res.on('close', this.onClose) // 'close' comes once; `once` would add a wrapper and a bound function per response
+    // Read off its prototype, whose shape is shared: a response the hooks hold has no methods of its own.
+    const proto = this.hooked ? protoOf(res) : null
+    this.nodeHeaders = proto !== null && proto.getHeader === NODE_GET_HEADER && proto.hasHeader === NODE_HAS_HEADER
+    // 'close' follows 'finish' on a response that completed and comes alone on one cut short: it tells
+    // both. A response the hooks hold tells it through the `emit` hook; another gets a listener, at the
+    // cost of one closure ('close' comes once; `once` would add a wrapper and a bound function).
+    this.closesByEmit = this.hooked && emitsThroughHooks(res, hooks)
+    if (!this.closesByEmit) res.on('close', (this.closeListener = () => this.report()))
   }
 
-  private readonly onClose = (): void => this.report()
+  closed(finished: boolean): void {
+    this.report(finished)
+  }
 
   release(): boolean {
     if (this.decision) return false
-    this.restore()
-    this.res.removeListener('close', this.onClose)
+    if (this.hooked) this.detach()
+    else this.restore()
+    if (this.closeListener !== undefined) this.res.removeListener('close', this.closeListener)
     return true
   }
 
+  /** Off the hooks: they find this interception no longer, and a 'close' through `emit` is not told. */
+  private detach(): void {
+    if (this.exchange.carrier === this) this.exchange.carrier = undefined
+    this.letGo()
+  }
+
+  /**
+   * The body is not read: the response goes on through node's methods. One held by the hooks stays
+   * where they find it, as it hears of 'close' through them, and its hooks pass every call on (it is not
+   * `active`); one given own methods gets its methods back.
+   */
   private restore(): void {
     if (this.hooked) {
-      if (this.exchange.carrier === this) this.exchange.carrier = undefined
-      this.letGo()
+      if (!this.closesByEmit) this.detach()
       return
     }
     const res = this.res
@@ -437,7 +500,7 @@ class Interception implements Port, ResponseHandle, Carrier {
   private makeDecision(): void {
     const res = this.res
     const decision = (this.decision = this.exchange.respond(
-      { status: res.statusCode, headers: (name) => res.getHeader(name) },
+      { status: res.statusCode, headers: (name) => this.header(name) },
       { decoders: NODE_DECODERS },
     ))
     if (!decision.read) return this.restore()
@@ -449,7 +512,7 @@ class Interception implements Port, ResponseHandle, Carrier {
       this.wireDecoder(this.decoder)
     }
     this.holdHead = !this.sse || this.decoder !== undefined
-    if (this.sse && res.getHeader('content-length') !== undefined) {
+    if (this.sse && this.header('content-length') !== undefined) {
       res.removeHeader('content-length')
       keepFramed(res)
     }
@@ -464,6 +527,16 @@ class Interception implements Port, ResponseHandle, Carrier {
       Object.defineProperty(res, 'writableEnded', { configurable: true, get: () => this.writerEnded || this.finished })
     }
     this.exchange.connect(this)
+  }
+
+  /** A header of the response as it stands (node's `getHeader`, called directly where it can be). */
+  private header(name: string): ReturnType<ServerResponse['getHeader']> {
+    return this.nodeHeaders ? NODE_GET_HEADER.call(this.res, name) : this.res.getHeader(name)
+  }
+
+  /** Whether the response has a header (node's `hasHeader`, called directly where it can be). */
+  private hasHeader(name: string): boolean {
+    return this.nodeHeaders ? NODE_HAS_HEADER.call(this.res, name) : this.res.hasHeader(name)
   }
 
   /** The head is due: written now, or held until the body's length and encoding are settled. */
@@ -502,7 +575,7 @@ class Interception implements Port, ResponseHandle, Carrier {
     for (const chunk of chunks) {
       if (chunk.length === 0) continue
       if (this.headArgs) {
-        if (this.decoder || res.hasHeader('transfer-encoding')) this.decodedHead()
+        if (this.decoder || this.hasHeader('transfer-encoding')) this.decodedHead()
         this.sendHead()
       }
       ok = this.originalWrite.call(res, chunk) && ok
@@ -607,6 +680,8 @@ class Interception implements Port, ResponseHandle, Carrier {
 
   onWriteHead(args: unknown[]): ServerResponse {
     const res = this.res
+    // Decided not to read, and still held by the hooks (for 'close'): node's own, as it was called.
+    if (this.decision !== undefined && !this.active) return this.originalWriteHead.apply(res, args)
     const reason = adoptHeadArgs(res, args)
     this.decide()
     if (!this.active) return this.originalWriteHead.call(res, res.statusCode, ...(reason ? [reason] : []))
@@ -686,7 +761,9 @@ class Interception implements Port, ResponseHandle, Carrier {
     else if (req !== undefined) (req as Carrying)[EXCHANGE] = this.exchange
   }
 
-  private report(): void {
+  private report(finished = false): void {
+    if (this.reported) return
+    this.reported = true
     const res = this.res
     this.letGo()
     // The flags go back to Node's own once the response is over (only those put on it: a `delete` costs
@@ -696,6 +773,6 @@ class Interception implements Port, ResponseHandle, Carrier {
     // Ended, cut by the gateway, or left by the client: read from the response (`res.errored`, or its
     // HTTP/2 stream), so `destroy` need not be patched: every method patched on `res` costs the gateway
     // on every request.
-    this.exchange.finish(outcomeOf(res))
+    this.exchange.finish(outcomeOf(res, finished))
   }
 }
