@@ -444,18 +444,15 @@ class Interception implements Port, ResponseHandle, Carrier {
       res.end = ((chunk?: unknown, encoding?: unknown, callback?: unknown) =>
         this.onEnd(chunk, encoding, callback)) as ServerResponse['end']
     }
-    // Read off its prototype, whose shape is shared: a response the hooks hold has no methods of its own.
+    // Read off its prototype, whose shape is shared. Only headers are read this way: a `getHeader` of the
+    // response's own, if one were put on it, would be passed over for node's, which reads what is sent.
     const proto = this.hooked ? protoOf(res) : null
     this.nodeHeaders = proto !== null && proto.getHeader === NODE_GET_HEADER && proto.hasHeader === NODE_HAS_HEADER
     // 'close' follows 'finish' on a response that completed and comes alone on one cut short: it tells
     // both. A response the hooks hold tells it through the `emit` hook; another gets a listener, at the
     // cost of one closure ('close' comes once; `once` would add a wrapper and a bound function).
     this.closesByEmit = this.hooked && emitsThroughHooks(res, hooks)
-    if (!this.closesByEmit) res.on('close', (this.closeListener = () => this.report()))
-  }
-
-  closed(finished: boolean): void {
-    this.report(finished)
+    if (!this.closesByEmit) res.on('close', (this.closeListener = () => this.closed()))
   }
 
   release(): boolean {
@@ -761,7 +758,8 @@ class Interception implements Port, ResponseHandle, Carrier {
     else if (req !== undefined) (req as Carrying)[EXCHANGE] = this.exchange
   }
 
-  private report(finished = false): void {
+  /** Carrier: the response finished (`finished`) or closed; its record is made, once. */
+  closed(finished = false): void {
     if (this.reported) return
     this.reported = true
     const res = this.res
