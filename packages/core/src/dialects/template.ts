@@ -104,14 +104,13 @@ export class EventTemplate {
    *   ends (it overlaps the one before unless the length is a multiple of eight);
    * - one of four to seven bytes as two 32-bit integers, `ints[2i]` (its first four bytes) and
    *   `ints[2i + 1]` (its last four);
-   * - a shorter one byte by byte, `shorts[i]`.
+   * - a shorter one byte by byte, from `ints[2i]`, which holds its bytes from the lowest.
    */
   private constructor(
     private readonly lengths: Int32Array,
     private readonly words: Float64Array,
     private readonly wordsFrom: Int32Array,
     private readonly ints: Int32Array,
-    private readonly shorts: readonly Buffer[],
     /**
      * The event ends in LF LF, so neither it nor any event that matches has a CR in it (no free string
      * may hold a control byte): where a match ends, an event ends, whatever the line ends around it.
@@ -179,8 +178,8 @@ export class EventTemplate {
         const ints = this.ints
         if (view.getInt32(p, true) !== ints[2 * i] || view.getInt32(p + length - 4, true) !== ints[2 * i + 1]) return -1
       } else {
-        const short = this.shorts[i]!
-        for (let k = 0; k < length; k++) if (buf[p + k] !== short[k]) return -1
+        const bytes = this.ints[2 * i]!
+        for (let k = 0; k < length; k++) if (buf[p + k] !== ((bytes >>> (8 * k)) & 0xff)) return -1
       }
       p += length
       if (i === last) return p
@@ -195,8 +194,16 @@ export class EventTemplate {
    * JSON followed by its blank line: only there is what a free string may hold bound to one JSON string.
    */
   static learn(buf: Buffer, start: number, end: number, free: ReadonlySet<string>): EventTemplate | undefined {
-    if (end - start < DATA.length + 2 || buf.compare(DATA, 0, DATA.length, start, start + DATA.length) !== 0)
+    if (
+      end - start < DATA.length + 2 ||
+      buf[start] !== DATA[0] ||
+      buf[start + 1] !== DATA[1] ||
+      buf[start + 2] !== DATA[2] ||
+      buf[start + 3] !== DATA[3] ||
+      buf[start + 4] !== DATA[4]
+    ) {
       return undefined
+    }
     // The event ends in the blank line after its one line: the lexer below reads the line to there, and
     // JSON has no line end outside a string, nor a control byte inside one, so it has no other.
     let lineEnd = end - 2
@@ -204,39 +211,48 @@ export class EventTemplate {
       lineEnd = end - 4
       if (lineEnd < start + DATA.length || !isEventEnd(buf, lineEnd, end)) return undefined
     }
-    const cuts: number[] = []
-    const lexer = new Lexer(buf, viewOf(buf), lineEnd, free, cuts)
+    const view = viewOf(buf)
+    const lexer = LEXER.reset(buf, view, lineEnd, freeKeys(free))
     let p = lexer.space(start + DATA.length)
     p = lexer.value(p, 0)
-    if (p === -1 || lexer.space(p) !== lineEnd) return undefined
-    const parts: Buffer[] = []
-    let from = start
-    for (let i = 0; i < cuts.length; i += 2) {
-      parts.push(Buffer.from(buf.subarray(from, cuts[i]!)))
-      from = cuts[i + 1]!
+    const valid = p !== -1 && lexer.space(p) === lineEnd
+    lexer.release()
+    if (!valid) return undefined
+    // The parts lie between the free strings: [start, cut 0), [cut 1, cut 2), …, [cut 2n-1, end).
+    const cuts = lexer.cuts
+    const parts = (cuts.length >> 1) + 1
+    const lengths = new Int32Array(parts)
+    const wordsFrom = new Int32Array(parts + 1)
+    const ints = new Int32Array(parts * 2)
+    let count = 0
+    for (let i = 0; i < parts; i++) {
+      const length = (i === parts - 1 ? end : cuts[2 * i]!) - (i === 0 ? start : cuts[2 * i - 1]!)
+      lengths[i] = length
+      if (length >= 8) count += (length + 7) >>> 3
+      wordsFrom[i + 1] = count
     }
-    parts.push(Buffer.from(buf.subarray(from, end)))
-    const wordsFrom = new Int32Array(parts.length + 1)
-    const words: number[] = []
-    const ints = new Int32Array(parts.length * 2)
-    for (let i = 0; i < parts.length; i++) {
-      const part = parts[i]!
-      const view = new DataView(part.buffer, part.byteOffset, part.length)
-      if (part.length >= 8) {
-        for (let at = 0; at + 8 < part.length; at += 8) words.push(view.getFloat64(at, true))
-        words.push(view.getFloat64(part.length - 8, true))
-      } else if (part.length >= 4) {
-        ints[2 * i] = view.getInt32(0, true)
-        ints[2 * i + 1] = view.getInt32(part.length - 4, true)
+    const words = new Float64Array(count)
+    for (let i = 0; i < parts; i++) {
+      const from = i === 0 ? start : cuts[2 * i - 1]!
+      const length = lengths[i]!
+      if (length >= 8) {
+        let w = wordsFrom[i]!
+        for (let at = from; at + 8 < from + length; at += 8) words[w++] = view.getFloat64(at, true)
+        words[w] = view.getFloat64(from + length - 8, true)
+      } else if (length >= 4) {
+        ints[2 * i] = view.getInt32(from, true)
+        ints[2 * i + 1] = view.getInt32(from + length - 4, true)
+      } else {
+        let bytes = 0
+        for (let k = 0; k < length; k++) bytes |= buf[from + k]! << (8 * k)
+        ints[2 * i] = bytes
       }
-      wordsFrom[i + 1] = words.length
     }
     // Doubles compare equal exactly when their bits are equal, but for NaNs (never equal) and the two
     // zeros (equal to each other): a part with a word that reads as either (never seen in text) is not learnt.
-    if (words.some((word) => word === 0 || word !== word)) return undefined
-    const lengths = Int32Array.from(parts, (part) => part.length)
+    for (let w = 0; w < count; w++) if (words[w] === 0 || words[w] !== words[w]) return undefined
     const lfOnly = buf[end - 1] === LF && buf[end - 2] === LF
-    return new EventTemplate(lengths, Float64Array.from(words), wordsFrom, ints, parts, lfOnly)
+    return new EventTemplate(lengths, words, wordsFrom, ints, lfOnly)
   }
 }
 
@@ -247,38 +263,67 @@ function isEventEnd(buf: Buffer, at: number, end: number): boolean {
   return n === 4 && buf[at] === CR && buf[at + 1] === LF && buf[at + 2] === CR && buf[at + 3] === LF
 }
 
+/** The free members' names as bytes, by length (`byLength[n]`: the names of n bytes), kept per set. */
+interface FreeKeys {
+  readonly byLength: ReadonlyArray<readonly Buffer[] | undefined>
+}
+
+const FREE_KEYS = new WeakMap<ReadonlySet<string>, FreeKeys>()
+
+function freeKeys(free: ReadonlySet<string>): FreeKeys {
+  let keys = FREE_KEYS.get(free)
+  if (keys === undefined) {
+    const byLength: Array<Buffer[] | undefined> = []
+    for (const key of free) {
+      const bytes = Buffer.from(key, 'latin1')
+      ;(byLength[bytes.length] ??= []).push(bytes)
+    }
+    keys = { byLength }
+    FREE_KEYS.set(free, keys)
+  }
+  return keys
+}
+
 /**
  * A validating JSON lexer over one line, `buf[.., limit)`, that notes where the string values of the free
  * members are (`cuts`: each one's first byte and its closing quote). Each method returns the index after
- * what it read, or -1 for text that is not JSON.
+ * what it read, or -1 for text that is not JSON. One for the process, reset for each event: learning
+ * runs to its end before another begins, and holds on to nothing after it.
  */
-const FREE_LENGTHS = new WeakMap<ReadonlySet<string>, Uint8Array>()
-
-/** Which key lengths a set of free members has (1 at each), kept per set. */
-function freeLengths(free: ReadonlySet<string>): Uint8Array {
-  let lengths = FREE_LENGTHS.get(free)
-  if (lengths === undefined) {
-    lengths = new Uint8Array(Math.max(0, ...[...free].map((key) => key.length)) + 1)
-    for (const key of free) lengths[key.length] = 1
-    FREE_LENGTHS.set(free, lengths)
-  }
-  return lengths
-}
-
 class Lexer {
-  constructor(
-    private readonly buf: Buffer,
-    private readonly view: DataView,
-    private readonly limit: number,
-    private readonly free: ReadonlySet<string>,
-    private readonly cuts: number[],
-  ) {}
+  private buf: Buffer = EMPTY
+  private view: DataView = EMPTY_VIEW
+  private limit = 0
+  private free: FreeKeys = { byLength: [] }
+  readonly cuts: number[] = []
 
-  /** The key `buf[start, end)` names a free member (made a string only when its length is one of theirs). */
+  reset(buf: Buffer, view: DataView, limit: number, free: FreeKeys): this {
+    this.buf = buf
+    this.view = view
+    this.limit = limit
+    this.free = free
+    this.cuts.length = 0
+    return this
+  }
+
+  /** Lets go of the event's buffer (the cuts stay until the next reset). */
+  release(): void {
+    this.buf = EMPTY
+    this.view = EMPTY_VIEW
+  }
+
+  /** The key `buf[start, end)` names a free member. */
   private isFree(start: number, end: number): boolean {
-    const lengths = freeLengths(this.free)
-    const n = end - start
-    return n < lengths.length && lengths[n] === 1 && this.free.has(this.buf.toString('latin1', start, end))
+    const named = this.free.byLength[end - start]
+    if (named === undefined) return false
+    const buf = this.buf
+    for (let k = 0; k < named.length; k++) {
+      const key = named[k]!
+      let i = 0
+      while (i < key.length && buf[start + i] === key[i]) i++
+      if (i === key.length) return true
+    }
+    return false
   }
 
   space(p: number): number {
@@ -344,30 +389,32 @@ class Lexer {
     }
   }
 
+  /** Where the run of digits from `p` ends. */
+  private digits(p: number): number {
+    const buf = this.buf
+    while (p < this.limit && buf[p]! >= ZERO && buf[p]! <= NINE) p++
+    return p
+  }
+
   /** RFC 8259 §6: `-`? (`0` | [1-9][0-9]*) (`.` [0-9]+)? ([eE] [+-]? [0-9]+)? */
   private number(p: number): number {
     const buf = this.buf
-    const digits = (from: number): number => {
-      let i = from
-      while (i < this.limit && buf[i]! >= ZERO && buf[i]! <= NINE) i++
-      return i
-    }
     if (buf[p] === MINUS) p++
     if (buf[p] === ZERO) p++
     else {
-      const after = digits(p)
+      const after = this.digits(p)
       if (after === p) return -1
       p = after
     }
     if (buf[p] === DOT) {
-      const after = digits(p + 1)
+      const after = this.digits(p + 1)
       if (after === p + 1) return -1
       p = after
     }
     if (buf[p] === 0x65 || buf[p] === 0x45) {
       p++
       if (buf[p] === PLUS || buf[p] === MINUS) p++
-      const after = digits(p)
+      const after = this.digits(p)
       if (after === p) return -1
       p = after
     }
@@ -376,7 +423,12 @@ class Lexer {
 
   private literal(p: number, word: Buffer): number {
     const end = p + word.length
-    if (end > this.limit || this.buf.compare(word, 0, word.length, p, end) !== 0) return -1
+    if (end > this.limit) return -1
+    for (let k = 0; k < word.length; k++) if (this.buf[p + k] !== word[k]) return -1
     return end
   }
 }
+
+const EMPTY = Buffer.alloc(0)
+const EMPTY_VIEW = new DataView(new ArrayBuffer(0))
+const LEXER = new Lexer()
