@@ -1,5 +1,6 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
+import { collected } from '../node/test-gc.js'
 import { EventTemplate, stringEnd, stringEndByWords } from './template.js'
 
 const FREE = new Set(['content', 'obfuscation'])
@@ -171,6 +172,47 @@ describe('event templates', () => {
     expect(t.match(same, 0, same.length)).toBe(same.length)
     const changed = event({ content: ['b'], x: 'content', obfuscation: 'o' })
     expect(t.match(changed, 0, changed.length)).toBe(-1)
+  })
+
+  it('keep nothing of the event they were learnt from, and do not change it', async () => {
+    // The template's words are read where the event lies; neither it nor the lexer holds the chunk.
+    let source: Buffer | undefined = Buffer.from(event(chunk('learnt from')))
+    const before = Buffer.from(source)
+    const t = learn(source)!
+    expect(source.equals(before)).toBe(true)
+    const ref = new WeakRef(source)
+    source = undefined
+    const other = event(chunk('another chunk'))
+    expect(t.match(other, 0, other.length)).toBe(other.length) // the process's one view now holds this one
+    expect(await collected(ref)).toBe(true)
+    expect(t.match(other, 0, other.length)).toBe(other.length)
+  })
+
+  it('compare parts shorter than four bytes byte by byte', () => {
+    // Two free strings one key apart leave parts of 2–3 bytes between them (`","b":"` is 7; `","":"`
+    // with an empty key is not a member name a dialect frees, so short parts come from short keys).
+    const free = new Set(['a', 'b'])
+    const learnt = (json: unknown) => {
+      const buf = event(json)
+      return EventTemplate.learn(buf, 0, buf.length, free)
+    }
+    const t = learnt({ a: 'x', b: 'y' })!
+    for (const [a, b] of [
+      ['', ''],
+      ['long text', 'q'],
+      ['\\', '"'],
+    ]) {
+      const buf = event({ a, b })
+      expect(t.match(buf, 0, buf.length)).toBe(buf.length)
+    }
+    for (const json of [
+      { a: 'x', c: 'y' },
+      { b: 'x', a: 'y' },
+      { a: 'x', b: 1 },
+    ]) {
+      const buf = event(json)
+      expect(t.match(buf, 0, buf.length)).toBe(-1)
+    }
   })
 })
 
