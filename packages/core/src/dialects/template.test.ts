@@ -188,9 +188,9 @@ describe('event templates', () => {
     expect(t.match(other, 0, other.length)).toBe(other.length)
   })
 
-  it('compare parts shorter than four bytes byte by byte', () => {
-    // Two free strings one key apart leave parts of 2–3 bytes between them (`","b":"` is 7; `","":"`
-    // with an empty key is not a member name a dialect frees, so short parts come from short keys).
+  it('compare the shortest parts there are, between two free strings and after the last', () => {
+    // `","b":"` (7 bytes) between two free strings and `"}` with its blank line (4) after the last are
+    // the shortest parts JSON allows: each is compared as two 32-bit words that overlap.
     const free = new Set(['a', 'b'])
     const learnt = (json: unknown) => {
       const buf = event(json)

@@ -104,7 +104,9 @@ export class EventTemplate {
    *   ends (it overlaps the one before unless the length is a multiple of eight);
    * - one of four to seven bytes as two 32-bit integers, `ints[2i]` (its first four bytes) and
    *   `ints[2i + 1]` (its last four);
-   * - a shorter one byte by byte, from `ints[2i]`, which holds its bytes from the lowest.
+   * - a shorter one byte by byte, from `ints[2i]`, which holds its bytes from the lowest (none is learnt
+   *   from JSON: a part between two free strings is at least `","k":"`, the last at least `"}` and its
+   *   blank line).
    */
   private constructor(
     private readonly lengths: Int32Array,
