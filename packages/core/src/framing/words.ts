@@ -5,10 +5,14 @@
  */
 import { Buffer } from '../buffer.js'
 
-/** A byte string as little-endian doubles and the bytes after the last whole one. */
+/**
+ * A byte string as little-endian doubles and the bytes after the last whole one. The doubles are in a
+ * plain array: TurboFan loads from one without the detached-buffer check a typed array's loads need,
+ * and it costs no allocation outside V8's heap (docs/architecture.md#event-templates).
+ */
 export interface Pattern {
   readonly bytes: Buffer
-  readonly words: Float64Array
+  readonly words: readonly number[]
   /**
    * Doubles compare equal exactly when their bits are equal except for NaNs (never equal) and the two
    * zeros (equal to each other): a pattern with a word that reads as either is compared byte by byte.
@@ -18,12 +22,12 @@ export interface Pattern {
 
 export function pattern(bytes: Uint8Array): Pattern {
   const copy = Buffer.from(bytes)
-  const words = new Float64Array(copy.length >>> 3)
+  const words: number[] = []
   let exact = true
-  for (let i = 0; i < words.length; i++) {
-    const word = copy.readDoubleLE(i * 8)
+  for (let at = 0; at + 8 <= copy.length; at += 8) {
+    const word = copy.readDoubleLE(at)
     if (word === 0 || word !== word) exact = false
-    words[i] = word
+    words.push(word)
   }
   return { bytes: copy, words, exact }
 }
