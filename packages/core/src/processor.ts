@@ -31,7 +31,7 @@ const QUICK_MIN_BYTES = 512
  */
 const JOIN_BYTES = 4096
 const JOIN = Buffer.allocUnsafeSlow(JOIN_BYTES)
-const JOIN_VIEW = new DataView(JOIN.buffer, JOIN.byteOffset, JOIN.byteLength)
+const JOIN_VIEW = new DataView(JOIN.buffer) // as `viewOf` makes them: all of JOIN's memory
 
 /**
  * While templates are learnt, an event is tested alone (not in its chunk) when more than this many bytes

@@ -1,5 +1,6 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
+import { viewOf } from '../framing/words.js'
 import { collected } from '../node/test-gc.js'
 import { EventTemplate, stringEnd, stringEndByWords } from './template.js'
 
@@ -174,6 +175,24 @@ describe('event templates', () => {
     expect(t.match(changed, 0, changed.length)).toBe(-1)
   })
 
+  it('match chunks that lie anywhere in shared memory, one after another', () => {
+    // Node's pool puts small Buffers side by side in one ArrayBuffer; the view of that memory is kept
+    // from one chunk to the next, and each chunk is read from its own offset in it.
+    const a = Buffer.from(event(chunk('one')))
+    const b = Buffer.from(event(chunk('two', 'xyz', { usage: { prompt_tokens: 1 } })))
+    const c = Buffer.from(event(chunk('three')))
+    expect(a.buffer).toBe(c.buffer)
+    expect(a.byteOffset).not.toBe(c.byteOffset)
+    for (const [buf, end] of [
+      [a, a.length],
+      [b, -1],
+      [c, c.length],
+      [a, a.length],
+    ] as const) {
+      expect(template.match(buf, 0, buf.length)).toBe(end)
+    }
+  })
+
   it('keep nothing of the event they were learnt from, and do not change it', async () => {
     // The template's words are read where the event lies; neither it nor the lexer holds the chunk.
     let source: Buffer | undefined = Buffer.from(event(chunk('learnt from')))
@@ -244,9 +263,9 @@ describe('stringEnd', () => {
     fc.assert(
       fc.property(fc.oneof(bytes, special), fc.nat({ max: 7 }), fc.nat({ max: 30 }), (body, shift, cut) => {
         const buf = Buffer.concat([Buffer.alloc(shift, 0x61), body, Buffer.from('"tail')])
-        const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
+        const view = viewOf(buf)
         for (const limit of [buf.length, Math.min(buf.length, shift + cut)]) {
-          expect(stringEndByWords(buf, view, shift, limit)).toBe(stringEnd(buf, shift, limit))
+          expect(stringEndByWords(buf, view, buf.byteOffset, shift, limit)).toBe(stringEnd(buf, shift, limit))
         }
       }),
       { numRuns: 3000 },

@@ -73,14 +73,16 @@ export function stringEnd(buf: Buffer, p: number, limit: number): number {
 }
 
 /**
- * `stringEnd` four bytes at a time, through `view` (a view of `buf`): the first byte in each group of
+ * `stringEnd` four bytes at a time, through `view` (a view of the memory `buf` lies in, as `viewOf` makes
+ * it, in which `buf[i]` is at `base + i`; the caller reads `buf.byteOffset` once, not per string): the
+ * first byte in each group of
  * four that is a quote, a backslash or a control byte is found with bit operations (an exact test for
  * the lowest such byte: a borrow only ever runs up from a byte that is one), and only a backslash or a
  * control byte, or the last few bytes before `limit`, are left to `stringEnd`.
  */
-export function stringEndByWords(buf: Buffer, view: DataView, p: number, limit: number): number {
+export function stringEndByWords(buf: Buffer, view: DataView, base: number, p: number, limit: number): number {
   for (; p + 4 <= limit; p += 4) {
-    const x = view.getInt32(p, true)
+    const x = view.getInt32(base + p, true)
     const quote = x ^ 0x22222222
     const backslash = x ^ 0x5c5c5c5c
     const found =
@@ -128,20 +130,21 @@ export class EventTemplate {
    * the free places, the last of its bytes before `limit`; -1 when it is not.
    */
   match(buf: Buffer, at: number, limit: number): number {
-    return this.matchIn(buf, viewOf(buf), at, limit)
+    return this.matchIn(buf, viewOf(buf), buf.byteOffset, at, limit)
   }
 
-  /** {@link match} through `view`, a view of `buf` the caller keeps. */
+  /** {@link match} through `view`, a view of the memory `buf` lies in that the caller keeps (as `viewOf`'s). */
   matchView(buf: Buffer, view: DataView, at: number, limit: number): number {
-    return this.matchIn(buf, view, at, limit)
+    return this.matchIn(buf, view, buf.byteOffset, at, limit)
   }
 
   /** Where the run of events from `at` that match ends (`at` when the first does not); {@link ran} says how many. */
   run(buf: Buffer, at: number, limit: number): number {
     const view = viewOf(buf)
+    const base = buf.byteOffset
     let ran = 0
     for (;;) {
-      const end = this.matchIn(buf, view, at, limit)
+      const end = this.matchIn(buf, view, base, at, limit)
       if (end === -1) break
       ran++
       at = end
@@ -150,7 +153,8 @@ export class EventTemplate {
     return at
   }
 
-  private matchIn(buf: Buffer, view: DataView, at: number, limit: number): number {
+  /** `buf[i]` is at `base + i` in `view`. */
+  private matchIn(buf: Buffer, view: DataView, base: number, at: number, limit: number): number {
     const lengths = this.lengths
     const words = this.words
     const wordsFrom = this.wordsFrom
@@ -163,7 +167,7 @@ export class EventTemplate {
         // Four words a turn: a quarter of the loop's own checks.
         let w = wordsFrom[i]!
         const lastWord = wordsFrom[i + 1]! - 1
-        let q = p
+        let q = base + p
         for (; w + 3 < lastWord; w += 4, q += 32) {
           if (
             view.getFloat64(q, true) !== words[w] ||
@@ -175,17 +179,19 @@ export class EventTemplate {
           }
         }
         for (; w < lastWord; w++, q += 8) if (view.getFloat64(q, true) !== words[w]) return -1
-        if (view.getFloat64(p + length - 8, true) !== words[lastWord]) return -1
+        if (view.getFloat64(base + p + length - 8, true) !== words[lastWord]) return -1
       } else if (length >= 4) {
         const ints = this.ints
-        if (view.getInt32(p, true) !== ints[2 * i] || view.getInt32(p + length - 4, true) !== ints[2 * i + 1]) return -1
+        const from = base + p
+        if (view.getInt32(from, true) !== ints[2 * i] || view.getInt32(from + length - 4, true) !== ints[2 * i + 1])
+          return -1
       } else {
         const bytes = this.ints[2 * i]!
         for (let k = 0; k < length; k++) if (buf[p + k] !== ((bytes >>> (8 * k)) & 0xff)) return -1
       }
       p += length
       if (i === last) return p
-      p = stringEndByWords(buf, view, p, limit)
+      p = stringEndByWords(buf, view, base, p, limit)
       if (p === -1) return -1
     }
   }
@@ -214,7 +220,8 @@ export class EventTemplate {
       if (lineEnd < start + DATA.length || !isEventEnd(buf, lineEnd, end)) return undefined
     }
     const view = viewOf(buf)
-    const lexer = LEXER.reset(buf, view, lineEnd, freeKeys(free))
+    const base = buf.byteOffset
+    const lexer = LEXER.reset(buf, view, base, lineEnd, freeKeys(free))
     let p = lexer.space(start + DATA.length)
     p = lexer.value(p, 0)
     const valid = p !== -1 && lexer.space(p) === lineEnd
@@ -238,11 +245,12 @@ export class EventTemplate {
       let first = 0
       let last = 0
       if (length >= 8) {
-        for (let at = from; at + 8 < from + length; at += 8) words.push(view.getFloat64(at, true))
-        words.push(view.getFloat64(from + length - 8, true))
+        const to = base + from + length
+        for (let at = base + from; at + 8 < to; at += 8) words.push(view.getFloat64(at, true))
+        words.push(view.getFloat64(to - 8, true))
       } else if (length >= 4) {
-        first = view.getInt32(from, true)
-        last = view.getInt32(from + length - 4, true)
+        first = view.getInt32(base + from, true)
+        last = view.getInt32(base + from + length - 4, true)
       } else {
         for (let k = 0; k < length; k++) first |= buf[from + k]! << (8 * k)
       }
@@ -294,13 +302,15 @@ function freeKeys(free: ReadonlySet<string>): FreeKeys {
 class Lexer {
   private buf: Buffer = EMPTY
   private view: DataView = EMPTY_VIEW
+  private base = 0
   private limit = 0
   private free: FreeKeys = { byLength: [] }
   readonly cuts: number[] = []
 
-  reset(buf: Buffer, view: DataView, limit: number, free: FreeKeys): this {
+  reset(buf: Buffer, view: DataView, base: number, limit: number, free: FreeKeys): this {
     this.buf = buf
     this.view = view
+    this.base = base
     this.limit = limit
     this.free = free
     this.cuts.length = 0
@@ -344,7 +354,7 @@ class Lexer {
   }
 
   private string(p: number): number {
-    const close = stringEndByWords(this.buf, this.view, p + 1, this.limit)
+    const close = stringEndByWords(this.buf, this.view, this.base, p + 1, this.limit)
     return close === -1 ? -1 : close + 1
   }
 
@@ -354,14 +364,14 @@ class Lexer {
     if (buf[p] === RBRACE) return p + 1
     for (;;) {
       if (p >= this.limit || buf[p] !== QUOTE) return -1
-      const keyEnd = stringEndByWords(buf, this.view, p + 1, this.limit)
+      const keyEnd = stringEndByWords(buf, this.view, this.base, p + 1, this.limit)
       if (keyEnd === -1) return -1
       const keyStart = p + 1
       p = this.space(keyEnd + 1)
       if (buf[p] !== COLON) return -1
       p = this.space(p + 1)
       if (buf[p] === QUOTE && this.isFree(keyStart, keyEnd)) {
-        const close = stringEndByWords(buf, this.view, p + 1, this.limit)
+        const close = stringEndByWords(buf, this.view, this.base, p + 1, this.limit)
         if (close === -1) return -1
         this.cuts.push(p + 1, close)
         p = close + 1

@@ -69,6 +69,7 @@ export class EventStreamFramer implements Framer<EventStreamEvent> {
     }
     // Whole frames in this chunk: untouched runs leave as subarrays (the chunk itself when all of it is).
     let runStart = pos
+    const offset = chunk.byteOffset
     while (pos < chunk.length) {
       if (chunk.length - pos < 4) break
       const total = u32(chunk, pos)
@@ -80,7 +81,7 @@ export class EventStreamFramer implements Framer<EventStreamEvent> {
         total <= this.maxEventBytes &&
         pos + total <= chunk.length &&
         u32(chunk, pos + 4) === like.headersLength &&
-        startsWith(chunk, pos + PRELUDE, like.head)
+        startsWith(chunk, pos + PRELUDE, like.head, offset)
       ) {
         pos += total
         continue

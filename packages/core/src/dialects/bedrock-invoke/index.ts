@@ -99,10 +99,11 @@ class BedrockInvokeReader implements DialectReader {
    */
   namedPassing(buf: Buffer, start: number, end: number): number {
     const at = payloadStart(buf, start)
+    const offset = buf.byteOffset
     for (let i = 0; i < PASSING_PATTERNS.length; i++) {
       const p = PASSING_PATTERNS[i]!
       const decided = at + p.bytes.length
-      if (decided <= end && startsWith(buf, at, p)) return decided - start
+      if (decided <= end && startsWith(buf, at, p, offset)) return decided - start
     }
     return -1
   }
