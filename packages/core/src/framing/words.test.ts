@@ -26,6 +26,26 @@ describe('startsWith, eight bytes at a time', () => {
     )
   })
 
+  it('reads each chunk at its own offset when chunks share memory', () => {
+    // Slices of one socket read, or Buffers from Node's pool: one view of their memory serves them all.
+    const head = Buffer.from(':event-type\x07\x00\x05chunk:content-type\x07')
+    const memory = Buffer.alloc(512, 0x2e)
+    const chunks = [3, 77, 150, 301].map((at, i) => {
+      const chunk = memory.subarray(at, at + 120)
+      head.copy(chunk, i * 5)
+      return { chunk, at: i * 5 }
+    })
+    const p = pattern(head)
+    for (const { chunk, at } of [...chunks, ...chunks]) {
+      expect(startsWith(chunk, at, p)).toBe(true)
+      expect(startsWith(chunk, at, p, chunk.byteOffset)).toBe(true)
+      expect(startsWith(chunk, at + 1, p)).toBe(false)
+    }
+    // A byte changed in the shared memory is seen through the view kept for it, in that chunk alone.
+    memory[150 + 10 + 3] ^= 0x01
+    expect(chunks.map(({ chunk, at }) => startsWith(chunk, at, p))).toEqual([true, true, false, true])
+  })
+
   it('tells the two zeros apart, and finds a NaN equal to itself', () => {
     const zero = Buffer.alloc(16)
     const negative = Buffer.alloc(16)
