@@ -1,5 +1,15 @@
 import { Buffer } from '../buffer.js'
 import { viewOf } from '../framing/words.js'
+import {
+  firstWindow,
+  type Kernel,
+  kernelFrom,
+  MAX_TEMPLATE,
+  MAX_WINDOW,
+  TEMPLATE_AT,
+  templateKernel,
+  WINDOW_AT,
+} from './template-kernel.js'
 
 /**
  * Event templates (docs/architecture.md#event-templates). A data-only SSE stream (OpenAI Chat) sends event
@@ -120,10 +130,15 @@ export class EventTemplate {
      * may hold a control byte): where a match ends, an event ends, whatever the line ends around it.
      */
     readonly lfOnly: boolean,
+    /** What the kernel's memory takes for it: its part lengths and its parts' bytes. */
+    private readonly bytes: number,
   ) {}
 
   /** How many events {@link run} passed in its last call. */
   ran = 0
+
+  /** How many bytes the kernel's last run passed. */
+  private reach = 0
 
   /**
    * The end of the event that starts at `at` when it is this template's bytes with any valid strings in
@@ -140,6 +155,15 @@ export class EventTemplate {
 
   /** Where the run of events from `at` that match ends (`at` when the first does not); {@link ran} says how many. */
   run(buf: Buffer, at: number, limit: number): number {
+    if (limit - at >= kernelFrom && this.bytes <= MAX_TEMPLATE) {
+      const kernel = templateKernel()
+      if (kernel !== null) return this.runKernel(kernel, buf, at, limit)
+    }
+    return this.runHere(buf, at, limit)
+  }
+
+  /** {@link run} in JavaScript. */
+  private runHere(buf: Buffer, at: number, limit: number): number {
     const view = viewOf(buf)
     const base = buf.byteOffset
     let ran = 0
@@ -151,6 +175,71 @@ export class EventTemplate {
     }
     this.ran = ran
     return at
+  }
+
+  /**
+   * {@link run} in the SIMD kernel, over windows of the chunk copied into its memory: the first
+   * `KERNEL_FROM_BYTES` long (or as long as the last run reached), each next one from the event the last
+   * was cut off in and twice as long (up to {@link MAX_WINDOW}), so a run that stops early copies little
+   * and a long one copies each byte about once. An event longer than the longest window is left to the compare in JavaScript.
+   */
+  private runKernel(kernel: Kernel, buf: Buffer, at: number, limit: number): number {
+    const memory = kernel.memory
+    if (kernel.template !== this) this.place(kernel)
+    const parts = this.lengths.length
+    const found = kernel.found
+    const from = at
+    let ran = 0
+    // As long as the last run reached, so that a stream of large chunks takes one window per chunk.
+    let window = this.reach > firstWindow ? (this.reach < MAX_WINDOW ? this.reach : MAX_WINDOW) : firstWindow
+    for (;;) {
+      const to = limit - at > window ? at + window : limit
+      buf.copy(memory, WINDOW_AT, at, to)
+      const end = kernel.run(WINDOW_AT, WINDOW_AT + (to - at), TEMPLATE_AT, parts) - WINDOW_AT + at
+      ran += found[0]!
+      if (found[1] === 0 || to === limit) {
+        at = end
+        break
+      }
+      if (end === at && window === MAX_WINDOW) {
+        at = this.runHere(buf, at, limit)
+        ran += this.ran
+        break
+      }
+      at = end
+      window = window * 2 < MAX_WINDOW ? window * 2 : MAX_WINDOW
+    }
+    this.ran = ran
+    this.reach = at - from
+    return at
+  }
+
+  /** Writes this template into the kernel's memory: its part lengths, then its parts' bytes. */
+  private place(kernel: Kernel): void {
+    const view = kernel.view
+    const lengths = this.lengths
+    const words = this.words
+    const wordsFrom = this.wordsFrom
+    const ints = this.ints
+    let at = TEMPLATE_AT + 4 * lengths.length
+    for (let i = 0; i < lengths.length; i++) {
+      const length = lengths[i]!
+      view.setInt32(TEMPLATE_AT + 4 * i, length, true)
+      if (length >= 8) {
+        // The words were read from the part's bytes (none a NaN, whose bits a write may change), the last
+        // one ending where the part ends.
+        const lastWord = wordsFrom[i + 1]! - 1
+        for (let w = wordsFrom[i]!; w < lastWord; w++) view.setFloat64(at + 8 * (w - wordsFrom[i]!), words[w]!, true)
+        view.setFloat64(at + length - 8, words[lastWord]!, true)
+      } else if (length >= 4) {
+        view.setInt32(at, ints[2 * i]!, true)
+        view.setInt32(at + length - 4, ints[2 * i + 1]!, true)
+      } else {
+        for (let k = 0; k < length; k++) view.setUint8(at + k, (ints[2 * i]! >>> (8 * k)) & 0xff)
+      }
+      at += length
+    }
+    kernel.template = this
   }
 
   /** `buf[i]` is at `base + i` in `view`. */
@@ -238,10 +327,12 @@ export class EventTemplate {
     const wordsFrom: number[] = [0]
     const ints: number[] = []
     const words: number[] = []
+    let fixed = 0
     for (let i = 0; i < parts; i++) {
       const from = i === 0 ? start : cuts[2 * i - 1]!
       const length = (i === parts - 1 ? end : cuts[2 * i]!) - from
       lengths.push(length)
+      fixed += length
       let first = 0
       let last = 0
       if (length >= 8) {
@@ -261,7 +352,7 @@ export class EventTemplate {
     // zeros (equal to each other): a part with a word that reads as either (never seen in text) is not learnt.
     for (let w = 0; w < words.length; w++) if (words[w] === 0 || words[w] !== words[w]) return undefined
     const lfOnly = buf[end - 1] === LF && buf[end - 2] === LF
-    return new EventTemplate(lengths, words, wordsFrom, ints, lfOnly)
+    return new EventTemplate(lengths, words, wordsFrom, ints, lfOnly, 4 * parts + fixed)
   }
 }
 
