@@ -178,9 +178,16 @@ describe('event templates', () => {
   it('match chunks that lie anywhere in shared memory, one after another', () => {
     // Node's pool puts small Buffers side by side in one ArrayBuffer; the view of that memory is kept
     // from one chunk to the next, and each chunk is read from its own offset in it.
-    const a = Buffer.from(event(chunk('one')))
-    const b = Buffer.from(event(chunk('two', 'xyz', { usage: { prompt_tokens: 1 } })))
-    const c = Buffer.from(event(chunk('three')))
+    const memory = Buffer.alloc(2048)
+    let free = 3
+    const place = (bytes: Buffer) => {
+      const at = free
+      free += bytes.copy(memory, at) + 5
+      return memory.subarray(at, at + bytes.length)
+    }
+    const a = place(event(chunk('one')))
+    const b = place(event(chunk('two', 'xyz', { usage: { prompt_tokens: 1 } })))
+    const c = place(event(chunk('three')))
     expect(a.buffer).toBe(c.buffer)
     expect(a.byteOffset).not.toBe(c.byteOffset)
     for (const [buf, end] of [

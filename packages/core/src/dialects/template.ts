@@ -2,14 +2,13 @@ import { Buffer } from '../buffer.js'
 import { viewOf } from '../framing/words.js'
 import {
   firstWindow,
-  type Kernel,
-  kernelFrom,
   MAX_TEMPLATE,
   MAX_WINDOW,
+  simdFrom,
+  simdKernel,
+  type SimdKernel,
   TEMPLATE_AT,
-  templateKernel,
-  WINDOW_AT,
-} from './template-kernel.js'
+} from '../framing/simd.js'
 
 /**
  * Event templates (docs/architecture.md#event-templates). A data-only SSE stream (OpenAI Chat) sends event
@@ -137,8 +136,8 @@ export class EventTemplate {
   /** How many events {@link run} passed in its last call. */
   ran = 0
 
-  /** How many bytes the kernel's last run passed. */
-  private reach = 0
+  /** How many bytes the last run of {@link simdFrom} bytes or more passed (until one has run: many). */
+  private reach = MAX_WINDOW
 
   /**
    * The end of the event that starts at `at` when it is this template's bytes with any valid strings in
@@ -155,11 +154,14 @@ export class EventTemplate {
 
   /** Where the run of events from `at` that match ends (`at` when the first does not); {@link ran} says how many. */
   run(buf: Buffer, at: number, limit: number): number {
-    if (limit - at >= kernelFrom && this.bytes <= MAX_TEMPLATE) {
-      const kernel = templateKernel()
-      if (kernel !== null) return this.runKernel(kernel, buf, at, limit)
-    }
-    return this.runHere(buf, at, limit)
+    if (limit - at < simdFrom || this.bytes > MAX_TEMPLATE) return this.runHere(buf, at, limit)
+    const kernel = simdKernel()
+    if (kernel === null) return this.runHere(buf, at, limit)
+    // A run that stopped within a few events last time is likely to again (a stream of events of two
+    // shapes in turn): then the compare in JavaScript costs less than copying a window.
+    const end = this.reach < simdFrom / 4 ? this.runHere(buf, at, limit) : this.runKernel(kernel, buf, at, limit)
+    this.reach = end - at
+    return end
   }
 
   /** {@link run} in JavaScript. */
@@ -179,43 +181,32 @@ export class EventTemplate {
 
   /**
    * {@link run} in the SIMD kernel, over windows of the chunk copied into its memory: the first
-   * `KERNEL_FROM_BYTES` long (or as long as the last run reached), each next one from the event the last
+   * `SIMD_FROM_BYTES` long (or as long as the last run reached), each next one from the event the last
    * was cut off in and twice as long (up to {@link MAX_WINDOW}), so a run that stops early copies little
    * and a long one copies each byte about once. An event longer than the longest window is left to the compare in JavaScript.
    */
-  private runKernel(kernel: Kernel, buf: Buffer, at: number, limit: number): number {
-    const memory = kernel.memory
-    if (kernel.template !== this) this.place(kernel)
-    const parts = this.lengths.length
-    const found = kernel.found
-    const from = at
-    let ran = 0
+  private runKernel(kernel: SimdKernel, buf: Buffer, at: number, limit: number): number {
+    if (kernel.placed !== this) this.place(kernel)
     // As long as the last run reached, so that a stream of large chunks takes one window per chunk.
-    let window = this.reach > firstWindow ? (this.reach < MAX_WINDOW ? this.reach : MAX_WINDOW) : firstWindow
-    for (;;) {
-      const to = limit - at > window ? at + window : limit
-      buf.copy(memory, WINDOW_AT, at, to)
-      const end = kernel.run(WINDOW_AT, WINDOW_AT + (to - at), TEMPLATE_AT, parts) - WINDOW_AT + at
-      ran += found[0]!
-      if (found[1] === 0 || to === limit) {
-        at = end
-        break
-      }
-      if (end === at && window === MAX_WINDOW) {
-        at = this.runHere(buf, at, limit)
-        ran += this.ran
-        break
-      }
-      at = end
-      window = window * 2 < MAX_WINDOW ? window * 2 : MAX_WINDOW
+    const reach = this.reach
+    at = kernel.events(
+      buf,
+      at,
+      limit,
+      reach > firstWindow ? (reach < MAX_WINDOW ? reach : MAX_WINDOW) : firstWindow,
+      this.lengths.length,
+    )
+    let ran = kernel.ran
+    if (kernel.long) {
+      at = this.runHere(buf, at, limit)
+      ran += this.ran
     }
     this.ran = ran
-    this.reach = at - from
     return at
   }
 
   /** Writes this template into the kernel's memory: its part lengths, then its parts' bytes. */
-  private place(kernel: Kernel): void {
+  private place(kernel: SimdKernel): void {
     const view = kernel.view
     const lengths = this.lengths
     const words = this.words
@@ -239,7 +230,7 @@ export class EventTemplate {
       }
       at += length
     }
-    kernel.template = this
+    kernel.placed = this
   }
 
   /** `buf[i]` is at `base + i` in `view`. */

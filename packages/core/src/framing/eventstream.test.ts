@@ -1,9 +1,10 @@
 import { EventStreamCodec, type MessageHeaders } from '@smithy/eventstream-codec'
 import { fromUtf8, toUtf8 } from '@smithy/util-utf8'
 import fc from 'fast-check'
-import { describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it } from 'vitest'
 import { inspect } from '../testing/inspect.js'
 import { EventStreamFramer, type EventStreamEvent } from './eventstream.js'
+import { MAX_WINDOW, useSimdKernel } from './simd.js'
 import type { EventSink, PayloadScanner } from './types.js'
 
 const codec = new EventStreamCodec(toUtf8, fromUtf8)
@@ -202,6 +203,61 @@ describe('frames alike one the sink passed by its first bytes', () => {
       }),
       { numRuns: 200, examples: [[[1]], [[13]], [[body.length - 1]]] },
     )
+  })
+  describe('in the SIMD kernel', () => {
+    afterEach(() => useSimdKernel(true))
+    const kinds = [
+      (n: number) => text('x'.repeat(n % 300)),
+      (n: number) => text(`${'\u00e9'.repeat(n % 5)}"${n}`),
+      () => event('text', { u: 'other first bytes' }),
+      () => failed,
+      (n: number) => event('usage', { n: String(n) }),
+      () => event('texts', { t: 'another name' }),
+      (n: number) => frame({ ...headers, ':message-type': 'event', extra: 'h'.repeat(n % 40) }, '{"t":"x"}'),
+    ]
+    const runWith = (frames: Buffer[], sizes: number[], kernel: boolean, first = 16) => {
+      useSimdKernel(kernel, 0, first)
+      const framer = new EventStreamFramer(1 << 20)
+      const sink = new Passing(framer)
+      const all = Buffer.concat(frames)
+      const out: Buffer[] = []
+      for (let at = 0, n = 0; at < all.length; n++) {
+        const size = Math.max(1, sizes[n % sizes.length]!)
+        out.push(...framer.push(all.subarray(at, at + size), sink))
+        at += size
+      }
+      out.push(...framer.end(sink))
+      return { output: Buffer.concat(out), seen: sink.seen, errors: sink.errors, stops: sink.stops }
+    }
+
+    it('asks about and passes the same frames as the compare in JavaScript, in any windows and chunks', () => {
+      fc.assert(
+        fc.property(
+          fc.array(fc.tuple(fc.nat({ max: kinds.length - 1 }), fc.nat(), fc.nat({ max: 40 })), { maxLength: 60 }),
+          fc.array(fc.integer({ min: 1, max: 20_000 }), { minLength: 1, maxLength: 4 }),
+          fc.integer({ min: 1, max: 5000 }),
+          (picks, sizes, first) => {
+            // Runs of the same frame, as a stream of text deltas sends them.
+            const frames = picks.flatMap(([kind, n, times]) => Array.from({ length: times }, () => kinds[kind]!(n)))
+            expect(runWith(frames, sizes, true, first)).toEqual(runWith(frames, sizes, false))
+          },
+        ),
+        { numRuns: 100 },
+      )
+    })
+
+    it('passes frames longer than its longest window, and corrupt lengths stop the stream as before', () => {
+      const long = text('y'.repeat(MAX_WINDOW + 10))
+      const frames = [text('a'), text('b'), long, text('c'), long, event('usage', { n: '1' }), text('d')]
+      const whole = runWith(frames, [1 << 20], true)
+      expect(whole).toEqual(runWith(frames, [1 << 20], false))
+      expect(whole.seen.map((s) => s.split('@')[0])).toEqual(['text', 'usage'])
+      const corrupt = Buffer.concat([...Array.from({ length: 30 }, () => text('zz')), Buffer.alloc(40, 0xff)])
+      const broken = runWith([corrupt], [corrupt.length], true)
+      expect(broken).toEqual(runWith([corrupt], [corrupt.length], false))
+      expect(broken.stops).toHaveLength(1)
+      expect(broken.output.equals(corrupt)).toBe(true)
+    })
   })
 })
 

@@ -16,6 +16,7 @@ import { EventStreamCodec, type Message } from '@smithy/eventstream-codec'
 import { fromUtf8, toUtf8 } from '@smithy/util-utf8'
 import { NO_NAME, type DecodedEvent, type EventSink, type Framer } from './types.js'
 import { toBuffer } from './pieces.js'
+import { firstWindow, MAX_TEMPLATE, MAX_WINDOW, simdFrom, simdKernel, TEMPLATE_AT } from './simd.js'
 import { pattern, startsWith, type Pattern } from './words.js'
 import { Buffer } from '../buffer.js'
 
@@ -53,7 +54,9 @@ export class EventStreamFramer implements Framer<EventStreamEvent> {
   private need = -1
   // The last frame the sink let pass by a byte test: a frame with the same headers and the same first
   // payload bytes passes without being asked (most frames of a stream are alike: one text delta each).
-  private like: { least: number; headersLength: number; head: Pattern } | undefined
+  // `reach`: how many bytes the last run of such frames of `simdFrom` bytes or more passed (until one has
+  // run: many).
+  private like: { least: number; headersLength: number; head: Pattern; reach: number; skipped: number } | undefined
 
   constructor(private readonly maxEventBytes: number) {}
 
@@ -72,8 +75,13 @@ export class EventStreamFramer implements Framer<EventStreamEvent> {
     const offset = chunk.byteOffset
     while (pos < chunk.length) {
       if (chunk.length - pos < 4) break
-      const total = u32(chunk, pos)
       const like = this.like
+      if (like !== undefined && chunk.length - pos >= simdFrom) {
+        // Frames alike the last one passed, in the SIMD kernel; the frame it stops at goes on below.
+        pos = this.alike(like, chunk, pos)
+        if (chunk.length - pos < 4) break
+      }
+      const total = u32(chunk, pos)
       // A frame alike the last one passed is whole, plausible, and passes: nothing else to check.
       if (
         like !== undefined &&
@@ -108,6 +116,41 @@ export class EventStreamFramer implements Framer<EventStreamEvent> {
     if (runStart < pos) out.push(runStart === 0 && pos === chunk.length ? chunk : chunk.subarray(runStart, pos))
     if (pos < chunk.length) this.hold(chunk.subarray(pos))
     return out
+  }
+
+  /**
+   * Where the run of frames from `pos` alike the last one passed ends, compared in the SIMD kernel
+   * (docs/architecture.md#the-simd-kernel): `pos` itself where the kernel cannot be made, and where the
+   * last such run stopped within a few frames (frames of two kinds in turn), as copying a window would
+   * cost more than the compares in JavaScript.
+   */
+  private alike(like: NonNullable<EventStreamFramer['like']>, chunk: Buffer, pos: number): number {
+    const reach = like.reach
+    if (reach < simdFrom / 4 || like.head.bytes.length > MAX_TEMPLATE) {
+      // Asked again every eighth time: the frames may have become alike.
+      if (++like.skipped % 8 === 0) like.reach = MAX_WINDOW
+      return pos
+    }
+    const kernel = simdKernel()
+    if (kernel === null) return pos
+    if (kernel.placed !== like) {
+      kernel.memory.set(like.head.bytes, TEMPLATE_AT)
+      kernel.placed = like
+    }
+    const window = reach > firstWindow ? (reach < MAX_WINDOW ? reach : MAX_WINDOW) : firstWindow
+    const most = this.maxEventBytes < 0xffffffff ? this.maxEventBytes : 0xffffffff
+    const end = kernel.frames(
+      chunk,
+      pos,
+      chunk.length,
+      window,
+      like.least,
+      most,
+      like.headersLength,
+      like.head.bytes.length,
+    )
+    like.reach = end - pos
+    return end
   }
 
   /** Feeds the start of `chunk` to the held frame; returns where whole frames resume, or -1. */
@@ -204,6 +247,8 @@ export class EventStreamFramer implements Framer<EventStreamEvent> {
         least: decided + 4, // and its CRC
         headersLength: u32(buf, start + 4),
         head: pattern(buf.subarray(start + PRELUDE, start + decided)),
+        reach: MAX_WINDOW,
+        skipped: 0,
       }
     }
     return undefined

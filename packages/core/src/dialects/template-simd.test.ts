@@ -1,10 +1,7 @@
-import { readFileSync } from 'node:fs'
 import fc from 'fast-check'
 import { afterEach, describe, expect, it } from 'vitest'
-import { assemble } from '../../scripts/assemble.mjs'
 import { EventTemplate } from './template.js'
-import { KERNEL_BASE64 } from './template-kernel.bytes.js'
-import { KERNEL_FROM_BYTES, MAX_WINDOW, templateKernel, useTemplateKernel } from './template-kernel.js'
+import { MAX_WINDOW, SIMD_FROM_BYTES, useSimdKernel } from '../framing/simd.js'
 
 const FREE = new Set(['content', 'obfuscation'])
 
@@ -30,27 +27,18 @@ const template = learn()
  */
 function both(buf: Buffer, at: number, limit: number, from = 0, first = 16): { end: number; ran: number } {
   const template = learn()
-  useTemplateKernel(false)
+  useSimdKernel(false)
   const end = template.run(buf, at, limit)
   const ran = template.ran
-  useTemplateKernel(true, from, first)
+  useSimdKernel(true, from, first)
   expect(template.run(buf, at, limit)).toBe(end)
   expect(template.ran).toBe(ran)
   return { end, ran }
 }
 
-afterEach(() => useTemplateKernel(true))
+afterEach(() => useSimdKernel(true))
 
-describe('the SIMD kernel of event templates', () => {
-  it('is the assembly of template-kernel.wat (run `pnpm --filter @usagewire/core kernel` after changing it)', async () => {
-    const wat = readFileSync(new URL('./template-kernel.wat', import.meta.url), 'utf8')
-    expect(Buffer.from(await assemble(wat)).toString('base64')).toBe(KERNEL_BASE64)
-  })
-
-  it('is made on Node', () => {
-    expect(templateKernel()).not.toBeNull()
-  })
-
+describe('event templates in the SIMD kernel', () => {
   it('passes what the compare in JavaScript passes, for any events in any windows', () => {
     const free = fc.oneof(
       fc.string({ unit: 'binary' }),
@@ -113,7 +101,7 @@ describe('the SIMD kernel of event templates', () => {
       const memory = Buffer.alloc(all.length + 16, 0x20)
       all.copy(memory, shift)
       const buf = memory.subarray(shift, shift + all.length)
-      for (const first of [16, 64, 333, KERNEL_FROM_BYTES]) {
+      for (const first of [16, 64, 333, SIMD_FROM_BYTES]) {
         expect(both(buf, 0, buf.length, 0, first)).toEqual({ end: buf.length, ran: 400 })
       }
       // A usage event in the middle stops it there, in whichever window it lies.
@@ -129,18 +117,18 @@ describe('the SIMD kernel of event templates', () => {
     const long = event(chunk('x'.repeat(MAX_WINDOW + 100)))
     const short = event(chunk('y'))
     const buf = Buffer.concat([short, short, long, short, long])
-    expect(both(buf, 0, buf.length, 0, KERNEL_FROM_BYTES)).toEqual({ end: buf.length, ran: 5 })
+    expect(both(buf, 0, buf.length, 0, SIMD_FROM_BYTES)).toEqual({ end: buf.length, ran: 5 })
     // An invalid escape at its end.
     const text = event(chunk(`${'x'.repeat(MAX_WINDOW + 100)}END`)).toString('latin1')
     const broken = Buffer.concat([short, Buffer.from(text.replace('END', '\\q'), 'latin1'), short])
-    expect(both(broken, 0, broken.length, 0, KERNEL_FROM_BYTES).ran).toBe(1)
+    expect(both(broken, 0, broken.length, 0, SIMD_FROM_BYTES).ran).toBe(1)
   })
 
   it('leaves a template too large for its memory to the compare in JavaScript', () => {
     const large = (c: string) => event(chunk(c, 'o', { padding: 'z'.repeat(20_000) }))
     const t = EventTemplate.learn(large('a'), 0, large('a').length, FREE)!
     const buf = Buffer.concat([large('b'), large('c')])
-    useTemplateKernel(true, 0, 16)
+    useSimdKernel(true, 0, 16)
     expect(t.run(buf, 0, buf.length)).toBe(buf.length)
     expect(t.ran).toBe(2)
   })
@@ -149,7 +137,7 @@ describe('the SIMD kernel of event templates', () => {
     const other = EventTemplate.learn(event({ content: 'a', n: 1 }), 0, event({ content: 'a', n: 1 }).length, FREE)!
     const mine = Buffer.concat(Array.from({ length: 20 }, (_, i) => event(chunk(`m${i}`))))
     const theirs = Buffer.concat(Array.from({ length: 30 }, (_, i) => event({ content: `t${i}`, n: 1 })))
-    useTemplateKernel(true, 0, 16)
+    useSimdKernel(true, 0, 16)
     for (let round = 0; round < 3; round++) {
       expect(template.run(mine, 0, mine.length)).toBe(mine.length)
       expect(other.run(theirs, 0, theirs.length)).toBe(theirs.length)
