@@ -1,14 +1,6 @@
 import { Buffer } from '../buffer.js'
 import { viewOf } from '../framing/words.js'
-import {
-  firstWindow,
-  MAX_TEMPLATE,
-  MAX_WINDOW,
-  simdFrom,
-  simdKernel,
-  type SimdKernel,
-  TEMPLATE_AT,
-} from '../framing/simd.js'
+import { MAX_TEMPLATE, MAX_WINDOW, simdFrom, simdKernel, type SimdKernel, TEMPLATE_AT } from '../framing/simd.js'
 
 /**
  * Event templates (docs/architecture.md#event-templates). A data-only SSE stream (OpenAI Chat) sends event
@@ -187,15 +179,7 @@ export class EventTemplate {
    */
   private runKernel(kernel: SimdKernel, buf: Buffer, at: number, limit: number): number {
     if (kernel.placed !== this) this.place(kernel)
-    // As long as the last run reached, so that a stream of large chunks takes one window per chunk.
-    const reach = this.reach
-    at = kernel.events(
-      buf,
-      at,
-      limit,
-      reach > firstWindow ? (reach < MAX_WINDOW ? reach : MAX_WINDOW) : firstWindow,
-      this.lengths.length,
-    )
+    at = kernel.events(buf, at, limit, this.reach, this.lengths.length)
     let ran = kernel.ran
     if (kernel.long) {
       at = this.runHere(buf, at, limit)

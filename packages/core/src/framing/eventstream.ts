@@ -16,7 +16,7 @@ import { EventStreamCodec, type Message } from '@smithy/eventstream-codec'
 import { fromUtf8, toUtf8 } from '@smithy/util-utf8'
 import { NO_NAME, type DecodedEvent, type EventSink, type Framer } from './types.js'
 import { toBuffer } from './pieces.js'
-import { firstWindow, MAX_TEMPLATE, MAX_WINDOW, simdFrom, simdKernel, TEMPLATE_AT } from './simd.js'
+import { MAX_TEMPLATE, MAX_WINDOW, simdFrom, simdKernel, TEMPLATE_AT } from './simd.js'
 import { pattern, startsWith, type Pattern } from './words.js'
 import { Buffer } from '../buffer.js'
 
@@ -137,13 +137,12 @@ export class EventStreamFramer implements Framer<EventStreamEvent> {
       kernel.memory.set(like.head.bytes, TEMPLATE_AT)
       kernel.placed = like
     }
-    const window = reach > firstWindow ? (reach < MAX_WINDOW ? reach : MAX_WINDOW) : firstWindow
     const most = this.maxEventBytes < 0xffffffff ? this.maxEventBytes : 0xffffffff
     const end = kernel.frames(
       chunk,
       pos,
       chunk.length,
-      window,
+      reach,
       like.least,
       most,
       like.headersLength,

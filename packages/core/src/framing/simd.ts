@@ -35,22 +35,27 @@ export class SimdKernel {
     this.found = new Int32Array(memory.buffer, FOUND_AT, 2)
   }
 
-  /** Where the run of events from `at` that match the placed template of `parts` parts ends. */
-  events(buf: Buffer, at: number, limit: number, window: number, parts: number): number {
+  /**
+   * Where the run of events from `at` that match the placed template of `parts` parts ends. `reach`: how
+   * far the caller's last run reached, the first window's length (from {@link firstWindow} to
+   * {@link MAX_WINDOW}), so that a stream of large chunks takes one window per chunk.
+   */
+  events(buf: Buffer, at: number, limit: number, reach: number, parts: number): number {
     this.frameRun = false
     this.a = parts
-    return this.windows(buf, at, limit, window)
+    return this.windows(buf, at, limit, reach)
   }
 
   /**
    * Where the run of frames from `at` ends that are `least` to `most` bytes long, have headers of
-   * `headers` bytes that begin with the placed pattern of `length` bytes, and lie whole before `limit`.
+   * `headers` bytes that begin with the placed pattern of `length` bytes, and lie whole before `limit`;
+   * `reach` as for {@link events}.
    */
   frames(
     buf: Buffer,
     at: number,
     limit: number,
-    window: number,
+    reach: number,
     least: number,
     most: number,
     headers: number,
@@ -61,11 +66,12 @@ export class SimdKernel {
     this.b = most
     this.c = headers
     this.d = length
-    return this.windows(buf, at, limit, window)
+    return this.windows(buf, at, limit, reach)
   }
 
-  private windows(buf: Buffer, at: number, limit: number, window: number): number {
+  private windows(buf: Buffer, at: number, limit: number, reach: number): number {
     const found = this.found
+    let window = reach > firstWindow ? (reach < MAX_WINDOW ? reach : MAX_WINDOW) : firstWindow
     let ran = 0
     this.long = false
     for (;;) {
