@@ -11,7 +11,7 @@
  *   pnpm bench -- --only=sinks       metrics sinks only (9)
  *   pnpm bench -- --only=e2e         end-to-end benchmarks only (4–6)
  *   pnpm bench -- --only=callgrind   instructions per response under callgrind only (8)
- *   pnpm bench -- --only=sidecar     the sidecar (@usagewire/proxy) against the gateway alone only (10)
+ *   pnpm bench -- --only=sidecar     the sidecar (@usagewire/proxy) against the same listeners without usagewire only (10)
  *
  * Results go to bench/results/: latest.md and latest.json for a full run, latest-<only>.* for --only,
  * smoke.* for --smoke (bench/README.md, "Reading the results").

@@ -14,12 +14,17 @@
  *   sidecar              startProxy({ listen, target }) as users run it (defaults: /metrics, Prometheus sink),
  *                        once told `start <target> [<provider>]` over IPC; with <provider>, a provider-facing
  *                        listener that forwards there
+ *   hop                  the same listeners without usagewire: http-proxy-middleware as startProxy sets it up
+ *                        (keep-alive agents, changeOrigin), no plugin, no correlation, no readings; one process
+ *                        serves both hop paths
  *
- * Three paths to the same provider, each measured in turn in every round:
+ * Five paths to the same provider, each measured in turn in every round:
  *
- *   gateway     client → gateway A → provider                                   the baseline of both
- *   one-sided   client → sidecar 1 → gateway A → provider                       10a, 10b
- *   two-sided   client → sidecar 2 → gateway B → sidecar 2 → provider           10c, 10d
+ *   gateway       client → gateway A → provider                                 what the whole sidecar costs (info)
+ *   hop           client → hop 1 → gateway A → provider                         the baseline of 10a, 10b
+ *   one-sided     client → sidecar 1 → gateway A → provider                     10a, 10b
+ *   hop-two       client → hop 2 → gateway C → hop 2 → provider                 the baseline of 10c, 10d
+ *   two-sided     client → sidecar 2 → gateway B → sidecar 2 → provider         10c, 10d
  */
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -69,8 +74,11 @@ export const SIDECAR_SMOKE: SidecarBenchOptions = {
   serialRequests: 20,
 }
 
-type Path = 'gateway' | 'one-sided' | 'two-sided'
-const PATHS: readonly Path[] = ['gateway', 'one-sided', 'two-sided']
+type Path = 'gateway' | 'hop' | 'one-sided' | 'hop-two' | 'two-sided'
+const PATHS: readonly Path[] = ['gateway', 'hop', 'one-sided', 'hop-two', 'two-sided']
+/** A record of numbers, one per path. */
+const perPath = <T>(make: () => T): Record<Path, T> =>
+  Object.fromEntries(PATHS.map((p) => [p, make()])) as Record<Path, T>
 
 interface Load {
   requests: number
@@ -189,25 +197,32 @@ export async function sidecarBench(log: (line: string) => void, opts: SidecarBen
     return p
   }
   try {
-    // All five boot at once; the addresses are wired over IPC after: gateway B's target is sidecar 2's
-    // provider side, which sidecar 2 opens only once it knows gateway B's address.
-    const [provider, gatewayA, gatewayB, sidecar1, sidecar2] = await Promise.all([
+    // All seven boot at once; the addresses are wired over IPC after: gateway B's target is sidecar 2's
+    // provider side, which sidecar 2 opens only once it knows gateway B's address (gateway C and hop 2 alike).
+    const [provider, gatewayA, gatewayB, gatewayC, sidecar1, sidecar2, hops] = await Promise.all([
       child('provider', ['provider'], OTHER_CPUS),
       child('gateway-a', ['gateway', CORRELATION_HEADER], GATEWAY_CPUS),
       child('gateway-b', ['gateway', CORRELATION_HEADER], GATEWAY_CPUS),
+      child('gateway-c', ['gateway', CORRELATION_HEADER], GATEWAY_CPUS),
       child('one-sided', ['sidecar'], GATEWAY_CPUS),
       child('two-sided', ['sidecar'], GATEWAY_CPUS),
+      child('hop', ['hop'], GATEWAY_CPUS),
     ])
     const providerUrl = `http://127.0.0.1:${provider.port}`
     await gatewayA.ask(`target ${providerUrl}`)
-    const [one, two] = await Promise.all([
+    const [one, two, hop, hopTwo] = await Promise.all([
       sidecar1.ask<Started>(`start http://127.0.0.1:${gatewayA.port}`),
       sidecar2.ask<Started>(`start http://127.0.0.1:${gatewayB.port} ${providerUrl}`),
+      hops.ask<Started>(`start http://127.0.0.1:${gatewayA.port}`),
+      hops.ask<Started>(`start http://127.0.0.1:${gatewayC.port} ${providerUrl}`),
     ])
     await gatewayB.ask(`target ${two.providerUrl!}`)
+    await gatewayC.ask(`target ${hopTwo.providerUrl!}`)
     return await measure(log, opts, provider, {
       gateway: { port: gatewayA.port, gateway: gatewayA },
+      hop: { port: hop.port, gateway: gatewayA, sidecar: hops },
       'one-sided': { port: one.port, gateway: gatewayA, sidecar: sidecar1 },
+      'hop-two': { port: hopTwo.port, gateway: gatewayC, sidecar: hops },
       'two-sided': { port: two.port, gateway: gatewayB, sidecar: sidecar2 },
     })
   } finally {
@@ -229,9 +244,9 @@ async function measure(
   provider: Proc,
   routes: Record<Path, Route>,
 ): Promise<Row[]> {
-  const served: Record<Path, number> = { gateway: 0, 'one-sided': 0, 'two-sided': 0 }
-  const bad: Record<Path, number> = { gateway: 0, 'one-sided': 0, 'two-sided': 0 }
-  const rewritten: Record<Path, number> = { gateway: 0, 'one-sided': 0, 'two-sided': 0 }
+  const served = perPath(() => 0)
+  const bad = perPath(() => 0)
+  const rewritten = perPath(() => 0)
   const firstBad: string[] = []
   const count = (path: Path, r: Load) => {
     served[path] += r.requests
@@ -247,7 +262,7 @@ async function measure(
     for (const path of rotated(pass)) count(path, await load(routes[path].port, opts.warmupSeconds, opts.concurrency))
 
   // ── 10b, 10d: throughput at a fixed concurrency, the paths in rotating order every round ──────
-  const runs: Record<Path, Load[]> = { gateway: [], 'one-sided': [], 'two-sided': [] }
+  const runs = perPath((): Load[] => [])
   for (let round = 0; round < opts.rounds; round++) {
     for (const path of rotated(round)) {
       const { port, gateway, sidecar } = routes[path]
@@ -277,8 +292,8 @@ async function measure(
   const loadedFirst = (p: Path) => median(runs[p].flatMap((r) => r.firstEvent))
 
   // ── 10a, 10c: time to first event, one request at a time (no queue adds to it), in rotating batches ──
-  const serial: Record<Path, number[]> = { gateway: [], 'one-sided': [], 'two-sided': [] }
-  const serialEnd: Record<Path, number[]> = { gateway: [], 'one-sided': [], 'two-sided': [] }
+  const serial = perPath((): number[] => [])
+  const serialEnd = perPath((): number[] => [])
   const batch = Math.max(1, Math.ceil(opts.serialRequests / 10))
   for (let sent = 0, i = 0; sent < opts.serialRequests; sent += batch, i++) {
     for (const path of rotated(i)) {
@@ -323,70 +338,100 @@ async function measure(
   const rows: Row[] = []
   for (const path of ['one-sided', 'two-sided'] as const) {
     const two = path === 'two-sided'
+    const hop: Path = two ? 'hop-two' : 'hop'
     const name = two ? 'two-sided sidecar' : 'sidecar, client-facing'
     const [idFirst, idRate] = two ? ['10c', '10d'] : ['10a', '10b']
-    const firstRatio = first(path) / first('gateway')
-    const firstBadCount = bad[path] + bad.gateway
+    const firstRatio = first(path) / first(hop)
+    const firstBadCount = bad[path] + bad[hop] + bad.gateway
     rows.push({
       id: idFirst,
       what: `${name}: time to first event, 1 at a time, median`,
       value: ms(first(path)),
-      baseline: `gateway ${ms(first('gateway'))}; ${signed(first(path) - first('gateway'))}`,
+      baseline: `bare hop${two ? 's' : ''} ${ms(first(hop))}; ${signed(first(path) - first(hop))}`,
       ratio: `${fmt(firstRatio, 3)}×`,
       target: '≤ 1.10×',
       result: firstRatio <= 1.1 && firstBadCount === 0 ? 'PASS' : 'MISS',
       raw: {
         ratio: firstRatio,
+        hopMs: first(hop),
         gatewayMs: first('gateway'),
         sidecarMs: first(path),
         requests: serial[path].length,
-        lastByteMs: { gateway: median(serialEnd.gateway), sidecar: median(serialEnd[path]) },
+        lastByteMs: {
+          gateway: median(serialEnd.gateway),
+          hop: median(serialEnd[hop]),
+          sidecar: median(serialEnd[path]),
+        },
       },
     })
-    const loadedRatio = loadedFirst(path) / loadedFirst('gateway')
+    const gatewayRatio = first(path) / first('gateway')
+    rows.push({
+      id: '',
+      what: '  same, against the gateway alone (the hop included)',
+      value: ms(first(path)),
+      baseline: `gateway ${ms(first('gateway'))}; ${signed(first(path) - first('gateway'))}`,
+      ratio: `${fmt(gatewayRatio, 3)}×`,
+      result: 'info',
+      raw: { ratio: gatewayRatio, gatewayMs: first('gateway'), sidecarMs: first(path) },
+    })
+    const loadedRatio = loadedFirst(path) / loadedFirst(hop)
     rows.push({
       id: '',
       what: `  same, at ${opts.concurrency} streams (includes queueing)`,
       value: ms(loadedFirst(path)),
-      baseline: `gateway ${ms(loadedFirst('gateway'))}`,
+      baseline: `bare hop${two ? 's' : ''} ${ms(loadedFirst(hop))}, gateway ${ms(loadedFirst('gateway'))}`,
       ratio: `${fmt(loadedRatio, 3)}×`,
       result: 'info',
-      raw: { ratio: loadedRatio, gatewayMs: loadedFirst('gateway'), sidecarMs: loadedFirst(path) },
+      raw: {
+        ratio: loadedRatio,
+        hopMs: loadedFirst(hop),
+        gatewayMs: loadedFirst('gateway'),
+        sidecarMs: loadedFirst(path),
+      },
     })
-    const ratio = rps(path) / rps('gateway')
+    const ratio = rps(path) / rps(hop)
     const target = two ? 0.8 : 0.9
-    const perRound = runs[path].map(
-      (r, i) => r.requests / r.seconds / (runs.gateway[i]!.requests / runs.gateway[i]!.seconds),
-    )
-    log(`  per-round req/s ratios ${path}/gateway: ${perRound.map((p) => fmt(p, 3)).join(', ')}`)
+    const perRound = runs[path].map((r, i) => r.requests / r.seconds / (runs[hop][i]!.requests / runs[hop][i]!.seconds))
+    log(`  per-round req/s ratios ${path}/${hop}: ${perRound.map((p) => fmt(p, 3)).join(', ')}`)
     rows.push({
       id: idRate,
       what: `${name}: req/s, ${opts.concurrency} streams × ~26 KB, median of ${opts.rounds}`,
       value: `${fmt(rps(path), 0)} req/s`,
-      baseline: `gateway ${fmt(rps('gateway'), 0)} req/s`,
+      baseline: `bare hop${two ? 's' : ''} ${fmt(rps(hop), 0)} req/s; gateway alone ${fmt(rps('gateway'), 0)} req/s (${fmt(rps(path) / rps('gateway'), 3)}×)`,
       ratio: `${fmt(ratio, 3)}×`,
       target: `≥ ${fmt(target, 2)}×`,
       result: ratio >= target && firstBadCount === 0 ? 'PASS' : 'MISS',
-      raw: { ratio, perRound, gateway: raw('gateway'), [path]: raw(path) },
+      raw: {
+        ratio,
+        perRound,
+        gatewayRatio: rps(path) / rps('gateway'),
+        gateway: raw('gateway'),
+        [hop]: raw(hop),
+        [path]: raw(path),
+      },
     })
     const sidecarUs = perResponse(path, 'sidecar')
+    const hopUs = perResponse(hop, 'sidecar')
     const gatewayUs = perResponse('gateway', 'gateway')
     rows.push({
       id: '',
       what: '  sidecar CPU per response',
       value: us(sidecarUs),
-      baseline: `gateway alone ${us(gatewayUs)}, behind the sidecar ${us(perResponse(path, 'gateway'))}`,
-      ratio: `${fmt(sidecarUs / gatewayUs, 3)}×`,
+      baseline:
+        `bare hop${two ? 's' : ''} ${us(hopUs)}; gateway alone ${us(gatewayUs)}, ` +
+        `behind the sidecar ${us(perResponse(path, 'gateway'))}`,
+      ratio: `${fmt(sidecarUs / hopUs, 3)}×`,
       result: 'info',
       raw: {
         sidecarUsPerResponse: sidecarUs,
+        hopUsPerResponse: hopUs,
         gatewayUsPerResponse: gatewayUs,
         gatewayOnThisPathUsPerResponse: perResponse(path, 'gateway'),
       },
     })
     const s = stats[path]
     const unjoined = two ? s.records - (s.by.header ?? 0) - (s.by.content ?? 0) - (s.by.single ?? 0) : 0
-    const allBad = bad[path] + bad.gateway
+    const allBad = firstBadCount
     const ok = s.records === served[path] && allBad === 0 && unjoined === 0
     rows.push({
       id: '',
@@ -403,6 +448,7 @@ async function measure(
         records: s.records,
         served: served[path],
         bad: bad[path],
+        hopBad: bad[hop],
         gatewayBad: bad.gateway,
         rewritten: rewritten[path],
         by: s.by,
@@ -534,10 +580,41 @@ async function sidecarChild(): Promise<void> {
   process.send!({ ready: 0 })
 }
 
+/**
+ * The sidecar's listeners without usagewire: http-proxy-middleware with the options startProxy gives it
+ * (a keep-alive agent per hop, changeOrigin), answering `start <target> [<provider>]` as a sidecar does.
+ */
+async function hopChild(): Promise<void> {
+  const { createProxyMiddleware } = await import('http-proxy-middleware')
+  const forwarder = (target: string) => {
+    const proxy = createProxyMiddleware<http.IncomingMessage, http.ServerResponse>({
+      target,
+      changeOrigin: true,
+      agent: new http.Agent({ keepAlive: true }),
+    })
+    return http.createServer((req, res) => void proxy(req, res, () => res.writeHead(502).end()))
+  }
+  const start = async (target: string, provider: string | undefined): Promise<Started> => {
+    const port = await listen(forwarder(target))
+    const providerUrl = provider ? `http://127.0.0.1:${await listen(forwarder(provider))}` : undefined
+    return { port, providerUrl }
+  }
+  serve((cmd) => {
+    if (cmd === 'cpu') return process.cpuUsage()
+    if (cmd.startsWith('start ')) {
+      const [target, provider] = cmd.slice(6).split(' ')
+      return start(target!, provider)
+    }
+    return null
+  })
+  process.send!({ ready: 0 })
+}
+
 if (process.argv[1] === SELF) {
   const [role, arg1] = process.argv.slice(2)
   if (role === 'provider') await providerChild()
   else if (role === 'gateway') await gatewayChild(arg1 ?? CORRELATION_HEADER)
   else if (role === 'sidecar') await sidecarChild()
+  else if (role === 'hop') await hopChild()
   else throw new Error(`bench/sidecar.bench.ts: unknown role ${role}`)
 }
