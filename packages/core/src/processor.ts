@@ -14,6 +14,7 @@ import { dialectById, recognizeBody, recognizeEvent, streamsJsonArray } from './
 import { matchRoute, routeOf } from './routes.js'
 import type { DialectReader, DialectSpec, EventReading, JsonObject, TextSink } from './dialects/types.js'
 import { EventTemplate } from './dialects/template.js'
+import { CollectedText } from './dialects/text.js'
 import { Ledger, type SourceKind } from './ledger.js'
 import type { Correction } from './record.js'
 import { isObject, type UsageSources } from './usage.js'
@@ -211,17 +212,6 @@ function spliceMembers(text: string, before: JsonObject, after: JsonObject): str
     text = `${text.slice(0, close)},${JSON.stringify(key)}:${JSON.stringify(value)}${text.slice(close)}`
   }
   return text
-}
-
-/** The generated text of one response (`collectText`), and the part of it that is not reasoning. */
-class CollectedText implements TextSink {
-  all = ''
-  answer = ''
-
-  add(text: string, reasoning?: boolean): void {
-    this.all += text
-    if (!reasoning) this.answer += text
-  }
 }
 
 /** Bytes kept while a final usage event waits (docs/architecture.md#hold-points). */
@@ -502,16 +492,9 @@ class UsageProcessor implements Processor, EventSink {
 
   /** The text an event carries, kept for an output estimate or a sidecar's join; nothing here may fail the response. */
   private collect(buf: Buffer, start: number, end: number): void {
-    const text = this.spec?.text
-    if (!text || this.kind === 'json') return
-    try {
-      const decoded = this.framer!.decode(buf, start, end)
-      if (!decoded || decoded.data.charCodeAt(0) !== 0x7b) return
-      const json: unknown = JSON.parse(decoded.data)
-      if (isObject(json)) text(json, (this.collected ??= new CollectedText()))
-    } catch {
-      // Not JSON, or not an event with text: nothing to keep.
-    }
+    const spec = this.spec
+    if (spec?.text === undefined || this.kind === 'json') return
+    ;(this.collected ??= new CollectedText()).event(buf, start, end, this.framer!, spec)
   }
 
   get streamedText(): string {

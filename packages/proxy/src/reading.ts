@@ -67,14 +67,9 @@ export class Reading {
     observeIncoming(res, decodingObserver({ push: read, end, fail }, decode))
   }
 
-  private compared: { text: string; answer: string } | undefined
-
-  /**
-   * The generated text, without whitespace (translators re-serialize tool arguments): compared only once
-   * the body is done, and made once then.
-   */
+  /** The generated text, reasoning included (compared whitespace aside: translators re-serialize tool arguments). */
   get text(): string {
-    return this.texts().text
+    return this.processor?.streamedText ?? ''
   }
 
   /**
@@ -82,18 +77,7 @@ export class Reading {
    * client got from a gateway that dropped the reasoning (docs/sidecar.md#correlation).
    */
   get answer(): string {
-    return this.texts().answer
-  }
-
-  private texts(): { text: string; answer: string } {
-    if (this.compared !== undefined) return this.compared
-    const all = this.processor?.streamedText ?? ''
-    const answer = this.processor?.streamedAnswer ?? ''
-    const text = all.replace(/\s+/g, '')
-    // Most answers carry no reasoning: one string then, not two.
-    const texts = { text, answer: answer.length === all.length ? text : answer.replace(/\s+/g, '') }
-    if (this.done) this.compared = texts
-    return texts
+    return this.processor?.streamedAnswer ?? ''
   }
 
   /** True when the response's final usage was read. */

@@ -123,7 +123,9 @@ describe('event templates', () => {
     const crlf = event(chunk('a'), '\r\n\r\n')
     expect(learn(crlf)!.match(crlf, 0, crlf.length)).toBe(crlf.length)
     const not = [
-      'event: x\ndata: {"a":1}\n\n',
+      'event: x\nid: 1\ndata: {"a":1}\n\n',
+      'id: 1\ndata: {"a":1}\n\n',
+      'event: x\n\n',
       'data: {"a":1}\ndata: {"b":2}\n\n',
       'data: {"a":1}\n',
       'data: {"a":1}\n\n\n',
@@ -136,6 +138,26 @@ describe('event templates', () => {
       `data: ${'['.repeat(40)}${']'.repeat(40)}\n\n`,
     ]
     for (const text of not) expect(learn(Buffer.from(text)), text).toBeUndefined()
+  })
+
+  it('are learnt after an event line too, compared as it is', () => {
+    const free = new Set(['text'])
+    for (const end of ['\n', '\r\n', '\r']) {
+      const named = (name: string, text: string) =>
+        Buffer.from(`event: ${name}${end}data: {"text":"${text}"}${end}${end}`)
+      const template = EventTemplate.learn(named('delta', 'a'), 0, named('delta', 'a').length, free)!
+      expect(template, JSON.stringify(end)).toBeDefined()
+      const other = named('delta', 'other text')
+      expect(template.match(other, 0, other.length)).toBe(other.length)
+      const cuts: number[] = []
+      expect(template.matchCuts(other, 0, other.length, cuts)).toBe(other.length)
+      expect(template.strings).toBe(1)
+      expect(cuts).toEqual([other.indexOf('other'), other.lastIndexOf('"')])
+      const renamed = named('delto', 'a')
+      expect(template.match(renamed, 0, renamed.length)).toBe(-1)
+      // An event line that ends in CR: a match does not end where an event ends in LF-only framing.
+      expect(template.lfOnly).toBe(end === '\n')
+    }
   })
 
   it('match by words whatever the lengths of the parts between free strings', () => {

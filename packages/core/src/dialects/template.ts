@@ -144,6 +144,19 @@ export class EventTemplate {
     return this.matchIn(buf, view, buf.byteOffset, at, limit)
   }
 
+  /**
+   * {@link match}, and where the event's free strings lie: each one's first byte and closing quote, in
+   * `cuts[2i]` and `cuts[2i + 1]`, in the order the event has them ({@link strings} of them).
+   */
+  matchCuts(buf: Buffer, at: number, limit: number, cuts: number[]): number {
+    return this.matchIn(buf, viewOf(buf), buf.byteOffset, at, limit, cuts)
+  }
+
+  /** How many free strings the template's events have. */
+  get strings(): number {
+    return this.lengths.length - 1
+  }
+
   /** Where the run of events from `at` that match ends (`at` when the first does not); {@link ran} says how many. */
   run(buf: Buffer, at: number, limit: number): number {
     if (limit - at < simdFrom || this.bytes > MAX_TEMPLATE) return this.runHere(buf, at, limit)
@@ -217,8 +230,11 @@ export class EventTemplate {
     kernel.placed = this
   }
 
-  /** `buf[i]` is at `base + i` in `view`. */
-  private matchIn(buf: Buffer, view: DataView, base: number, at: number, limit: number): number {
+  /**
+   * `buf[i]` is at `base + i` in `view`. With `cuts`, each free string's first byte and closing quote go
+   * there (`cuts[2i]`, `cuts[2i + 1]`), as far as the compare got.
+   */
+  private matchIn(buf: Buffer, view: DataView, base: number, at: number, limit: number, cuts?: number[]): number {
     const lengths = this.lengths
     const words = this.words
     const wordsFrom = this.wordsFrom
@@ -255,38 +271,36 @@ export class EventTemplate {
       }
       p += length
       if (i === last) return p
+      const from = p
       p = stringEndByWords(buf, view, base, p, limit)
       if (p === -1) return -1
+      if (cuts !== undefined) {
+        cuts[2 * i] = from
+        cuts[2 * i + 1] = p
+      }
     }
   }
 
   /**
    * The template of the event `buf[start, end)`, which its reader let pass: the string value of each
    * member named in `free` becomes free. Undefined for an event that is not one `data:` line of valid
-   * JSON followed by its blank line: only there is what a free string may hold bound to one JSON string.
+   * JSON followed by its blank line, after at most an `event:` line (compared as it is, like the rest of
+   * the bytes around the free strings): only there is what a free string may hold bound to one JSON string.
    */
   static learn(buf: Buffer, start: number, end: number, free: ReadonlySet<string>): EventTemplate | undefined {
-    if (
-      end - start < DATA.length + 2 ||
-      buf[start] !== DATA[0] ||
-      buf[start + 1] !== DATA[1] ||
-      buf[start + 2] !== DATA[2] ||
-      buf[start + 3] !== DATA[3] ||
-      buf[start + 4] !== DATA[4]
-    ) {
-      return undefined
-    }
+    const data = dataLine(buf, start, end)
+    if (data === -1) return undefined
     // The event ends in the blank line after its one line: the lexer below reads the line to there, and
     // JSON has no line end outside a string, nor a control byte inside one, so it has no other.
     let lineEnd = end - 2
-    if (!isEventEnd(buf, lineEnd, end)) {
+    if (lineEnd < data + DATA.length || !isEventEnd(buf, lineEnd, end)) {
       lineEnd = end - 4
-      if (lineEnd < start + DATA.length || !isEventEnd(buf, lineEnd, end)) return undefined
+      if (lineEnd < data + DATA.length || !isEventEnd(buf, lineEnd, end)) return undefined
     }
     const view = viewOf(buf)
     const base = buf.byteOffset
     const lexer = LEXER.reset(buf, view, base, lineEnd, freeKeys(free))
-    let p = lexer.space(start + DATA.length)
+    let p = lexer.space(data + DATA.length)
     p = lexer.value(p, 0)
     const valid = p !== -1 && lexer.space(p) === lineEnd
     lexer.release()
@@ -326,9 +340,27 @@ export class EventTemplate {
     // Doubles compare equal exactly when their bits are equal, but for NaNs (never equal) and the two
     // zeros (equal to each other): a part with a word that reads as either (never seen in text) is not learnt.
     for (let w = 0; w < words.length; w++) if (words[w] === 0 || words[w] !== words[w]) return undefined
-    const lfOnly = buf[end - 1] === LF && buf[end - 2] === LF
+    const lfOnly = buf[end - 1] === LF && buf[end - 2] === LF && (data === start || buf[data - 2] !== CR)
     return new EventTemplate(lengths, words, wordsFrom, ints, lfOnly, 4 * parts + fixed)
   }
+}
+
+const EVENT = Buffer.from('event:')
+
+/**
+ * Where the `data:` line of the event `buf[start, end)` begins: at its start, or after its `event:` line;
+ * -1 when neither.
+ */
+function dataLine(buf: Buffer, start: number, end: number): number {
+  let p = start
+  if (buf[p] === EVENT[0] && end - p > EVENT.length && buf.compare(EVENT, 0, EVENT.length, p, p + EVENT.length) === 0) {
+    while (p < end && buf[p] !== LF && buf[p] !== CR) p++
+    if (buf[p] === CR && buf[p + 1] === LF) p++
+    p++
+  }
+  if (end - p < DATA.length + 2) return -1
+  for (let k = 0; k < DATA.length; k++) if (buf[p + k] !== DATA[k]) return -1
+  return p
 }
 
 /** `buf[at, end)` is one blank line after a line's end: LF LF, CR CR or CRLF CRLF. */

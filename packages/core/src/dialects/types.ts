@@ -168,6 +168,13 @@ export interface DialectSpec {
    * when a gateway dropped the reasoning on the way (docs/sidecar.md#correlation).
    */
   text?(json: JsonObject, into: TextSink): void
+  /**
+   * The members whose string values `text` gives, each as it is or (when empty) not at all, and which it
+   * reads for nothing else: with them, events of one shape give their text by a template instead of being
+   * parsed (docs/architecture.md#text-templates). A dialect whose `text` reads a string other than to give
+   * it leaves this out.
+   */
+  readonly textKeys?: ReadonlySet<string>
   /** Is this the first event of a stream in this dialect? */
   recognizeEvent(name: string | undefined, json: unknown): boolean
   /** Is this a whole JSON body in this dialect? */

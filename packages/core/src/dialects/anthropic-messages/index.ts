@@ -35,6 +35,7 @@ export const anthropicMessages = {
   },
   recognizeBody: (json) => json.type === 'message',
   text: anthropicText,
+  textKeys: new Set(['text', 'partial_json', 'thinking']),
   reader: (): DialectReader => new AnthropicReader(),
 } satisfies DialectSpec
 

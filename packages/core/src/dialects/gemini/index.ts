@@ -26,6 +26,7 @@ export const gemini = {
   recognizeEvent: (_name, json) => isObject(json) && isGeminiResponse(json),
   recognizeBody: (json) => isGeminiResponse(json),
   // A part with `thought: true` is the model's thinking (a thought summary): reasoning.
+  textKeys: new Set(['text']),
   text(json, into) {
     if (!Array.isArray(json.candidates)) return
     for (const candidate of json.candidates) {

@@ -40,6 +40,7 @@ export const openaiChat = {
     isObject(json) && (json.object === 'chat.completion.chunk' || Array.isArray(json.prompt_filter_results)),
   recognizeBody: (json) => json.object === 'chat.completion',
   // `reasoning_content` (DeepSeek, vLLM) and `reasoning` (OpenRouter, Ollama) are reasoning.
+  textKeys: new Set(['content', 'reasoning_content', 'reasoning', 'arguments']),
   text(json, into) {
     if (!Array.isArray(json.choices)) return
     for (const choice of json.choices) {

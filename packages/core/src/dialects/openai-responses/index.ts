@@ -39,6 +39,7 @@ export const openaiResponses = {
   recognizeBody: (json) => json.object === 'response',
   // Reasoning summaries and reasoning text (`response.reasoning_summary_text.delta`,
   // `response.reasoning_text.delta`; a `reasoning` item's `summary` and `content`) are reasoning.
+  textKeys: new Set(['delta']),
   text(json, into) {
     const type = json.type
     if (typeof type === 'string' && type.endsWith('.delta')) {
