@@ -160,6 +160,35 @@ describe('event templates', () => {
     }
   })
 
+  it('with counts: free integers, only where an integer is the whole number', () => {
+    const counts = new Set(['n'])
+    const at = (n: string, text = 'a') => Buffer.from(`data: {"n":${n},"text":"${text}","m":1}\n\n`)
+    const template = EventTemplate.learn(at('12'), 0, at('12').length, new Set(['text']), counts)!
+    expect(template.strings).toBe(2)
+    expect([template.isCount(0), template.isCount(1)]).toEqual([true, false])
+    for (const n of ['0', '7', '12', '9007199254740993', '123456789012345678901234567890']) {
+      const buf = at(n, 'other')
+      const cuts: number[] = []
+      expect(template.matchCuts(buf, 0, buf.length, cuts), n).toBe(buf.length)
+      expect(buf.toString('latin1', cuts[0], cuts[1])).toBe(n)
+      expect(buf.toString('latin1', cuts[2], cuts[3])).toBe('other')
+    }
+    for (const n of ['-1', '01', '1.5', '1e3', '', '"1"', 'null', '1 ']) {
+      const buf = at(n)
+      expect(template.match(buf, 0, buf.length), n).toBe(-1)
+    }
+    // A number with a fraction or an exponent is learnt as it is, not as a count.
+    const fraction = EventTemplate.learn(at('1.5'), 0, at('1.5').length, new Set(['text']), counts)!
+    expect(fraction.strings).toBe(1)
+    expect(fraction.match(at('2.5'), 0, at('2.5').length)).toBe(-1)
+    expect(fraction.match(at('1.5', 'b'), 0, at('1.5', 'b').length)).toBe(at('1.5', 'b').length)
+    // Runs of events with counts are compared in JavaScript, also where a run is long enough for the kernel.
+    const run = Buffer.concat(Array.from({ length: 400 }, (_, i) => at(String(i * 31), 'x'.repeat(i % 7))))
+    expect(run.length).toBeGreaterThan(SIMD_FROM_BYTES)
+    expect(template.run(run, 0, run.length)).toBe(run.length)
+    expect(template.ran).toBe(400)
+  })
+
   it('match by words whatever the lengths of the parts between free strings', () => {
     // Parts of 0–3 bytes (compared byte by byte), 4–7 (two 32-bit words) and 8 or more (doubles, the
     // last one overlapping), at every alignment in the chunk.

@@ -123,6 +123,11 @@ export class EventTemplate {
     readonly lfOnly: boolean,
     /** What the kernel's memory takes for it: its part lengths and its parts' bytes. */
     private readonly bytes: number,
+    /**
+     * Which free places hold a count (a non-negative integer, `counts[i]` for the i-th) rather than a
+     * string; undefined when none does (the kernel compares only templates without counts).
+     */
+    private readonly counts: readonly boolean[] | undefined,
   ) {}
 
   /** How many events {@link run} passed in its last call. */
@@ -152,14 +157,20 @@ export class EventTemplate {
     return this.matchIn(buf, viewOf(buf), buf.byteOffset, at, limit, cuts)
   }
 
-  /** How many free strings the template's events have. */
+  /** How many free places (strings and counts) the template's events have. */
   get strings(): number {
     return this.lengths.length - 1
   }
 
+  /** The i-th free place holds a count, not a string: its cut is the integer's first and after-last byte. */
+  isCount(i: number): boolean {
+    return this.counts?.[i] === true
+  }
+
   /** Where the run of events from `at` that match ends (`at` when the first does not); {@link ran} says how many. */
   run(buf: Buffer, at: number, limit: number): number {
-    if (limit - at < simdFrom || this.bytes > MAX_TEMPLATE) return this.runHere(buf, at, limit)
+    if (limit - at < simdFrom || this.bytes > MAX_TEMPLATE || this.counts !== undefined)
+      return this.runHere(buf, at, limit)
     const kernel = simdKernel()
     if (kernel === null) return this.runHere(buf, at, limit)
     // A run that stopped within a few events last time is likely to again (a stream of events of two
@@ -272,7 +283,7 @@ export class EventTemplate {
       p += length
       if (i === last) return p
       const from = p
-      p = stringEndByWords(buf, view, base, p, limit)
+      p = this.counts?.[i] === true ? countEnd(buf, p, limit) : stringEndByWords(buf, view, base, p, limit)
       if (p === -1) return -1
       if (cuts !== undefined) {
         cuts[2 * i] = from
@@ -287,7 +298,13 @@ export class EventTemplate {
    * JSON followed by its blank line, after at most an `event:` line (compared as it is, like the rest of
    * the bytes around the free strings): only there is what a free string may hold bound to one JSON string.
    */
-  static learn(buf: Buffer, start: number, end: number, free: ReadonlySet<string>): EventTemplate | undefined {
+  static learn(
+    buf: Buffer,
+    start: number,
+    end: number,
+    free: ReadonlySet<string>,
+    counts?: ReadonlySet<string>,
+  ): EventTemplate | undefined {
     const data = dataLine(buf, start, end)
     if (data === -1) return undefined
     // The event ends in the blank line after its one line: the lexer below reads the line to there, and
@@ -299,7 +316,7 @@ export class EventTemplate {
     }
     const view = viewOf(buf)
     const base = buf.byteOffset
-    const lexer = LEXER.reset(buf, view, base, lineEnd, freeKeys(free))
+    const lexer = LEXER.reset(buf, view, base, lineEnd, freeKeys(free), counts && freeKeys(counts))
     let p = lexer.space(data + DATA.length)
     p = lexer.value(p, 0)
     const valid = p !== -1 && lexer.space(p) === lineEnd
@@ -341,8 +358,23 @@ export class EventTemplate {
     // zeros (equal to each other): a part with a word that reads as either (never seen in text) is not learnt.
     for (let w = 0; w < words.length; w++) if (words[w] === 0 || words[w] !== words[w]) return undefined
     const lfOnly = buf[end - 1] === LF && buf[end - 2] === LF && (data === start || buf[data - 2] !== CR)
-    return new EventTemplate(lengths, words, wordsFrom, ints, lfOnly, 4 * parts + fixed)
+    const isCount = lexer.counted ? lexer.kinds.slice() : undefined
+    return new EventTemplate(lengths, words, wordsFrom, ints, lfOnly, 4 * parts + fixed, isCount)
   }
+}
+
+/**
+ * Where the count (`0`, or a digit 1–9 and more digits: a JSON integer that is not negative) that starts
+ * at `p` ends, before `limit`; -1 when none starts there. The byte after it is the template's to compare.
+ */
+function countEnd(buf: Buffer, p: number, limit: number): number {
+  if (p >= limit) return -1
+  const first = buf[p]!
+  if (first === ZERO) return p + 1
+  if (first < ZERO || first > NINE) return -1
+  p++
+  while (p < limit && buf[p]! >= ZERO && buf[p]! <= NINE) p++
+  return p
 }
 
 const EVENT = Buffer.from('event:')
@@ -403,15 +435,23 @@ class Lexer {
   private base = 0
   private limit = 0
   private free: FreeKeys = { byLength: [] }
+  private counts: FreeKeys | undefined
   readonly cuts: number[] = []
+  /** For each free place, whether it holds a count. */
+  readonly kinds: boolean[] = []
+  /** Some free place holds a count. */
+  counted = false
 
-  reset(buf: Buffer, view: DataView, base: number, limit: number, free: FreeKeys): this {
+  reset(buf: Buffer, view: DataView, base: number, limit: number, free: FreeKeys, counts?: FreeKeys): this {
     this.buf = buf
     this.view = view
     this.base = base
     this.limit = limit
     this.free = free
+    this.counts = counts
     this.cuts.length = 0
+    this.kinds.length = 0
+    this.counted = false
     return this
   }
 
@@ -421,9 +461,9 @@ class Lexer {
     this.view = EMPTY_VIEW
   }
 
-  /** The key `buf[start, end)` names a free member. */
-  private isFree(start: number, end: number): boolean {
-    const named = this.free.byLength[end - start]
+  /** The key `buf[start, end)` is one of `keys`. */
+  private isNamed(keys: FreeKeys, start: number, end: number): boolean {
+    const named = keys.byLength[end - start]
     if (named === undefined) return false
     const buf = this.buf
     for (let k = 0; k < named.length; k++) {
@@ -468,11 +508,25 @@ class Lexer {
       p = this.space(keyEnd + 1)
       if (buf[p] !== COLON) return -1
       p = this.space(p + 1)
-      if (buf[p] === QUOTE && this.isFree(keyStart, keyEnd)) {
+      if (buf[p] === QUOTE && this.isNamed(this.free, keyStart, keyEnd)) {
         const close = stringEndByWords(buf, this.view, this.base, p + 1, this.limit)
         if (close === -1) return -1
         this.cuts.push(p + 1, close)
+        this.kinds.push(false)
         p = close + 1
+      } else if (
+        this.counts !== undefined &&
+        buf[p]! >= ZERO &&
+        buf[p]! <= NINE &&
+        this.isNamed(this.counts, keyStart, keyEnd) &&
+        countEnd(buf, p, this.limit) === this.number(p)
+      ) {
+        // A count: an integer that is the whole number (no fraction or exponent follows it).
+        const after = countEnd(buf, p, this.limit)
+        this.cuts.push(p, after)
+        this.kinds.push(true)
+        this.counted = true
+        p = after
       } else {
         p = this.value(p, depth + 1)
         if (p === -1) return -1

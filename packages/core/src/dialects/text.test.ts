@@ -189,7 +189,10 @@ describe('text templates', () => {
           cuts,
           (list, end, at) => {
             // Runs of one shape (templates pass them), broken by others.
-            const stream = list.flatMap((e, i) => (e === undefined ? [] : Array<object>(1 + (i % 4)).fill(e)))
+            let stream = list.flatMap((e, i) => (e === undefined ? [] : Array<object>(1 + (i % 4)).fill(e)))
+            // Responses numbers its events: a count, free in its templates (of one to four digits, and 0).
+            if (dialect === 'openai-responses')
+              stream = stream.map((e, i) => ({ ...e, sequence_number: i === 0 ? 0 : (i * 997) % 10_000 }))
             if (stream.length === 0) return
             const body = sse(
               stream.map((data) => ({ name: named ? String((data as { type?: string }).type) : undefined, data })),
@@ -252,6 +255,29 @@ describe('text templates', () => {
     processor.end()
     expect(processor.streamedText).toBe('xyzwvuxxts')
     expect(processor.streamedAnswer).toBe('xywuxt')
+  })
+
+  it('Responses events, each with its own sequence number, share one template', () => {
+    const deltas = Array.from({ length: 200 }, (_, i) => ({
+      name: 'response.output_text.delta',
+      data: {
+        type: 'response.output_text.delta',
+        sequence_number: i + 3,
+        item_id: 'msg_1',
+        output_index: 0,
+        content_index: 0,
+        delta: `word ${i} `,
+        obfuscation: 'x'.repeat(i % 9),
+      },
+    }))
+    const body = sse([
+      { name: 'response.created', data: { type: 'response.created', sequence_number: 0, response: {} } },
+      ...deltas,
+    ])
+    const parse = vi.spyOn(JSON, 'parse')
+    const got = collected('openai-responses', body, [])
+    expect(parse.mock.calls.filter(([text]) => String(text).startsWith('{')).length).toBeLessThanOrEqual(3)
+    expect(got.all).toBe(deltas.map((d) => d.data.delta).join(''))
   })
 
   it('an event whose text was empty teaches no template: the next one is still read', () => {

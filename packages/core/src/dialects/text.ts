@@ -91,17 +91,20 @@ class TextTemplate {
     start: number,
     end: number,
     keys: ReadonlySet<string>,
+    counts: ReadonlySet<string> | undefined,
     pieces: readonly Piece[],
   ): TextTemplate | undefined {
-    const template = EventTemplate.learn(buf, start, end, keys)
+    const template = EventTemplate.learn(buf, start, end, keys, counts)
     if (!template) return undefined
     const cuts = CUTS
     if (template.matchCuts(buf, start, end, cuts) !== end) return undefined
-    const values: string[] = []
-    for (let k = 0; k < template.strings; k++) values.push(stringAt(buf, cuts[2 * k]!, cuts[2 * k + 1]!))
+    // A count (an event's sequence number) is no text: its place holds no value to give.
+    const values: Array<string | undefined> = []
+    for (let k = 0; k < template.strings; k++)
+      values.push(template.isCount(k) ? undefined : stringAt(buf, cuts[2 * k]!, cuts[2 * k + 1]!))
     const given: number[] = []
     const reasoning: boolean[] = []
-    const taken = values.map(() => false)
+    const taken = values.map((value) => value === undefined)
     for (const piece of pieces) {
       // Each piece is exactly one free string: not empty (an empty one may be given or not), and no other
       // free string of the event holds the same.
@@ -163,7 +166,7 @@ export class CollectedText implements TextSink {
       const keys = spec.textKeys
       if (keys === undefined || (this.learnt >= LEARN_FREELY && this.matched < PASSED_PER_TEMPLATE * this.learnt))
         return text(json, this)
-      this.learn(buf, start, end, json, text, keys)
+      this.learn(buf, start, end, json, spec, keys)
     } catch {
       // Not JSON, or not an event with text: nothing to keep.
     }
@@ -174,9 +177,10 @@ export class CollectedText implements TextSink {
     start: number,
     end: number,
     json: JsonObject,
-    text: NonNullable<DialectSpec['text']>,
+    spec: DialectSpec,
     keys: ReadonlySet<string>,
   ): void {
+    const text = spec.text!
     const pieces = new Pieces()
     text(json, pieces)
     for (const piece of pieces.list) this.add(piece.text, piece.reasoning)
@@ -184,6 +188,6 @@ export class CollectedText implements TextSink {
     // learning costs, and its template would only stand in the way of the next text event's.
     if (pieces.list.length === 0) return
     this.learnt++
-    this.template = TextTemplate.learn(buf, start, end, freeOf(keys), pieces.list) ?? this.template
+    this.template = TextTemplate.learn(buf, start, end, freeOf(keys), spec.textCounts, pieces.list) ?? this.template
   }
 }

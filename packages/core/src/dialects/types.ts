@@ -175,6 +175,11 @@ export interface DialectSpec {
    * it leaves this out.
    */
   readonly textKeys?: ReadonlySet<string>
+  /**
+   * Members holding a count that `text` never reads (an event's sequence number): free in a text template
+   * too, so events that differ only in it and their text share one.
+   */
+  readonly textCounts?: ReadonlySet<string>
   /** Is this the first event of a stream in this dialect? */
   recognizeEvent(name: string | undefined, json: unknown): boolean
   /** Is this a whole JSON body in this dialect? */

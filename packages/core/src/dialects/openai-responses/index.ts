@@ -40,6 +40,7 @@ export const openaiResponses = {
   // Reasoning summaries and reasoning text (`response.reasoning_summary_text.delta`,
   // `response.reasoning_text.delta`; a `reasoning` item's `summary` and `content`) are reasoning.
   textKeys: new Set(['delta']),
+  textCounts: new Set(['sequence_number', 'output_index', 'content_index', 'summary_index']),
   text(json, into) {
     const type = json.type
     if (typeof type === 'string' && type.endsWith('.delta')) {
