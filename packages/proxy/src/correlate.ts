@@ -110,6 +110,20 @@ export class Correlator {
     })
   }
 
+  /**
+   * Does the answer to client request `id` need its text read? Only while a join by content may still
+   * decide it: a request joined by the header, or decided otherwise, before its answer came needs none.
+   */
+  needsText(id: string): boolean {
+    const client = this.clients.get(id)
+    return client !== undefined && !client.settled && this.strategies.includes('content')
+  }
+
+  /** Does a provider call the header did not join need its text read (a join by content)? */
+  get callsNeedText(): boolean {
+    return this.strategies.includes('content')
+  }
+
   /** The gateway answered client request `id`: its text is read from `reading`. */
   answered(id: string, reading: Reading): void {
     const client = this.clients.get(id)

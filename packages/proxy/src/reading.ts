@@ -17,6 +17,11 @@ export class Reading {
   /** The body ended whole (not cut). */
   whole = false
   private listeners: Array<() => void> = []
+  /**
+   * Collect the generated text (for a join by content): on unless the sidecar knows before the body comes
+   * that nothing will compare it (docs/sidecar.md#correlation).
+   */
+  collectText = true
 
   constructor(
     /** The request path, which names the dialect. */
@@ -40,7 +45,7 @@ export class Reading {
       ledger: this.ledger,
       source: 'tap',
       readOnly: true,
-      collectText: true,
+      collectText: this.collectText,
     })
     const processor = this.processor
     const read = (chunk: Uint8Array): void => {

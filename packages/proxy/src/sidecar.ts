@@ -187,6 +187,7 @@ export async function startProxy(options: ProxyOptions): Promise<Sidecar> {
         const id = ids.get(req)
         if (id === undefined || !correlator) return
         const reading = new Reading(req.url ?? '/')
+        reading.collectText = correlator.needsText(id)
         reading.observe(proxyRes)
         correlator.answered(id, reading)
       },
@@ -285,7 +286,10 @@ export async function startProxy(options: ProxyOptions): Promise<Sidecar> {
       dropAnsweredExpect(req)
       // The provider's answer is read here: it must come in a coding the sidecar decodes.
       narrowAcceptEncoding(req)
-      calls.set(req, { reading, tap: correlator!.call(reading, typeof id === 'string' ? id : undefined) })
+      const tap = correlator!.call(reading, typeof id === 'string' ? id : undefined)
+      // A call the header joined is the request's tap: its text is compared with nothing.
+      reading.collectText = tap === undefined && correlator!.callsNeedText
+      calls.set(req, { reading, tap })
       res.once('close', () => {
         const call = calls.get(req)
         // An answer that arrived is followed to its end by its Reading; one that never came is given up,
