@@ -358,7 +358,7 @@ export class EventTemplate {
     // zeros (equal to each other): a part with a word that reads as either (never seen in text) is not learnt.
     for (let w = 0; w < words.length; w++) if (words[w] === 0 || words[w] !== words[w]) return undefined
     const lfOnly = buf[end - 1] === LF && buf[end - 2] === LF && (data === start || buf[data - 2] !== CR)
-    const isCount = lexer.counted ? lexer.kinds.slice() : undefined
+    const isCount = lexer.kinds.includes(true) ? lexer.kinds.slice() : undefined
     return new EventTemplate(lengths, words, wordsFrom, ints, lfOnly, 4 * parts + fixed, isCount)
   }
 }
@@ -385,14 +385,19 @@ const EVENT = Buffer.from('event:')
  */
 function dataLine(buf: Buffer, start: number, end: number): number {
   let p = start
-  if (buf[p] === EVENT[0] && end - p > EVENT.length && buf.compare(EVENT, 0, EVENT.length, p, p + EVENT.length) === 0) {
+  if (startsWith(buf, p, end, EVENT)) {
     while (p < end && buf[p] !== LF && buf[p] !== CR) p++
     if (buf[p] === CR && buf[p + 1] === LF) p++
     p++
   }
-  if (end - p < DATA.length + 2) return -1
-  for (let k = 0; k < DATA.length; k++) if (buf[p + k] !== DATA[k]) return -1
-  return p
+  return end - p >= DATA.length + 2 && startsWith(buf, p, end, DATA) ? p : -1
+}
+
+/** `buf[p, end)` begins with `word`. */
+function startsWith(buf: Buffer, p: number, end: number, word: Buffer): boolean {
+  if (end - p < word.length) return false
+  for (let k = 0; k < word.length; k++) if (buf[p + k] !== word[k]) return false
+  return true
 }
 
 /** `buf[at, end)` is one blank line after a line's end: LF LF, CR CR or CRLF CRLF. */
@@ -439,8 +444,6 @@ class Lexer {
   readonly cuts: number[] = []
   /** For each free place, whether it holds a count. */
   readonly kinds: boolean[] = []
-  /** Some free place holds a count. */
-  counted = false
 
   reset(buf: Buffer, view: DataView, base: number, limit: number, free: FreeKeys, counts?: FreeKeys): this {
     this.buf = buf
@@ -451,7 +454,6 @@ class Lexer {
     this.counts = counts
     this.cuts.length = 0
     this.kinds.length = 0
-    this.counted = false
     return this
   }
 
@@ -508,25 +510,17 @@ class Lexer {
       p = this.space(keyEnd + 1)
       if (buf[p] !== COLON) return -1
       p = this.space(p + 1)
+      const count = this.counts !== undefined && this.isNamed(this.counts, keyStart, keyEnd) ? this.count(p) : -1
       if (buf[p] === QUOTE && this.isNamed(this.free, keyStart, keyEnd)) {
         const close = stringEndByWords(buf, this.view, this.base, p + 1, this.limit)
         if (close === -1) return -1
         this.cuts.push(p + 1, close)
         this.kinds.push(false)
         p = close + 1
-      } else if (
-        this.counts !== undefined &&
-        buf[p]! >= ZERO &&
-        buf[p]! <= NINE &&
-        this.isNamed(this.counts, keyStart, keyEnd) &&
-        countEnd(buf, p, this.limit) === this.number(p)
-      ) {
-        // A count: an integer that is the whole number (no fraction or exponent follows it).
-        const after = countEnd(buf, p, this.limit)
-        this.cuts.push(p, after)
+      } else if (count !== -1) {
+        this.cuts.push(p, count)
         this.kinds.push(true)
-        this.counted = true
-        p = after
+        p = count
       } else {
         p = this.value(p, depth + 1)
         if (p === -1) return -1
@@ -550,6 +544,12 @@ class Lexer {
       else if (buf[p] === RBRACKET) return p + 1
       else return -1
     }
+  }
+
+  /** Where the count at `p` ends: an integer that is the whole number (no fraction or exponent follows); -1 when none is there. */
+  private count(p: number): number {
+    const end = countEnd(this.buf, p, this.limit)
+    return end !== -1 && end === this.number(p) ? end : -1
   }
 
   /** Where the run of digits from `p` ends. */

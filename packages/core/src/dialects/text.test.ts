@@ -181,10 +181,7 @@ describe('text templates', () => {
     it(`${dialect}: the text collected is what parsing each event gives, in any chunking and line ends`, () => {
       fc.assert(
         fc.property(
-          fc.array(
-            fc.oneof(events, fc.constant(undefined)).map((e) => e),
-            { minLength: 1, maxLength: 60 },
-          ),
+          fc.array(fc.oneof(events, fc.constant(undefined)), { minLength: 1, maxLength: 60 }),
           fc.constantFrom('\n', '\r\n', '\r'),
           cuts,
           (list, end, at) => {
