@@ -14,7 +14,7 @@ import { dialectById, recognizeBody, recognizeEvent, streamsJsonArray } from './
 import { matchRoute, routeOf } from './routes.js'
 import type { DialectReader, DialectSpec, EventReading, JsonObject, TextSink } from './dialects/types.js'
 import { EventTemplate } from './dialects/template.js'
-import { CollectedText } from './dialects/text.js'
+import { CollectedText, type TextPrints } from './dialects/text.js'
 import { Ledger, type SourceKind } from './ledger.js'
 import type { Correction } from './record.js'
 import { isObject, type UsageSources } from './usage.js'
@@ -85,8 +85,10 @@ export interface ProcessorOptions {
    * Keep the generated text every event carries (`DialectSpec.text`), for an output estimate if the client
    * leaves early, or for a sidecar to join a client's answer to the provider's (`streamedText`, and
    * `streamedAnswer` without the reasoning). Every event is then parsed: a cost only paid where it is asked for.
+   * `'print'` keeps only the text's prints (`streamedPrints`): enough to tell whether two responses carry
+   * the same text, white space aside, in a few numbers however long the text.
    */
-  collectText?: boolean
+  collectText?: boolean | 'print'
 }
 
 /** What the processor learned from one response, beside the usage it wrote to the ledger. */
@@ -138,6 +140,8 @@ export interface Processor {
   readonly streamedText: string
   /** The part of `streamedText` that is not reasoning (what the dialect's `text` says is the answer). */
   readonly streamedAnswer: string
+  /** The prints of the text streamed so far, when `collectText` is `'print'`. */
+  readonly streamedPrints: TextPrints | undefined
   readonly ledger: Ledger
   /** Where and why every byte passes untouched from some point on, if it does: `result().passthrough`. */
   readonly failure: ProcessorResult['passthrough']
@@ -295,6 +299,7 @@ class UsageProcessor implements Processor, EventSink {
   private readonly zeroStartIsUnknown: boolean
   private readonly dropUsageOnly: boolean
   private readonly collectText: boolean
+  private readonly printText: boolean
   private collected: CollectedText | undefined
   // While a hold is on: the payloads parsed since it began (the held event's, and the scout's reading
   // ahead), so that the replay of the held bytes parses none of them again.
@@ -312,7 +317,8 @@ class UsageProcessor implements Processor, EventSink {
     this.readOnly = options.readOnly === true
     this.zeroStartIsUnknown = options.zeroStartIsUnknown === true
     this.dropUsageOnly = options.dropUsageOnly === true
-    this.collectText = options.collectText === true && !scouting
+    this.collectText = (options.collectText === true || options.collectText === 'print') && !scouting
+    this.printText = options.collectText === 'print'
     this.route = options.route ?? (options.path ? routeOf(options.path) : undefined)
     const dialect =
       typeof options.dialect === 'string'
@@ -354,7 +360,17 @@ class UsageProcessor implements Processor, EventSink {
     return this.freeStrings !== undefined && this.settled && !this.pausing && !this.collectText
   }
 
+  /**
+   * Text is collected, and the text template may pass the events it matches, unread (each gives its text
+   * on the way): only while it would answer exactly, so `readsFrom` is asked only where the framer goes on
+   * from its answer (the text it gave is never given again).
+   */
+  private textRuns(): boolean {
+    return this.collectText && this.settled && !this.pausing && this.collected?.runs === true
+  }
+
   readsFrom(chunk: Buffer, start: number, exact = false): number {
+    if (this.collectText) return this.textRuns() ? this.collected!.run(chunk, start, chunk.length) : -1
     if (this.templating()) {
       // Whole events that match the template pass; the first that does not is framed and asked about
       // (with no template yet, the first event is: a template is learnt from one that passes).
@@ -399,11 +415,12 @@ class UsageProcessor implements Processor, EventSink {
   }
 
   exactSkips(): boolean {
+    if (this.collectText) return this.textRuns()
     return this.template?.lfOnly === true && this.templating()
   }
 
   completes(held: readonly Buffer[], heldBytes: number, chunk: Buffer, from: number): number {
-    if (!this.exactSkips()) return -1
+    if (this.collectText || !this.exactSkips()) return -1
     const template = this.template!
     // The held bytes and the chunk's first ones, copied together to match them in one place.
     const take = Math.min(chunk.length - from, JOIN_BYTES - heldBytes)
@@ -453,6 +470,8 @@ class UsageProcessor implements Processor, EventSink {
         }
       }
     }
+    // An event that may carry usage: a text template learnt from it must not pass its likes unread.
+    this.collected?.read()
     try {
       return this.readEvent(buf, start, end, this.base + at)
     } catch (error) {
@@ -494,7 +513,11 @@ class UsageProcessor implements Processor, EventSink {
   private collect(buf: Buffer, start: number, end: number): void {
     const spec = this.spec
     if (spec?.text === undefined || this.kind === 'json') return
-    ;(this.collected ??= new CollectedText()).event(buf, start, end, this.framer!, spec)
+    this.collector().event(buf, start, end, this.framer!, spec)
+  }
+
+  private collector(): CollectedText {
+    return (this.collected ??= new CollectedText(this.printText))
   }
 
   get streamedText(): string {
@@ -503,6 +526,10 @@ class UsageProcessor implements Processor, EventSink {
 
   get streamedAnswer(): string {
     return this.collected?.answer ?? ''
+  }
+
+  get streamedPrints(): TextPrints | undefined {
+    return this.printText ? this.collector().prints : undefined
   }
 
   oversized(buf: Buffer, start: number, end: number, at: number): PayloadScanner | undefined {
@@ -554,7 +581,7 @@ class UsageProcessor implements Processor, EventSink {
       if (!body && !wrapped && this.reader.unwrap) return this.readEvent(buf, start, end, at)
     }
     if (!isObject(json)) return undefined
-    if (body && this.collectText) this.spec?.text?.(json, (this.collected ??= new CollectedText()))
+    if (body && this.collectText) this.spec?.text?.(json, this.collector())
     const reader = this.reader!
     const reading = body ? reader.readBody(json) : reader.read({ name: decoded.name, json, at })
     if (!reading) return undefined

@@ -28,54 +28,16 @@ interface ProviderCall {
   candidates: ReadonlySet<string>
 }
 
-/** What `\s` matches in a regular expression: JavaScript's white space and line terminators. */
-function isSpace(c: number): boolean {
-  return c <= 0x20
-    ? c === 0x20 || (c >= 0x09 && c <= 0x0d)
-    : c >= 0xa0 &&
-        (c === 0xa0 ||
-          c === 0x1680 ||
-          (c >= 0x2000 && c <= 0x200a) ||
-          c === 0x2028 ||
-          c === 0x2029 ||
-          c === 0x202f ||
-          c === 0x205f ||
-          c === 0x3000 ||
-          c === 0xfeff)
-}
-
-/** `a` and `b` with their white space taken out are the same string (neither is made). */
-export function sameWithoutSpace(a: string, b: string): boolean {
-  if (a === b) return true
-  let i = 0
-  let j = 0
-  for (;;) {
-    while (i < a.length && isSpace(a.charCodeAt(i))) i++
-    while (j < b.length && isSpace(b.charCodeAt(j))) j++
-    if (i === a.length || j === b.length) return i === a.length && j === b.length
-    if (a.charCodeAt(i) !== b.charCodeAt(j)) return false
-    i++
-    j++
-  }
-}
-
-/** `text` has something but white space. */
-function hasText(text: string): boolean {
-  for (let i = 0; i < text.length; i++) if (!isSpace(text.charCodeAt(i))) return true
-  return false
-}
-
 /**
- * The text a client received is the provider's answer (whitespace aside): all of it, or all of it but
- * the reasoning, which a gateway may drop on the way (docs/sidecar.md#correlation). Compared as they are,
- * white space skipped: a client's text differs from most candidates' within its first characters.
+ * The text a client received is the provider's answer (white space aside): all of it, or all of it but
+ * the reasoning, which a gateway may drop on the way (docs/sidecar.md#correlation). Compared by their
+ * prints: the texts themselves are not kept.
  */
 function sameText(client: Reading, provider: Reading): boolean {
-  const text = client.text
-  if (!hasText(text)) return false
-  const all = provider.text
-  const answer = provider.answer
-  return sameWithoutSpace(text, all) || (answer.length !== all.length && sameWithoutSpace(text, answer))
+  const text = client.prints.all
+  if (text.length === 0) return false
+  const { all, answer } = provider.prints
+  return text.same(all) || (answer !== all && text.same(answer))
 }
 
 /**
@@ -219,7 +181,7 @@ export class Correlator {
   }
 
   private byContent(call: ProviderCall, candidates: ClientCall[]): boolean {
-    if (!hasText(call.reading.text)) return false
+    if (call.reading.prints.all.length === 0) return false
     const same = candidates.filter((client) => sameText(client.reading!, call.reading))
     if (same.length === 0) return false
     if (same.length === 1) {

@@ -1,10 +1,13 @@
 import type { IncomingMessage } from 'node:http'
-import { createProcessor, framingFor, Ledger, type Processor } from '@usagewire/core'
+import { createProcessor, framingFor, Ledger, TextPrint, type Processor, type TextPrints } from '@usagewire/core'
 import { decodingObserver, NODE_DECODERS, observeIncoming, type BodySink } from '@usagewire/core/node'
+
+/** The prints of no text. */
+const NO_TEXT: TextPrints = { all: new TextPrint(), answer: new TextPrint() }
 
 /**
  * One response read on its way through the sidecar, read only: its usage into a ledger of its own,
- * and the text it generated (for correlation by content). Used for the provider's answers to the
+ * and the prints of the text it generated (for correlation by content: the text itself is not kept). Used for the provider's answers to the
  * gateway, and for the gateway's answers to its clients (their text).
  */
 export class Reading {
@@ -18,7 +21,7 @@ export class Reading {
   whole = false
   private listeners: Array<() => void> = []
   /**
-   * Collect the generated text (for a join by content): on unless the sidecar knows before the body comes
+   * Read the generated text (for a join by content) into its prints: on unless the sidecar knows before the body comes
    * that nothing will compare it (docs/sidecar.md#correlation).
    */
   collectText = true
@@ -45,7 +48,7 @@ export class Reading {
       ledger: this.ledger,
       source: 'tap',
       readOnly: true,
-      collectText: this.collectText,
+      collectText: this.collectText ? 'print' : false,
     })
     const processor = this.processor
     const read = (chunk: Uint8Array): void => {
@@ -72,17 +75,13 @@ export class Reading {
     observeIncoming(res, decodingObserver({ push: read, end, fail }, decode))
   }
 
-  /** The generated text, reasoning included (compared whitespace aside: translators re-serialize tool arguments). */
-  get text(): string {
-    return this.processor?.streamedText ?? ''
-  }
-
   /**
-   * The same without the reasoning (thinking, reasoning summaries) the dialect marks as such: what a
-   * client got from a gateway that dropped the reasoning (docs/sidecar.md#correlation).
+   * The prints of the generated text, white space aside (translators re-serialize tool arguments): `all`
+   * with the reasoning, `answer` without the reasoning (thinking, reasoning summaries) the dialect marks
+   * as such, what a client got from a gateway that dropped it (docs/sidecar.md#correlation).
    */
-  get answer(): string {
-    return this.processor?.streamedAnswer ?? ''
+  get prints(): TextPrints {
+    return this.processor?.streamedPrints ?? NO_TEXT
   }
 
   /** True when the response's final usage was read. */

@@ -157,6 +157,14 @@ export class EventTemplate {
     return this.matchIn(buf, viewOf(buf), buf.byteOffset, at, limit, cuts)
   }
 
+  /**
+   * {@link matchCuts} through `view`, a view of the memory `buf` lies in that the caller keeps (as
+   * `viewOf`'s): for a run of events in one chunk, the view is made once.
+   */
+  matchCutsView(buf: Buffer, view: DataView, at: number, limit: number, cuts: number[]): number {
+    return this.matchIn(buf, view, buf.byteOffset, at, limit, cuts)
+  }
+
   /** How many free places (strings and counts) the template's events have. */
   get strings(): number {
     return this.lengths.length - 1

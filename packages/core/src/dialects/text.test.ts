@@ -2,6 +2,7 @@ import fc from 'fast-check'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { createProcessor } from '../processor.js'
 import { dialectById } from './registry.js'
+import { TextPrint, type TextPrints } from './text.js'
 import type { JsonObject, TextSink } from './types.js'
 
 /**
@@ -30,11 +31,24 @@ function reference(dialect: Dialect, events: object[]): { all: string; answer: s
   return out
 }
 
-function collected(dialect: Dialect, body: Buffer, cuts: number[]): { all: string; answer: string } {
+function printOf(text: string): TextPrint {
+  const print = new TextPrint()
+  print.add(text)
+  return print
+}
+
+function collected(dialect: Dialect, body: Buffer, cuts: number[]): { all: string; answer: string }
+function collected(dialect: Dialect, body: Buffer, cuts: number[], mode: 'print'): TextPrints
+function collected(
+  dialect: Dialect,
+  body: Buffer,
+  cuts: number[],
+  mode: true | 'print' = true,
+): { all: string; answer: string } | TextPrints {
   const processor = createProcessor({
     path: ROUTES[dialect],
     contentType: 'text/event-stream',
-    collectText: true,
+    collectText: mode,
     readOnly: true,
   })
   let at = 0
@@ -44,6 +58,7 @@ function collected(dialect: Dialect, body: Buffer, cuts: number[]): { all: strin
   }
   processor.push(body.subarray(at))
   processor.end()
+  if (mode === 'print') return processor.streamedPrints!
   return { all: processor.streamedText, answer: processor.streamedAnswer }
 }
 
@@ -195,7 +210,13 @@ describe('text templates', () => {
               stream.map((data) => ({ name: named ? String((data as { type?: string }).type) : undefined, data })),
               end,
             )
-            expect(collected(dialect, body, at)).toEqual(reference(dialect, stream))
+            const want = reference(dialect, stream)
+            expect(collected(dialect, body, at)).toEqual(want)
+            // Its prints, kept without the text, are the text's.
+            const prints = collected(dialect, body, at, 'print')
+            expect(prints.all.same(printOf(want.all))).toBe(true)
+            expect(prints.answer.same(printOf(want.answer))).toBe(true)
+            expect(prints.all.length).toBe(want.all.replace(/\s+/g, '').length)
           },
         ),
         { numRuns: 300 },
@@ -284,5 +305,93 @@ describe('text templates', () => {
       })),
     )
     expect(collected('openai-chat', body, []).all).toBe('ab')
+  })
+})
+
+describe('TextPrint', () => {
+  // Every character `\s` matches, and some it does not (zero-width space, the next-line control, a
+  // letter), in texts that differ only in their white space or not at all.
+  const unit = fc.constantFrom(
+    ...' \t\n\v\f\r\u00a0\u1680\u2000\u2005\u200a\u2028\u2029\u202f\u205f\u3000\ufeff\u200b\u0085ab{}"é😀'.split(''),
+  )
+  const text = fc.string({ unit, maxLength: 30 })
+  const strip = (s: string) => s.replace(/\s+/g, '')
+
+  it('two texts have the same print when they are the same with /\\s+/g taken out, and only then', () => {
+    fc.assert(
+      fc.property(text, text, (a, b) => {
+        expect(printOf(a).same(printOf(b))).toBe(strip(a) === strip(b))
+        expect(printOf(a).length).toBe(strip(a).length)
+      }),
+      { numRuns: 3000 },
+    )
+    // Pairs that are the same text, their white space moved.
+    fc.assert(
+      fc.property(text, fc.array(fc.nat(), { maxLength: 5 }), (a, at) => {
+        let b = strip(a)
+        for (const i of at) b = `${b.slice(0, i % (b.length + 1))} \u2028${b.slice(i % (b.length + 1))}`
+        expect(printOf(a).same(printOf(b))).toBe(true)
+        expect(printOf(a).same(printOf(`${b}x`))).toBe(false)
+      }),
+    )
+  })
+
+  it('is the same added whole or in pieces, from strings or from ASCII bytes', () => {
+    fc.assert(
+      fc.property(fc.array(fc.string({ maxLength: 12 }), { maxLength: 8 }), (pieces) => {
+        const whole = printOf(pieces.join(''))
+        const inPieces = new TextPrint()
+        const fromBytes = new TextPrint()
+        for (const piece of pieces) {
+          inPieces.add(piece)
+          const bytes = Buffer.from(`"${piece}"`)
+          const plain = /^[\x00-\x7f]*$/.test(piece) && !piece.includes('\\')
+          const before = fromBytes.copy()
+          expect(fromBytes.addAscii(bytes, 1, bytes.length - 1)).toBe(plain)
+          if (!plain) {
+            // Nothing was added: the piece goes in as a string.
+            expect(fromBytes.same(before)).toBe(true)
+            fromBytes.add(piece)
+          }
+        }
+        expect(inPieces.same(whole)).toBe(true)
+        expect(fromBytes.same(whole)).toBe(true)
+      }),
+    )
+  })
+
+  it('tells apart texts of the same length that differ in one character', () => {
+    const base = 'the quick brown fox jumps over the lazy dog '.repeat(20)
+    const print = printOf(base)
+    for (let i = 0; i < base.length; i++) {
+      if (base[i] === ' ') continue
+      expect(printOf(`${base.slice(0, i)}#${base.slice(i + 1)}`).same(print)).toBe(false)
+    }
+  })
+})
+
+describe('text runs', () => {
+  afterEach(() => vi.restoreAllMocks())
+
+  it('an event that carries usage is read, never passed by the text template learnt from its likes', () => {
+    // Gemini: every chunk carries the text and the usage so far; each is read for its usage.
+    const chunks = Array.from({ length: 100 }, (_, i) => ({
+      data: {
+        candidates: [{ content: { parts: [{ text: `w${i} ` }], role: 'model' }, index: 0 }],
+        usageMetadata: { promptTokenCount: 7, candidatesTokenCount: 3, totalTokenCount: 10 },
+        modelVersion: 'gemini-2.5-flash',
+      },
+    }))
+    const processor = createProcessor({
+      path: '/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse',
+      contentType: 'text/event-stream',
+      collectText: true,
+      readOnly: true,
+    })
+    const parse = vi.spyOn(JSON, 'parse')
+    processor.push(sse(chunks))
+    processor.end()
+    expect(processor.streamedText).toBe(chunks.map((c) => c.data.candidates[0]!.content.parts[0]!.text).join(''))
+    expect(parse.mock.calls.filter(([t]) => String(t).startsWith('{')).length).toBeGreaterThanOrEqual(100)
   })
 })

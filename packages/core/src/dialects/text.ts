@@ -1,5 +1,6 @@
 import { Buffer } from '../buffer.js'
 import type { Framer } from '../framing/types.js'
+import { viewOf } from '../framing/words.js'
 import { isObject } from '../usage.js'
 import { EventTemplate } from './template.js'
 import type { DialectSpec, JsonObject, TextSink } from './types.js'
@@ -26,6 +27,101 @@ class Pieces implements TextSink {
   add(text: string, reasoning?: boolean): void {
     this.list.push({ text, reasoning: reasoning === true })
   }
+}
+
+/** What `\s` matches in a regular expression: JavaScript's white space and line terminators. */
+export function isSpace(c: number): boolean {
+  return c <= 0x20
+    ? c === 0x20 || (c >= 0x09 && c <= 0x0d)
+    : c >= 0xa0 &&
+        (c === 0xa0 ||
+          c === 0x1680 ||
+          (c >= 0x2000 && c <= 0x200a) ||
+          c === 0x2028 ||
+          c === 0x2029 ||
+          c === 0x202f ||
+          c === 0x205f ||
+          c === 0x3000 ||
+          c === 0xfeff)
+}
+
+// The hashes' starting values, drawn once per process: texts cannot be made to collide on purpose.
+const SEED_1 = (Math.random() * 0x100000000) >>> 0
+const SEED_2 = (Math.random() * 0x100000000) >>> 0
+
+/**
+ * A text's print, white space aside (docs/sidecar.md#correlation): how many UTF-16 code units it has
+ * that `\s` does not match, and two 32-bit hashes of them (FNV-1a, and a multiply with an xorshift).
+ * Two texts that are the same but for their white space have the same print; two that differ have
+ * the same one by chance only, about once in 2^64. A print is a few numbers however long the text: a
+ * sidecar that joins answers by their text keeps no text.
+ */
+export class TextPrint {
+  /** The code units counted, white space aside: 0 when the text is only white space, or none. */
+  length = 0
+  private h1 = SEED_1
+  private h2 = SEED_2
+
+  /** Adds `text`. */
+  add(text: string): void {
+    let h1 = this.h1
+    let h2 = this.h2
+    let n = 0
+    for (let i = 0; i < text.length; i++) {
+      const c = text.charCodeAt(i)
+      if ((c <= 0x20 || c >= 0xa0) && isSpace(c)) continue
+      h1 = Math.imul(h1 ^ c, 0x01000193)
+      h2 = Math.imul(h2 ^ c, 0x5bd1e995)
+      h2 ^= h2 >>> 15
+      n++
+    }
+    this.h1 = h1
+    this.h2 = h2
+    this.length += n
+  }
+
+  /**
+   * Adds the text whose UTF-8 bytes are `buf[from, to)`, a JSON string's body, when every byte is ASCII
+   * and none a backslash (then the bytes are the text, one code unit each). Returns false, having added
+   * nothing, when one is not.
+   */
+  addAscii(buf: Buffer, from: number, to: number): boolean {
+    let h1 = this.h1
+    let h2 = this.h2
+    let n = 0
+    for (let i = from; i < to; i++) {
+      const c = buf[i]!
+      if (c >= 0x80 || c === 0x5c) return false
+      if (c <= 0x20 && (c === 0x20 || (c >= 0x09 && c <= 0x0d))) continue
+      h1 = Math.imul(h1 ^ c, 0x01000193)
+      h2 = Math.imul(h2 ^ c, 0x5bd1e995)
+      h2 ^= h2 >>> 15
+      n++
+    }
+    this.h1 = h1
+    this.h2 = h2
+    this.length += n
+    return true
+  }
+
+  /** The two texts are the same, white space aside (but by a chance of about 2^-64). */
+  same(other: TextPrint): boolean {
+    return this.length === other.length && this.h1 === other.h1 && this.h2 === other.h2
+  }
+
+  copy(): TextPrint {
+    const copy = new TextPrint()
+    copy.length = this.length
+    copy.h1 = this.h1
+    copy.h2 = this.h2
+    return copy
+  }
+}
+
+/** The prints of a response's text: all of it, and the answer alone (the same print when it had no reasoning). */
+export interface TextPrints {
+  readonly all: TextPrint
+  readonly answer: TextPrint
 }
 
 const CUTS: number[] = []
@@ -75,15 +171,52 @@ class TextTemplate {
     private readonly reasoning: readonly boolean[],
   ) {}
 
+  /** Its events end in LF LF and hold no CR: where a match ends, the next event begins. */
+  get lfOnly(): boolean {
+    return this.template.lfOnly
+  }
+
+  /** How many events {@link run} gave the text of in its last call. */
+  ran = 0
+
   /** Gives the text of the event `buf[start, end)` to `into` when the event matches; false when it does not. */
-  give(buf: Buffer, start: number, end: number, into: TextSink): boolean {
+  give(buf: Buffer, start: number, end: number, into: CollectedText): boolean {
     const cuts = CUTS
     if (this.template.matchCuts(buf, start, end, cuts) !== end) return false
+    this.pieces(buf, cuts, into)
+    return true
+  }
+
+  /**
+   * Gives the text of each event of the run from `at` that matches, up to `limit`; returns where the run
+   * ends (`at` when the first event does not match), and {@link ran} says how many events it gave.
+   */
+  run(buf: Buffer, at: number, limit: number, into: CollectedText): number {
+    const cuts = CUTS
+    const view = viewOf(buf)
+    const template = this.template
+    let ran = 0
+    for (;;) {
+      const end = template.matchCutsView(buf, view, at, limit, cuts)
+      if (end === -1) break
+      this.pieces(buf, cuts, into)
+      ran++
+      at = end
+    }
+    this.ran = ran
+    return at
+  }
+
+  private pieces(buf: Buffer, cuts: readonly number[], into: CollectedText): void {
     for (let i = 0; i < this.given.length; i++) {
       const k = this.given[i]!
-      into.add(stringAt(buf, cuts[2 * k]!, cuts[2 * k + 1]!), this.reasoning[i])
+      const from = cuts[2 * k]!
+      const to = cuts[2 * k + 1]!
+      const reasoning = this.reasoning[i]
+      // A print takes plain ASCII from the bytes: no string is made for it.
+      if (into.all === undefined && into.addAscii(buf, from, to, reasoning)) continue
+      into.add(stringAt(buf, from, to), reasoning)
     }
-    return true
   }
 
   static learn(
@@ -140,19 +273,86 @@ function freeOf(keys: ReadonlySet<string>): ReadonlySet<string> {
  * last gives the same without being decoded or parsed.
  */
 export class CollectedText implements TextSink {
-  all = ''
-  answer = ''
+  /** The text; undefined when only its prints are kept. */
+  all: string | undefined
+  /** The text but the reasoning; undefined when only its prints are kept. */
+  answer: string | undefined
+  /** The prints, when they are kept instead of the text. */
+  private print: TextPrint | undefined
+  /** The answer's print, once a piece of reasoning made it differ from {@link print}. */
+  private answerPrint: TextPrint | undefined
   private template: TextTemplate | undefined
   private learnt = 0
   private matched = 0
+  /**
+   * The template may pass whole events unread ({@link run}): the event it was learnt from was one the
+   * processor let pass without reading it (see {@link read}), so every event that matches is one it would
+   * let pass too, differing only in its text.
+   */
+  private passes = false
+  /** The template was learnt from the event given last. */
+  private learntNow = false
+
+  /** `prints`: keep the text's prints ({@link prints}), not the text. */
+  constructor(prints = false) {
+    if (prints) this.print = new TextPrint()
+    else this.all = this.answer = ''
+  }
 
   add(text: string, reasoning?: boolean): void {
-    this.all += text
-    if (!reasoning) this.answer += text
+    if (this.all !== undefined) {
+      this.all += text
+      if (!reasoning) this.answer += text
+      return
+    }
+    if (reasoning) this.answerPrint ??= this.print!.copy()
+    else this.answerPrint?.add(text)
+    this.print!.add(text)
+  }
+
+  /** {@link add} of the ASCII text `buf[from, to)` into the prints; false (nothing added) when it is not plain ASCII. */
+  addAscii(buf: Buffer, from: number, to: number, reasoning?: boolean): boolean {
+    // The first piece of reasoning parts the answer from the text: it goes by `add`.
+    if (reasoning) return this.answerPrint !== undefined && this.print!.addAscii(buf, from, to)
+    if (!this.print!.addAscii(buf, from, to)) return false
+    this.answerPrint?.addAscii(buf, from, to)
+    return true
+  }
+
+  /** The prints, when they are kept. */
+  get prints(): TextPrints | undefined {
+    const all = this.print
+    return all === undefined ? undefined : { all, answer: this.answerPrint ?? all }
+  }
+
+  /** Whether {@link run} may pass events now, each ending exactly where its match ends. */
+  get runs(): boolean {
+    return this.passes && this.template!.lfOnly
+  }
+
+  /**
+   * Gives the text of the run of events from `at` that match the template (only when {@link runs}):
+   * those events pass unframed and unread (docs/architecture.md#text-templates). Returns where the run
+   * ends, `at` when the first event does not match.
+   */
+  run(buf: Buffer, at: number, limit: number): number {
+    const template = this.template!
+    const end = template.run(buf, at, limit, this)
+    this.matched += template.ran
+    return end
+  }
+
+  /**
+   * The processor read the event given last (it may carry usage): a template learnt from it passes no
+   * event unread.
+   */
+  read(): void {
+    if (this.learntNow) this.passes = false
   }
 
   /** The text of the event `buf[start, end)`; nothing here may fail the response. */
   event(buf: Buffer, start: number, end: number, framer: Framer, spec: DialectSpec): void {
+    this.learntNow = false
     if (this.template?.give(buf, start, end, this) === true) {
       this.matched++
       return
@@ -188,6 +388,9 @@ export class CollectedText implements TextSink {
     // learning costs, and its template would only stand in the way of the next text event's.
     if (pieces.list.length === 0) return
     this.learnt++
-    this.template = TextTemplate.learn(buf, start, end, freeOf(keys), spec.textCounts, pieces.list) ?? this.template
+    const template = TextTemplate.learn(buf, start, end, freeOf(keys), spec.textCounts, pieces.list)
+    if (template === undefined) return
+    this.template = template
+    this.passes = this.learntNow = true
   }
 }
