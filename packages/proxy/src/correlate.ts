@@ -18,26 +18,35 @@ interface ClientCall {
   /** Joined by the correlation header: a later call with the same header (a retry) is its tap as well. */
   byHeader: boolean
   started: number
+  /** Its place among the client requests, in the order they came. */
+  seq: number
+  /** The print of its answer's text, once the answer is read whole (undefined: no text). */
+  key?: string | undefined
 }
 
 /** A call the gateway made to the provider, seen on the provider-facing listener. */
 interface ProviderCall {
   reading: Reading
   settled: boolean
-  /** The client requests in flight when the call began: the only ones it can belong to. */
-  candidates: ReadonlySet<string>
+  /**
+   * How many client requests had come when the call began: it can belong only to those (`seq` below
+   * this) that were not decided then, which are those not decided now (a decision is never undone).
+   */
+  seq: number
+  /** The prints of its text, once read whole: all of it, and without the reasoning (undefined: no text). */
+  keys?: readonly string[] | undefined
 }
 
-/**
- * The text a client received is the provider's answer (white space aside): all of it, or all of it but
- * the reasoning, which a gateway may drop on the way (docs/sidecar.md#correlation). Compared by their
- * prints: the texts themselves are not kept.
- */
-function sameText(client: Reading, provider: Reading): boolean {
-  const text = client.prints.all
-  if (text.length === 0) return false
-  const { all, answer } = provider.prints
-  return text.same(all) || (answer !== all && text.same(answer))
+/** `index[key]`, a set of what has that key. */
+function addTo<T>(index: Map<string, Set<T>>, key: string, value: T): void {
+  const set = index.get(key)
+  if (set) set.add(value)
+  else index.set(key, new Set([value]))
+}
+
+function removeFrom<T>(index: Map<string, Set<T>>, key: string, value: T): void {
+  const set = index.get(key)
+  if (set?.delete(value) && set.size === 0) index.delete(key)
 }
 
 /**
@@ -47,21 +56,40 @@ function sameText(client: Reading, provider: Reading): boolean {
  * being one request in flight when the call began. A call can belong only to a request in flight when
  * it began; a match that is not unique joins nothing, and the record says why. A joined call's usage
  * enters the request's ledger as the tap's, so the client-facing stream carries it.
+ *
+ * Texts are compared by their prints (docs/sidecar.md#correlation), found through an index by print,
+ * and what a decision waits for is told by the order requests and calls came in: each time something
+ * is read whole, deciding what can be decided costs time in proportion to what is in flight, not to
+ * its square.
  */
 export class Correlator {
+  /** Requests in flight, in the order they came (a Map keeps it). */
   private readonly clients = new Map<string, ClientCall>()
+  /** Requests not decided yet, in the order they came. */
+  private readonly open = new Set<ClientCall>()
+  /** Calls not joined yet, in the order they came. */
   private readonly calls = new Set<ProviderCall>()
+  /** Requests answered whole and not decided, by the print of their text. */
+  private readonly clientsByText = new Map<string, Set<ClientCall>>()
+  /** Calls read whole and not decided, by the prints of their text (with and without the reasoning). */
+  private readonly callsByText = new Map<string, Set<ProviderCall>>()
+  private seq = 0
+  private readonly content: boolean
+  private readonly single: boolean
 
   constructor(
     private readonly strategies: readonly Strategy[],
     private readonly maxWaitMs: number,
-  ) {}
+  ) {
+    this.content = strategies.includes('content')
+    this.single = strategies.includes('single')
+  }
 
   /** A client request is on its way to the gateway with correlation id `id`. */
   client(id: string, exchange: Exchange): void {
     // Until something joins it, the record says why nothing did.
     exchange.correlate({ by: 'none', reason: 'no provider call was matched to it' })
-    this.clients.set(id, {
+    const client: ClientCall = {
       id,
       exchange,
       hold: exchange.hold(this.maxWaitMs),
@@ -69,7 +97,10 @@ export class Correlator {
       settled: false,
       byHeader: false,
       started: Date.now(),
-    })
+      seq: this.seq++,
+    }
+    this.clients.set(id, client)
+    this.open.add(client)
   }
 
   /**
@@ -78,12 +109,12 @@ export class Correlator {
    */
   needsText(id: string): boolean {
     const client = this.clients.get(id)
-    return client !== undefined && !client.settled && this.strategies.includes('content')
+    return client !== undefined && !client.settled && this.content
   }
 
   /** Does a provider call the header did not join need its text read (a join by content)? */
   get callsNeedText(): boolean {
-    return this.strategies.includes('content')
+    return this.content
   }
 
   /** The gateway answered client request `id`: its text is read from `reading`. */
@@ -91,7 +122,14 @@ export class Correlator {
     const client = this.clients.get(id)
     if (!client) return
     client.reading = reading
-    reading.onDone(() => this.settle())
+    reading.onDone(() => {
+      const text = reading.prints.all
+      if (text.length > 0 && !client.settled && this.clients.get(id) === client) {
+        client.key = text.key
+        addTo(this.clientsByText, client.key, client)
+      }
+      this.settle()
+    })
   }
 
   /** Client request `id` is over (its record is written): forget it. */
@@ -99,6 +137,7 @@ export class Correlator {
     const client = this.clients.get(id)
     if (!client) return
     this.clients.delete(id)
+    this.decided(client)
     client.hold.release()
     this.settle()
   }
@@ -117,7 +156,7 @@ export class Correlator {
         const tap = client.exchange.openTap(reading.path, this.maxWaitMs)
         if (tap) {
           if (!client.byHeader) {
-            client.settled = true
+            this.decided(client)
             client.byHeader = true
             client.exchange.correlate({ by: 'header' })
             client.hold.release() // the tap holds the final usage event itself
@@ -126,15 +165,18 @@ export class Correlator {
         }
       }
     }
-    const candidates = new Set<string>()
-    for (const client of this.clients.values()) if (!client.settled) candidates.add(client.id)
-    const call: ProviderCall = { reading, settled: false, candidates }
+    const call: ProviderCall = { reading, settled: false, seq: this.seq }
     this.calls.add(call)
     reading.onDone(() => {
+      const { all, answer } = reading.prints
+      if (all.length > 0 && !call.settled) {
+        call.keys = answer !== all && answer.length > 0 ? [all.key, answer.key] : [all.key]
+        for (const key of call.keys) addTo(this.callsByText, key, call)
+      }
       // A call nothing joins is forgotten once no request could still be waiting for it.
       setTimeout(
         () => {
-          this.calls.delete(call)
+          this.drop(call)
           this.settle()
         },
         2 * this.maxWaitMs + 1000,
@@ -149,46 +191,73 @@ export class Correlator {
     return { clients: this.clients.size, calls: this.calls.size }
   }
 
+  /** The request is joined, or will be joined to nothing: it is a candidate no more. */
+  private decided(client: ClientCall): void {
+    client.settled = true
+    this.open.delete(client)
+    if (client.key !== undefined) removeFrom(this.clientsByText, client.key, client)
+  }
+
+  /** The call is joined, or forgotten. */
+  private drop(call: ProviderCall): void {
+    call.settled = true
+    this.calls.delete(call)
+    if (call.keys !== undefined) for (const key of call.keys) removeFrom(this.callsByText, key, call)
+  }
+
   /** Tries to join what can be decided now, and lets go of requests nothing can join any more. */
   private settle(): void {
-    for (const call of [...this.calls]) {
+    // The first request not decided whose answer is not read whole yet: a call that began after it must
+    // wait for its text (it may be that call's). Decisions below never change it: they decide requests
+    // whose answers are read.
+    let firstUnread = Infinity
+    for (const client of this.open) {
+      if (!client.reading?.done) {
+        firstUnread = client.seq
+        break
+      }
+    }
+    // The last call still being read: a request it may belong to waits for its text (a twin would make a
+    // match ambiguous). Decisions below never change it either: they decide calls that are read.
+    let lastUnread = -1
+    for (const call of this.calls) if (!call.reading.done) lastUnread = call.seq
+    for (const call of this.calls) {
       if (call.settled || !call.reading.done) continue
       if (!call.reading.whole && !call.reading.final) {
-        this.calls.delete(call) // a call that failed without usage joins nothing
+        this.drop(call) // a call that failed without usage joins nothing
         continue
       }
-      const candidates = this.candidates(call)
       // Strongest first: content is decided once every candidate's text is known.
-      if (candidates.some((client) => !client.reading?.done)) continue
-      if (this.strategies.includes('content') && this.byContent(call, candidates)) continue
-      if (this.strategies.includes('single')) this.bySingle(call, candidates)
+      if (call.seq > firstUnread) continue
+      if (this.content && this.byContent(call, lastUnread)) continue
+      if (this.single) this.bySingle(call)
     }
     this.giveUp()
   }
 
-  private candidates(call: ProviderCall): ClientCall[] {
+  /** The requests decided not yet, come before `call` began, whose text is one of `keys`. */
+  private sameAs(call: ProviderCall): ClientCall[] {
     const out: ClientCall[] = []
-    for (const id of call.candidates) {
-      const client = this.clients.get(id)
-      if (client && !client.settled) out.push(client)
+    for (const key of call.keys ?? []) {
+      for (const client of this.clientsByText.get(key) ?? []) {
+        if (client.seq < call.seq && !out.includes(client)) out.push(client)
+      }
     }
     return out
   }
 
-  /** Other calls not yet joined that could belong to `client`. */
-  private rivals(call: ProviderCall, client: ClientCall): ProviderCall[] {
-    return [...this.calls].filter((other) => other !== call && !other.settled && other.candidates.has(client.id))
-  }
-
-  private byContent(call: ProviderCall, candidates: ClientCall[]): boolean {
-    if (call.reading.prints.all.length === 0) return false
-    const same = candidates.filter((client) => sameText(client.reading!, call.reading))
+  private byContent(call: ProviderCall, lastUnread: number): boolean {
+    if (call.keys === undefined) return false
+    const same = this.sameAs(call)
     if (same.length === 0) return false
     if (same.length === 1) {
       const client = same[0]!
-      const rivals = this.rivals(call, client)
-      if (rivals.some((other) => !other.reading.done)) return true // decided when they are
-      const twins = rivals.filter((other) => sameText(client.reading!, other.reading))
+      // Another call that began while the request was in flight may be its, and is not read yet.
+      if (lastUnread > client.seq) return true // decided when it is
+      const twins: ProviderCall[] = []
+      for (const other of this.callsByText.get(client.key!) ?? []) {
+        if (other !== call && other.seq > client.seq) twins.push(other)
+      }
       if (twins.length === 0) {
         this.join(client, call, 'content')
         return true
@@ -203,29 +272,31 @@ export class Correlator {
 
   private ambiguous(clients: ClientCall[], calls: ProviderCall[], n: number): void {
     for (const client of clients) {
-      client.settled = true
+      this.decided(client)
       client.exchange.correlate({
         by: 'none',
         reason: `ambiguous: ${n} requests in flight with the same generated text`,
       })
       client.hold.release()
     }
-    for (const call of calls) {
-      call.settled = true
-      this.calls.delete(call)
-    }
+    for (const call of calls) this.drop(call)
   }
 
-  private bySingle(call: ProviderCall, candidates: ClientCall[]): void {
-    if (candidates.length !== 1) return
-    const client = candidates[0]!
-    if (this.rivals(call, client).length === 0) this.join(client, call, 'single')
+  private bySingle(call: ProviderCall): void {
+    // Exactly one request not decided came before the call began.
+    const first = this.open.values()
+    const only = first.next().value
+    if (only === undefined || only.seq >= call.seq) return
+    const second = first.next().value
+    if (second !== undefined && second.seq < call.seq) return
+    // ...and no other call not joined began after it came (any such call may be its).
+    for (const other of this.calls) if (other !== call && other.seq > only.seq) return
+    this.join(only, call, 'single')
   }
 
   private join(client: ClientCall, call: ProviderCall, by: Strategy): void {
-    client.settled = true
-    call.settled = true
-    this.calls.delete(call)
+    this.decided(client)
+    this.drop(call)
     const { ledger } = call.reading
     client.exchange.ledger.observe('tap', ledger.usage(), ledger.sources())
     client.exchange.correlate({ by })
@@ -238,10 +309,13 @@ export class Correlator {
    * joined to nothing: its final usage event waits no longer (it would wait out `maxWaitMs`).
    */
   private giveUp(): void {
-    for (const client of this.clients.values()) {
-      if (client.settled || !client.reading?.done) continue
-      const open = [...this.calls].some((call) => !call.settled && call.candidates.has(client.id))
-      if (!open) client.hold.release()
+    let lastCall = -1
+    for (const call of this.calls) lastCall = call.seq
+    for (const client of this.open) {
+      if (client.seq >= lastCall) {
+        // No call not joined began after this request came, nor after any later one.
+        if (client.reading?.done) client.hold.release()
+      }
     }
   }
 }

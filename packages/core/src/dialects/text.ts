@@ -109,6 +109,11 @@ export class TextPrint {
     return this.length === other.length && this.h1 === other.h1 && this.h2 === other.h2
   }
 
+  /** The print as a string: two prints are the same when their keys are. */
+  get key(): string {
+    return `${this.length}:${this.h1}:${this.h2}`
+  }
+
   copy(): TextPrint {
     const copy = new TextPrint()
     copy.length = this.length
