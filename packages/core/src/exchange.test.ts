@@ -198,6 +198,24 @@ describe('hold points', () => {
     await new Promise((r) => setTimeout(r, 60))
     expect(Buffer.concat(out).toString()).toBe(start(5) + delta(5, 3))
   })
+
+  it('the wait begins when the final event is held, not when the hold was asked for: a long stream still waits', async () => {
+    const { meter } = setup()
+    const exchange = meter.begin({ method: 'POST', url: '/v1/messages' })!
+    const hold = exchange.hold(40)
+    exchange.respond({ status: 200, headers: SSE }, { decoders: [] })
+    const out: Uint8Array[] = []
+    exchange.connect({ write: (chunks) => out.push(...chunks), end: () => {} })
+    out.push(...exchange.push(Buffer.from(start(5) + text)))
+    // The stream goes on longer than the wait.
+    await new Promise((r) => setTimeout(r, 80))
+    out.push(...exchange.push(Buffer.from(delta(5, 3))))
+    expect(Buffer.concat(out).toString()).toBe(start(5) + text)
+    await new Promise((r) => setTimeout(r, 10))
+    exchange.ledger.observe('tap', { input: 1234, output: 77 }, { input: 'tap', output: 'tap' })
+    hold.release()
+    expect(Buffer.concat(out).toString()).toContain('"usage":{"input_tokens":1234,"output_tokens":77}')
+  })
 })
 
 describe('sinks', () => {

@@ -161,6 +161,8 @@ export class Exchange implements HoldPolicy {
   private notRead: string | undefined
   private ignored = false
   private holds = 0
+  /** Holds whose wait has not begun: it begins when a final usage event is held (`shouldHold`). */
+  private holdClocks: Array<() => void> | undefined
   private port: Port | undefined
   private finished: UsageRecord | undefined | null = null
   private attributes: Record<string, string> | undefined
@@ -372,7 +374,13 @@ export class Exchange implements HoldPolicy {
 
   /** The processor asks before an event with final usage leaves. */
   shouldHold(): boolean {
-    return this.holds > 0
+    if (this.holds === 0) return false
+    const clocks = this.holdClocks
+    if (clocks !== undefined) {
+      this.holdClocks = undefined
+      for (const start of clocks) start()
+    }
+    return true
   }
 
   /**
@@ -443,14 +451,19 @@ export class Exchange implements HoldPolicy {
 
   /**
    * A truer source (the upstream tap, a sidecar's provider side) is on its way: the final usage event
-   * may wait for it, at most `maxMs`. Call before the response head; `release()` when the source has
-   * written to the ledger (or failed).
+   * may wait for it, at most `maxMs` from when it is held (a stream longer than `maxMs` still waits for
+   * it at its end). Call before the response head; `release()` when the source has written to the ledger
+   * (or failed).
    */
   hold(maxMs = 250): Hold {
     this.holds++
     let released = false
-    const timer = setTimeout(() => release(), maxMs)
-    timer.unref?.()
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const start = (): void => {
+      if (released || timer !== undefined) return
+      timer = setTimeout(() => release(), maxMs)
+      timer.unref?.()
+    }
     const release = (): void => {
       if (released) return
       released = true
@@ -462,6 +475,9 @@ export class Exchange implements HoldPolicy {
           this.releaseStart()
       }
     }
+    // Held already (a tap opened late): the wait begins now.
+    if (this.processor?.holding === true) start()
+    else (this.holdClocks ??= []).push(start)
     return { release }
   }
 

@@ -49,6 +49,18 @@ class ModelReading {
     if (this.done) listener()
     else this.listeners.push(listener)
   }
+  /** The text read so far, the body still coming. */
+  progress(text: string, reasoning = ''): void {
+    this.prints = ModelReading.prints(text, reasoning)
+  }
+  static prints(text: string, reasoning: string): TextPrints {
+    const all = new TextPrint()
+    all.add(reasoning + text)
+    if (reasoning === '') return { all, answer: all }
+    const answer = new TextPrint()
+    answer.add(text)
+    return { all, answer }
+  }
   finish(text: string, reasoning: string, whole: boolean, final: boolean): void {
     const all = new TextPrint()
     all.add(reasoning + text)
@@ -260,6 +272,87 @@ describe('Correlator, indexed', () => {
     }
     expect(states.every((s) => (s.correlation as { by: string }).by === 'content' && s.tapped === 1)).toBe(true)
     expect(correlator.size).toEqual({ clients: n, calls: 0 })
+  })
+
+  describe('while other answers are still coming', () => {
+    /** Requests `a` and `c` in flight, each with its call; `c`'s answer and call read whole, with `text`. */
+    function twoInFlight(text: string) {
+      const correlator = new Correlator(['content', 'single'], 60_000)
+      const a = modelExchange()
+      const c = modelExchange()
+      correlator.client('a', a.exchange)
+      correlator.client('c', c.exchange)
+      const callA = new ModelReading()
+      const callC = new ModelReading()
+      correlator.call(callA as unknown as SidecarReading, undefined)
+      correlator.call(callC as unknown as SidecarReading, undefined)
+      const answerA = new ModelReading()
+      correlator.answered('a', answerA as unknown as SidecarReading)
+      const answerC = new ModelReading()
+      correlator.answered('c', answerC as unknown as SidecarReading)
+      return { correlator, a, c, callA, callC, answerA, answerC, text }
+    }
+
+    it('joins at once when what is still coming already differs, or is longer', () => {
+      for (const sofar of ['Sure, here', 'Something else entirely', 'Hi there, hi there, hi there, and more']) {
+        const t = twoInFlight('Hi there')
+        t.callA.progress(sofar)
+        t.answerA.progress(sofar)
+        t.callC.finish(t.text, '', true, true)
+        t.answerC.finish(t.text, '', true, false)
+        expect(t.c.state.correlation).toEqual({ by: 'content' })
+        expect(t.c.state.released).toBe(1)
+      }
+    })
+
+    it('waits for a call still coming whose text so far starts the same, and joins nothing if it ends the same', () => {
+      const t = twoInFlight('Hi there, friend')
+      t.callA.progress('Hi th')
+      t.answerA.progress('Hi th')
+      t.callC.finish(t.text, '', true, true)
+      t.answerC.finish(t.text, '', true, false)
+      expect(t.c.state.correlation).toEqual({ by: 'none', reason: 'no provider call was matched to it' })
+      t.callA.finish(t.text, '', true, true)
+      t.answerA.finish(t.text, '', true, false)
+      expect(t.c.state.correlation).toEqual({
+        by: 'none',
+        reason: 'ambiguous: 2 requests in flight with the same generated text',
+      })
+    })
+
+    it('waits for a call still coming whose answer so far, its reasoning aside, starts the same', () => {
+      const t = twoInFlight('Hi there, friend')
+      // Its reasoning differs, but a gateway that drops the reasoning would send only the answer. (`a`'s own
+      // answer is read whole first, so only the call still coming can hold `c`'s join.)
+      t.answerA.finish('Hi yourself', '', true, false)
+      t.callA.progress('Hi', 'Let me think')
+      t.callC.finish(t.text, '', true, true)
+      t.answerC.finish(t.text, '', true, false)
+      expect(t.c.state.correlation).toEqual({ by: 'none', reason: 'no provider call was matched to it' })
+      t.callA.finish('Hi yourself', 'Let me think', true, true)
+      expect(t.c.state.correlation).toEqual({ by: 'content' })
+      expect(t.a.state.correlation).toEqual({ by: 'content' })
+    })
+
+    it("a call waits for an older request's answer still coming that starts as the call's text", () => {
+      const correlator = new Correlator(['content'], 60_000)
+      const a = modelExchange()
+      const c = modelExchange()
+      correlator.client('a', a.exchange)
+      correlator.client('c', c.exchange)
+      const call = new ModelReading()
+      correlator.call(call as unknown as SidecarReading, undefined)
+      const answerA = new ModelReading()
+      const answerC = new ModelReading()
+      correlator.answered('a', answerA as unknown as SidecarReading)
+      correlator.answered('c', answerC as unknown as SidecarReading)
+      answerA.progress('The answ')
+      call.finish('The answer', '', true, true)
+      answerC.finish('The answer', '', true, false)
+      expect(c.state.correlation).toEqual({ by: 'none', reason: 'no provider call was matched to it' })
+      answerA.finish('The answer is no', '', true, false)
+      expect(c.state.correlation).toEqual({ by: 'content' })
+    })
   })
 
   it('a match waits for every call that began after its request came, not only for the oldest still read', () => {

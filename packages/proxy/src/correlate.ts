@@ -1,4 +1,4 @@
-import type { Exchange, Hold, UpstreamTap } from '@usagewire/core'
+import type { Exchange, Hold, TextPrint, TextPrints, UpstreamTap } from '@usagewire/core'
 import type { Reading } from './reading.js'
 
 /** How a client request is joined to the gateway's call to the provider, strongest first (docs/sidecar.md#correlation). */
@@ -35,7 +35,16 @@ interface ProviderCall {
   seq: number
   /** The prints of its text, once read whole: all of it, and without the reasoning (undefined: no text). */
   keys?: readonly string[] | undefined
+  prints?: TextPrints | undefined
 }
+
+/** A text still being read, `prints`, may yet become `text`: with its reasoning or without. */
+function mayBecome(prints: TextPrints, text: TextPrint): boolean {
+  return prints.all.mayBecome(text) || (prints.answer !== prints.all && prints.answer.mayBecome(text))
+}
+
+/** How soon a join that waits for text still coming is looked at again, in ms. */
+const RECHECK_MS = 20
 
 /** `index[key]`, a set of what has that key. */
 function addTo<T>(index: Map<string, Set<T>>, key: string, value: T): void {
@@ -74,6 +83,9 @@ export class Correlator {
   /** Calls read whole and not decided, by the prints of their text (with and without the reasoning). */
   private readonly callsByText = new Map<string, Set<ProviderCall>>()
   private seq = 0
+  /** A join waits for answers or calls still coming, whose text so far may rule them out: look again soon. */
+  private waiting = false
+  private recheck: ReturnType<typeof setTimeout> | undefined
   private readonly content: boolean
   private readonly single: boolean
 
@@ -170,6 +182,7 @@ export class Correlator {
     reading.onDone(() => {
       const { all, answer } = reading.prints
       if (all.length > 0 && !call.settled) {
+        call.prints = reading.prints
         call.keys = answer !== all && answer.length > 0 ? [all.key, answer.key] : [all.key]
         for (const key of call.keys) addTo(this.callsByText, key, call)
       }
@@ -207,9 +220,10 @@ export class Correlator {
 
   /** Tries to join what can be decided now, and lets go of requests nothing can join any more. */
   private settle(): void {
-    // The first request not decided whose answer is not read whole yet: a call that began after it must
-    // wait for its text (it may be that call's). Decisions below never change it: they decide requests
-    // whose answers are read.
+    this.waiting = false
+    // The first request not decided whose answer is not read whole yet: a call that began after it waits
+    // for its text (it may be that call's) unless the text so far rules that out. Decisions below never
+    // change it: they decide requests whose answers are read.
     let firstUnread = Infinity
     for (const client of this.open) {
       if (!client.reading?.done) {
@@ -217,22 +231,54 @@ export class Correlator {
         break
       }
     }
-    // The last call still being read: a request it may belong to waits for its text (a twin would make a
-    // match ambiguous). Decisions below never change it either: they decide calls that are read.
-    let lastUnread = -1
-    for (const call of this.calls) if (!call.reading.done) lastUnread = call.seq
     for (const call of this.calls) {
       if (call.settled || !call.reading.done) continue
       if (!call.reading.whole && !call.reading.final) {
         this.drop(call) // a call that failed without usage joins nothing
         continue
       }
-      // Strongest first: content is decided once every candidate's text is known.
-      if (call.seq > firstUnread) continue
-      if (this.content && this.byContent(call, lastUnread)) continue
-      if (this.single) this.bySingle(call)
+      // Strongest first: content, once no request whose answer is still coming may have the same text.
+      if (this.content && this.byContent(call, firstUnread)) continue
+      // One request in flight, once its answer is read (what it is does not matter).
+      if (this.single && call.seq <= firstUnread) this.bySingle(call)
     }
     this.giveUp()
+    // What waits is told by text still coming, which tells nothing as it comes: the text so far is looked
+    // at again a little later, rather than only when the next answer or call ends.
+    if (this.waiting && this.recheck === undefined) {
+      this.recheck = setTimeout(() => {
+        this.recheck = undefined
+        this.settle()
+      }, RECHECK_MS)
+      this.recheck.unref()
+    }
+  }
+
+  /**
+   * A request not decided, come before `call` began, whose answer is still being read and may yet have the
+   * call's text: its text so far is no longer than the call's and starts as it does.
+   */
+  private mayStillMatch(call: ProviderCall, firstUnread: number): boolean {
+    if (call.seq <= firstUnread) return false
+    const { all, answer } = call.prints!
+    for (const client of this.open) {
+      if (client.seq >= call.seq) break
+      const reading = client.reading
+      if (reading?.done) continue
+      if (reading === undefined) return true // no answer yet: any text may come
+      const text = reading.prints.all
+      if (text.mayBecome(all) || (answer !== all && text.mayBecome(answer))) return true
+    }
+    return false
+  }
+
+  /** A call not joined, begun after `client` came, still being read, whose text may yet be the client's. */
+  private mayBeTwin(client: ClientCall, call: ProviderCall, text: TextPrint): boolean {
+    for (const other of this.calls) {
+      if (other === call || other.seq <= client.seq || other.reading.done) continue
+      if (mayBecome(other.reading.prints, text)) return true
+    }
+    return false
   }
 
   /** The requests decided not yet, come before `call` began, whose text is one of `keys`. */
@@ -246,14 +292,16 @@ export class Correlator {
     return out
   }
 
-  private byContent(call: ProviderCall, lastUnread: number): boolean {
+  private byContent(call: ProviderCall, firstUnread: number): boolean {
     if (call.keys === undefined) return false
     const same = this.sameAs(call)
+    // No answer read whole has the call's text: one still being read may, or none does.
     if (same.length === 0) return false
+    if (this.mayStillMatch(call, firstUnread)) return (this.waiting = true) // decided when it is read
     if (same.length === 1) {
       const client = same[0]!
-      // Another call that began while the request was in flight may be its, and is not read yet.
-      if (lastUnread > client.seq) return true // decided when it is
+      // Another call that began while the request was in flight may be its, and may yet be a twin.
+      if (this.mayBeTwin(client, call, client.reading!.prints.all)) return (this.waiting = true) // decided when it is read
       const twins: ProviderCall[] = []
       for (const other of this.callsByText.get(client.key!) ?? []) {
         if (other !== call && other.seq > client.seq) twins.push(other)

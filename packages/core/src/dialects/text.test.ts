@@ -356,8 +356,21 @@ describe('TextPrint', () => {
         }
         expect(inPieces.same(whole)).toBe(true)
         expect(fromBytes.same(whole)).toBe(true)
+        // The head: the first code units but white space, however the text came.
+        expect(whole.head).toBe(pieces.join('').replace(/\s+/g, '').slice(0, TextPrint.HEAD))
+        expect(inPieces.head).toBe(whole.head)
+        expect(fromBytes.head).toBe(whole.head)
       }),
     )
+  })
+
+  it('a text still growing may become another only while it is a start of it, white space aside', () => {
+    const whole = printOf('Hello, world! '.repeat(5))
+    expect(printOf('Hel lo,').mayBecome(whole)).toBe(true)
+    expect(printOf('').mayBecome(whole)).toBe(true)
+    expect(printOf('Help').mayBecome(whole)).toBe(false)
+    expect(printOf('Hello, world! '.repeat(6)).mayBecome(whole)).toBe(false) // longer already
+    expect(whole.mayBecome(whole)).toBe(true)
   })
 
   it('tells apart texts of the same length that differ in one character', () => {

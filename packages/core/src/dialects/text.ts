@@ -59,6 +59,12 @@ const SEED_2 = (Math.random() * 0x100000000) >>> 0
 export class TextPrint {
   /** The code units counted, white space aside: 0 when the text is only white space, or none. */
   length = 0
+  /**
+   * Its first {@link TextPrint.HEAD} code units, white space aside: a text still growing whose head
+   * differs from another's, or that is longer already, can never become the same (docs/sidecar.md#correlation).
+   */
+  head = ''
+  static readonly HEAD = 32
   private h1 = SEED_1
   private h2 = SEED_2
 
@@ -70,6 +76,7 @@ export class TextPrint {
     for (let i = 0; i < text.length; i++) {
       const c = text.charCodeAt(i)
       if ((c <= 0x20 || c >= 0xa0) && isSpace(c)) continue
+      if (this.head.length < TextPrint.HEAD) this.head += text[i]
       h1 = Math.imul(h1 ^ c, 0x01000193)
       h2 = Math.imul(h2 ^ c, 0x5bd1e995)
       h2 ^= h2 >>> 15
@@ -98,10 +105,23 @@ export class TextPrint {
       h2 ^= h2 >>> 15
       n++
     }
+    // The head is taken once the bytes are known to be plain text (rarely: only the first pieces).
+    for (let i = from; i < to && this.head.length < TextPrint.HEAD; i++) {
+      const c = buf[i]!
+      if (!(c === 0x20 || (c >= 0x09 && c <= 0x0d))) this.head += String.fromCharCode(c)
+    }
     this.h1 = h1
     this.h2 = h2
     this.length += n
     return true
+  }
+
+  /**
+   * This text, still growing, may yet become `whole` (white space aside): it is no longer than it, and
+   * its head is the start of `whole`'s.
+   */
+  mayBecome(whole: TextPrint): boolean {
+    return this.length <= whole.length && whole.head.startsWith(this.head)
   }
 
   /** The two texts are the same, white space aside (but by a chance of about 2^-64). */
@@ -117,6 +137,7 @@ export class TextPrint {
   copy(): TextPrint {
     const copy = new TextPrint()
     copy.length = this.length
+    copy.head = this.head
     copy.h1 = this.h1
     copy.h2 = this.h2
     return copy
