@@ -162,8 +162,11 @@ describe('correlation', () => {
   })
 })
 
-/** An OpenAI Chat provider whose answer and usage follow the prompt: `n` → "answer n", prompt_tokens 100 + n. */
-async function echoProvider() {
+/**
+ * An OpenAI Chat provider whose answer and usage follow the prompt: `n` → "answer n", prompt_tokens 100 + n.
+ * With `more`, the answer goes on with those pieces, each `everyMs` after the last.
+ */
+async function echoProvider(more: string[] = [], everyMs = 0) {
   const server = http.createServer((req, res) => {
     let text = ''
     req.on('data', (d) => (text += d))
@@ -172,9 +175,9 @@ async function echoProvider() {
       const chunk = (data: object) =>
         `data: ${JSON.stringify({ object: 'chat.completion.chunk', model: 'gpt-4.1', ...data })}\n\n`
       res.writeHead(200, { 'content-type': 'text/event-stream' })
-      for (const piece of ['answer ', String(n)]) {
+      for (const piece of ['answer ', String(n), ...more]) {
         res.write(chunk({ choices: [{ index: 0, delta: { content: piece } }] }))
-        await new Promise((r) => setTimeout(r, 5 + ((n * 7) % 11)))
+        await new Promise((r) => setTimeout(r, everyMs || 5 + ((n * 7) % 11)))
       }
       res.write(chunk({ choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] }))
       res.write(
@@ -190,21 +193,6 @@ describe('no cross-talk', () => {
   it('12 concurrent requests with different answers: each client gets its own numbers, joined by content', async () => {
     const provider = await echoProvider()
     open.push(provider)
-    // A gateway that drops the correlation header (as most do) and zeroes the usage it forwards.
-    const dropping =
-      (providerUrl: () => string): http.RequestListener =>
-      (req, res) => {
-        const headers = { ...req.headers }
-        delete headers['x-usagewire-correlation']
-        delete headers.host
-        const upstream = http.request(new URL(req.url ?? '/', providerUrl()), { method: req.method, headers }, (up) => {
-          res.writeHead(up.statusCode ?? 502, up.headers)
-          up.setEncoding('utf8')
-          up.on('data', (text: string) => res.write(text.replace(/"prompt_tokens":\d+/, '"prompt_tokens":0')))
-          up.on('end', () => res.end())
-        })
-        req.pipe(upstream)
-      }
     const sidecar = await aroundGateway(dropping, provider.url, open)
     const client = new OpenAI({ apiKey: 'x', baseURL: `${sidecar.url}/v1`, maxRetries: 0 })
     const seen = await Promise.all(
@@ -230,6 +218,50 @@ describe('no cross-talk', () => {
     }
     await waitFor(() => sidecar.records.length === 12 || undefined, '12 records')
     expect(sidecar.records.map((r) => r.correlation?.by)).toEqual(Array(12).fill('content'))
+  })
+})
+
+/** A gateway that drops the correlation header (as most do) and zeroes the usage it forwards. */
+const dropping =
+  (providerUrl: () => string): http.RequestListener =>
+  (req, res) => {
+    const headers = { ...req.headers }
+    delete headers['x-usagewire-correlation']
+    delete headers.host
+    const upstream = http.request(new URL(req.url ?? '/', providerUrl()), { method: req.method, headers }, (up) => {
+      res.writeHead(up.statusCode ?? 502, up.headers)
+      up.setEncoding('utf8')
+      up.on('data', (text: string) => res.write(text.replace(/"prompt_tokens":\d+/, '"prompt_tokens":0')))
+      up.on('end', () => res.end())
+    })
+    req.pipe(upstream)
+  }
+
+describe('streams longer than the wait, overlapping', () => {
+  it('each is joined by content, and its final usage carries the provider numbers', async () => {
+    // Answers of ~0.4 s that begin 40 ms apart, against a wait of 150 ms: each answer ends while later
+    // ones are still coming, and all share their first word.
+    const provider = await echoProvider([' and', ' then', ' some', ' more', ' words', ' to', ' end'], 50)
+    open.push(provider)
+    const sidecar = await aroundGateway(dropping, provider.url, open, { maxWaitMs: 150 })
+    const client = new OpenAI({ apiKey: 'x', baseURL: `${sidecar.url}/v1`, maxRetries: 0 })
+    const seen = await Promise.all(
+      Array.from({ length: 8 }, async (_, n) => {
+        await new Promise((r) => setTimeout(r, 40 * n))
+        const stream = await client.chat.completions.create({
+          model: 'gpt-4.1',
+          stream: true,
+          stream_options: { include_usage: true },
+          messages: [{ role: 'user', content: String(n) }],
+        })
+        let prompt = -1
+        for await (const chunk of stream) if (chunk.usage) prompt = chunk.usage.prompt_tokens
+        return { n, prompt }
+      }),
+    )
+    for (const { n, prompt } of seen) expect(prompt).toBe(100 + n)
+    await waitFor(() => sidecar.records.length === 8 || undefined, '8 records')
+    expect(sidecar.records.map((r) => r.correlation?.by)).toEqual(Array(8).fill('content'))
   })
 })
 
